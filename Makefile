@@ -1,0 +1,23 @@
+# All set-up happens here: each target creates .venv on first use.
+PY ?= python3.11
+VENV ?= .venv
+BIN = $(VENV)/bin
+# torch/torchvision versions pip takes from this machine's disk (override on other machines: make TORCH_PINS=)
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+
+$(BIN)/.installed: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q $(TORCH_PINS)
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(BIN)/.installed
+
+demo: venv
+	HF_HUB_OFFLINE=1 $(BIN)/nlp-cv-tricks train recipes/quickstart.yaml
+
+test: venv
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
+
+.PHONY: venv demo test

@@ -1,0 +1,28 @@
+"""nlp-cv-tricks: fine-tuning NLP and CV models with the tuning tricks practitioners swear by.
+
+Importing the package registers its model architectures with the ``transformers`` Auto classes, so
+``AutoModelFor*.from_pretrained(dir)`` loads models it trained.
+"""
+
+__version__ = "0.1.0"
+
+from .config import Recipe, RecipeError, load_recipe  # noqa: E402
+from .engine.events import Trick  # noqa: E402
+from . import tasks as _tasks  # noqa: E402,F401  (registers the built-in tasks)
+
+
+def _register() -> None:
+    """Registration hooks of the package's own modules (architectures, tasks, subcommands)."""
+
+
+_register()
+
+__all__ = ["Recipe", "RecipeError", "load_recipe", "Trick", "__version__"]
+
+
+def __getattr__(name):  # lazy: importing the package stays cheap
+    if name == "Trainer":
+        from .engine.trainer import Trainer
+
+        return Trainer
+    raise AttributeError(name)

@@ -1,0 +1,166 @@
+"""The ``nlp-cv-tricks`` command. ``scripts/train.py`` (for ``accelerate launch``) runs the same ``train``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from typing import Callable, Optional
+
+__all__ = ["main", "train_main", "register_cli"]
+
+_EXTRA_CLIS: list[Callable] = []
+
+
+def register_cli(add: Callable) -> None:
+    """Other modules add subcommands: ``add(subparsers)`` must set ``func`` on its parser."""
+    _EXTRA_CLIS.append(add)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO,
+                        datefmt="%H:%M:%S")
+    for noisy in ("transformers", "datasets", "accelerate", "huggingface_hub", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def train_main(recipe_path: str, overrides: list[str]):
+    from .config import load_recipe
+    from .engine.trainer import Trainer
+
+    recipe = load_recipe(recipe_path, overrides)
+    trainer = Trainer.from_recipe(recipe)
+    result = trainer.fit()
+    if trainer.accelerator.is_main_process:
+        key = trainer._metric_key()
+        print()
+        print(f"run directory : {result.output_dir}")
+        if result.best_metric is not None:
+            print(f"best {key:<9}: {result.best_metric:.4f} (step {result.best_step} of {result.global_step})")
+        acc = result.metrics.get("eval/accuracy")
+        if acc is not None:
+            print(f"dev accuracy  : {acc:.4f} (last evaluation)")
+        print(f"train time    : {result.train_seconds:.1f} s")
+        print(f"model saved to: {result.model_dir}")
+        print("load it with  : from transformers import AutoModelForSequenceClassification, AutoTokenizer")
+        print(f"                model = AutoModelForSequenceClassification.from_pretrained({result.model_dir!r})")
+        print(f"                tokenizer = AutoTokenizer.from_pretrained({result.model_dir!r})")
+        print(f"or evaluate   : nlp-cv-tricks eval {result.model_dir} --data FILE")
+    return result
+
+
+def _cmd_train(args) -> int:
+    train_main(args.recipe, args.overrides)
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from .config import atomic_write_text
+    from .inference import evaluate_file
+
+    metrics = evaluate_file(args.model_dir, args.data, fmt=args.format, text_column=args.text_column,
+                            text_pair_column=args.text_pair_column, label_column=args.label_column,
+                            batch_size=args.batch_size)
+    text = json.dumps(metrics, indent=2)
+    if args.out:
+        if os.path.exists(args.out) and not args.overwrite:
+            raise FileExistsError(f"{args.out} exists; choose another --out or pass --overwrite")
+        atomic_write_text(args.out, text + "\n")
+    print(text)
+    return 0
+
+
+def _cmd_predict(args) -> int:
+    from .inference import predict_file
+
+    n = predict_file(args.model_dir, args.data, args.out, fmt=args.format, text_column=args.text_column,
+                     text_pair_column=args.text_pair_column, batch_size=args.batch_size, overwrite=args.overwrite)
+    print(f"wrote {n} predictions to {args.out}")
+    return 0
+
+
+def _cmd_push(args) -> int:
+    from .hub import push
+
+    result = push(args.path, args.repo_id, private=args.private, dry_run=args.dry_run,
+                  commit_message=args.message)
+    if args.dry_run:
+        print(f"dry run: would create/update {'private' if args.private else 'public'} model repo {args.repo_id}")
+        print(f"from {result['model_dir']}, uploading {len(result['files'])} files:")
+        for f in result["files"]:
+            size = result["sizes"].get(f)
+            print(f"  {f}" + (f"  ({size:,} bytes)" if size is not None else "  (generated model card)"))
+    else:
+        print(f"uploaded {len(result['files'])} files to {result['url']}")
+    return 0
+
+
+def _data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model_dir", help="a saved model directory, or a run directory (its best/ model is used)")
+    p.add_argument("--data", required=True, help="data file (csv, tsv, json, jsonl, parquet, or the recipe's format)")
+    p.add_argument("--format", default=None, help="override the data format saved with the model")
+    p.add_argument("--text-column", default=None)
+    p.add_argument("--text-pair-column", default=None)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nlp-cv-tricks", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train from a recipe: nlp-cv-tricks train RECIPE [key=value ...]")
+    p.add_argument("recipe")
+    p.add_argument("overrides", nargs="*", help="recipe overrides such as train.learning_rate=3e-5")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a saved model on a labelled data file (metrics JSON)")
+    _data_args(p)
+    p.add_argument("--label-column", default=None)
+    p.add_argument("--out", default=None, help="also write the metrics JSON here")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("predict", help="label a data file with a saved model (predictions with probabilities)")
+    _data_args(p)
+    p.add_argument("--out", required=True, help="output file: .jsonl (default) or .csv")
+    p.set_defaults(func=_cmd_predict)
+
+    p = sub.add_parser("push", help="upload a model to the Hugging Face Hub with a generated model card")
+    p.add_argument("path", help="run directory or model directory")
+    p.add_argument("--repo-id", required=True)
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--dry-run", action="store_true", help="list exactly what would be uploaded, upload nothing")
+    p.add_argument("--message", default=None, help="commit message")
+    p.set_defaults(func=_cmd_push)
+
+    import nlp_cv_tricks  # noqa: F401  (modules register their subcommands on import)
+
+    for add in _EXTRA_CLIS:
+        add(sub)
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    _setup_logging()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .config import RecipeError
+    from .data.text import DataError
+
+    try:
+        return int(args.func(args) or 0)
+    except (RecipeError, DataError, FileExistsError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,394 @@
+"""Recipes: YAML files loaded into typed dataclasses, with dotted command-line overrides and clear errors.
+
+A recipe has five sections — ``data``, ``model``, ``train``, ``tricks``, ``output`` — plus ``name`` and
+``task``. Any key can be overridden on the command line as ``section.key=value`` (the value is parsed as YAML,
+then converted to the field's type, so ``train.learning_rate=3e-5`` is a float). Lists can be replaced
+(``tricks=[fgm,rdrop]``) or extended (``tricks+=fgm``). An unknown or mistyped key is an error that names the
+key and the nearest valid one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tempfile
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "OutputConfig",
+    "Recipe",
+    "RecipeError",
+    "load_recipe",
+    "apply_overrides",
+    "recipe_to_dict",
+    "save_recipe",
+]
+
+
+class RecipeError(ValueError):
+    """A recipe file or override is invalid; the message names the file/key and what was expected."""
+
+
+@dataclass
+class DataConfig:
+    """Where the data comes from and how to read it.
+
+    ``format``: ``auto`` (by file extension), ``csv``, ``tsv`` (header row), ``json``/``jsonl``, ``parquet``,
+    ``kim2014`` (``<label> <text>`` lines, as in ../shared/data/kim2014), ``thucnews`` (``text<TAB>label_id``
+    lines, no header), or ``hub`` (``hub_name`` is a Hugging Face dataset id).
+    """
+
+    train_file: Optional[str] = None
+    dev_file: Optional[str] = None
+    test_file: Optional[str] = None
+    format: str = "auto"
+    hub_name: Optional[str] = None
+    hub_config: Optional[str] = None
+    train_split: str = "train"
+    dev_split: str = "validation"
+    test_split: Optional[str] = None
+    text_column: str = "text"
+    text_pair_column: Optional[str] = None
+    label_column: str = "label"
+    label_names: Optional[list] = None
+    label_names_file: Optional[str] = None
+    encoding: str = "utf-8"
+    max_length: int = 128
+    group_by_length: bool = False
+    max_train_samples: Optional[int] = None
+    max_eval_samples: Optional[int] = None
+    num_workers: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """Which model to fine-tune.
+
+    ``name``: a Hub id, a local directory, an alias (``minilm-l6``), or a built-in architecture of this package
+    (e.g. ``textcnn``). ``config_overrides`` are set on the model config before the weights load (e.g.
+    ``hidden_dropout_prob``); ``kwargs`` go to built-in architectures and their tokenizers.
+    """
+
+    name: str = "minilm-l6"
+    tokenizer: Optional[str] = None
+    from_scratch: bool = False
+    config_overrides: dict = field(default_factory=dict)
+    kwargs: dict = field(default_factory=dict)
+    gradient_checkpointing: bool = False
+    revision: Optional[str] = None
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation loop (see :class:`nlp_cv_tricks.engine.trainer.Trainer`)."""
+
+    seed: int = 42
+    epochs: int = 1
+    max_steps: Optional[int] = None
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    gradient_accumulation_steps: int = 1
+    optimizer: str = "adamw"
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-8
+    lr_scheduler: str = "linear"
+    warmup_ratio: float = 0.0
+    warmup_steps: int = 0
+    max_grad_norm: Optional[float] = 1.0
+    mixed_precision: str = "no"
+    logging_steps: int = 10
+    eval_steps: Optional[int] = None
+    eval_each_epoch: bool = True
+    metric: str = "accuracy"
+    greater_is_better: Optional[bool] = None
+    early_stopping_patience: Optional[int] = None
+    save_steps: Optional[int] = None
+    save_total_limit: Optional[int] = 2
+    resume_from: Optional[str] = None
+    nonfinite: str = "error"
+    cpu: bool = False
+    progress_bar: bool = True
+
+
+@dataclass
+class OutputConfig:
+    """Where a run writes. ``dir`` may use ``{name}`` and ``{timestamp}``. An existing non-empty run directory
+    is never written into unless ``overwrite`` is true or the run resumes from it."""
+
+    dir: str = "runs/{name}/{timestamp}"
+    overwrite: bool = False
+    report_to: str = "tensorboard"
+    save_best: bool = True
+
+
+@dataclass
+class Recipe:
+    name: str = "run"
+    task: str = "text-classification"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tricks: list = field(default_factory=list)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    source: Optional[str] = field(default=None, metadata={"internal": True})
+
+    def validate(self) -> "Recipe":
+        _validate(self)
+        return self
+
+
+_CHOICES = {
+    "task": {"text-classification"},
+    "data.format": {"auto", "csv", "tsv", "json", "jsonl", "parquet", "kim2014", "thucnews", "hub"},
+    "train.optimizer": {"adamw", "adam", "sgd", "adagrad", "sparse_adam", "auto"},
+    "train.lr_scheduler": {"linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts",
+                           "polynomial"},
+    "train.mixed_precision": {"no", "bf16", "fp16"},
+    "train.nonfinite": {"error", "skip"},
+    "output.report_to": {"tensorboard", "none", "wandb", "mlflow", "comet_ml", "aim", "all"},
+}
+
+# Tasks contributed by other modules register here (e.g. question answering).
+def register_task_name(name: str) -> None:
+    _CHOICES["task"].add(name)
+
+
+def _validate(r: Recipe) -> None:
+    for key, choices in _CHOICES.items():
+        value = _get(r, key)
+        if value not in choices:
+            near = difflib.get_close_matches(str(value), sorted(choices), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise RecipeError(f"{_where(r)}{key}={value!r} is not one of {sorted(choices)}{hint}")
+    positive = ["train.epochs", "train.batch_size", "train.eval_batch_size", "train.gradient_accumulation_steps",
+                "train.logging_steps", "data.max_length"]
+    for key in positive:
+        if _get(r, key) < 1:
+            raise RecipeError(f"{_where(r)}{key} must be >= 1, got {_get(r, key)}")
+    for key in ["train.max_steps", "train.eval_steps", "train.save_steps", "train.save_total_limit",
+                "train.early_stopping_patience", "data.max_train_samples", "data.max_eval_samples"]:
+        v = _get(r, key)
+        if v is not None and v < 1:
+            raise RecipeError(f"{_where(r)}{key} must be >= 1 or null, got {v}")
+    if r.train.learning_rate <= 0:
+        raise RecipeError(f"{_where(r)}train.learning_rate must be > 0, got {r.train.learning_rate}")
+    if not 0.0 <= r.train.warmup_ratio < 1.0:
+        raise RecipeError(f"{_where(r)}train.warmup_ratio must be in [0, 1), got {r.train.warmup_ratio}")
+    if r.data.format == "hub" and not r.data.hub_name:
+        raise RecipeError(f"{_where(r)}data.format=hub needs data.hub_name (a Hugging Face dataset id)")
+    if r.data.format != "hub" and not r.data.train_file and not r.data.hub_name:
+        raise RecipeError(f"{_where(r)}data.train_file is required (or data.hub_name for a Hub dataset)")
+    if not isinstance(r.tricks, list):
+        raise RecipeError(f"{_where(r)}tricks must be a list, got {type(r.tricks).__name__}")
+
+
+def _where(r: Recipe) -> str:
+    return f"{r.source}: " if r.source else ""
+
+
+def _get(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+# ---- typed construction ----------------------------------------------------------------------------------
+
+def _fields(cls: type) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+
+
+def _all_keys(cls: type = Recipe, prefix: str = "") -> list[str]:
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for name in _fields(cls):
+        t = hints[name]
+        if dataclasses.is_dataclass(t):
+            keys.extend(_all_keys(t, f"{prefix}{name}."))
+        else:
+            keys.append(f"{prefix}{name}")
+    return keys
+
+
+def _unknown_key_error(key: str, where: str) -> RecipeError:
+    valid = _all_keys()
+    near = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    if not near:  # try the leaf name alone: "lr" → nothing, "learning_rte" → train.learning_rate
+        leaf = key.rsplit(".", 1)[-1]
+        leaves = {k.rsplit(".", 1)[-1]: k for k in valid}
+        m = difflib.get_close_matches(leaf, list(leaves), n=1, cutoff=0.6)
+        near = [leaves[m[0]]] if m else []
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    return RecipeError(f"{where}unknown recipe key {key!r}{hint}")
+
+
+def _coerce(value: Any, t: Any, key: str, where: str) -> Any:
+    origin = typing.get_origin(t)
+    if origin is Union:
+        args = [a for a in typing.get_args(t) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in {"null", "none", "~"}):
+            return None
+        return _coerce(value, args[0], key, where)
+    if value is None:
+        raise RecipeError(f"{where}{key} may not be null (expected {getattr(t, '__name__', t)})")
+    try:
+        if t is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in {"true", "yes", "1", "on"}:
+                return True
+            if isinstance(value, str) and value.lower() in {"false", "no", "0", "off"}:
+                return False
+            if isinstance(value, int) and value in (0, 1):
+                return bool(value)
+            raise ValueError
+        if t is int:
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(float(value)) if isinstance(value, str) else int(value)
+        if t is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if t is str:
+            if isinstance(value, (dict, list)):
+                raise ValueError
+            return str(value)
+        if t is list or origin is list:
+            if not isinstance(value, list):
+                raise ValueError
+            return list(value)
+        if t is dict or origin is dict:
+            if not isinstance(value, dict):
+                raise ValueError
+            return dict(value)
+    except (TypeError, ValueError):
+        tname = getattr(t, "__name__", str(t))
+        raise RecipeError(f"{where}{key}: expected {tname}, got {value!r}") from None
+    return value
+
+
+def _build(cls: type, data: Any, prefix: str, where: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where}{prefix.rstrip('.') or 'recipe'} must be a mapping, got {data!r}")
+    fields = _fields(cls)
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise _unknown_key_error(f"{prefix}{key}", where)
+        t = hints[key]
+        if dataclasses.is_dataclass(t):
+            kwargs[key] = _build(t, value, f"{prefix}{key}.", where)
+        else:
+            kwargs[key] = _coerce(value, t, f"{prefix}{key}", where)
+    return cls(**kwargs)
+
+
+def recipe_from_dict(data: dict, source: Optional[str] = None) -> Recipe:
+    where = f"{source}: " if source else ""
+    r = _build(Recipe, data, "", where)
+    r.source = source
+    return r.validate()
+
+
+def recipe_to_dict(r: Recipe) -> dict:
+    d = dataclasses.asdict(r)
+    d.pop("source", None)
+    return d
+
+
+# ---- overrides --------------------------------------------------------------------------------------------
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(data: dict, overrides: list[str], where: str = "command line: ") -> dict:
+    """Apply ``key=value`` / ``key+=value`` overrides to a raw recipe mapping (before typing)."""
+    data = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
+    sections = {name for name, t in typing.get_type_hints(Recipe).items() if dataclasses.is_dataclass(t)}
+    for item in overrides:
+        if "=" not in item:
+            raise RecipeError(f"{where}override {item!r} must look like key=value (e.g. train.learning_rate=3e-5)")
+        key, _, raw = item.partition("=")
+        append = key.endswith("+")
+        key = key.rstrip("+").strip()
+        parts = key.split(".")
+        if key not in _all_keys() and not (parts[0] in sections and len(parts) == 2 and parts[1] in {"config_overrides", "kwargs"}):
+            # dict-valued leaves (model.config_overrides.x, model.kwargs.x) may take sub-keys
+            if not (len(parts) >= 3 and ".".join(parts[:2]) in {"model.config_overrides", "model.kwargs"}):
+                raise _unknown_key_error(key, where)
+        value = _parse_value(raw)
+        node = data
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                node[p] = {}
+            node = node[p]
+        leaf = parts[-1]
+        if append:
+            current = node.get(leaf)
+            if current is None:
+                current = []
+            if not isinstance(current, list):
+                raise RecipeError(f"{where}{key}+= only works on lists; {key} is {current!r}")
+            node[leaf] = current + (value if isinstance(value, list) else [value])
+        else:
+            node[leaf] = value
+    return data
+
+
+def load_recipe(path: Union[str, os.PathLike], overrides: Optional[list[str]] = None) -> Recipe:
+    """Read a YAML recipe, apply overrides, and return a validated :class:`Recipe`."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe must be a mapping of sections (data, model, train, tricks, output)")
+    data = apply_overrides(data, overrides or [])
+    r = recipe_from_dict(data, source=str(path))
+    # relative data paths in a recipe file are resolved against the current directory, like the CLI's other
+    # paths; nothing to do here.
+    return r
+
+
+def atomic_write_text(path: Union[str, os.PathLike], text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_recipe(r: Recipe, path: Union[str, os.PathLike]) -> None:
+    atomic_write_text(path, yaml.safe_dump(recipe_to_dict(r), sort_keys=False, allow_unicode=True))

@@ -1,0 +1,350 @@
+"""Text-classification data: reading files through ``datasets``, validation, label maps, tokenization.
+
+Every check runs before training starts, and every error names the file, the row (1-based; for files with a
+header row the line number is given too) and what was expected.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+import datasets
+import numpy as np
+import torch
+
+from ..config import DataConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "DataError",
+    "LabelMap",
+    "load_split",
+    "load_text_classification",
+    "tokenize_dataset",
+    "LengthGroupedSampler",
+]
+
+_EXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
+_LINE_FORMATS = {"kim2014", "thucnews"}
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file, the row and the reason."""
+
+
+def _silence_datasets() -> None:
+    datasets.utils.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+
+
+def resolve_format(path: str, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    ext = Path(path).suffix.lower()
+    if ext in _EXT_FORMATS:
+        return _EXT_FORMATS[ext]
+    raise DataError(
+        f"{path}: cannot tell the format from the extension {ext or '(none)'!r}; set data.format to one of "
+        "csv, tsv, json, jsonl, parquet, kim2014 ('<label> <text>' lines), thucnews ('text<TAB>label' lines)"
+    )
+
+
+def _row_desc(fmt: str, i: int) -> str:
+    if fmt in ("csv", "tsv"):
+        return f"row {i + 1} (line {i + 2})"
+    if fmt in _LINE_FORMATS or fmt == "jsonl":
+        return f"line {i + 1}"
+    return f"row {i + 1}"
+
+
+def _read_lines(path: str, fmt: str, cfg: DataConfig) -> datasets.Dataset:
+    """``kim2014``: ``<label> <text>``; ``thucnews``: ``<text>\\t<label>``. Parsed here because no datasets
+    builder reads label-first lines; the result is a regular ``datasets.Dataset``."""
+    texts, labels = [], []
+    try:
+        with open(path, encoding=cfg.encoding) as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not valid {cfg.encoding} text ({e.reason} at byte {e.start}); "
+                        f"set data.encoding (e.g. latin-1)") from None
+    for i, line in enumerate(lines):
+        if not line.strip():
+            raise DataError(f"{path}: line {i + 1}: empty line; expected "
+                            + ("'<label> <text>'" if fmt == "kim2014" else "'<text><TAB><label>'"))
+        if fmt == "kim2014":
+            label, sep, text = line.partition(" ")
+            if not sep or not label.lstrip("-").isdigit():
+                raise DataError(f"{path}: line {i + 1}: expected '<integer label> <text>', got {line[:60]!r}")
+        else:
+            text, sep, label = line.rpartition("\t")
+            if not sep or not label.strip().lstrip("-").isdigit():
+                raise DataError(f"{path}: line {i + 1}: expected '<text><TAB><integer label>', got {line[:60]!r}")
+        texts.append(text)
+        labels.append(int(label))
+    return datasets.Dataset.from_dict({cfg.text_column: texts, cfg.label_column: labels})
+
+
+def load_split(path: str, cfg: DataConfig) -> tuple[datasets.Dataset, str]:
+    """Read one local file into a ``datasets.Dataset``; returns the dataset and its resolved format."""
+    _silence_datasets()
+    if not os.path.isfile(path):
+        raise DataError(f"data file {path!r} does not exist")
+    fmt = resolve_format(path, cfg.format)
+    if fmt in _LINE_FORMATS:
+        return _read_lines(path, fmt, cfg), fmt
+    builder, kwargs = {
+        "csv": ("csv", {}),
+        "tsv": ("csv", {"delimiter": "\t", "quoting": 3}),  # QUOTE_NONE: quotes are text in TSV corpora
+        "json": ("json", {}),
+        "jsonl": ("json", {}),
+        "parquet": ("parquet", {}),
+    }.get(fmt, (None, None))
+    if builder is None:
+        raise DataError(f"{path}: data.format={fmt!r} cannot read local files")
+    if builder == "csv":
+        kwargs["encoding"] = cfg.encoding
+    try:
+        ds = datasets.load_dataset(builder, data_files={"data": os.path.abspath(path)}, split="data", **kwargs)
+    except Exception as e:  # datasets wraps parser errors in several types
+        cause = e.__cause__ or e
+        raise DataError(f"{path}: could not be read as {fmt}: {type(cause).__name__}: {cause}") from None
+    return ds, fmt
+
+
+def _check_columns(ds: datasets.Dataset, path: str, cfg: DataConfig, need_label: bool) -> None:
+    need = [("data.text_column", cfg.text_column)]
+    if cfg.text_pair_column:
+        need.append(("data.text_pair_column", cfg.text_pair_column))
+    if need_label:
+        need.append(("data.label_column", cfg.label_column))
+    for key, col in need:
+        if col not in ds.column_names:
+            raise DataError(f"{path}: missing column {col!r} ({key}); columns found: {', '.join(ds.column_names)}")
+
+
+def _check_texts(ds: datasets.Dataset, path: str, fmt: str, cfg: DataConfig) -> None:
+    for col in [cfg.text_column] + ([cfg.text_pair_column] if cfg.text_pair_column else []):
+        values = ds[col]
+        bad = [i for i, v in enumerate(values) if v is None or not isinstance(v, str) or not v.strip()]
+        if bad:
+            rows = ", ".join(_row_desc(fmt, i) for i in bad[:5])
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            raise DataError(f"{path}: {rows}{more}: empty or non-text value in column {col!r}")
+
+
+def _label_key(v) -> str:
+    if isinstance(v, bool):
+        return str(int(v))
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+@dataclass
+class LabelMap:
+    """Raw label values (as strings) in model order, and their display names."""
+
+    raw: list[str]
+    names: list[str]
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.names))
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {n: i for i, n in enumerate(self.names)}
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    @classmethod
+    def from_train(cls, values: Sequence, cfg: DataConfig) -> "LabelMap":
+        keys = sorted({_label_key(v) for v in values},
+                      key=lambda s: (0, int(s), s) if s.lstrip("-").isdigit() else (1, 0, s))
+        names = _label_names(cfg)
+        if names is None:
+            return cls(keys, keys)
+        # integer labels index the names (THUCNews class.txt, SST-2 [negative, positive])
+        out = []
+        for k in keys:
+            if not k.lstrip("-").isdigit() or not 0 <= int(k) < len(names):
+                raise DataError(f"label {k!r} has no entry in data.label_names ({len(names)} names)")
+            out.append(str(names[int(k)]))
+        return cls(keys, out)
+
+    @classmethod
+    def from_model_config(cls, id2label: dict) -> "LabelMap":
+        names = [str(id2label[i]) for i in sorted(int(k) for k in id2label)]
+        return cls(list(names), names)
+
+
+def _label_names(cfg: DataConfig) -> Optional[list[str]]:
+    if cfg.label_names:
+        return [str(n) for n in cfg.label_names]
+    if cfg.label_names_file:
+        p = cfg.label_names_file
+        if not os.path.isfile(p):
+            raise DataError(f"data.label_names_file {p!r} does not exist")
+        names = [ln.strip() for ln in Path(p).read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if not names:
+            raise DataError(f"{p}: no label names (expected one name per line)")
+        return names
+    return None
+
+
+def encode_labels(ds: datasets.Dataset, path: str, fmt: str, cfg: DataConfig, label_map: LabelMap,
+                  train_path: Optional[str] = None) -> datasets.Dataset:
+    """Map raw labels to ids; a value absent from the label map is an error naming file and row.
+
+    Accepts both the raw values (``0``/``1``) and the display names (``negative``/``positive``)."""
+    index = {k: i for i, k in enumerate(label_map.raw)}
+    index.update({n: i for i, n in enumerate(label_map.names)})
+    ids = []
+    for i, v in enumerate(ds[cfg.label_column]):
+        if v is None:
+            raise DataError(f"{path}: {_row_desc(fmt, i)}: missing label in column {cfg.label_column!r}")
+        key = _label_key(v)
+        if key not in index:
+            seen = f"the training file {train_path}" if train_path else "the model's label set"
+            raise DataError(f"{path}: {_row_desc(fmt, i)}: label {key!r} never seen in {seen} "
+                            f"(known: {', '.join(label_map.names[:20])})")
+        ids.append(index[key])
+    ds = ds.remove_columns([cfg.label_column]) if cfg.label_column != "labels" else ds.remove_columns(["labels"])
+    return ds.add_column("labels", ids)
+
+
+@dataclass
+class TextSplits:
+    train: datasets.Dataset
+    dev: Optional[datasets.Dataset]
+    test: Optional[datasets.Dataset]
+    label_map: LabelMap
+    sources: dict
+
+
+def _load_hub(cfg: DataConfig) -> dict[str, datasets.Dataset]:
+    _silence_datasets()
+    try:
+        dd = datasets.load_dataset(cfg.hub_name, cfg.hub_config)
+    except Exception as e:
+        raise DataError(f"Hub dataset {cfg.hub_name!r} could not be loaded: {type(e).__name__}: {e}") from None
+    out = {}
+    for role, split in (("train", cfg.train_split), ("dev", cfg.dev_split), ("test", cfg.test_split)):
+        if split is None:
+            continue
+        if split not in dd:
+            if role == "train":
+                raise DataError(f"Hub dataset {cfg.hub_name!r} has no split {split!r} (splits: {list(dd)})")
+            continue
+        out[role] = dd[split]
+    return out
+
+
+def load_text_classification(cfg: DataConfig, need_dev_labels: bool = True) -> TextSplits:
+    """Load train (and dev/test) for text classification, validate everything, and encode the labels.
+
+    The label map is built from the training split only; dev/test labels must be among them."""
+    raw: dict[str, tuple[datasets.Dataset, str, str]] = {}
+    if cfg.format == "hub" or (cfg.hub_name and not cfg.train_file):
+        for role, ds in _load_hub(cfg).items():
+            raw[role] = (ds, f"{cfg.hub_name}[{role}]", "hub")
+    else:
+        for role, path in (("train", cfg.train_file), ("dev", cfg.dev_file), ("test", cfg.test_file)):
+            if path:
+                ds, fmt = load_split(path, cfg)
+                raw[role] = (ds, path, fmt)
+    if "train" not in raw:
+        raise DataError("no training data: set data.train_file (or data.hub_name)")
+    for role, (ds, path, fmt) in raw.items():
+        _check_columns(ds, path, cfg, need_label=(role == "train" or need_dev_labels))
+        if len(ds) == 0:
+            raise DataError(f"{path}: no rows")
+        _check_texts(ds, path, fmt, cfg)
+    train_ds, train_path, train_fmt = raw["train"]
+    for i, v in enumerate(train_ds[cfg.label_column]):
+        if v is None or (isinstance(v, str) and not v.strip()):
+            raise DataError(f"{train_path}: {_row_desc(train_fmt, i)}: missing label in column {cfg.label_column!r}")
+    label_map = LabelMap.from_train(train_ds[cfg.label_column], cfg)
+    if len(label_map) < 2:
+        raise DataError(f"{train_path}: only one label value ({label_map.raw}) in column {cfg.label_column!r}; "
+                        "classification needs at least two")
+    encoded = {}
+    for role, (ds, path, fmt) in raw.items():
+        if cfg.label_column in ds.column_names:
+            ds = encode_labels(ds, path, fmt, cfg, label_map, train_path if role != "train" else None)
+        encoded[role] = ds
+    if cfg.max_train_samples:
+        encoded["train"] = encoded["train"].select(range(min(cfg.max_train_samples, len(encoded["train"]))))
+    for role in ("dev", "test"):
+        if cfg.max_eval_samples and role in encoded:
+            encoded[role] = encoded[role].select(range(min(cfg.max_eval_samples, len(encoded[role]))))
+    return TextSplits(encoded["train"], encoded.get("dev"), encoded.get("test"), label_map,
+                      {role: path for role, (_, path, _) in raw.items()})
+
+
+def load_eval_file(path: str, cfg: DataConfig, label_map: LabelMap, need_labels: bool) -> datasets.Dataset:
+    """Read a file for ``eval``/``predict`` with a saved model's label map."""
+    ds, fmt = load_split(path, cfg)
+    has_labels = cfg.label_column in ds.column_names
+    _check_columns(ds, path, cfg, need_label=need_labels)
+    if len(ds) == 0:
+        raise DataError(f"{path}: no rows")
+    _check_texts(ds, path, fmt, cfg)
+    if has_labels:
+        ds = encode_labels(ds, path, fmt, cfg, label_map)
+    return ds
+
+
+def tokenize_dataset(ds: datasets.Dataset, tokenizer, cfg: DataConfig, keep: Sequence[str] = ("labels",)) -> datasets.Dataset:
+    """Batched fast tokenization, truncation to ``max_length``, no padding (the collator pads per batch)."""
+
+    def fn(batch):
+        pair = batch[cfg.text_pair_column] if cfg.text_pair_column else None
+        return tokenizer(batch[cfg.text_column], pair, truncation=True, max_length=cfg.max_length)
+
+    drop = [c for c in ds.column_names if c not in keep]
+    return ds.map(fn, batched=True, remove_columns=drop, desc="tokenizing")
+
+
+class LengthGroupedSampler(torch.utils.data.Sampler):
+    """Shuffle, then sort by length inside mega-batches of ``mega * batch_size`` so that each batch holds
+    similar lengths (less padding), as in Hugging Face's sampler of the same name. Deterministic in
+    ``seed + epoch`` (``set_epoch``), so a resumed run sees the same order."""
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, seed: int = 0, mega: int = 50):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.mega = mega
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator()
+        g.manual_seed(self.seed + self.epoch)
+        perm = torch.randperm(len(self.lengths), generator=g).numpy()
+        size = self.mega * self.batch_size
+        chunks = [perm[i : i + size] for i in range(0, len(perm), size)]
+        chunks = [c[np.argsort(-self.lengths[c], kind="stable")] for c in chunks]
+        # the longest batch first surfaces out-of-memory errors at once
+        order = np.concatenate(chunks)
+        if len(order):
+            longest = int(np.argmax(self.lengths[order]))
+            order[0], order[longest] = order[longest], order[0]
+        return iter(order.tolist())
+
+
+def num_batches(n: int, batch_size: int) -> int:
+    return math.ceil(n / batch_size)

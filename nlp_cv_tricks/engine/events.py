@@ -1,0 +1,109 @@
+"""Hook points of the training step, and the base class every trick derives from.
+
+The trainer owns the loop; a trick owns one idea. A trick overrides any of the hooks below; the defaults do
+nothing, so a trick pays only for what it uses. The order of one optimizer step (one accumulation block) is::
+
+    on_fit_start(trainer)                                  once, after accelerator.prepare
+    for each micro-batch:
+        with accelerator.accumulate(model):
+            on_step_start(step)                            e.g. register an embedding hook
+            loss, outputs = forward_loss(step, compute)    R-Drop: two forwards + KL; default: compute()
+                (compute() = model forward + criterion; the criterion may be replaced by loss_fn)
+            step.backward(loss)
+            after_backward(step)                           FGM/PGD/AWP: extra forward/backward passes
+            if step.sync_gradients:                        end of the accumulation block
+                gradient clipping
+                before_optimizer_step(step)                e.g. read per-layer gradient norms
+                optimizer.step(); scheduler.step(); zero_grad
+                after_optimizer_step(step)
+    on_eval_end(trainer, metrics)                          after every evaluation
+    on_epoch_end(trainer, epoch)
+    on_fit_end(trainer)
+
+Every extra forward/backward a trick makes happens inside the same ``accelerator.accumulate`` block, through
+``step.backward`` (which scales the loss for gradient accumulation and, in fp16, for the GradScaler). A trick
+that makes extra backward passes sets ``extra_backward = True``: the trainer then runs the clean backward
+without DDP gradient synchronisation and the trick makes its *last* pass inside ``step.sync_pass()``, so DDP
+all-reduces once per optimizer step, whatever the number of passes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .step import StepContext
+    from .trainer import Trainer
+
+__all__ = ["Trick"]
+
+
+class Trick:
+    """Base class of a trick: override any hook; every default is a no-op.
+
+    Attributes:
+        name: the recipe key the trick is registered under.
+        extra_backward: True when ``after_backward`` makes further backward passes (FGM, PGD, FreeLB, AWP).
+        replaces_criterion: True when ``loss_fn`` replaces the classification criterion; at most one active
+            trick may do that (label smoothing and focal loss do not compose silently).
+    """
+
+    name: str = "trick"
+    extra_backward: bool = False
+    replaces_criterion: bool = False
+
+    # ---- fit level -------------------------------------------------------------------------------
+    def on_fit_start(self, trainer: "Trainer") -> None:
+        """Called once after ``accelerator.prepare`` and before the first step (and after a resume)."""
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int) -> None:
+        """Called at the end of every epoch (after the epoch-end evaluation, if any)."""
+
+    def on_eval_end(self, trainer: "Trainer", metrics: dict) -> None:
+        """Called after every evaluation with the metrics dict (keys like ``eval/accuracy``)."""
+
+    def on_fit_end(self, trainer: "Trainer") -> None:
+        """Called once when training ends (normally, by early stopping or by ``max_steps``)."""
+
+    # ---- step level ------------------------------------------------------------------------------
+    def on_step_start(self, step: "StepContext") -> None:
+        """Called at the start of each micro-batch, inside the accumulation block, before any forward."""
+
+    def loss_fn(self, logits: torch.Tensor, labels: torch.Tensor, step: "StepContext") -> Optional[torch.Tensor]:
+        """Replace the criterion: return a scalar loss from logits and labels (or None to keep the default).
+
+        Only tricks with ``replaces_criterion = True`` are asked.
+        """
+        return None
+
+    def forward_loss(
+        self, step: "StepContext", compute: Callable[[], tuple[torch.Tensor, Any]]
+    ) -> tuple[torch.Tensor, Any]:
+        """Wrap the forward and loss of a micro-batch. ``compute()`` runs the model on ``step.batch`` and
+        returns ``(loss, outputs)``; the default returns it unchanged. Wrappers of several tricks nest in
+        recipe order (the first trick listed is the outermost)."""
+        return compute()
+
+    def after_backward(self, step: "StepContext") -> None:
+        """Called after the clean backward of each micro-batch. Extra passes go here; call
+        ``step.backward(loss)`` for each, and make the last one inside ``with step.sync_pass():``."""
+
+    def before_optimizer_step(self, step: "StepContext") -> None:
+        """Called at the end of each accumulation block, after clipping, before ``optimizer.step()``."""
+
+    def after_optimizer_step(self, step: "StepContext") -> None:
+        """Called after ``optimizer.step()``, ``scheduler.step()`` and ``zero_grad()``."""
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """JSON-serialisable state saved with checkpoints (for exact resume). Default: nothing."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned."""
+
+    def __repr__(self) -> str:  # pragma: no cover - cosmetic
+        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})"

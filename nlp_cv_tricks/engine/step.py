@@ -1,0 +1,90 @@
+"""What a trick sees of one micro-batch: the model, the batch, and the operations it may perform."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, Optional
+
+import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .trainer import Trainer
+
+__all__ = ["StepContext"]
+
+
+class StepContext:
+    """One micro-batch inside an ``accelerator.accumulate`` block.
+
+    Attributes:
+        trainer: the running :class:`~nlp_cv_tricks.engine.trainer.Trainer`.
+        model: the prepared (possibly DDP-wrapped) model; ``unwrapped_model`` is the bare module.
+        batch: the micro-batch (a dict of tensors, labels included).
+        global_step: optimizer steps completed before this one.
+        sync_gradients: True on the last micro-batch of an accumulation block (gradients get all-reduced and
+            the optimizer steps).
+        loss / outputs: set by the trainer after the clean forward.
+    """
+
+    def __init__(self, trainer: "Trainer", batch: dict, global_step: int, sync_gradients: bool):
+        self.trainer = trainer
+        self.accelerator = trainer.accelerator
+        self.model = trainer.model
+        self.batch = batch
+        self.global_step = global_step
+        self.sync_gradients = sync_gradients
+        self.loss: Optional[torch.Tensor] = None
+        self.outputs: Any = None
+        self.logs: dict[str, float] = {}
+        self._deferred_sync = False
+
+    # ---- model access ----------------------------------------------------------------------------
+    @property
+    def unwrapped_model(self) -> torch.nn.Module:
+        return self.accelerator.unwrap_model(self.model)
+
+    @property
+    def labels(self) -> Optional[torch.Tensor]:
+        return self.trainer.task.labels_of(self.batch)
+
+    def forward(self, batch: Optional[dict] = None) -> Any:
+        """Run the model on ``batch`` (default: this micro-batch) without computing the loss inside the model."""
+        return self.trainer.task.forward(self.model, self.batch if batch is None else batch)
+
+    def criterion(self, outputs: Any, batch: Optional[dict] = None) -> torch.Tensor:
+        """The loss of ``outputs`` against the labels of ``batch``, through any trick's ``loss_fn``."""
+        return self.trainer.criterion(outputs, self.batch if batch is None else batch, self)
+
+    def compute_loss(self, batch: Optional[dict] = None) -> tuple[torch.Tensor, Any]:
+        """Plain forward + criterion (no ``forward_loss`` wrappers): what adversarial passes use."""
+        outputs = self.forward(batch)
+        return self.criterion(outputs, batch), outputs
+
+    # ---- backward --------------------------------------------------------------------------------
+    def backward(self, loss: torch.Tensor) -> None:
+        """Backward of an extra pass, scaled for gradient accumulation and fp16 like the clean one."""
+        self.accelerator.backward(loss)
+
+    def sync_pass(self):
+        """Context for the *last* extra forward/backward of a step: gradients are all-reduced there (DDP).
+
+        Outside it, when the trainer has deferred synchronisation, extra passes accumulate locally."""
+        return contextlib.nullcontext()
+
+    def no_sync(self):
+        """Context for a pass whose gradients must stay local (used by the trainer for the clean pass when a
+        trick makes further backward passes)."""
+        if self._deferred_sync and self.sync_gradients and self.accelerator.num_processes > 1:
+            return self.accelerator.no_sync(self.model)
+        return contextlib.nullcontext()
+
+    def extra_pass(self, last: bool):
+        """``with step.extra_pass(last=i == k - 1):`` around each extra forward+backward of a trick."""
+        return self.sync_pass() if last else self.no_sync()
+
+    # ---- logging ---------------------------------------------------------------------------------
+    def log(self, name: str, value: float | torch.Tensor) -> None:
+        """Record a scalar; the trainer averages it over the logging interval as ``train/<name>``."""
+        if isinstance(value, torch.Tensor):
+            value = value.detach().float().mean().item()
+        self.logs[name] = float(value)

@@ -1,0 +1,633 @@
+"""The trainer: one loop on ``accelerate.Accelerator`` with hook points for tricks.
+
+Built on Accelerate rather than ``transformers.Trainer`` because tricks such as FGM, PGD and R-Drop must act on
+the step itself (extra forwards and backwards, a replaced loss), which Trainer callbacks can only observe.
+
+A run directory holds::
+
+    recipe.yaml          the resolved recipe
+    history.jsonl        one JSON object per logging/evaluation step
+    logs/                tracker output (TensorBoard by default)
+    checkpoints/step_N/  accelerate.save_state + trainer_state.json (for exact resume)
+    best/                the selected model: save_pretrained (safetensors) + tokenizer + recipe + metrics
+    metrics.json         final summary
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from accelerate import Accelerator, PartialState
+from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list, set_seed
+from tqdm.auto import tqdm
+
+from ..config import Recipe, atomic_write_text, recipe_to_dict, save_recipe
+from .events import Trick
+from .step import StepContext
+from .task import ClassificationTask, Task
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Trainer", "FitResult", "NonFiniteLossError", "build_optimizer", "build_scheduler"]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; training stops instead of going on silently."""
+
+
+@dataclass
+class FitResult:
+    output_dir: str
+    model_dir: Optional[str]
+    best_metric: Optional[float]
+    best_step: Optional[int]
+    global_step: int
+    metrics: dict
+    train_seconds: float
+    stopped_early: bool = False
+
+
+_NORM_TYPES = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._NormBase)
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on weight matrices only: biases and normalisation parameters are excluded."""
+    no_decay: set[int] = set()
+    for module in model.modules():
+        is_norm = isinstance(module, _NORM_TYPES) or "norm" in type(module).__name__.lower()
+        for p in module.parameters(recurse=False):
+            if is_norm:
+                no_decay.add(id(p))
+    decay, rest = [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (rest if id(p) in no_decay or p.ndim < 2 else decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
+    name = cfg.optimizer
+    if name == "auto":
+        name = getattr(model, "preferred_optimizer", None) or "adamw"
+        if callable(name):
+            name = name()
+    lr = cfg.learning_rate
+    if name == "sparse_adam":
+        return torch.optim.SparseAdam([p for p in model.parameters() if p.requires_grad], lr=lr,
+                                      betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
+    groups = param_groups(model, cfg.weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9)
+    if name == "adagrad":
+        return torch.optim.Adagrad(groups, lr=lr)
+    raise ValueError(f"train.optimizer: unknown optimizer {name!r}")
+
+
+def build_scheduler(optimizer, cfg, num_training_steps: int):
+    from transformers import get_scheduler
+
+    warmup = cfg.warmup_steps or int(math.ceil(cfg.warmup_ratio * num_training_steps))
+    return get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=num_training_steps)
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, torch.Tensor):
+        return o.item() if o.numel() == 1 else o.tolist()
+    return str(o)
+
+
+class Trainer:
+    """Fine-tune a model on prepared (tokenized) datasets under a recipe.
+
+    Use :meth:`from_recipe` to build data and model from a recipe, or pass them yourself::
+
+        trainer = Trainer(recipe, model=model, tokenizer=tok, train_dataset=train, eval_dataset=dev)
+        result = trainer.fit()
+    """
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        model: torch.nn.Module,
+        train_dataset,
+        eval_dataset=None,
+        tokenizer=None,
+        task: Optional[Task] = None,
+        tricks: Optional[list[Trick]] = None,
+        collate_fn=None,
+        accelerator: Optional[Accelerator] = None,
+        output_dir: Optional[str] = None,
+        eval_collate_fn=None,
+    ):
+        self.recipe = recipe
+        self.cfg = recipe.train
+        self.model = model
+        self.tokenizer = tokenizer
+        self.train_dataset = train_dataset
+        self.eval_dataset = eval_dataset
+        self.task = task or ClassificationTask(
+            [model.config.id2label[i] for i in range(len(model.config.id2label))] if hasattr(model, "config") else None
+        )
+        if tricks is None:
+            from ..tricks import build_tricks
+
+            tricks = build_tricks(recipe.tricks)
+        self.tricks = list(tricks)
+        self._criterion_trick = next((t for t in self.tricks if t.replaces_criterion), None)
+        self.collate_fn = collate_fn or self._default_collator()
+        self.eval_collate_fn = eval_collate_fn or self.collate_fn
+        self.accelerator = accelerator or self._make_accelerator_for(recipe, output_dir)
+        self.output_dir = Path(output_dir or self.accelerator.project_dir
+                               or recipe.output.dir.format(name=recipe.name, timestamp=datetime.now().strftime("%Y%m%d-%H%M%S")))
+        self.metrics: dict = {}
+        self.history_path = self.output_dir / "history.jsonl"
+        self.global_step = 0
+        self.best_metric: Optional[float] = None
+        self.best_step: Optional[int] = None
+        self.bad_evals = 0
+        self.should_stop = False
+        self.label_counts: Optional[list[int]] = None
+        if "labels" in getattr(train_dataset, "column_names", []):
+            n = len(getattr(self.task, "label_names", None) or [])
+            counts = np.bincount(np.asarray(train_dataset["labels"]), minlength=n)
+            self.label_counts = counts.tolist()
+
+    # ---- construction ----------------------------------------------------------------------------
+    @classmethod
+    def from_recipe(cls, recipe: Recipe, output_dir: Optional[str] = None) -> "Trainer":
+        """Load and validate the data, build the model and tokenizer, tokenize: everything before step one."""
+        from ..tasks import build_task_components
+
+        accelerator = cls._make_accelerator_for(recipe, output_dir)
+        set_seed(recipe.train.seed)
+        comps = build_task_components(recipe, accelerator)
+        return cls(recipe, accelerator=accelerator, output_dir=accelerator.project_dir, **comps)
+
+    def _default_collator(self):
+        from transformers import DataCollatorWithPadding
+
+        if self.tokenizer is None:
+            return None
+        pad8 = self.cfg.mixed_precision != "no" and torch.cuda.is_available()
+        return DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=8 if pad8 else None)
+
+    @staticmethod
+    def _make_accelerator_for(recipe: Recipe, output_dir: Optional[str]) -> Accelerator:
+        """The Accelerator of a run; its ``project_dir`` is the run directory (``{timestamp}`` resolved once on
+        the main process and broadcast, so every process writes to the same place)."""
+        cfg = recipe.train
+        if cfg.mixed_precision == "fp16" and not (torch.cuda.is_available() and not cfg.cpu):
+            raise ValueError("train.mixed_precision=fp16 needs a CUDA GPU; on CPU use bf16 or no")
+        if output_dir is None:
+            state = PartialState(cpu=cfg.cpu)
+            stamp = [datetime.now().strftime("%Y%m%d-%H%M%S")]
+            if state.num_processes > 1:
+                broadcast_object_list(stamp)
+            output_dir = recipe.output.dir.format(name=recipe.name, timestamp=stamp[0])
+        log_with = None if recipe.output.report_to == "none" else recipe.output.report_to
+        if log_with == "tensorboard":
+            try:
+                import tensorboard  # noqa: F401
+            except ImportError:
+                logger.warning("tensorboard is not installed; tracking only to history.jsonl")
+                log_with = None
+        return Accelerator(
+            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+            mixed_precision=cfg.mixed_precision,
+            cpu=cfg.cpu,
+            log_with=log_with,
+            project_config=ProjectConfiguration(project_dir=str(output_dir),
+                                                logging_dir=str(Path(output_dir) / "logs")),
+            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
+            step_scheduler_with_optimizer=False,
+        )
+
+    # ---- the loss --------------------------------------------------------------------------------
+    def criterion(self, outputs: Any, batch: dict, step: Optional[StepContext] = None) -> torch.Tensor:
+        if self._criterion_trick is not None:
+            loss = self._criterion_trick.loss_fn(self.task.logits_of(outputs), self.task.labels_of(batch), step)
+            if loss is not None:
+                return loss
+        return self.task.default_loss(outputs, batch)
+
+    def _compute(self, step: StepContext):
+        def compute():
+            outputs = self.task.forward(self.model, step.batch)
+            return self.criterion(outputs, step.batch, step), outputs
+
+        fn = compute
+        for trick in reversed(self.tricks):  # the first listed trick is the outermost wrapper
+            if type(trick).forward_loss is not Trick.forward_loss:
+                fn = (lambda t, inner: (lambda: t.forward_loss(step, inner)))(trick, fn)
+        return fn()
+
+    # ---- data loaders ----------------------------------------------------------------------------
+    def _train_dataloader(self):
+        cfg = self.cfg
+        if self.recipe.data.group_by_length and "input_ids" in self.train_dataset.column_names:
+            from ..data.text import LengthGroupedSampler
+
+            lengths = [len(x) for x in self.train_dataset["input_ids"]]
+            sampler = LengthGroupedSampler(lengths, cfg.batch_size * self.accelerator.num_processes, seed=cfg.seed)
+            return torch.utils.data.DataLoader(self.train_dataset, batch_size=cfg.batch_size, sampler=sampler,
+                                               collate_fn=self.collate_fn, num_workers=self.recipe.data.num_workers)
+        return torch.utils.data.DataLoader(self.train_dataset, batch_size=cfg.batch_size, shuffle=True,
+                                           collate_fn=self.collate_fn, num_workers=self.recipe.data.num_workers)
+
+    def _eval_dataloader(self, dataset):
+        return torch.utils.data.DataLoader(dataset, batch_size=self.cfg.eval_batch_size, shuffle=False,
+                                           collate_fn=self.eval_collate_fn, num_workers=self.recipe.data.num_workers)
+
+    # ---- output ----------------------------------------------------------------------------------
+    def _prepare_output_dir(self, resuming: bool) -> None:
+        out = self.output_dir
+        if self.accelerator.is_main_process:
+            if out.exists() and any(out.iterdir()) and not resuming and not self.recipe.output.overwrite:
+                raise FileExistsError(
+                    f"output directory {out} exists and is not empty; choose another output.dir, resume with "
+                    "train.resume_from=latest, or set output.overwrite=true"
+                )
+            out.mkdir(parents=True, exist_ok=True)
+            save_recipe(self.recipe, out / "recipe.yaml")
+        self.accelerator.wait_for_everyone()
+
+    def _log(self, record: dict) -> None:
+        record = {k: v for k, v in record.items() if v is not None}
+        if self.accelerator.is_main_process:
+            with open(self.history_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record, default=_json_default) + "\n")
+        scalars = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k not in ("step",)}
+        if self.accelerator.trackers:
+            self.accelerator.log(scalars, step=record.get("step", self.global_step))
+
+    # ---- evaluation ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, dataset=None, prefix: str = "eval") -> dict:
+        """Evaluate on ``dataset`` (default: the eval set) with ``gather_for_metrics``; returns prefixed metrics."""
+        dl = self._eval_dl if dataset is None else self.accelerator.prepare(self._eval_dataloader(dataset))
+        was_training = self.model.training
+        self.model.eval()
+        gathered = []
+        for batch in dl:
+            outputs = self.task.forward(self.model, batch)
+            tensors = self.task.eval_outputs(outputs, batch)
+            tensors = self.accelerator.gather_for_metrics(tensors)
+            gathered.append(tuple(t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t for t in tensors))
+        if was_training:
+            self.model.train()
+        metrics = self.task.compute_metrics(gathered, self)
+        return {f"{prefix}/{k}": v for k, v in metrics.items()}
+
+    def _metric_key(self) -> str:
+        m = self.cfg.metric
+        return m if "/" in m else f"eval/{m}"
+
+    def _greater_is_better(self) -> bool:
+        if self.cfg.greater_is_better is not None:
+            return self.cfg.greater_is_better
+        return not self.cfg.metric.endswith("loss")
+
+    def _after_eval(self, metrics: dict, epoch: float) -> None:
+        for trick in self.tricks:
+            trick.on_eval_end(self, metrics)
+        self.metrics = metrics
+        key = self._metric_key()
+        value = metrics.get(key)
+        if value is None:
+            raise KeyError(f"train.metric={self.cfg.metric!r}: evaluation produced no {key!r} "
+                           f"(available: {', '.join(k for k in metrics if isinstance(metrics[k], (int, float)))})")
+        better = self.best_metric is None or (
+            value > self.best_metric if self._greater_is_better() else value < self.best_metric
+        )
+        if better:
+            self.best_metric, self.best_step, self.bad_evals = float(value), self.global_step, 0
+            if self.recipe.output.save_best:
+                self.save_model(self.output_dir / "best", metrics)
+        else:
+            self.bad_evals += 1
+            if self.cfg.early_stopping_patience and self.bad_evals >= self.cfg.early_stopping_patience:
+                self.should_stop = True
+        record = {"step": self.global_step, "epoch": round(epoch, 4), **{
+            k: v for k, v in metrics.items() if not isinstance(v, (list, dict, str))}}
+        record["best/" + key] = self.best_metric
+        if self.should_stop:
+            record["early_stop"] = 1
+        self._log(record)
+        if self.accelerator.is_main_process:
+            logger.info("step %d: %s=%.4f (best %.4f at step %s)", self.global_step, key, value,
+                        self.best_metric, self.best_step)
+
+    # ---- saving ----------------------------------------------------------------------------------
+    def save_model(self, directory: os.PathLike, metrics: Optional[dict] = None) -> None:
+        """``save_pretrained`` (safetensors) + tokenizer + recipe + metrics, written to a temporary directory and
+        swapped in, so a crash never leaves a half-written model where the previous one was."""
+        directory = Path(directory)
+        self.accelerator.wait_for_everyone()
+        model = self.accelerator.unwrap_model(self.model)
+        state_dict = self.accelerator.get_state_dict(self.model)
+        if self.accelerator.is_main_process:
+            tmp = directory.with_name(directory.name + ".tmp")
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+            if self.tokenizer is not None:
+                self.tokenizer.save_pretrained(tmp)
+            save_recipe(self.recipe, tmp / "recipe.yaml")
+            if metrics is not None:
+                atomic_write_text(tmp / "eval_metrics.json",
+                                  json.dumps({"step": self.global_step, **metrics}, indent=2, default=_json_default))
+            old = directory.with_name(directory.name + ".old")
+            if directory.exists():
+                if old.exists():
+                    shutil.rmtree(old)
+                os.replace(directory, old)
+            os.replace(tmp, directory)
+            if old.exists():
+                shutil.rmtree(old)
+        self.accelerator.wait_for_everyone()
+
+    def _trainer_state(self, epoch: int, batches_in_epoch: int) -> dict:
+        return {
+            "global_step": self.global_step,
+            "epoch": epoch,
+            "batches_in_epoch": batches_in_epoch,
+            "best_metric": self.best_metric,
+            "best_step": self.best_step,
+            "bad_evals": self.bad_evals,
+            "tricks": [{"name": t.name, "state": t.state_dict()} for t in self.tricks],
+        }
+
+    def save_checkpoint(self, epoch: int, batches_in_epoch: int) -> Path:
+        path = self.output_dir / "checkpoints" / f"step_{self.global_step}"
+        self.accelerator.save_state(str(path), safe_serialization=True)
+        if self.accelerator.is_main_process:
+            atomic_write_text(path / "trainer_state.json", json.dumps(self._trainer_state(epoch, batches_in_epoch),
+                                                                       indent=2, default=_json_default))
+            limit = self.cfg.save_total_limit
+            if limit:
+                for old in _list_checkpoints(self.output_dir)[:-limit]:
+                    shutil.rmtree(old, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def _resolve_resume(self) -> Optional[Path]:
+        spec = self.cfg.resume_from
+        if not spec:
+            return None
+        if spec == "latest":
+            ckpts = _list_checkpoints(self.output_dir)
+            if not ckpts:
+                raise FileNotFoundError(f"train.resume_from=latest: no checkpoints under {self.output_dir / 'checkpoints'}")
+            return ckpts[-1]
+        path = Path(spec)
+        if not (path / "trainer_state.json").is_file():
+            raise FileNotFoundError(f"train.resume_from={spec!r} is not a checkpoint directory (no trainer_state.json)")
+        return path
+
+    # ---- the loop --------------------------------------------------------------------------------
+    def fit(self) -> FitResult:
+        acc, cfg = self.accelerator, self.cfg
+        resume_path = self._resolve_resume()
+        self._prepare_output_dir(resuming=resume_path is not None)
+        if not acc.trackers and acc.log_with:
+            flat = _flatten(recipe_to_dict(self.recipe))
+            acc.init_trackers("nlp-cv-tricks", config={k: v for k, v in flat.items()
+                                                       if isinstance(v, (int, float, str, bool))})
+        set_seed(cfg.seed)
+        train_dl = self._train_dataloader()
+        eval_dl = self._eval_dataloader(self.eval_dataset) if self.eval_dataset is not None else None
+        optimizer = build_optimizer(self.model, cfg)
+        if eval_dl is not None:
+            self.model, optimizer, train_dl, self._eval_dl = acc.prepare(self.model, optimizer, train_dl, eval_dl)
+        else:
+            self.model, optimizer, train_dl = acc.prepare(self.model, optimizer, train_dl)
+            self._eval_dl = None
+        self.optimizer = optimizer
+        steps_per_epoch = math.ceil(len(train_dl) / cfg.gradient_accumulation_steps)
+        total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
+        num_epochs = math.ceil(total_steps / steps_per_epoch) if cfg.max_steps else cfg.epochs
+        self.scheduler = build_scheduler(optimizer, cfg, total_steps)
+        acc.register_for_checkpointing(self.scheduler)
+        self.total_steps, self.steps_per_epoch = total_steps, steps_per_epoch
+
+        start_epoch, skip_batches, rng_after_load = 0, 0, None
+        if resume_path is not None:
+            acc.load_state(str(resume_path))
+            state = json.loads((resume_path / "trainer_state.json").read_text())
+            self.global_step = state["global_step"]
+            start_epoch, skip_batches = state["epoch"], state["batches_in_epoch"]
+            self.best_metric, self.best_step, self.bad_evals = state["best_metric"], state["best_step"], state["bad_evals"]
+            for trick, saved in zip(self.tricks, state.get("tricks", [])):
+                trick.load_state_dict(saved.get("state", {}))
+            if skip_batches >= len(train_dl):
+                start_epoch, skip_batches = start_epoch + 1, 0
+            rng_after_load = _rng_state()
+            self._truncate_history(self.global_step)
+            if acc.is_main_process:
+                logger.info("resumed from %s at step %d (epoch %d, batch %d)", resume_path, self.global_step,
+                            start_epoch, skip_batches)
+
+        extra_backward = any(t.extra_backward for t in self.tricks)
+        for trick in self.tricks:
+            trick.on_fit_start(self)
+        bar = tqdm(total=total_steps, initial=self.global_step, disable=not (acc.is_local_main_process and cfg.progress_bar),
+                   desc="train", dynamic_ncols=True)
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=acc.device)
+        loss_count = 0
+        trick_logs: dict[str, list[float]] = {}
+        skipped = 0
+        grad_norm = None
+        epoch = start_epoch
+        self.model.train()
+        done = self.global_step >= total_steps
+        for epoch in range(start_epoch, num_epochs):
+            if done or self.should_stop:
+                break
+            train_dl.set_epoch(epoch)
+            dl = train_dl
+            batches_in_epoch = 0
+            if epoch == start_epoch and skip_batches:
+                dl = acc.skip_first_batches(train_dl, skip_batches)
+                batches_in_epoch = skip_batches
+            for batch in dl:
+                if rng_after_load is not None:  # starting the skipping iterator consumed random numbers
+                    _set_rng_state(rng_after_load)
+                    rng_after_load = None
+                batches_in_epoch += 1
+                with acc.accumulate(self.model):
+                    step = StepContext(self, batch, self.global_step, acc.sync_gradients)
+                    step._deferred_sync = extra_backward
+                    for trick in self.tricks:
+                        trick.on_step_start(step)
+                    with step.no_sync():
+                        loss, outputs = self._compute(step)
+                        step.loss, step.outputs = loss, outputs
+                        finite = self._check_finite(loss, epoch, batches_in_epoch)
+                        if finite:
+                            acc.backward(loss)
+                    if finite:
+                        for trick in self.tricks:
+                            trick.after_backward(step)
+                        loss_sum += loss.detach().float()
+                        loss_count += 1
+                    else:
+                        skipped += 1
+                        optimizer.zero_grad(set_to_none=True)
+                    for k, v in step.logs.items():
+                        trick_logs.setdefault(k, []).append(v)
+                    if acc.sync_gradients:
+                        if finite and cfg.max_grad_norm:
+                            grad_norm = acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                        for trick in self.tricks:
+                            trick.before_optimizer_step(step)
+                        if finite:
+                            optimizer.step()
+                            if not acc.optimizer_step_was_skipped:
+                                self.scheduler.step()
+                        optimizer.zero_grad(set_to_none=True)
+                        for trick in self.tricks:
+                            trick.after_optimizer_step(step)
+                        for k, v in step.logs.items():
+                            trick_logs.setdefault(k, []).append(v)
+                if not acc.sync_gradients:
+                    continue
+                self.global_step += 1
+                bar.update(1)
+                epoch_progress = epoch + batches_in_epoch / len(train_dl)
+                if self.global_step % cfg.logging_steps == 0 or self.global_step == total_steps:
+                    mean_loss = acc.reduce(loss_sum / max(loss_count, 1), "mean").item() if loss_count else float("nan")
+                    record = {"step": self.global_step, "epoch": round(epoch_progress, 4), "train/loss": mean_loss,
+                              "train/lr": self.scheduler.get_last_lr()[0],
+                              "train/grad_norm": float(grad_norm) if grad_norm is not None else None,
+                              "train/skipped_nonfinite": skipped or None,
+                              "train/seconds": round(time.perf_counter() - t0, 3)}
+                    record.update({f"train/{k}": float(np.mean(v)) for k, v in trick_logs.items()})
+                    self._log(record)
+                    bar.set_postfix(loss=f"{mean_loss:.4f}")
+                    loss_sum.zero_()
+                    loss_count, trick_logs = 0, {}
+                if self._eval_dl is not None and cfg.eval_steps and self.global_step % cfg.eval_steps == 0:
+                    self._after_eval(self.evaluate(), epoch_progress)
+                if cfg.save_steps and self.global_step % cfg.save_steps == 0:
+                    self.save_checkpoint(epoch, batches_in_epoch)
+                if self.global_step >= total_steps or self.should_stop:
+                    done = True
+                    break
+            else:
+                # the epoch ran to its end
+                if self._eval_dl is not None and cfg.eval_each_epoch and not (
+                    cfg.eval_steps and self.global_step % cfg.eval_steps == 0):
+                    self._after_eval(self.evaluate(), epoch + 1)
+                for trick in self.tricks:
+                    trick.on_epoch_end(self, epoch)
+                continue
+            # stopped inside the epoch (max_steps or early stopping): evaluate the final state if not yet done
+            if self._eval_dl is not None and not (cfg.eval_steps and self.global_step % cfg.eval_steps == 0) \
+                    and not self.should_stop and cfg.eval_each_epoch:
+                self._after_eval(self.evaluate(), epoch + batches_in_epoch / len(train_dl))
+            for trick in self.tricks:
+                trick.on_epoch_end(self, epoch)
+        bar.close()
+        train_seconds = time.perf_counter() - t0
+        for trick in self.tricks:
+            trick.on_fit_end(self)
+        model_dir = self.output_dir / "best"
+        acc.wait_for_everyone()
+        if not (self.recipe.output.save_best and model_dir.is_dir()):
+            # nothing was selected (no evaluation, or selection off): the final weights are the model
+            model_dir = self.output_dir / "final"
+            self.save_model(model_dir, self.metrics or None)
+        summary = {
+            "global_step": self.global_step,
+            "best_metric": self.best_metric,
+            "best_step": self.best_step,
+            "metric": self._metric_key(),
+            "train_seconds": round(train_seconds, 2),
+            "stopped_early": self.should_stop,
+            "last_eval": {k: v for k, v in self.metrics.items() if not isinstance(v, (list, dict))},
+            "model_dir": str(model_dir),
+        }
+        if acc.is_main_process:
+            atomic_write_text(self.output_dir / "metrics.json", json.dumps(summary, indent=2, default=_json_default))
+        acc.wait_for_everyone()
+        acc.end_training()
+        return FitResult(str(self.output_dir), str(model_dir), self.best_metric, self.best_step, self.global_step,
+                         self.metrics, train_seconds, self.should_stop)
+
+    def _check_finite(self, loss: torch.Tensor, epoch: int, batch_index: int) -> bool:
+        bad = ~torch.isfinite(loss.detach())
+        if self.cfg.nonfinite == "skip" and self.accelerator.num_processes > 1:
+            bad = self.accelerator.reduce(bad.float(), "sum") > 0  # all processes skip together
+        if not bool(bad):
+            return True
+        where = f"step {self.global_step + 1} (epoch {epoch}, batch {batch_index})"
+        if self.cfg.nonfinite == "skip":
+            logger.warning("non-finite loss %s at %s: step skipped", loss.item(), where)
+            return False
+        raise NonFiniteLossError(
+            f"loss is {loss.item()} at {where}; training stopped. Lower train.learning_rate, enable "
+            "train.max_grad_norm, check the data, or set train.nonfinite=skip to skip such steps")
+
+    def _truncate_history(self, step: int) -> None:
+        if not self.accelerator.is_main_process or not self.history_path.exists():
+            return
+        keep = [ln for ln in self.history_path.read_text(encoding="utf-8").splitlines()
+                if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        atomic_write_text(self.history_path, "".join(ln + "\n" for ln in keep))
+
+
+def _list_checkpoints(output_dir: Path) -> list[Path]:
+    root = Path(output_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := re.fullmatch(r"step_(\d+)", p.name))
+             and (p / "trainer_state.json").is_file()]
+    return [p for _, p in sorted(found)]
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v if not isinstance(v, list) else json.dumps(v)
+    return out

