@@ -15,7 +15,7 @@ import torch
 import yaml
 
 from .config import DataConfig, atomic_write_text, recipe_from_dict
-from .data.text import LabelMap, load_eval_file, tokenize_dataset
+from .data.text import _EXT_FORMATS, LabelMap, load_eval_file, tokenize_dataset
 from .metrics.classification import classification_metrics, softmax
 
 __all__ = ["load_model_dir", "predict_logits", "evaluate_file", "predict_file"]
@@ -48,12 +48,15 @@ def load_model_dir(path: str):
     return model, tokenizer, data_cfg
 
 
-def _data_cfg_for(data_cfg: DataConfig, fmt: Optional[str], text_column: Optional[str],
+def _data_cfg_for(data: str, data_cfg: DataConfig, fmt: Optional[str], text_column: Optional[str],
                   text_pair_column: Optional[str], label_column: Optional[str]) -> DataConfig:
     cfg = DataConfig(**{k: getattr(data_cfg, k) for k in DataConfig.__dataclass_fields__})
-    cfg.format = fmt or ("auto" if data_cfg.format in ("hub",) else data_cfg.format)
-    if fmt is None and data_cfg.format in ("kim2014", "thucnews"):
-        cfg.format = data_cfg.format
+    if fmt:
+        cfg.format = fmt
+    elif Path(data).suffix.lower() in _EXT_FORMATS or data_cfg.format == "hub":
+        cfg.format = "auto"  # a .csv/.tsv/.json/.jsonl/.parquet file speaks for itself
+    else:
+        cfg.format = data_cfg.format  # e.g. kim2014 / thucnews lines, as in training
     if text_column:
         cfg.text_column = text_column
     if text_pair_column:
@@ -105,7 +108,7 @@ def evaluate_file(model_dir: str, data: str, fmt: Optional[str] = None, text_col
                   text_pair_column: Optional[str] = None, label_column: Optional[str] = None,
                   batch_size: int = 64) -> dict:
     model, tokenizer, saved = load_model_dir(model_dir)
-    cfg = _data_cfg_for(saved, fmt, text_column, text_pair_column, label_column)
+    cfg = _data_cfg_for(data, saved, fmt, text_column, text_pair_column, label_column)
     label_map = model_label_map(model.config)
     ds = load_eval_file(data, cfg, label_map, need_labels=True)
     logits, labels = predict_logits(model, tokenizer, ds, cfg, batch_size)
@@ -122,7 +125,7 @@ def predict_file(model_dir: str, data: str, out: str, fmt: Optional[str] = None,
     if os.path.exists(out) and not overwrite:
         raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
     model, tokenizer, saved = load_model_dir(model_dir)
-    cfg = _data_cfg_for(saved, fmt, text_column, text_pair_column, None)
+    cfg = _data_cfg_for(data, saved, fmt, text_column, text_pair_column, None)
     label_map = model_label_map(model.config)
     ds = load_eval_file(data, cfg, label_map, need_labels=False)
     texts = ds[cfg.text_column]

@@ -110,6 +110,13 @@ def build_scheduler(optimizer, cfg, num_training_steps: int):
     return get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=num_training_steps)
 
 
+def _other_accelerator() -> bool:
+    """An accelerator other than CUDA that Accelerate would use for multi-process training."""
+    from accelerate.utils import is_mlu_available, is_npu_available, is_xpu_available
+
+    return bool(is_npu_available() or is_xpu_available() or is_mlu_available())
+
+
 def _rng_state() -> dict:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -215,8 +222,12 @@ class Trainer:
         cfg = recipe.train
         if cfg.mixed_precision == "fp16" and not (torch.cuda.is_available() and not cfg.cpu):
             raise ValueError("train.mixed_precision=fp16 needs a CUDA GPU; on CPU use bf16 or no")
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        # Accelerate only runs several processes on CPU (DDP over gloo) when asked for the CPU explicitly;
+        # otherwise each launched process would silently train alone.
+        cpu = cfg.cpu or (world_size > 1 and not torch.cuda.is_available() and not _other_accelerator())
         if output_dir is None:
-            state = PartialState(cpu=cfg.cpu)
+            state = PartialState(cpu=cpu)
             stamp = [datetime.now().strftime("%Y%m%d-%H%M%S")]
             if state.num_processes > 1:
                 broadcast_object_list(stamp)
@@ -228,16 +239,20 @@ class Trainer:
             except ImportError:
                 logger.warning("tensorboard is not installed; tracking only to history.jsonl")
                 log_with = None
-        return Accelerator(
+        acc = Accelerator(
             gradient_accumulation_steps=cfg.gradient_accumulation_steps,
             mixed_precision=cfg.mixed_precision,
-            cpu=cfg.cpu,
+            cpu=cpu,
             log_with=log_with,
             project_config=ProjectConfiguration(project_dir=str(output_dir),
                                                 logging_dir=str(Path(output_dir) / "logs")),
             dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
             step_scheduler_with_optimizer=False,
         )
+        if world_size > 1 and acc.num_processes != world_size:
+            raise RuntimeError(f"launched with WORLD_SIZE={world_size} but Accelerate runs {acc.num_processes} "
+                               f"process(es) ({acc.distributed_type}); check the accelerate launch configuration")
+        return acc
 
     # ---- the loss --------------------------------------------------------------------------------
     def criterion(self, outputs: Any, batch: dict, step: Optional[StepContext] = None) -> torch.Tensor:
@@ -392,10 +407,15 @@ class Trainer:
             "best_step": self.best_step,
             "bad_evals": self.bad_evals,
             "tricks": [{"name": t.name, "state": t.state_dict()} for t in self.tricks],
+            # the running training-loss average of the current logging interval, so history stays exact
+            "loss_sum": self._interval_loss[0],
+            "loss_count": self._interval_loss[1],
         }
 
-    def save_checkpoint(self, epoch: int, batches_in_epoch: int) -> Path:
+    def save_checkpoint(self, epoch: int, batches_in_epoch: int, loss_sum=None, loss_count: int = 0) -> Path:
         path = self.output_dir / "checkpoints" / f"step_{self.global_step}"
+        total = float(self.accelerator.reduce(loss_sum, "sum")) if loss_sum is not None else 0.0
+        self._interval_loss = (total, loss_count * self.accelerator.num_processes)
         self.accelerator.save_state(str(path), safe_serialization=True)
         if self.accelerator.is_main_process:
             atomic_write_text(path / "trainer_state.json", json.dumps(self._trainer_state(epoch, batches_in_epoch),
@@ -448,12 +468,14 @@ class Trainer:
         self.total_steps, self.steps_per_epoch = total_steps, steps_per_epoch
 
         start_epoch, skip_batches, rng_after_load = 0, 0, None
+        resumed_loss = (0.0, 0)
         if resume_path is not None:
             acc.load_state(str(resume_path))
             state = json.loads((resume_path / "trainer_state.json").read_text())
             self.global_step = state["global_step"]
             start_epoch, skip_batches = state["epoch"], state["batches_in_epoch"]
             self.best_metric, self.best_step, self.bad_evals = state["best_metric"], state["best_step"], state["bad_evals"]
+            resumed_loss = (state.get("loss_sum", 0.0), state.get("loss_count", 0))
             for trick, saved in zip(self.tricks, state.get("tricks", [])):
                 trick.load_state_dict(saved.get("state", {}))
             if skip_batches >= len(train_dl):
@@ -470,8 +492,9 @@ class Trainer:
         bar = tqdm(total=total_steps, initial=self.global_step, disable=not (acc.is_local_main_process and cfg.progress_bar),
                    desc="train", dynamic_ncols=True)
         t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=acc.device)
-        loss_count = 0
+        n_proc = acc.num_processes
+        loss_sum = torch.full((), resumed_loss[0] / n_proc, device=acc.device)
+        loss_count = resumed_loss[1] // n_proc
         trick_logs: dict[str, list[float]] = {}
         skipped = 0
         grad_norm = None
@@ -547,7 +570,7 @@ class Trainer:
                 if self._eval_dl is not None and cfg.eval_steps and self.global_step % cfg.eval_steps == 0:
                     self._after_eval(self.evaluate(), epoch_progress)
                 if cfg.save_steps and self.global_step % cfg.save_steps == 0:
-                    self.save_checkpoint(epoch, batches_in_epoch)
+                    self.save_checkpoint(epoch, batches_in_epoch, loss_sum, loss_count)
                 if self.global_step >= total_steps or self.should_stop:
                     done = True
                     break
@@ -581,6 +604,9 @@ class Trainer:
             "best_step": self.best_step,
             "metric": self._metric_key(),
             "train_seconds": round(train_seconds, 2),
+            "distributed_type": str(acc.distributed_type),
+            "num_processes": acc.num_processes,
+            "mixed_precision": acc.mixed_precision,
             "stopped_early": self.should_stop,
             "last_eval": {k: v for k, v in self.metrics.items() if not isinstance(v, (list, dict))},
             "model_dir": str(model_dir),

@@ -1,0 +1,91 @@
+"""The command line: train → eval → predict → push --dry-run, and the errors users see."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from nlp_cv_tricks.cli import main
+from nlp_cv_tricks.hub import files_to_upload, model_card
+
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert, toy_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    rc = main(["train", str(ROOT / "recipes/quickstart.yaml"), f"data.train_file={toy_data['train']}",
+               f"data.dev_file={toy_data['dev']}", f"model.name={tiny_bert}", "train.epochs=3", "train.batch_size=8",
+               "train.learning_rate=1e-3", "train.eval_steps=null", "data.max_length=16", "output.report_to=none",
+               "train.progress_bar=false", f"output.dir={out}", "tricks=[{label_smoothing: {epsilon: 0.1}}]"])
+    assert rc == 0
+    return out
+
+
+def test_train_prints_where_and_how(trained, capsys):
+    # the summary was printed by the fixture's run; the run dir has everything
+    assert (trained / "best" / "model.safetensors").exists()
+    recipe = yaml.safe_load((trained / "recipe.yaml").read_text())
+    assert recipe["tricks"] == [{"label_smoothing": {"epsilon": 0.1}}]
+
+
+def test_eval_matches_training_eval(trained, toy_data, tmp_path, capsys):
+    out = tmp_path / "m.json"
+    assert main(["eval", str(trained), "--data", str(toy_data["dev"]), "--out", str(out)]) == 0
+    m = json.loads(out.read_text())
+    saved = json.loads((trained / "best" / "eval_metrics.json").read_text())
+    assert m["accuracy"] == pytest.approx(saved["eval/accuracy"])
+    assert m["n"] == 64 and m["accuracy"] > 0.9
+    # --out is never overwritten silently
+    assert main(["eval", str(trained), "--data", str(toy_data["dev"]), "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+
+
+def test_predict_jsonl_and_csv(trained, tmp_path):
+    data = tmp_path / "new.csv"
+    data.write_text("text\nthe movie was good\nawful plot really\n")
+    out = tmp_path / "pred.jsonl"
+    assert main(["predict", str(trained / "best"), "--data", str(data), "--out", str(out), "--format", "csv"]) == 0
+    rows = [json.loads(l) for l in out.read_text().splitlines()]
+    assert [r["pred_label"] for r in rows] == ["positive", "negative"]
+    for r in rows:
+        assert r["prob/negative"] + r["prob/positive"] == pytest.approx(1.0, abs=1e-5)
+        assert r["pred_prob"] == max(r["prob/negative"], r["prob/positive"])
+    out_csv = tmp_path / "pred.csv"
+    assert main(["predict", str(trained), "--data", str(data), "--out", str(out_csv)]) == 0
+    rows = list(csv.DictReader(out_csv.open()))
+    assert rows[0]["text"] == "the movie was good" and rows[0]["pred_label"] == "positive"
+
+
+def test_cli_errors_name_the_problem(trained, tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("sentence,label\nhi,1\n")
+    assert main(["eval", str(trained), "--data", str(bad), "--format", "csv"]) == 2
+    assert "bad.csv: missing column 'text'" in capsys.readouterr().err
+    unknown = tmp_path / "u.txt"
+    unknown.write_text("0 good\n7 bad\n")
+    assert main(["eval", str(trained), "--data", str(unknown)]) == 2
+    assert "u.txt: line 2: label '7' never seen in the model's label set" in capsys.readouterr().err
+    assert main(["train", str(ROOT / "recipes/quickstart.yaml"), "train.lr=1"]) == 2
+    assert "unknown recipe key 'train.lr'" in capsys.readouterr().err
+
+
+def test_push_dry_run_and_model_card(trained, capsys, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_token_value")
+    assert main(["push", str(trained), "--repo-id", "me/tiny-sentiment", "--dry-run", "--private"]) == 0
+    out = capsys.readouterr().out
+    assert "hf_secret_token_value" not in out
+    listed = [l.split()[0] for l in out.splitlines() if l.startswith("  ")]
+    assert listed == files_to_upload(trained / "best")
+    assert {"model.safetensors", "config.json", "tokenizer.json", "recipe.yaml", "README.md"} <= set(listed)
+    assert not any(f.endswith((".tmp", ".old")) or f.endswith(".bin") for f in listed)
+    card = model_card(trained / "best", "me/tiny-sentiment")
+    meta = yaml.safe_load(card.split("---")[1])
+    assert meta["pipeline_tag"] == "text-classification" and "label_smoothing" in meta["tags"]
+    assert meta["model-index"][0]["results"][0]["metrics"]
+    for section in ("## Data", "## Metrics", "## Training recipe", "## Intended use", "## Limitations", "## How to use"):
+        assert section in card
+    assert "`negative`, `positive`" in card and "label_smoothing" in card
+    assert not (trained / "best" / "README.md").exists()  # the card is never written into the user's directory

@@ -1,0 +1,69 @@
+import pytest
+import yaml
+
+from nlp_cv_tricks.config import RecipeError, load_recipe, recipe_to_dict, save_recipe
+
+from conftest import ROOT
+
+QUICK = ROOT / "recipes" / "quickstart.yaml"
+
+
+def test_quickstart_loads_typed():
+    r = load_recipe(QUICK)
+    assert r.model.name == "minilm-l6"
+    assert isinstance(r.train.learning_rate, float) and r.train.learning_rate == 5e-5
+    assert r.data.label_names == ["negative", "positive"]
+
+
+def test_override_types_and_lists():
+    r = load_recipe(QUICK, ["train.learning_rate=3e-5", "train.batch_size=16", "train.max_grad_norm=null",
+                            "tricks=[label_smoothing]", "tricks+=grad_norm_logging", "data.group_by_length=true",
+                            "model.config_overrides.hidden_dropout_prob=0.2"])
+    # PyYAML reads 3e-5 as a string; the dataclass type makes it a float
+    assert r.train.learning_rate == 3e-5 and isinstance(r.train.learning_rate, float)
+    assert r.train.batch_size == 16 and r.train.max_grad_norm is None
+    assert r.tricks == ["label_smoothing", "grad_norm_logging"]
+    assert r.data.group_by_length is True
+    assert r.model.config_overrides == {"hidden_dropout_prob": 0.2}
+
+
+def test_unknown_key_names_nearest():
+    with pytest.raises(RecipeError, match=r"unknown recipe key 'train.learning_rte'.*'train.learning_rate'"):
+        load_recipe(QUICK, ["train.learning_rte=1e-4"])
+    with pytest.raises(RecipeError, match=r"'trian.epochs'.*'train.epochs'"):
+        load_recipe(QUICK, ["trian.epochs=2"])
+
+
+def test_unknown_key_in_file(tmp_path):
+    p = tmp_path / "r.yaml"
+    p.write_text("data: {train_file: x.txt, formt: csv}\n")
+    with pytest.raises(RecipeError, match=r"r.yaml: unknown recipe key 'data.formt'; did you mean 'data.format'"):
+        load_recipe(p)
+
+
+def test_bad_types_and_choices():
+    with pytest.raises(RecipeError, match=r"train.batch_size: expected int, got 'big'"):
+        load_recipe(QUICK, ["train.batch_size=big"])
+    with pytest.raises(RecipeError, match=r"train.mixed_precision='fp32' is not one of"):
+        load_recipe(QUICK, ["train.mixed_precision=fp32"])
+    with pytest.raises(RecipeError, match=r"train.epochs must be >= 1"):
+        load_recipe(QUICK, ["train.epochs=0"])
+    with pytest.raises(RecipeError, match="must look like key=value"):
+        load_recipe(QUICK, ["train.epochs"])
+
+
+def test_unknown_trick_is_reported():
+    from nlp_cv_tricks.tricks import build_tricks
+
+    with pytest.raises(ValueError, match=r"unknown trick 'label_smothing'; did you mean 'label_smoothing'"):
+        build_tricks(["label_smothing"])
+    with pytest.raises(ValueError, match=r"unknown option 'epsilom'; did you mean 'epsilon'"):
+        build_tricks([{"label_smoothing": {"epsilom": 0.1}}])
+
+
+def test_save_roundtrip(tmp_path):
+    r = load_recipe(QUICK, ["train.seed=7"])
+    save_recipe(r, tmp_path / "recipe.yaml")
+    again = load_recipe(tmp_path / "recipe.yaml")
+    assert recipe_to_dict(again) == recipe_to_dict(r)
+    assert yaml.safe_load((tmp_path / "recipe.yaml").read_text())["train"]["seed"] == 7

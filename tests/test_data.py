@@ -1,0 +1,104 @@
+import json
+
+import pytest
+
+from nlp_cv_tricks.config import DataConfig
+from nlp_cv_tricks.data.text import DataError, LengthGroupedSampler, load_text_classification
+
+from conftest import SHARED_DATA
+
+
+def cfg(**kw):
+    return DataConfig(**kw)
+
+
+def test_shared_formats_load():
+    thu = load_text_classification(cfg(train_file=str(SHARED_DATA / "thucnews/dev.txt"), format="thucnews",
+                                       label_names_file=str(SHARED_DATA / "thucnews/class.txt")))
+    assert len(thu.train) == 10000 and len(thu.label_map) == 10
+    assert thu.label_map.names[0] == "finance"
+    kim = load_text_classification(cfg(train_file=str(SHARED_DATA / "kim2014/stsa.binary.train"),
+                                       dev_file=str(SHARED_DATA / "kim2014/stsa.binary.dev"), format="kim2014"))
+    assert (len(kim.train), len(kim.dev)) == (6920, 872)
+    assert sorted(set(kim.dev["labels"])) == [0, 1]
+    tsv = load_text_classification(cfg(train_file=str(SHARED_DATA / "chnsenticorp/dev.tsv"), text_column="text_a"))
+    assert len(tsv.train) == 1200 and tsv.label_map.raw == ["0", "1"]
+
+
+def test_csv_jsonl_parquet_and_pairs(tmp_path):
+    import pandas as pd
+
+    rows = [{"q": "a b", "p": "c", "y": "yes"}, {"q": "d", "p": "e f", "y": "no"}, {"q": "g", "p": "h", "y": "yes"}]
+    pd.DataFrame(rows).to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "t.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pd.DataFrame(rows).to_parquet(tmp_path / "t.parquet")
+    for name in ("t.csv", "t.jsonl", "t.parquet"):
+        s = load_text_classification(cfg(train_file=str(tmp_path / name), text_column="q", text_pair_column="p",
+                                         label_column="y"))
+        assert s.label_map.names == ["no", "yes"] and s.train["labels"] == [1, 0, 1], name
+
+
+def test_missing_column(tmp_path):
+    (tmp_path / "a.csv").write_text("sentence,label\nhi,1\nho,0\n")
+    with pytest.raises(DataError, match=r"a.csv: missing column 'text' \(data.text_column\); columns found: sentence, label"):
+        load_text_classification(cfg(train_file=str(tmp_path / "a.csv")))
+
+
+def test_empty_text_names_row(tmp_path):
+    (tmp_path / "a.csv").write_text('text,label\nhi,1\n"  ",0\nok,0\n')
+    with pytest.raises(DataError, match=r"a.csv: row 2 \(line 3\): empty or non-text value in column 'text'"):
+        load_text_classification(cfg(train_file=str(tmp_path / "a.csv")))
+
+
+def test_dev_label_unseen_in_train(tmp_path):
+    (tmp_path / "train.txt").write_text("0 good\n1 bad\n")
+    (tmp_path / "dev.txt").write_text("0 fine\n2 odd\n")
+    with pytest.raises(DataError, match=r"dev.txt: line 2: label '2' never seen in the training file .*train.txt"):
+        load_text_classification(cfg(train_file=str(tmp_path / "train.txt"), dev_file=str(tmp_path / "dev.txt"),
+                                     format="kim2014"))
+
+
+def test_malformed_lines_and_files(tmp_path):
+    (tmp_path / "bad.txt").write_text("0 good\nnolabel here\n")
+    with pytest.raises(DataError, match=r"bad.txt: line 2: expected '<integer label> <text>'"):
+        load_text_classification(cfg(train_file=str(tmp_path / "bad.txt"), format="kim2014"))
+    (tmp_path / "thu.txt").write_text("标题一\t3\n标题二 没有标签\n")
+    with pytest.raises(DataError, match=r"thu.txt: line 2: expected '<text><TAB><integer label>'"):
+        load_text_classification(cfg(train_file=str(tmp_path / "thu.txt"), format="thucnews"))
+    (tmp_path / "broken.jsonl").write_text('{"text": "a", "label": 1}\n{"text": "b", "label"\n')
+    with pytest.raises(DataError, match=r"broken.jsonl: could not be read as jsonl"):
+        load_text_classification(cfg(train_file=str(tmp_path / "broken.jsonl")))
+    (tmp_path / "latin.txt").write_bytes("0 caf\xe9 good\n1 bad\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin.txt: not valid utf-8 text .*data.encoding"):
+        load_text_classification(cfg(train_file=str(tmp_path / "latin.txt"), format="kim2014"))
+    ok = load_text_classification(cfg(train_file=str(tmp_path / "latin.txt"), format="kim2014", encoding="latin-1"))
+    assert ok.train["text"][0] == "café good"
+    with pytest.raises(DataError, match=r"data file '.*nope.csv' does not exist"):
+        load_text_classification(cfg(train_file=str(tmp_path / "nope.csv")))
+    with pytest.raises(DataError, match=r"cannot tell the format"):
+        load_text_classification(cfg(train_file=str(tmp_path / "bad.txt")))
+
+
+def test_single_label_rejected(tmp_path):
+    (tmp_path / "t.txt").write_text("1 a\n1 b\n")
+    with pytest.raises(DataError, match="only one label value"):
+        load_text_classification(cfg(train_file=str(tmp_path / "t.txt"), format="kim2014"))
+
+
+def test_length_grouped_sampler_is_a_deterministic_permutation():
+    lengths = [(i * 37) % 50 + 1 for i in range(200)]
+    s = LengthGroupedSampler(lengths, batch_size=8, seed=3, mega=4)
+    s.set_epoch(1)
+    a = list(s)
+    s.set_epoch(1)
+    assert a == list(s) and sorted(a) == list(range(200))
+    s.set_epoch(2)
+    assert list(s) != a
+    # inside each mega-batch after the first swap, lengths are sorted descending: far less padding than random
+    batches = [a[i:i + 8] for i in range(0, 200, 8)]
+    pad = sum(max(lengths[j] for j in b) * len(b) - sum(lengths[j] for j in b) for b in batches)
+    import random
+    r = list(range(200)); random.Random(0).shuffle(r)
+    rb = [r[i:i + 8] for i in range(0, 200, 8)]
+    pad_random = sum(max(lengths[j] for j in b) * len(b) - sum(lengths[j] for j in b) for b in rb)
+    assert pad < pad_random / 3

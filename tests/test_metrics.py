@@ -1,0 +1,39 @@
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from nlp_cv_tricks.metrics.classification import classification_metrics, softmax
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_metrics_equal_sklearn(k):
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, k, 300)
+    logits = rng.normal(size=(300, k)) + 1.5 * np.eye(k)[labels] * rng.random((300, 1))
+    m = classification_metrics(logits, labels, [f"c{i}" for i in range(k)])
+    preds = logits.argmax(1)
+    probs = softmax(logits)
+    assert m["accuracy"] == pytest.approx(skm.accuracy_score(labels, preds))
+    assert m["f1_macro"] == pytest.approx(skm.f1_score(labels, preds, average="macro"))
+    assert m["f1_micro"] == pytest.approx(skm.f1_score(labels, preds, average="micro"))
+    p, r, f, _ = skm.precision_recall_fscore_support(labels, preds)
+    for i in range(k):
+        assert m[f"precision/c{i}"] == pytest.approx(p[i])
+        assert m[f"recall/c{i}"] == pytest.approx(r[i])
+        assert m[f"f1/c{i}"] == pytest.approx(f[i])
+    auc = skm.roc_auc_score(labels, probs[:, 1]) if k == 2 else skm.roc_auc_score(labels, probs, multi_class="ovr")
+    assert m["auc"] == pytest.approx(auc)
+    assert m["confusion_matrix"] == skm.confusion_matrix(labels, preds).tolist()
+
+
+def test_auc_undefined_when_class_missing():
+    logits = np.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    m = classification_metrics(logits, np.array([0, 1]))
+    assert m["auc"] is None and "absent" in m["auc_note"]
+    assert m["accuracy"] == 1.0
+
+
+def test_probabilities_accepted_as_is():
+    probs = np.array([[0.9, 0.1], [0.4, 0.6], [0.3, 0.7]])
+    m = classification_metrics(probs, np.array([0, 0, 1]))
+    assert m["auc"] == pytest.approx(skm.roc_auc_score([0, 0, 1], probs[:, 1]))

@@ -1,0 +1,188 @@
+"""The trainer end to end on a tiny BERT built in code: learning, accumulation, resume, non-finite losses,
+saving and loading, trick hooks."""
+
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from nlp_cv_tricks.engine.events import Trick
+from nlp_cv_tricks.engine.trainer import NonFiniteLossError, Trainer
+from nlp_cv_tricks.tricks import register_trick
+
+from conftest import make_tiny_bert, tiny_recipe
+
+
+def fit(tiny_bert, toy_data, out, *overrides, tricks=None):
+    r = tiny_recipe(tiny_bert, toy_data, out, *overrides)
+    t = Trainer.from_recipe(r)
+    if tricks is not None:
+        t.tricks = tricks
+        t._criterion_trick = next((x for x in tricks if x.replaces_criterion), None)
+    return t, t.fit()
+
+
+def weights(model_dir):
+    return load_file(str(model_dir / "model.safetensors"))
+
+
+def assert_same_weights(a, b, atol):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    worst = max((wa[k].float() - wb[k].float()).abs().max().item() for k in wa)
+    assert worst < atol, worst
+
+
+def history(run):
+    return [json.loads(l) for l in (run / "history.jsonl").read_text().splitlines()]
+
+
+def test_learns_toy_task_and_writes_run_dir(tiny_bert, toy_data, tmp_path):
+    t, res = fit(tiny_bert, toy_data, tmp_path / "run", "tricks=[grad_norm_logging]", "train.eval_steps=12")
+    assert res.best_metric >= 0.9  # chance is ~0.5
+    run = tmp_path / "run"
+    for f in ("recipe.yaml", "history.jsonl", "metrics.json", "best/model.safetensors", "best/config.json",
+              "best/tokenizer.json", "best/recipe.yaml", "best/eval_metrics.json"):
+        assert (run / f).exists(), f
+    h = history(run)
+    evals = [r for r in h if "eval/accuracy" in r]
+    assert [r["step"] for r in evals] == [12, 24, 36, 48, 60, 72]
+    assert any(k.startswith("train/grad_norm/encoder.layer.") for r in h for k in r)
+    losses = [r["train/loss"] for r in h if "train/loss" in r]
+    assert losses[-1] < losses[0] - 0.03
+    cfg = json.loads((run / "best/config.json").read_text())
+    assert cfg["id2label"] == {"0": "negative", "1": "positive"} and cfg["nct_raw_labels"] == ["0", "1"]
+
+
+def test_save_from_pretrained_identical_logits(tiny_bert, toy_data, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    t, res = fit(tiny_bert, toy_data, tmp_path / "run", "train.epochs=1")
+    loaded = AutoModelForSequenceClassification.from_pretrained(res.model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(res.model_dir)
+    mine = t.accelerator.unwrap_model(t.model).eval()
+    # epochs=1 with one eval: best == final weights
+    enc = tok(["the movie was good", "awful plot"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(loaded(**enc).logits, mine(**enc).logits)
+
+
+def test_accumulation_equivalence(tiny_bert, toy_data, tmp_path):
+    common = ["train.epochs=1", "output.save_best=false", "train.eval_each_epoch=false"]
+    fit(tiny_bert, toy_data, tmp_path / "a", "train.batch_size=8", *common)
+    fit(tiny_bert, toy_data, tmp_path / "b", "train.batch_size=4", "train.gradient_accumulation_steps=2", *common)
+    assert_same_weights(tmp_path / "a/final", tmp_path / "b/final", atol=1e-5)
+    # and it is not trivially true: a different batch composition gives different weights
+    fit(tiny_bert, toy_data, tmp_path / "c", "train.batch_size=8", "train.seed=5", *common)
+    with pytest.raises(AssertionError):
+        assert_same_weights(tmp_path / "a/final", tmp_path / "c/final", atol=1e-5)
+
+
+class _Kill(Trick):
+    """Simulates a crash: raises at an optimizer step, leaving whatever was on disk."""
+
+    def __init__(self, at):
+        self.at = at
+
+    def after_optimizer_step(self, step):
+        if step.global_step + 1 == self.at:
+            raise KeyboardInterrupt("killed")
+
+
+def test_kill_and_resume_mid_epoch_matches_uninterrupted(tmp_path, toy_data):
+    bert = make_tiny_bert(tmp_path / "bert_dropout", dropout=0.1)  # dropout: RNG state must be restored too
+    common = ["train.epochs=2", "train.save_steps=5", "train.save_total_limit=null", "output.save_best=false",
+              "train.eval_each_epoch=true"]
+    fit(bert, toy_data, tmp_path / "full", *common)
+    with pytest.raises(KeyboardInterrupt):
+        fit(bert, toy_data, tmp_path / "crash", *common, tricks=[_Kill(at=13)])  # 24 steps/epoch: mid-epoch
+    state = json.loads((tmp_path / "crash/checkpoints/step_10/trainer_state.json").read_text())
+    assert state["epoch"] == 0 and state["batches_in_epoch"] == 10
+    assert not (tmp_path / "crash/checkpoints/step_15").exists()
+    t, res = fit(bert, toy_data, tmp_path / "crash", *common, "train.resume_from=latest")
+    assert res.global_step == 48
+    assert_same_weights(tmp_path / "full/final", tmp_path / "crash/final", atol=1e-6)
+    full_h, res_h = history(tmp_path / "full"), history(tmp_path / "crash")
+    key = lambda rows: [(r["step"], round(r.get("train/loss", r.get("eval/loss", 0)), 5)) for r in rows]
+    assert key(full_h) == key(res_h)  # the resumed history was truncated to the checkpoint, then continued
+
+
+def test_resume_requires_checkpoint(tiny_bert, toy_data, tmp_path):
+    r = tiny_recipe(tiny_bert, toy_data, tmp_path / "x", "train.resume_from=latest")
+    with pytest.raises(FileNotFoundError, match="no checkpoints"):
+        Trainer.from_recipe(r).fit()
+
+
+def test_output_dir_is_never_clobbered(tiny_bert, toy_data, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="exists and is not empty"):
+        fit(tiny_bert, toy_data, out, "train.epochs=1")
+    assert (out / "precious.txt").read_text() == "keep"
+
+
+class _Poison(Trick):
+    """Makes the loss NaN at one micro-batch."""
+    replaces_criterion = True
+
+    def __init__(self, at):
+        self.at = at
+
+    def loss_fn(self, logits, labels, step):
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        return loss * float("nan") if step.global_step == self.at else loss
+
+
+def test_nonfinite_loss_stops_or_skips(tiny_bert, toy_data, tmp_path):
+    with pytest.raises(NonFiniteLossError, match=r"loss is nan at step 4 .*train.nonfinite=skip"):
+        fit(tiny_bert, toy_data, tmp_path / "a", "train.epochs=1", tricks=[_Poison(at=3)])
+    t, res = fit(tiny_bert, toy_data, tmp_path / "b", "train.epochs=1", "train.nonfinite=skip",
+                 tricks=[_Poison(at=3)])
+    h = history(tmp_path / "b")
+    assert any(r.get("train/skipped_nonfinite") == 1 for r in h)
+    w = weights(tmp_path / "b/best")
+    assert all(torch.isfinite(v).all() for v in w.values())
+
+
+def test_label_smoothing_replaces_loss(tiny_bert, toy_data, tmp_path):
+    from nlp_cv_tricks.tricks.label_smoothing import LabelSmoothing, label_smoothing_loss
+
+    logits = torch.tensor([[4.0, -2.0], [0.5, 0.1]])
+    labels = torch.tensor([0, 1])
+    # by hand: target (1-e) one-hot + e/K
+    logp = torch.log_softmax(logits, -1)
+    target = torch.tensor([[0.95, 0.05], [0.05, 0.95]])
+    assert label_smoothing_loss(logits, labels, 0.1) == pytest.approx(-(target * logp).sum(-1).mean().item(), abs=1e-6)
+    t, res = fit(tiny_bert, toy_data, tmp_path / "ls", "train.epochs=1", "tricks=[{label_smoothing: {epsilon: 0.3}}]")
+    assert isinstance(t._criterion_trick, LabelSmoothing)
+    # with epsilon 0.3 the loss cannot go below the entropy of the smoothed target
+    floor = -(0.85 * math.log(0.85) + 0.15 * math.log(0.15))
+    assert min(r["train/loss"] for r in history(tmp_path / "ls") if "train/loss" in r) > floor - 1e-3
+
+
+def test_hook_order_and_early_stopping(tiny_bert, toy_data, tmp_path):
+    calls = []
+
+    class Recorder(Trick):
+        def on_fit_start(self, trainer): calls.append("fit_start")
+        def on_step_start(self, step): calls.append("step_start")
+        def after_backward(self, step): calls.append("after_backward")
+        def before_optimizer_step(self, step): calls.append("before_opt")
+        def after_optimizer_step(self, step): calls.append("after_opt")
+        def on_eval_end(self, trainer, metrics): calls.append("eval_end")
+        def on_epoch_end(self, trainer, epoch): calls.append("epoch_end")
+        def on_fit_end(self, trainer): calls.append("fit_end")
+
+    t, res = fit(tiny_bert, toy_data, tmp_path / "r", "train.epochs=1", "train.gradient_accumulation_steps=2",
+                 "train.batch_size=4", tricks=[Recorder()])
+    assert calls[0] == "fit_start" and calls[-1] == "fit_end"
+    assert calls[1:7] == ["step_start", "after_backward", "step_start", "after_backward", "before_opt", "after_opt"]
+    assert calls[-3:] == ["eval_end", "epoch_end", "fit_end"]
+    # early stopping: a metric that cannot improve after the first evaluation stops after `patience` evals
+    t, res = fit(tiny_bert, toy_data, tmp_path / "es", "train.epochs=10", "train.eval_steps=4",
+                 "train.metric=loss", "train.learning_rate=1e-9", "train.early_stopping_patience=2",
+                 "train.greater_is_better=true")
+    assert res.stopped_early and res.global_step < 240
