@@ -267,6 +267,8 @@ def _coerce(value: Any, t: Any, key: str, where: str) -> Any:
         if t is str:
             if isinstance(value, (dict, list)):
                 raise ValueError
+            if isinstance(value, bool):  # YAML 1.1 reads `no`/`yes` as booleans (mixed_precision: no)
+                return "yes" if value else "no"
             return str(value)
         if t is list or origin is list:
             if not isinstance(value, list):
@@ -323,6 +325,17 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _leaf_type(parts: list[str]) -> Any:
+    """The declared type of a dotted key (``Optional`` unwrapped), or None for keys inside dict fields."""
+    cls: Any = Recipe
+    for p in parts:
+        if not dataclasses.is_dataclass(cls) or p not in _fields(cls):
+            return None
+        cls = typing.get_type_hints(cls)[p]
+    args = [a for a in typing.get_args(cls) if a is not type(None)] if typing.get_origin(cls) is Union else [cls]
+    return args[0] if len(args) == 1 else None
+
+
 def apply_overrides(data: dict, overrides: list[str], where: str = "command line: ") -> dict:
     """Apply ``key=value`` / ``key+=value`` overrides to a raw recipe mapping (before typing)."""
     data = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
@@ -338,7 +351,7 @@ def apply_overrides(data: dict, overrides: list[str], where: str = "command line
             # dict-valued leaves (model.config_overrides.x, model.kwargs.x) may take sub-keys
             if not (len(parts) >= 3 and ".".join(parts[:2]) in {"model.config_overrides", "model.kwargs"}):
                 raise _unknown_key_error(key, where)
-        value = _parse_value(raw)
+        value = raw if _leaf_type(parts) is str else _parse_value(raw)
         node = data
         for p in parts[:-1]:
             if not isinstance(node.get(p), dict):

@@ -25,6 +25,9 @@ def test_override_types_and_lists():
     assert r.tricks == ["label_smoothing", "grad_norm_logging"]
     assert r.data.group_by_length is True
     assert r.model.config_overrides == {"hidden_dropout_prob": 0.2}
+    # YAML 1.1 would read `no` as False; string fields keep the text
+    r = load_recipe(QUICK, ["train.mixed_precision=no", "model.name=on", "data.dev_file=null"])
+    assert (r.train.mixed_precision, r.model.name, r.data.dev_file) == ("no", "on", None)
 
 
 def test_unknown_key_names_nearest():
