@@ -186,3 +186,22 @@ def test_hook_order_and_early_stopping(tiny_bert, toy_data, tmp_path):
                  "train.metric=loss", "train.learning_rate=1e-9", "train.early_stopping_patience=2",
                  "train.greater_is_better=true")
     assert res.stopped_early and res.global_step < 240
+
+
+def test_bf16_autocast_on_cpu_and_tensorboard(tiny_bert, toy_data, tmp_path):
+    seen = []
+
+    class DtypeProbe(Trick):
+        def on_step_start(self, step):
+            if not seen:
+                emb = step.unwrapped_model.get_input_embeddings()
+                h = emb.register_forward_hook(lambda m, i, o: seen.append(torch.get_autocast_dtype("cpu")
+                                                                          if torch.is_autocast_enabled("cpu") else None))
+                step.trainer._probe_handle = h
+
+    t, res = fit(tiny_bert, toy_data, tmp_path / "bf16", "train.mixed_precision=bf16", "output.report_to=tensorboard",
+                 tricks=[DtypeProbe()])
+    assert seen and seen[0] == torch.bfloat16  # the forward really ran under bf16 autocast
+    assert res.best_metric >= 0.9
+    events = list((tmp_path / "bf16" / "logs").rglob("events.out.tfevents.*"))
+    assert events, "TensorBoard tracker wrote no event file"
