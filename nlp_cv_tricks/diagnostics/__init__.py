@@ -1,0 +1,52 @@
+"""Diagnose, then prescribe: fit-regime doctor, layer statistics, [CLS] probes and embedding plots.
+
+* :func:`diagnose_run` / ``nlp-cv-tricks diagnose RUN_DIR`` — regime with evidence, thresholds and remedies;
+* :class:`ImbalanceWatch` (trick ``imbalance_watch``) — warns when dev loss improves while the minority class
+  gets worse; :class:`TrainEval` (trick ``train_eval``) logs train-set metrics next to the dev ones;
+* :func:`layer_report` / ``nlp-cv-tricks inspect`` — per-layer parameter, activation and gradient statistics;
+  :class:`LayerReportTrick` (trick ``layer_report``) writes them during training;
+* :func:`probe_cls` / ``nlp-cv-tricks probe-cls`` — linear probes, anisotropy, alignment/uniformity, Spearman;
+* :func:`plot_embeddings` / ``nlp-cv-tricks plot-embeddings`` — PCA → t-SNE, coloured by label.
+
+Heavy libraries (scikit-learn, scipy, matplotlib, transformers) are imported only where they are used.
+"""
+
+from ._io import DiagnosticsError, load_history
+from .doctor import Diagnosis, Remedy, Thresholds, diagnose, diagnose_run, format_diagnosis, prescribe
+from .imbalance import ImbalanceWatch, imbalance_signal, minority_labels
+from .layers import (LayerReportTrick, activation_stats, gradient_norms, layer_report, parameter_stats,
+                     save_layer_report, tensor_stats)
+from .plots import pca_tsne, plot_embeddings, sample_per_class
+from .probes import POOLINGS, probe_cls, probe_embeddings, pooled_layers
+from .textdata import LabelledTexts, read_labelled_texts
+from .train_eval import TrainEval
+
+__all__ = [
+    "DiagnosticsError", "load_history", "Diagnosis", "Remedy", "Thresholds", "diagnose", "diagnose_run",
+    "format_diagnosis", "prescribe", "ImbalanceWatch", "imbalance_signal", "minority_labels", "LayerReportTrick",
+    "activation_stats", "gradient_norms", "layer_report", "parameter_stats", "save_layer_report", "tensor_stats",
+    "pca_tsne", "plot_embeddings", "sample_per_class", "POOLINGS", "probe_cls", "probe_embeddings",
+    "pooled_layers", "LabelledTexts", "read_labelled_texts", "TrainEval",
+]
+
+
+def _add_cli(subparsers) -> None:
+    from .cli import add_cli
+
+    add_cli(subparsers)
+
+
+_add_cli.nct_diagnostics = True
+
+
+def _register_cli() -> None:
+    """Add the four subcommands to ``nlp-cv-tricks`` (once) through the main CLI's ``register_cli`` hook."""
+    try:
+        from ..cli import _EXTRA_CLIS, register_cli
+    except ImportError:  # pragma: no cover - main CLI not in this build
+        return
+    if not any(getattr(f, "nct_diagnostics", False) for f in _EXTRA_CLIS):
+        register_cli(_add_cli)
+
+
+_register_cli()

@@ -1,0 +1,135 @@
+"""Small I/O helpers shared by the diagnostics: atomic writes and the run-history reader."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Union
+
+PathLike = Union[str, os.PathLike]
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_save_figure",
+           "load_history", "history_path", "DiagnosticsError"]
+
+
+class DiagnosticsError(ValueError):
+    """Bad input to a diagnostic: the message names the file, the line/key and what was expected."""
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same directory, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(o: Any) -> Any:
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _finite(o: Any) -> Any:
+    """Replace NaN/inf by None so the JSON is standard (readable by any JSON parser)."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
+
+
+def atomic_write_json(path: PathLike, obj: Any) -> Path:
+    text = json.dumps(_finite(json.loads(json.dumps(obj, default=_json_default))), indent=2, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
+
+
+def atomic_save_figure(fig, path: PathLike, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG atomically."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def refuse_overwrite(path: PathLike, overwrite: bool) -> None:
+    """Never overwrite a user's file silently."""
+    if Path(path).exists() and not overwrite:
+        raise FileExistsError(f"{path} already exists; pass overwrite=True (--overwrite) to replace it")
+
+
+def history_path(run: PathLike) -> Path:
+    """``RUN_DIR`` or ``RUN_DIR/history.jsonl`` → the history file."""
+    p = Path(run)
+    if p.is_dir():
+        p = p / "history.jsonl"
+    if not p.is_file():
+        raise DiagnosticsError(f"{p}: no metrics history here (expected a run directory with history.jsonl)")
+    return p
+
+
+def load_history(run: Union[PathLike, Iterable[dict]]) -> list[dict]:
+    """Read a run's ``history.jsonl`` (or accept a list of records) into a list of dicts sorted by step.
+
+    Each line must be a JSON object with an integer ``step``; other values are numbers (NaN/inf allowed,
+    written by Python's json as ``NaN``/``Infinity``). A bad line raises :class:`DiagnosticsError` naming the
+    file, the line number and what was expected.
+    """
+    if not isinstance(run, (str, os.PathLike)):
+        records = [dict(r) for r in run]
+        for i, r in enumerate(records):
+            if not isinstance(r.get("step"), (int, float)) or isinstance(r.get("step"), bool):
+                raise DiagnosticsError(f"history record {i}: expected an integer 'step', got {r.get('step')!r}")
+        return sorted(records, key=lambda r: r["step"])
+    path = history_path(run)
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DiagnosticsError(f"{path}:{lineno}: not valid JSON ({e.msg}); expected one JSON object "
+                                       f"per line like {{\"step\": 20, \"train/loss\": 0.61}}") from None
+            if not isinstance(rec, dict):
+                raise DiagnosticsError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+            step = rec.get("step")
+            if isinstance(step, bool) or not isinstance(step, (int, float)) or (
+                    isinstance(step, float) and not step.is_integer()):
+                raise DiagnosticsError(f"{path}:{lineno}: expected an integer 'step', got {step!r}")
+            rec["step"] = int(step)
+            for k, v in rec.items():
+                if v is not None and not isinstance(v, (int, float, str, bool, list, dict)):
+                    raise DiagnosticsError(f"{path}:{lineno}: key {k!r} has an unexpected value {v!r}")
+            records.append(rec)
+    if not records:
+        raise DiagnosticsError(f"{path}: the history is empty (no JSON lines)")
+    return sorted(records, key=lambda r: r["step"])

@@ -1,0 +1,302 @@
+"""Command-line verbs of the diagnostics: ``diagnose``, ``inspect``, ``probe-cls``, ``plot-embeddings``.
+
+The main CLI wires them with :func:`add_cli` (``add_cli(subparsers)`` on its ``argparse`` sub-parsers); each
+sets ``func`` to a callable taking the parsed ``args`` and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+from ._io import DiagnosticsError, atomic_write_json
+
+__all__ = ["add_cli", "main"]
+
+
+def _threads(args) -> None:
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(int(args.threads))
+
+
+def _parse_thresholds(items):
+    from .doctor import Thresholds
+
+    th = Thresholds()
+    valid = {f for f in vars(th)}
+    for item in items or []:
+        key, sep, val = item.partition("=")
+        if not sep or key not in valid:
+            import difflib
+
+            near = difflib.get_close_matches(key, sorted(valid), n=1)
+            raise DiagnosticsError(f"--threshold {item!r}: expected NAME=VALUE with NAME one of {sorted(valid)}"
+                                   + (f"; did you mean {near[0]!r}?" if near else ""))
+        cur = getattr(th, key)
+        try:
+            setattr(th, key, type(cur)(float(val)) if isinstance(cur, int) else float(val))
+        except ValueError:
+            raise DiagnosticsError(f"--threshold {item!r}: {val!r} is not a number") from None
+    return th
+
+
+# ---- diagnose ----------------------------------------------------------------------------------------------
+
+def cmd_diagnose(args) -> int:
+    from .doctor import ablate_command, diagnose_run, format_diagnosis, run_remedies
+
+    diag = diagnose_run(args.run_dir, _parse_thresholds(args.threshold), metric=args.metric,
+                        minority=args.minority or None)
+    if args.json:
+        atomic_write_json(args.json, diag.as_dict())
+    print(format_diagnosis(diag))
+    cmd = ablate_command(diag, args.seeds)
+    if cmd:
+        print("\nto compare them against the baseline: " + " ".join(shlex.quote(c) for c in cmd))
+    if args.run:
+        if not cmd:
+            print("no remedy can be run automatically for this regime", file=sys.stderr)
+            return 1
+        result = run_remedies(diag, seeds=args.seeds, out_dir=args.out, in_process=args.in_process)
+        print(result.markdown)
+    return 0
+
+
+# ---- inspect -----------------------------------------------------------------------------------------------
+
+_DEFAULT_SENTENCES = [
+    "the film is a charming and often affecting journey .",
+    "a dull , lifeless and utterly predictable thriller .",
+    "the service was quick and the food was excellent .",
+    "i would not recommend this product to anyone .",
+    "what is the capital city of australia ?",
+    "stocks rose sharply after the central bank cut rates .",
+    "the match ended in a goalless draw on saturday night .",
+    "this phone's battery barely lasts half a day .",
+]
+
+
+def _sample_batch(model, tokenizer, data_path: Optional[str], n: int, max_length: int, seed: int = 0):
+    import numpy as np
+
+    from .textdata import read_labelled_texts
+
+    source = "built-in sentences"
+    labels = None
+    pairs = None
+    if data_path:
+        data = read_labelled_texts(data_path)
+        rng = np.random.default_rng(seed)
+        idx = np.sort(rng.permutation(len(data))[: n])
+        texts = [data.texts[i] for i in idx]
+        pairs = [data.pairs[i] for i in idx] if data.pairs else None
+        raw = [str(data.labels[i]) for i in idx]
+        l2i = {str(k): int(v) for k, v in (getattr(model.config, "label2id", None) or {}).items()}
+        i2l = {str(k): str(v) for k, v in (getattr(model.config, "id2label", None) or {}).items()}
+        if raw and all(r in l2i for r in raw):
+            labels = [l2i[r] for r in raw]
+        elif raw and all(r in i2l for r in raw):  # labels written as ids
+            labels = [int(r) for r in raw]
+        source = f"{len(texts)} examples of {data_path}"
+    else:
+        texts = _DEFAULT_SENTENCES[:n]
+    enc = tokenizer(texts, pairs, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    batch = dict(enc)
+    if labels is not None and hasattr(model.config, "num_labels"):
+        import torch
+
+        batch["labels"] = torch.tensor(labels)
+    return batch, source
+
+
+def cmd_inspect(args) -> int:
+    _threads(args)
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+    from .layers import format_layer_report, layer_report, save_layer_report
+    from .probes import register_package_models, resolve_model_path
+
+    target = Path(args.model)
+    run_dir = target if (target / "best").is_dir() else None
+    path = resolve_model_path(args.model)
+    data = args.data
+    if data is None and run_dir is not None and (run_dir / "recipe.yaml").is_file():
+        import yaml
+
+        rec = yaml.safe_load((run_dir / "recipe.yaml").read_text(encoding="utf-8")) or {}
+        dev = (rec.get("data") or {}).get("dev_file")
+        if dev and Path(dev).is_file():
+            data = dev
+    register_package_models()
+    try:
+        cfg = AutoConfig.from_pretrained(path)
+        arch = " ".join(cfg.architectures or [])
+        cls = AutoModelForSequenceClassification if "ForSequenceClassification" in arch else AutoModel
+        model = cls.from_pretrained(path)
+        tok = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise DiagnosticsError(f"{path}: cannot load a model and tokenizer from here ({e})") from None
+    batch, source = _sample_batch(model, tok, data, args.n, args.max_length)
+    report = layer_report(model, batch, gradients=not args.no_grad)
+    report["model"] = path
+    report["sample"] = source
+    out = Path(args.out) if args.out else (run_dir / "diagnostics" if run_dir else Path("diagnostics") / Path(path).name)
+    label = run_dir.name if run_dir else Path(path).name
+    paths = save_layer_report(report, out, overwrite=args.overwrite, title=f"{label} — {source}")
+    print(format_layer_report(report))
+    print(f"sample batch: {source}")
+    print(f"wrote {paths['json']} and {paths.get('png')}")
+    return 0
+
+
+# ---- probe-cls -------------------------------------------------------------------------------------------
+
+def cmd_probe(args) -> int:
+    _threads(args)
+    from .probes import format_probe_report, probe_cls
+    from .textdata import read_labelled_texts
+
+    data = read_labelled_texts(args.data, fmt=args.format, text_column=args.text_column,
+                               text_pair_column=args.pair_column, label_column=args.label_column)
+    res = probe_cls(args.model, data, layers=args.layers, poolings=args.poolings, folds=args.folds,
+                    max_examples=args.max_examples, max_length=args.max_length, seed=args.seed)
+    if args.json:
+        if Path(args.json).exists() and not args.overwrite:
+            raise FileExistsError(f"{args.json} already exists; pass --overwrite to replace it")
+        atomic_write_json(args.json, res)
+    print(format_probe_report(res))
+    return 0
+
+
+# ---- plot-embeddings -------------------------------------------------------------------------------------
+
+def cmd_plot(args) -> int:
+    _threads(args)
+    from .plots import plot_embeddings, sample_per_class
+    from .probes import load_encoder, pooled_layers
+    from .textdata import read_labelled_texts
+
+    data = read_labelled_texts(args.data, fmt=args.format, text_column=args.text_column, label_column=args.label_column)
+    if Path(args.out).exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} already exists; pass --overwrite to replace it")
+    n_classes = len(set(map(str, data.labels)))
+    if n_classes > args.max_classes and not args.force:  # refuse before the (slow) encoding
+        raise DiagnosticsError(f"{args.data}: {n_classes} classes is too many to read in one t-SNE plot (limit "
+                               f"{args.max_classes}); raise --max-classes or pass --force to keep the most frequent")
+    keep = sample_per_class(data.labels, args.per_class, args.seed)
+    texts = [data.texts[i] for i in keep]
+    labels = [str(data.labels[i]) for i in keep]
+    tok, model, path = load_encoder(args.model)
+    emb = pooled_layers(model, tok, texts, max_length=args.max_length, poolings=[args.pooling])[args.pooling]
+    layer = args.layer if args.layer >= 0 else emb.shape[0] + args.layer
+    if not 0 <= layer < emb.shape[0]:
+        raise DiagnosticsError(f"--layer {args.layer}: the model has layers 0..{emb.shape[0] - 1}")
+    info = plot_embeddings(emb[layer], labels, args.out, per_class=args.per_class, max_classes=args.max_classes,
+                           force=args.force, pca_dims=args.pca_dims, perplexity=args.perplexity, seed=args.seed,
+                           overwrite=args.overwrite,
+                           title=f"{Path(path).name}: layer {layer} {args.pooling} pooling — {Path(args.data).name}")
+    for w in info["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    print(json.dumps({k: v for k, v in info.items() if k != "warnings"}, indent=1))
+    return 0
+
+
+# ---- wiring ----------------------------------------------------------------------------------------------
+
+def _data_args(p, pairs: bool = True) -> None:
+    p.add_argument("--data", required=True, help="labelled text file: kim2014 '<label> <text>', '<text>\\t<label>', "
+                                                 "csv/tsv with a header, jsonl or parquet")
+    p.add_argument("--format", default="auto", choices=["auto", "kim2014", "thucnews", "csv", "tsv", "json", "jsonl", "parquet"])
+    p.add_argument("--text-column")
+    if pairs:
+        p.add_argument("--pair-column", help="second text of a pair (makes the data text pairs)")
+    p.add_argument("--label-column")
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def _guard(fn):
+    def run(args) -> int:
+        try:
+            return fn(args)
+        except (DiagnosticsError, FileExistsError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    return run
+
+
+def add_cli(subparsers) -> None:
+    """Add ``diagnose``, ``inspect``, ``probe-cls`` and ``plot-embeddings`` to an argparse sub-parser set."""
+    p = subparsers.add_parser("diagnose", help="classify a run's fit regime and prescribe remedies",
+                              description="Read RUN_DIR/history.jsonl (+ recipe.yaml) and say whether the run "
+                                          "underfits, overfits, is healthy, does not converge or diverges, with the "
+                                          "evidence, the thresholds and the remedies as recipe overrides.")
+    p.add_argument("run_dir", help="run directory (or its history.jsonl)")
+    p.add_argument("--metric", help="dev metric to watch (default: the recipe's train.metric, else f1_macro/accuracy)")
+    p.add_argument("--minority", nargs="*", help="labels whose recall/F1 the imbalance check watches")
+    p.add_argument("--threshold", action="append", metavar="NAME=VALUE", help="change a decision threshold")
+    p.add_argument("--json", help="also write the diagnosis as JSON here")
+    p.add_argument("--run", action="store_true", help="launch the remedies through `nlp-cv-tricks ablate`")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per variant for --run")
+    p.add_argument("--out", help="--run: ablation directory (default RUN_DIR/remedies)")
+    p.add_argument("--in-process", action="store_true", help="--run: train in this process (tiny models)")
+    p.set_defaults(func=_guard(cmd_diagnose))
+
+    p = subparsers.add_parser("inspect", help="per-layer parameter/activation/gradient statistics (JSON + PNG)")
+    p.add_argument("model", help="model directory, run directory (uses best/), Hub id or minilm-l6")
+    p.add_argument("--data", help="labelled data for the sample batch (default: the run's dev file, else built-in "
+                                  "sentences)")
+    p.add_argument("--n", type=int, default=16, help="sample batch size")
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--out", help="output directory (default: RUN_DIR/diagnostics or ./diagnostics/<model>)")
+    p.add_argument("--no-grad", action="store_true", help="skip the backward pass")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--threads", type=int)
+    p.set_defaults(func=_guard(cmd_inspect))
+
+    p = subparsers.add_parser("probe-cls", help="is [CLS] a usable sentence embedding? per-layer, per-pooling probes")
+    p.add_argument("model", help="model directory, run directory, Hub id or minilm-l6")
+    _data_args(p)
+    p.add_argument("--layers", type=int, nargs="*", help="layers to probe (0 = embeddings, -1 = last; default all)")
+    p.add_argument("--poolings", nargs="+", default=["cls", "mean", "max"], choices=["cls", "mean", "max"])
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--max-examples", type=int, default=2000)
+    p.add_argument("--json", help="also write the results as JSON here")
+    p.set_defaults(func=_guard(cmd_probe))
+
+    p = subparsers.add_parser("plot-embeddings", help="PCA → t-SNE plot of sentence embeddings coloured by label")
+    p.add_argument("model", help="model directory, run directory, Hub id or minilm-l6")
+    _data_args(p, pairs=False)
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--layer", type=int, default=-1)
+    p.add_argument("--pooling", default="mean", choices=["cls", "mean", "max"])
+    p.add_argument("--per-class", type=int, default=200)
+    p.add_argument("--max-classes", type=int, default=20)
+    p.add_argument("--force", action="store_true", help="plot the most frequent classes when there are too many")
+    p.add_argument("--pca-dims", type=int, default=50)
+    p.add_argument("--perplexity", type=float, default=30.0)
+    p.set_defaults(func=_guard(cmd_plot))
+
+
+add_cli.nct_diagnostics = True  # lets the package's registration skip a second copy
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry (``python -m nlp_cv_tricks.diagnostics.cli``) until the main CLI wires add_cli."""
+    parser = argparse.ArgumentParser(prog="nlp-cv-tricks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_cli(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
