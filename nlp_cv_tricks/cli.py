@@ -54,6 +54,7 @@ def train_main(recipe_path: str, overrides: list[str]):
         print(f"                model = AutoModelForSequenceClassification.from_pretrained({result.model_dir!r})")
         print(f"                tokenizer = AutoTokenizer.from_pretrained({result.model_dir!r})")
         print(f"or evaluate   : nlp-cv-tricks eval {result.model_dir} --data FILE")
+    trainer.accelerator.end_training()  # end of the script: release the process group
     return result
 
 

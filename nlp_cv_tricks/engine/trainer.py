@@ -226,6 +226,13 @@ class Trainer:
         # Accelerate only runs several processes on CPU (DDP over gloo) when asked for the CPU explicitly;
         # otherwise each launched process would silently train alone.
         cpu = cfg.cpu or (world_size > 1 and not torch.cuda.is_available() and not _other_accelerator())
+        if world_size == 1:
+            # several runs in one process (sweeps, ablations, tests) may differ in precision or accumulation;
+            # Accelerate keeps those in process-wide singletons, so start each single-process run afresh
+            from accelerate.state import AcceleratorState, GradientState
+
+            AcceleratorState._reset_state(reset_partial_state=True)
+            GradientState._reset_state()
         if output_dir is None:
             state = PartialState(cpu=cpu)
             stamp = [datetime.now().strftime("%Y%m%d-%H%M%S")]
@@ -614,7 +621,8 @@ class Trainer:
         if acc.is_main_process:
             atomic_write_text(self.output_dir / "metrics.json", json.dumps(summary, indent=2, default=_json_default))
         acc.wait_for_everyone()
-        acc.end_training()
+        for tracker in acc.trackers:  # finish trackers; the process group stays up for further runs
+            tracker.finish()
         return FitResult(str(self.output_dir), str(model_dir), self.best_metric, self.best_step, self.global_step,
                          self.metrics, train_seconds, self.should_stop)
 
