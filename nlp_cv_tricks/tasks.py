@@ -49,3 +49,13 @@ def _text_classification(recipe: Recipe, accelerator) -> dict:
 
 
 register_task("text-classification", _text_classification)
+
+
+def _image_classification(recipe: Recipe, accelerator) -> dict:
+    # imported on use: timm is slow to import; importing it also registers the "mixup" and "ema" tricks
+    from .vision_task import build_image_classification
+
+    return build_image_classification(recipe, accelerator)
+
+
+register_task("image-classification", _image_classification)

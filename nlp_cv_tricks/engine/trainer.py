@@ -91,7 +91,9 @@ def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     if name == "sparse_adam":
         return torch.optim.SparseAdam([p for p in model.parameters() if p.requires_grad], lr=lr,
                                       betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
-    groups = param_groups(model, cfg.weight_decay)
+    # a model may bring its own groups (e.g. layer-wise LR decay of timm models: each group has its own lr)
+    hook = getattr(model, "optimizer_param_groups", None)
+    groups = hook(cfg.weight_decay, lr) if callable(hook) else param_groups(model, cfg.weight_decay)
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
     if name == "adam":
