@@ -14,6 +14,10 @@ from . import tasks as _tasks  # noqa: E402,F401  (registers the built-in tasks)
 def _register() -> None:
     """Registration hooks of the package's own modules (architectures, tasks, subcommands)."""
     from . import diagnostics  # noqa: F401  (diagnose/inspect/probe-cls/plot-embeddings; imbalance_watch, ...)
+    from .ablate import add_cli as _ablate_cli
+    from .cli import register_cli
+
+    register_cli(_ablate_cli)  # ablate, lr-sweep
 
 
 _register()

@@ -61,24 +61,12 @@ class FitResult:
     stopped_early: bool = False
 
 
-_NORM_TYPES = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._NormBase)
-
-
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on weight matrices only: biases and normalisation parameters are excluded."""
-    no_decay: set[int] = set()
-    for module in model.modules():
-        is_norm = isinstance(module, _NORM_TYPES) or "norm" in type(module).__name__.lower()
-        for p in module.parameters(recurse=False):
-            if is_norm:
-                no_decay.add(id(p))
-    decay, rest = [], []
-    for _, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (rest if id(p) in no_decay or p.ndim < 2 else decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+    """Weight decay on weight matrices only: biases and normalisation parameters are excluded (one
+    implementation, shared with the weight-decay trick: :func:`nlp_cv_tricks.tricks.regularization.decay_parameter_groups`)."""
+    from ..tricks.regularization import decay_parameter_groups
+
+    return decay_parameter_groups(model, weight_decay)
 
 
 def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
