@@ -18,6 +18,12 @@ def _register() -> None:
     from .cli import register_cli
 
     register_cli(_ablate_cli)  # ablate, lr-sweep
+    from .hardcases.cli import add_cli as _hardcases_cli
+
+    register_cli(_hardcases_cli)  # hardcases mine|export|import|retrain|loop|versions
+    from .models.long import register as _register_long
+
+    _register_long()  # chunk_pool Auto classes, the long-text-classification task, convert-long
 
 
 _register()
