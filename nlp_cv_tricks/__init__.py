@@ -13,6 +13,13 @@ from . import tasks as _tasks  # noqa: E402,F401  (registers the built-in tasks)
 
 def _register() -> None:
     """Registration hooks of the package's own modules (architectures, tasks, subcommands)."""
+    from .models import text_baselines
+
+    text_baselines.register_auto_classes()  # AutoModelForSequenceClassification loads TextCNN & co.
+    text_baselines.register_architectures()  # model.name: textcnn | fasttext | dpcnn | textrnn | ...
+    from .models import mrc_heads
+
+    mrc_heads.register_auto_classes()  # AutoModelForQuestionAnswering loads the bi-/co-attention heads
     from . import diagnostics  # noqa: F401  (diagnose/inspect/probe-cls/plot-embeddings; imbalance_watch, ...)
     from .ablate import add_cli as _ablate_cli
     from .cli import register_cli

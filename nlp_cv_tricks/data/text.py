@@ -69,7 +69,11 @@ def _read_lines(path: str, fmt: str, cfg: DataConfig) -> datasets.Dataset:
     texts, labels = [], []
     try:
         with open(path, encoding=cfg.encoding) as f:
-            lines = f.read().splitlines()
+            # split on newlines only: str.splitlines() also breaks on NEL (0x85) and other separators that
+            # occur inside sentences of some corpora (rt-polarity.all)
+            lines = [ln.rstrip("\r") for ln in f.read().split("\n")]
+        if lines and lines[-1] == "":
+            lines.pop()
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not valid {cfg.encoding} text ({e.reason} at byte {e.start}); "
                         f"set data.encoding (e.g. latin-1)") from None

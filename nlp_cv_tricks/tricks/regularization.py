@@ -35,13 +35,15 @@ def _is_norm(module: torch.nn.Module) -> bool:
 def no_decay_parameter_names(model: torch.nn.Module, exclude_embeddings: bool = False,
                              extra: Iterable[str] = ()) -> set[str]:
     """Names of parameters that get no weight decay: every bias, every parameter of a normalisation module
-    (LayerNorm, BatchNorm, GroupNorm, RMSNorm and custom ``*Norm`` classes), optionally the embedding tables,
-    and any name containing one of ``extra``."""
+    (LayerNorm, BatchNorm, GroupNorm, RMSNorm and custom ``*Norm`` classes), embeddings with sparse gradients,
+    optionally all embedding tables, and any name containing one of ``extra``."""
     names: set[str] = set()
     extra = tuple(extra)
     for mod_name, module in model.named_modules():
         norm = _is_norm(module)
         emb = exclude_embeddings and isinstance(module, torch.nn.Embedding)
+        # torch optimizers refuse weight decay on sparse gradients (FastText's EmbeddingBag(sparse=True))
+        emb = emb or bool(getattr(module, "sparse", False))
         for p_name, _ in module.named_parameters(recurse=False):
             full = f"{mod_name}.{p_name}" if mod_name else p_name
             if norm or emb or p_name == "bias" or p_name.endswith("_bias") or any(e in full for e in extra):

@@ -1,0 +1,507 @@
+"""Vocabularies for the text baselines: tokenizers trained on the training texts, fastText-style hashed n-gram
+features, and pretrained word/char vectors with a coverage report.
+
+Tokenizers are built with the Hugging Face ``tokenizers`` library (a ``WordLevel`` model trained by
+``WordLevelTrainer``) and wrapped as :class:`transformers.PreTrainedTokenizerFast`, so they save next to the
+model (``tokenizer.json`` + ``tokenizer_config.json``) and load back with ``AutoTokenizer.from_pretrained``.
+
+Levels:
+
+* ``"char"`` -- one token per character (whitespace kept as a token by default), the usual unit for Chinese
+  short texts (THUCNews titles in 649453932/Chinese-Text-Classification-Pytorch are char-level).
+* ``"word"`` -- words split on whitespace (``split="whitespace_split"``, for pre-tokenised data such as the
+  Kim 2014 files) or on whitespace and punctuation (``split="whitespace"``, for raw text).
+
+fastText-style features (Joulin et al. 2016, "Bag of Tricks for Efficient Text Classification"): a text is the
+bag of its unigrams plus its word n-grams, each n-gram hashed into one of ``bucket`` rows. The unigrams come from
+the tokenizer; the n-gram ids are computed from the unigram ids by :func:`hashed_ngram_ids` inside the model
+(:class:`~nlp_cv_tricks.models.text_baselines.FastTextForSequenceClassification`), so the saved tokenizer stays a
+standard ``tokenizer.json`` and ``model(**tokenizer(texts))`` works anywhere. Hashing ids instead of strings is
+what the reference PyTorch port does too (``biGramHash``/``triGramHash`` in 649453932's ``utils_fasttext.py``);
+the official fastText hashes the word strings (FNV-1a) -- with a fixed vocabulary the two are the same feature map
+up to which collisions happen.
+
+Pretrained vectors: :func:`load_pretrained_vectors` reads either a ``.npz`` matrix row-aligned with a vocab file
+(one token per line, line *i* = row *i*; e.g. ../shared/data/thucnews/embedding_Tencent.npz + vocab.txt) or a
+word2vec/GloVe text file (optional ``"<count> <dim>"`` header, then ``token v1 ... vD`` per line; a ``.bin``
+file is read as word2vec binary), keeps only the rows of tokens in the tokenizer's vocabulary, and returns an
+embedding matrix plus a :class:`VectorReport` (token-type coverage and, when texts are given, running-token
+coverage and the most frequent missing tokens). Missing tokens get random vectors with the same standard
+deviation as the loaded ones (Kim 2014 initialises unknown words at the variance of the pretrained ones); the
+padding row is zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "PAD_TOKEN",
+    "UNK_TOKEN",
+    "TOKENIZER_LEVELS",
+    "build_tokenizer",
+    "hashed_ngram_ids",
+    "fasttext_features",
+    "VectorReport",
+    "read_vectors",
+    "load_pretrained_vectors",
+]
+
+logger = logging.getLogger(__name__)
+
+PAD_TOKEN = "[PAD]"
+UNK_TOKEN = "[UNK]"
+TOKENIZER_LEVELS = ("char", "word")
+_SPLITS = ("whitespace_split", "whitespace")
+# spellings of the unknown token in common vector files (the THUCNews vocab ends with <UNK>, <PAD>)
+_UNK_ALIASES = ("[UNK]", "<UNK>", "<unk>", "UNK", "</s>")
+
+# multipliers of the polynomial n-gram hash; 116049371 is the one the official fastText uses in addWordNgrams
+_HASH_MULT = 116049371
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# tokenizers
+# ---------------------------------------------------------------------------------------------------------------
+def build_tokenizer(
+    texts: Iterable[str],
+    level: str = "char",
+    *,
+    max_vocab_size: Optional[int] = None,
+    min_freq: int = 1,
+    lowercase: bool = False,
+    unicode_normalization: Optional[str] = None,
+    split: str = "whitespace",
+    keep_whitespace: bool = True,
+    max_length: Optional[int] = 128,
+):
+    """Train a word- or character-level tokenizer on ``texts`` and wrap it as ``PreTrainedTokenizerFast``.
+
+    Args:
+        texts: the training texts (the vocabulary is built from them only).
+        level: ``"char"`` (one token per character) or ``"word"``.
+        max_vocab_size: keep at most this many tokens (by frequency, ties broken by the token string), not counting
+            the two special tokens; ``None`` keeps all. (649453932's THUCNews vocab: 10,000, min_freq 1.)
+        min_freq: drop tokens seen fewer times.
+        lowercase: lowercase before tokenising.
+        unicode_normalization: ``None``, ``"NFKC"``, ``"NFC"``, ``"NFD"`` or ``"NFKD"``.
+        split: for ``level="word"``: ``"whitespace_split"`` (split on whitespace only, for pre-tokenised text) or
+            ``"whitespace"`` (split on whitespace and punctuation, ``\\w+|[^\\w\\s]+``).
+        keep_whitespace: for ``level="char"``: keep spaces as tokens (as the THUCNews reference vocab does);
+            otherwise characters are taken from whitespace-separated chunks.
+        max_length: ``model_max_length`` of the tokenizer (truncation length); THUCNews reference: 32.
+
+    Returns:
+        A ``PreTrainedTokenizerFast`` with ``[PAD]`` = 0 and ``[UNK]`` = 1, right padding, and
+        ``model_input_names = ["input_ids", "attention_mask"]`` (no token_type_ids).
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if level not in TOKENIZER_LEVELS:
+        raise ValueError(f"tokenizer level must be one of {TOKENIZER_LEVELS}, got {level!r}")
+    if split not in _SPLITS:
+        raise ValueError(f"tokenizer split must be one of {_SPLITS}, got {split!r}")
+    if min_freq < 1:
+        raise ValueError(f"min_freq must be >= 1, got {min_freq}")
+    if max_vocab_size is not None and max_vocab_size < 1:
+        raise ValueError(f"max_vocab_size must be >= 1 or None, got {max_vocab_size}")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("build_tokenizer: no training texts given")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"build_tokenizer: training text #{i} is {type(t).__name__}, expected str")
+
+    tok = Tokenizer(models.WordLevel(unk_token=UNK_TOKEN))
+    norms = []
+    if unicode_normalization:
+        form = unicode_normalization.upper()
+        if form not in ("NFKC", "NFC", "NFD", "NFKD"):
+            raise ValueError(f"unicode_normalization must be NFKC/NFC/NFD/NFKD or None, got {unicode_normalization!r}")
+        norms.append(getattr(normalizers, form)())
+    if lowercase:
+        norms.append(normalizers.Lowercase())
+    if norms:
+        tok.normalizer = norms[0] if len(norms) == 1 else normalizers.Sequence(norms)
+
+    if level == "char":
+        if keep_whitespace:
+            # every character (spaces included) is its own token; "." does not match newlines, which are dropped
+            tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"."), behavior="isolated")
+        else:
+            tok.pre_tokenizer = pre_tokenizers.Sequence(
+                [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex(r"."), behavior="isolated")]
+            )
+        if keep_whitespace:
+            tok.decoder = decoders.Fuse()  # tokens concatenate back into the text
+    else:
+        tok.pre_tokenizer = (
+            pre_tokenizers.WhitespaceSplit() if split == "whitespace_split" else pre_tokenizers.Whitespace()
+        )
+
+    vocab_size = (max_vocab_size + 2) if max_vocab_size else 10**9
+    trainer = trainers.WordLevelTrainer(
+        vocab_size=vocab_size, min_frequency=min_freq, special_tokens=[PAD_TOKEN, UNK_TOKEN], show_progress=False
+    )
+    tok.train_from_iterator(texts, trainer=trainer, length=len(texts))
+    if tok.get_vocab_size() <= 2:
+        raise ValueError(
+            f"build_tokenizer: the vocabulary is empty after training on {len(texts)} texts "
+            f"(level={level!r}, min_freq={min_freq}); are the texts empty?"
+        )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token=PAD_TOKEN,
+        unk_token=UNK_TOKEN,
+        model_max_length=max_length if max_length else int(1e30),
+        padding_side="right",
+        truncation_side="right",
+        model_input_names=["input_ids", "attention_mask"],
+        clean_up_tokenization_spaces=False,
+    )
+    return fast
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fastText hashed n-grams
+# ---------------------------------------------------------------------------------------------------------------
+def hashed_ngram_ids(
+    input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor], n: int, bucket: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hash the word n-grams of each row of ``input_ids`` into ``[0, bucket)``.
+
+    The hash is the polynomial ``h = ((h * 116049371) + id) mod bucket`` over the n token ids (the multiplier of
+    fastText's ``addWordNgrams``), computed modulo ``bucket`` at each step so that it never overflows int64 and
+    gives the same ids on every device. An n-gram is valid when all its n positions are real tokens.
+
+    Args:
+        input_ids: ``(batch, length)`` token ids.
+        attention_mask: ``(batch, length)`` 1 for real tokens (``None``: all real).
+        n: n-gram order (>= 2).
+        bucket: number of hash buckets.
+
+    Returns:
+        ``(ids, valid)``, both ``(batch, max(length - n + 1, 0))``: the bucket of each n-gram starting at each
+        position, and a bool mask of valid n-grams.
+    """
+    if n < 2:
+        raise ValueError(f"n-gram order must be >= 2, got {n}")
+    if bucket < 1:
+        raise ValueError(f"bucket must be >= 1, got {bucket}")
+    b, length = input_ids.shape
+    m = length - n + 1
+    if m <= 0:
+        empty = input_ids.new_zeros((b, 0))
+        return empty, empty.bool()
+    ids = input_ids.long()
+    mult = _HASH_MULT % bucket
+    h = ids[:, 0:m] % bucket
+    for j in range(1, n):
+        h = (h * mult + ids[:, j : j + m]) % bucket
+    if attention_mask is None:
+        valid = torch.ones_like(h, dtype=torch.bool)
+    else:
+        am = attention_mask.bool()
+        valid = am[:, 0:m].clone()
+        for j in range(1, n):
+            valid &= am[:, j : j + m]
+    return h, valid
+
+
+def fasttext_features(
+    input_ids: torch.Tensor,
+    attention_mask: Optional[torch.Tensor],
+    vocab_size: int,
+    word_ngrams: int,
+    bucket: int,
+    pad_id: int = 0,
+) -> torch.Tensor:
+    """The fastText bag of one text: its unigram ids followed by the hashed ids of its 2..``word_ngrams``-grams,
+    offset by ``vocab_size`` (rows ``vocab_size .. vocab_size + bucket - 1`` of the input matrix, as in fastText).
+
+    Invalid positions (padding, n-grams that cross the padding) are set to ``pad_id`` so that an
+    ``EmbeddingBag(padding_idx=pad_id)`` leaves them out of the average.
+
+    Returns:
+        ``(batch, length + sum_{n=2..word_ngrams} (length - n + 1))`` int64 ids.
+    """
+    ids = input_ids.long()
+    if attention_mask is None:
+        attention_mask = torch.ones_like(ids)
+    parts = [ids.masked_fill(~attention_mask.bool(), pad_id)]
+    for n in range(2, word_ngrams + 1):
+        h, valid = hashed_ngram_ids(ids, attention_mask, n, bucket)
+        parts.append((h + vocab_size).masked_fill(~valid, pad_id))
+    return torch.cat(parts, dim=1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# pretrained vectors
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class VectorReport:
+    """What :func:`load_pretrained_vectors` found.
+
+    Attributes:
+        path: the vector file; vocab_path: its vocab file (``.npz`` only).
+        dim: vector dimension; file_tokens: tokens in the file.
+        vocab_size: tokenizer vocabulary (special tokens included).
+        found: vocabulary tokens (specials excluded) with a vector, exact match; found_lowercase: found only
+            through their lowercase form; missing: the rest (random init).
+        type_coverage: (found + found_lowercase) / non-special vocabulary size.
+        token_coverage: share of running tokens in ``texts`` (when given) whose token has a vector.
+        missing_examples: up to 20 missing tokens (most frequent in ``texts`` first, when given).
+        unk_from_file: whether the ``[UNK]`` row came from the file (``<UNK>``, ``<unk>`` ...).
+    """
+
+    path: str
+    vocab_path: Optional[str]
+    dim: int
+    file_tokens: int
+    vocab_size: int
+    found: int
+    found_lowercase: int
+    missing: int
+    type_coverage: float
+    token_coverage: Optional[float] = None
+    missing_examples: list = field(default_factory=list)
+    unk_from_file: bool = False
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        tc = "n/a" if self.token_coverage is None else f"{100 * self.token_coverage:.2f}%"
+        return (
+            f"pretrained vectors {self.path}: dim {self.dim}, {self.file_tokens} tokens in file; "
+            f"vocabulary {self.vocab_size}: {self.found} found, {self.found_lowercase} via lowercase, "
+            f"{self.missing} missing (random init); type coverage {100 * self.type_coverage:.2f}%, "
+            f"running-token coverage {tc}; missing e.g. {self.missing_examples[:10]}"
+        )
+
+
+def _read_vocab_lines(vocab_path: Path) -> list[str]:
+    with open(vocab_path, encoding="utf-8", newline="") as f:
+        raw = f.read()
+    lines = raw.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    # keep a token that *is* a space (THUCNews vocab line 0); strip only Windows line ends
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+def _is_word2vec_header(parts: list[str]) -> bool:
+    return len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit()
+
+
+def read_vectors(
+    path: str | os.PathLike,
+    vocab_path: Optional[str | os.PathLike] = None,
+    *,
+    wanted: Optional[set] = None,
+    npz_key: Optional[str] = None,
+) -> tuple[dict[str, np.ndarray], int, int]:
+    """Read a vector file into ``{token: vector}`` (only tokens in ``wanted`` when given, to bound memory).
+
+    Formats: ``.npz`` (needs ``vocab_path``; the array under ``npz_key``, or the only array, or ``embeddings``),
+    ``.npy`` (needs ``vocab_path``), ``.bin`` (word2vec binary), anything else: word2vec/GloVe text.
+
+    Returns:
+        ``(vectors, dim, number_of_tokens_in_file)``.
+
+    Raises:
+        FileNotFoundError / ValueError naming the file, line or key and what was expected.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained vectors: file not found: {path}")
+    suffix = path.suffix.lower()
+    out: dict[str, np.ndarray] = {}
+
+    if suffix in (".npz", ".npy"):
+        if vocab_path is None:
+            raise ValueError(f"pretrained vectors {path}: a {suffix} matrix needs a vocab file (one token per line)")
+        vocab_path = Path(vocab_path)
+        if not vocab_path.is_file():
+            raise FileNotFoundError(f"pretrained vectors: vocab file not found: {vocab_path}")
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.files)
+                if npz_key is None:
+                    npz_key = keys[0] if len(keys) == 1 else ("embeddings" if "embeddings" in keys else None)
+                if npz_key is None or npz_key not in keys:
+                    raise ValueError(f"pretrained vectors {path}: no array {npz_key!r}; arrays in the file: {keys}")
+                mat = z[npz_key]
+        else:
+            mat = np.load(path, allow_pickle=False)
+        if mat.ndim != 2:
+            raise ValueError(f"pretrained vectors {path}: expected a 2-D (tokens, dim) array, got shape {mat.shape}")
+        tokens = _read_vocab_lines(vocab_path)
+        if len(tokens) != mat.shape[0]:
+            raise ValueError(
+                f"pretrained vectors {path} has {mat.shape[0]} rows but vocab file {vocab_path} has {len(tokens)} "
+                f"lines; they must be row-aligned (line i = row i)"
+            )
+        for i, t in enumerate(tokens):
+            if (wanted is None or t in wanted) and t not in out:
+                out[t] = mat[i]
+        return out, int(mat.shape[1]), len(tokens)
+
+    if suffix == ".bin":
+        with open(path, "rb") as f:
+            header = f.readline().decode("utf-8", "strict").split()
+            if not _is_word2vec_header(header):
+                raise ValueError(f"pretrained vectors {path}: word2vec binary must start with '<count> <dim>', got {header}")
+            count, dim = int(header[0]), int(header[1])
+            for row in range(count):
+                chars = bytearray()
+                while True:
+                    c = f.read(1)
+                    if not c:
+                        raise ValueError(f"pretrained vectors {path}: file ends inside entry {row + 1} of {count}")
+                    if c == b" ":
+                        break
+                    if c != b"\n":
+                        chars.extend(c)
+                token = chars.decode("utf-8", "replace")
+                buf = f.read(4 * dim)
+                if len(buf) != 4 * dim:
+                    raise ValueError(f"pretrained vectors {path}: entry {row + 1} ({token!r}) has a short vector")
+                if (wanted is None or token in wanted) and token not in out:
+                    out[token] = np.frombuffer(buf, dtype="<f4").copy()
+        return out, dim, count
+
+    # word2vec / GloVe text
+    dim: Optional[int] = None
+    n_tokens = 0
+    with open(path, encoding="utf-8", errors="strict") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.rstrip("\n").rstrip("\r")
+            if not line.strip():
+                continue
+            parts = line.rstrip(" ").split(" ")
+            if lineno == 1 and _is_word2vec_header(parts):
+                dim = int(parts[1])
+                continue
+            if dim is None:
+                dim = len(parts) - 1
+                if dim < 1:
+                    raise ValueError(f"pretrained vectors {path}, line {lineno}: expected 'token v1 ... vD', got {line[:80]!r}")
+            if len(parts) < dim + 1:
+                raise ValueError(
+                    f"pretrained vectors {path}, line {lineno}: expected a token and {dim} numbers, got {len(parts)} fields"
+                )
+            token = " ".join(parts[: len(parts) - dim])  # GloVe 840B has a few tokens that contain spaces
+            n_tokens += 1
+            if (wanted is None or token in wanted) and token not in out:
+                try:
+                    out[token] = np.asarray(parts[len(parts) - dim :], dtype=np.float32)
+                except ValueError as e:
+                    raise ValueError(f"pretrained vectors {path}, line {lineno} ({token!r}): not a number: {e}") from None
+    if dim is None:
+        raise ValueError(f"pretrained vectors {path}: the file holds no vectors")
+    return out, dim, n_tokens
+
+
+def load_pretrained_vectors(
+    tokenizer,
+    path: str | os.PathLike,
+    vocab_path: Optional[str | os.PathLike] = None,
+    *,
+    texts: Optional[Sequence[str]] = None,
+    npz_key: Optional[str] = None,
+    lowercase_fallback: bool = True,
+    seed: int = 0,
+) -> tuple[torch.Tensor, VectorReport]:
+    """Build an embedding matrix for ``tokenizer``'s vocabulary from a pretrained vector file.
+
+    Row ``i`` is the vector of token ``i`` when the file has it (exactly, or -- with ``lowercase_fallback`` --
+    through its lowercase form); the ``[UNK]`` row uses the file's unknown vector when it has one (``<UNK>``,
+    ``<unk>`` ...); the ``[PAD]`` row is zero; every other row is drawn from ``N(0, s)`` with ``s`` the standard
+    deviation of the loaded vectors (seeded). The vocabulary mismatch is counted in the returned report and logged.
+
+    Args:
+        tokenizer: a tokenizer from :func:`build_tokenizer` (any tokenizer with ``get_vocab()`` works).
+        path: ``.npz``/``.npy`` matrix (with ``vocab_path``), word2vec ``.bin`` or word2vec/GloVe text.
+        vocab_path: the row-aligned vocab file of a ``.npz``/``.npy`` matrix.
+        texts: optional texts (e.g. the training set) to measure running-token coverage.
+        npz_key: array name inside the ``.npz``.
+        lowercase_fallback: look up ``token.lower()`` when ``token`` is missing.
+        seed: seed of the random rows.
+
+    Returns:
+        ``(matrix, report)``: a float32 ``(vocab_size, dim)`` tensor and a :class:`VectorReport`.
+    """
+    vocab: dict[str, int] = tokenizer.get_vocab()
+    size = max(vocab.values()) + 1
+    specials = set(getattr(tokenizer, "all_special_tokens", []) or [PAD_TOKEN, UNK_TOKEN])
+    wanted = set(vocab) | {t.lower() for t in vocab} | set(_UNK_ALIASES)
+    vectors, dim, file_tokens = read_vectors(path, vocab_path, wanted=wanted, npz_key=npz_key)
+
+    loaded = np.stack(list(vectors.values())).astype(np.float64) if vectors else np.zeros((1, dim))
+    std = float(loaded.std()) if vectors else 0.1
+    gen = torch.Generator().manual_seed(seed)
+    mat = torch.randn((size, dim), generator=gen, dtype=torch.float64) * (std if std > 0 else 0.1)
+
+    found = found_lower = 0
+    have: set[str] = set()
+    for tok, idx in vocab.items():
+        if tok in specials:
+            continue
+        if tok in vectors:
+            mat[idx] = torch.from_numpy(np.asarray(vectors[tok], dtype=np.float64))
+            found += 1
+            have.add(tok)
+        elif lowercase_fallback and tok.lower() in vectors:
+            mat[idx] = torch.from_numpy(np.asarray(vectors[tok.lower()], dtype=np.float64))
+            found_lower += 1
+            have.add(tok)
+    unk_from_file = False
+    unk = getattr(tokenizer, "unk_token", None) or UNK_TOKEN
+    if unk in vocab:
+        for alias in (unk,) + _UNK_ALIASES:
+            if alias in vectors:
+                mat[vocab[unk]] = torch.from_numpy(np.asarray(vectors[alias], dtype=np.float64))
+                unk_from_file = True
+                break
+    pad = getattr(tokenizer, "pad_token", None) or PAD_TOKEN
+    if pad in vocab:
+        mat[vocab[pad]] = 0.0
+
+    n_regular = sum(1 for t in vocab if t not in specials)
+    missing_tokens = [t for t in vocab if t not in specials and t not in have]
+    token_cov = None
+    if texts is not None:
+        counts: Counter = Counter()
+        backend = tokenizer.backend_tokenizer if hasattr(tokenizer, "backend_tokenizer") else None
+        for enc in (backend.encode_batch(list(texts), add_special_tokens=False) if backend else []):
+            counts.update(enc.tokens)
+        total = sum(counts.values())
+        covered = sum(c for t, c in counts.items() if t in have)
+        token_cov = covered / total if total else None
+        missing_tokens.sort(key=lambda t: -counts.get(t, 0))
+    report = VectorReport(
+        path=str(path),
+        vocab_path=str(vocab_path) if vocab_path is not None else None,
+        dim=dim,
+        file_tokens=file_tokens,
+        vocab_size=size,
+        found=found,
+        found_lowercase=found_lower,
+        missing=len(missing_tokens),
+        type_coverage=(found + found_lower) / n_regular if n_regular else 0.0,
+        token_coverage=token_cov,
+        missing_examples=missing_tokens[:20],
+        unk_from_file=unk_from_file,
+    )
+    logger.info(str(report))
+    return mat.float(), report

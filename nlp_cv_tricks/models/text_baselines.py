@@ -1,0 +1,1069 @@
+"""Classic text-classification baselines as Hugging Face models: TextCNN, FastText, DPCNN, TextRNN (+ attention
+pooling) and TextRCNN.
+
+Each model is a :class:`transformers.PreTrainedModel` with its own :class:`transformers.PretrainedConfig`
+(``model_type`` ``nct-textcnn``, ``nct-fasttext``, ``nct-dpcnn``, ``nct-textrnn``, ``nct-textrcnn``), saves as
+safetensors with ``save_pretrained``, and -- after :func:`register_auto_classes` (called by ``import
+nlp_cv_tricks``) -- loads with ``AutoModelForSequenceClassification.from_pretrained(dir)``.
+
+Common behaviour, so that the generic trainer and the tricks can drive them like any HF classifier:
+
+* ``model(input_ids=..., attention_mask=..., labels=...)`` returns a ``SequenceClassifierOutput`` (loss when
+  ``labels`` are given: cross-entropy, MSE for ``num_labels == 1``, BCE for
+  ``problem_type="multi_label_classification"``, as in HF models); ``token_type_ids`` is accepted and ignored;
+  ``inputs_embeds`` replaces the embedding lookup (not for FastText, whose input is a bag).
+* ``get_input_embeddings()`` returns the token embedding module, so adversarial tricks (FGM/PGD/FreeLB) can
+  hook its output. For FastText it is the ``EmbeddingBag``, whose output is the averaged text vector.
+* Padding never changes the logits: padded positions are masked (zeroed before convolutions, excluded from max-
+  and mean-pooling, skipped by packed RNNs), so a text gives the same logits alone or in a padded batch.
+* Options shared by all: ``dropout`` (before the classifier), ``embedding_dropout`` (on the embedding output),
+  ``norm`` = ``"none" | "batch" | "layer"`` (BatchNorm/LayerNorm on the hidden features; the tip: LayerNorm for
+  sequence features, BatchNorm otherwise), ``freeze_embeddings`` (static pretrained vectors),
+  ``init`` = ``"xavier_normal"`` (the reference THUCNews code) ``| "xavier_uniform" | "kaiming" | "normal"``.
+
+Published reference numbers (THUCNews test accuracy, 180k train, 649453932/Chinese-Text-Classification-Pytorch):
+TextCNN 91.22, TextRNN 91.12, TextRNN_Att 90.90, TextRCNN 91.54, FastText 92.23, DPCNN 91.25.
+
+Costs (32-char titles, defaults): FastText is a lookup + mean (no convolution, sparse gradients) -- by far the
+fastest; TextCNN one convolution layer; DPCNN ~ 2 + 2*num_blocks convolution layers of 250 filters; the RNNs are
+sequential in the length and the slowest per token on CPU.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+from typing import Any, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from ..data.vocab import build_tokenizer, load_pretrained_vectors
+
+__all__ = [
+    "TextBaselineConfig",
+    "TextCNNConfig",
+    "FastTextConfig",
+    "DPCNNConfig",
+    "TextRNNConfig",
+    "TextRCNNConfig",
+    "TextCNNForSequenceClassification",
+    "FastTextForSequenceClassification",
+    "DPCNNForSequenceClassification",
+    "TextRNNForSequenceClassification",
+    "TextRCNNForSequenceClassification",
+    "BASELINES",
+    "register_auto_classes",
+    "build_baseline",
+    "preferred_optimizer",
+    "create_optimizer",
+    "register_architectures",
+]
+
+logger = logging.getLogger(__name__)
+
+_NORMS = ("none", "batch", "layer")
+_INITS = ("xavier_normal", "xavier_uniform", "kaiming", "normal")
+
+
+# =============================================================================================================
+# configs
+# =============================================================================================================
+class TextBaselineConfig(PretrainedConfig):
+    """Fields shared by all baselines.
+
+    Args:
+        vocab_size: rows of the token embedding (the tokenizer's ``len()``).
+        embedding_dim: token vector size (300 in Kim 2014 and in the THUCNews reference code).
+        pad_token_id: id of ``[PAD]`` (its embedding row is zero and not trained).
+        dropout: dropout before the classifier (Kim 2014: 0.5).
+        embedding_dropout: dropout on the embedding output (a regulariser from the tricks issue; 0 = off).
+        norm: ``"none"``, ``"batch"`` or ``"layer"`` normalisation of hidden features.
+        freeze_embeddings: keep the embedding fixed (e.g. "CNN-static" with pretrained vectors).
+        max_seq_length: the tokenizer's truncation length (informational; DPCNN derives its depth from it).
+        init: initialisation of non-embedding weights (biases are zero).
+        embedding_init_std: std of the random embedding init (missing pretrained rows use the vectors' std).
+        pretrained_vectors: filled by :func:`build_baseline` with the vector report (provenance, coverage).
+    """
+
+    model_type = "nct-text-baseline"
+
+    def __init__(
+        self,
+        vocab_size: int = 1000,
+        embedding_dim: int = 300,
+        pad_token_id: int = 0,
+        dropout: float = 0.5,
+        embedding_dropout: float = 0.0,
+        norm: str = "none",
+        freeze_embeddings: bool = False,
+        max_seq_length: Optional[int] = None,
+        init: str = "xavier_normal",
+        embedding_init_std: float = 1.0,
+        pretrained_vectors: Optional[dict] = None,
+        **kwargs,
+    ):
+        if norm not in _NORMS:
+            raise ValueError(f"{type(self).__name__}: norm must be one of {_NORMS}, got {norm!r}")
+        if init not in _INITS:
+            raise ValueError(f"{type(self).__name__}: init must be one of {_INITS}, got {init!r}")
+        for name, p in (("dropout", dropout), ("embedding_dropout", embedding_dropout)):
+            if not 0.0 <= float(p) < 1.0:
+                raise ValueError(f"{type(self).__name__}: {name} must be in [0, 1), got {p}")
+        if vocab_size < 2 or embedding_dim < 1:
+            raise ValueError(f"{type(self).__name__}: vocab_size >= 2 and embedding_dim >= 1 expected")
+        self.vocab_size = int(vocab_size)
+        self.embedding_dim = int(embedding_dim)
+        self.dropout = float(dropout)
+        self.embedding_dropout = float(embedding_dropout)
+        self.norm = norm
+        self.freeze_embeddings = bool(freeze_embeddings)
+        self.max_seq_length = max_seq_length
+        self.init = init
+        self.embedding_init_std = float(embedding_init_std)
+        self.pretrained_vectors = pretrained_vectors
+        kwargs.setdefault("tie_word_embeddings", False)
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
+
+
+class TextCNNConfig(TextBaselineConfig):
+    """TextCNN (Kim 2014, "Convolutional Neural Networks for Sentence Classification").
+
+    Args:
+        filter_sizes: convolution widths (Kim: 3, 4, 5; THUCNews reference: 2, 3, 4).
+        num_filters: feature maps per width (Kim: 100; THUCNews reference: 256).
+        multichannel: Kim's CNN-multichannel: a second, frozen copy of the embedding as another input channel.
+    """
+
+    model_type = "nct-textcnn"
+
+    def __init__(self, filter_sizes=(3, 4, 5), num_filters: int = 100, multichannel: bool = False, **kwargs):
+        self.filter_sizes = [int(k) for k in filter_sizes]
+        if not self.filter_sizes or min(self.filter_sizes) < 1:
+            raise ValueError(f"TextCNNConfig: filter_sizes must be positive widths, got {filter_sizes}")
+        self.num_filters = int(num_filters)
+        self.multichannel = bool(multichannel)
+        super().__init__(**kwargs)
+
+
+class FastTextConfig(TextBaselineConfig):
+    """FastText (Joulin et al. 2016, "Bag of Tricks for Efficient Text Classification").
+
+    Args:
+        word_ngrams: largest n-gram order (1 = bag of words; the THUCNews reference uses 3: uni+bi+tri).
+        bucket: hash buckets for the n-grams (official default 2,000,000; THUCNews reference 250,499).
+        hidden_size: 0 = the paper's linear classifier on the averaged vector; > 0 adds a ReLU hidden layer
+            (what the THUCNews reference port does, hidden 256).
+        sparse: sparse gradients for the bag (only touched rows are updated; use Adagrad, see
+            :func:`preferred_optimizer`).
+        embedding_dim: default 100 (official fastText ``-dim`` default).
+        dropout: default 0.0 (fastText has none).
+    """
+
+    model_type = "nct-fasttext"
+
+    def __init__(
+        self,
+        word_ngrams: int = 2,
+        bucket: int = 250499,
+        hidden_size: int = 0,
+        sparse: bool = True,
+        embedding_dim: int = 100,
+        dropout: float = 0.0,
+        **kwargs,
+    ):
+        if word_ngrams < 1:
+            raise ValueError(f"FastTextConfig: word_ngrams must be >= 1, got {word_ngrams}")
+        if word_ngrams > 1 and bucket < 1:
+            raise ValueError(f"FastTextConfig: bucket must be >= 1 when word_ngrams > 1, got {bucket}")
+        self.word_ngrams = int(word_ngrams)
+        self.bucket = int(bucket) if word_ngrams > 1 else 0
+        self.hidden_size = int(hidden_size)
+        self.sparse = bool(sparse)
+        super().__init__(embedding_dim=embedding_dim, dropout=dropout, **kwargs)
+
+
+class DPCNNConfig(TextBaselineConfig):
+    """DPCNN (Johnson & Zhang 2017, "Deep Pyramid Convolutional Neural Networks for Text Categorization").
+
+    Args:
+        num_filters: feature maps of every layer (paper: 250, fixed so that shortcuts need no projection).
+        region_size: width of the region-embedding convolution (paper: 3).
+        num_blocks: number of "pool by 1/2 + two convolutions + shortcut" blocks after the first block; ``None``
+            derives it from ``max_seq_length`` (halve until length 2, as the reference code: 32 -> 4 blocks).
+    """
+
+    model_type = "nct-dpcnn"
+
+    def __init__(self, num_filters: int = 250, region_size: int = 3, num_blocks: Optional[int] = None, **kwargs):
+        self.num_filters = int(num_filters)
+        self.region_size = int(region_size)
+        if num_blocks is None:
+            ml = kwargs.get("max_seq_length") or 32
+            num_blocks = max(1, int(math.ceil(math.log2(max(int(ml), 2)))) - 1)
+        self.num_blocks = int(num_blocks)
+        super().__init__(**kwargs)
+
+
+class TextRNNConfig(TextBaselineConfig):
+    """TextRNN: a (bi)LSTM/GRU encoder with last-state, max, mean or attention pooling.
+
+    ``pooling="attention"`` is TextRNN_Att (Zhou et al. 2016, "Attention-Based Bidirectional LSTM Networks for
+    Relation Classification": ``alpha = softmax(w^T tanh(H))``, ``h = tanh(H alpha)``).
+
+    Args:
+        rnn_type: ``"lstm"`` or ``"gru"``.
+        hidden_size: per direction (THUCNews reference: 128). num_layers: 2. bidirectional: True.
+        pooling: ``"last"`` (final forward + backward states), ``"max"``, ``"mean"`` or ``"attention"``.
+        rnn_dropout: dropout between stacked RNN layers.
+    """
+
+    model_type = "nct-textrnn"
+
+    def __init__(
+        self,
+        rnn_type: str = "lstm",
+        hidden_size: int = 128,
+        num_layers: int = 2,
+        bidirectional: bool = True,
+        pooling: str = "last",
+        rnn_dropout: float = 0.0,
+        **kwargs,
+    ):
+        if rnn_type not in ("lstm", "gru"):
+            raise ValueError(f"TextRNNConfig: rnn_type must be 'lstm' or 'gru', got {rnn_type!r}")
+        if pooling not in ("last", "max", "mean", "attention"):
+            raise ValueError(f"TextRNNConfig: pooling must be last/max/mean/attention, got {pooling!r}")
+        self.rnn_type = rnn_type
+        self.hidden_size = int(hidden_size)
+        self.num_layers = int(num_layers)
+        self.bidirectional = bool(bidirectional)
+        self.pooling = pooling
+        self.rnn_dropout = float(rnn_dropout)
+        super().__init__(**kwargs)
+
+
+class TextRCNNConfig(TextBaselineConfig):
+    """TextRCNN (Lai et al. 2015, "Recurrent Convolutional Neural Networks for Text Classification").
+
+    Args:
+        rnn_type: ``"lstm"`` or ``"gru"``; hidden_size: per direction (reference: 256); num_layers: 1.
+        latent_size: size of the ``tanh(W [left; word; right])`` layer before max-pooling (paper: 100).
+    """
+
+    model_type = "nct-textrcnn"
+
+    def __init__(
+        self, rnn_type: str = "lstm", hidden_size: int = 256, num_layers: int = 1, latent_size: int = 100, **kwargs
+    ):
+        if rnn_type not in ("lstm", "gru"):
+            raise ValueError(f"TextRCNNConfig: rnn_type must be 'lstm' or 'gru', got {rnn_type!r}")
+        self.rnn_type = rnn_type
+        self.hidden_size = int(hidden_size)
+        self.num_layers = int(num_layers)
+        self.latent_size = int(latent_size)
+        super().__init__(**kwargs)
+
+
+# =============================================================================================================
+# shared pieces
+# =============================================================================================================
+def _masked_max(x: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
+    """Max over ``dim`` of ``x`` where ``mask`` (broadcastable bool) is True."""
+    return x.masked_fill(~mask, float("-inf")).amax(dim=dim)
+
+
+class _FeatureNorm(nn.Module):
+    """BatchNorm or LayerNorm over the channel axis of ``(B, C)``, ``(B, C, L)`` (``channels_last=False``) or
+    ``(B, L, C)`` (``channels_last=True``) features.
+
+    BatchNorm on per-position features (TextCNN/DPCNN feature maps, TextRCNN states) takes its batch statistics
+    over padded positions too; LayerNorm normalises each position on its own and is unaffected by padding (the
+    tip: LayerNorm for sequence features, BatchNorm otherwise)."""
+
+    def __init__(self, kind: str, channels: int, channels_last: bool = False):
+        super().__init__()
+        self.kind = kind
+        self.channels_last = channels_last
+        if kind == "batch":
+            self.norm = nn.BatchNorm1d(channels)
+        elif kind == "layer":
+            self.norm = nn.LayerNorm(channels)
+        else:
+            self.norm = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "none" or x.dim() == 2:
+            return self.norm(x)
+        if self.kind == "batch":
+            return self.norm(x.transpose(1, 2)).transpose(1, 2) if self.channels_last else self.norm(x)
+        return self.norm(x) if self.channels_last else self.norm(x.transpose(1, 2)).transpose(1, 2)
+
+
+class _BaselinePreTrainedModel(PreTrainedModel):
+    """Weight init, embedding access, the classification loss and the padding mask, shared by all baselines."""
+
+    config_class = TextBaselineConfig
+    base_model_prefix = "baseline"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = False
+    _no_split_modules: list = []
+
+    # ---- init ------------------------------------------------------------------------------------------------
+    def _init_weights(self, module: nn.Module) -> None:
+        cfg = self.config
+        if isinstance(module, (nn.Linear, nn.Conv1d)):
+            if cfg.init == "xavier_normal":
+                nn.init.xavier_normal_(module.weight)
+            elif cfg.init == "xavier_uniform":
+                nn.init.xavier_uniform_(module.weight)
+            elif cfg.init == "kaiming":
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            else:
+                nn.init.normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.LSTM, nn.GRU)):
+            for name, p in module.named_parameters():
+                if "weight" in name:
+                    (nn.init.xavier_normal_ if cfg.init == "xavier_normal" else nn.init.xavier_uniform_)(p)
+                elif "bias" in name:
+                    nn.init.zeros_(p)
+        elif isinstance(module, nn.EmbeddingBag):
+            # official fastText: input matrix uniform(-1/dim, 1/dim)
+            nn.init.uniform_(module.weight, -1.0 / cfg.embedding_dim, 1.0 / cfg.embedding_dim)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=cfg.embedding_init_std)
+            if module.padding_idx is not None:
+                with torch.no_grad():
+                    module.weight[module.padding_idx].zero_()
+        elif isinstance(module, (nn.BatchNorm1d, nn.LayerNorm)):
+            if module.weight is not None:
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+            if isinstance(module, nn.BatchNorm1d):
+                module.reset_running_stats()
+        elif isinstance(module, _AttentionPool):
+            nn.init.normal_(module.w, std=0.05)
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """``PreTrainedModel.from_pretrained`` that re-applies ``freeze_embeddings`` (loading replaces parameters)."""
+        out = super().from_pretrained(*args, **kwargs)
+        model = out[0] if isinstance(out, tuple) else out
+        model._apply_freeze()
+        return out
+
+    # ---- embeddings --------------------------------------------------------------------------------------------
+    def get_input_embeddings(self) -> nn.Module:
+        return self.embeddings
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.embeddings = value
+        self._apply_freeze()
+
+    def _apply_freeze(self) -> None:
+        emb = self.get_input_embeddings()
+        emb.weight.requires_grad_(not self.config.freeze_embeddings)
+        static = getattr(self, "static_embeddings", None)
+        if static is not None:
+            static.weight.requires_grad_(False)
+
+    def load_embedding_matrix(self, matrix: torch.Tensor) -> None:
+        """Copy ``matrix`` (``vocab_size x embedding_dim``) into the first rows of the input embedding (and into
+        the static channel of a multichannel TextCNN)."""
+        emb = self.get_input_embeddings()
+        v, d = matrix.shape
+        if d != emb.weight.shape[1] or v > emb.weight.shape[0]:
+            raise ValueError(
+                f"{type(self).__name__}: embedding matrix {tuple(matrix.shape)} does not fit the embedding "
+                f"{tuple(emb.weight.shape)} (vocab_size x embedding_dim)"
+            )
+        with torch.no_grad():
+            emb.weight[:v].copy_(matrix.to(emb.weight.dtype))
+            static = getattr(self, "static_embeddings", None)
+            if static is not None:
+                static.weight[:v].copy_(matrix.to(static.weight.dtype))
+
+    # ---- helpers -------------------------------------------------------------------------------------------------
+    def _mask(self, input_ids: Optional[torch.Tensor], attention_mask: Optional[torch.Tensor], ref: torch.Tensor):
+        """Bool ``(B, L)`` mask of real tokens; rows without any real token get position 0 (so pooling is defined)."""
+        if attention_mask is not None:
+            mask = attention_mask.bool()
+        elif input_ids is not None:
+            mask = input_ids != self.config.pad_token_id
+        else:
+            mask = torch.ones(ref.shape[:2], dtype=torch.bool, device=ref.device)
+        if mask.shape != ref.shape[:2]:
+            raise ValueError(f"attention_mask shape {tuple(mask.shape)} does not match the input {tuple(ref.shape[:2])}")
+        empty = ~mask.any(dim=1)
+        if empty.any():
+            mask = mask.clone()
+            mask[empty, 0] = True
+        return mask
+
+    def _embed(self, input_ids, inputs_embeds) -> torch.Tensor:
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError(f"{type(self).__name__}: give exactly one of input_ids or inputs_embeds")
+        return self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds
+
+    def _loss(self, logits: torch.Tensor, labels: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        if labels is None:
+            return None
+        cfg = self.config
+        if cfg.problem_type is None:
+            if cfg.num_labels == 1:
+                cfg.problem_type = "regression"
+            elif labels.dtype in (torch.long, torch.int):
+                cfg.problem_type = "single_label_classification"
+            else:
+                cfg.problem_type = "multi_label_classification"
+        if cfg.problem_type == "regression":
+            return F.mse_loss(logits.squeeze(-1).float(), labels.float().view(-1)) if cfg.num_labels == 1 else F.mse_loss(
+                logits.float(), labels.float()
+            )
+        if cfg.problem_type == "single_label_classification":
+            return F.cross_entropy(logits.float().view(-1, cfg.num_labels), labels.view(-1))
+        return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+    def _output(self, features, logits, labels, output_hidden_states, return_dict):
+        loss = self._loss(logits, labels)
+        hidden = (features,) if output_hidden_states else None
+        if return_dict is False:
+            out = (logits,) + ((hidden,) if hidden is not None else ())
+            return ((loss,) + out) if loss is not None else out
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=hidden)
+
+    def num_parameters_trainable(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def preferred_optimizer(self) -> str:
+        """Name of the optimizer the tip recommends (read by the trainer when ``train.optimizer: auto``):
+        ``"adagrad"`` for sparse FastText, ``"adam"`` otherwise. See :func:`preferred_optimizer` for the lr."""
+        return preferred_optimizer(self)["name"]
+
+
+# =============================================================================================================
+# TextCNN
+# =============================================================================================================
+class TextCNNForSequenceClassification(_BaselinePreTrainedModel):
+    """Kim (2014) TextCNN: embeddings -> parallel 1-D convolutions of several widths -> ReLU -> max-over-time
+    pooling -> concatenation -> dropout -> linear.
+
+    Expected effect: a strong, fast sentence classifier (Kim 2014 CNN-rand: SST-2 82.7, TREC 91.2, MR 76.1;
+    THUCNews reference 91.22). Cost: one convolution layer, O(L * sum(widths) * E * F) per text.
+    Windows that run into the padding are excluded from the max (a text shorter than the widest filter keeps
+    its single zero-padded window, as in Kim's zero padding). Kim's L2 max-norm constraint (s=3) on the output
+    weights is not applied (Zhang & Wallace 2015 found it makes little difference).
+    """
+
+    config_class = TextCNNConfig
+    base_model_prefix = "textcnn"
+
+    def __init__(self, config: TextCNNConfig):
+        super().__init__(config)
+        E, F_ = config.embedding_dim, config.num_filters
+        self.embeddings = nn.Embedding(config.vocab_size, E, padding_idx=config.pad_token_id)
+        self.static_embeddings = (
+            nn.Embedding(config.vocab_size, E, padding_idx=config.pad_token_id) if config.multichannel else None
+        )
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        in_ch = E * (2 if config.multichannel else 1)
+        self.convs = nn.ModuleList([nn.Conv1d(in_ch, F_, k) for k in config.filter_sizes])
+        self.norms = nn.ModuleList([_FeatureNorm(config.norm, F_) for _ in config.filter_sizes])
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(F_ * len(config.filter_sizes), config.num_labels)
+        self.post_init()
+        self._apply_freeze()
+
+    def features(self, input_ids=None, attention_mask=None, inputs_embeds=None) -> torch.Tensor:
+        x = self._embed(input_ids, inputs_embeds)
+        mask = self._mask(input_ids, attention_mask, x)
+        if self.static_embeddings is not None:
+            if input_ids is None:
+                raise ValueError("TextCNN multichannel needs input_ids (the static channel is a lookup)")
+            x = torch.cat([x, self.static_embeddings(input_ids)], dim=-1)
+        x = self.embedding_dropout(x) * mask.unsqueeze(-1).to(x.dtype)
+        kmax = max(self.config.filter_sizes)
+        if x.shape[1] < kmax:  # zero-pad short batches up to the widest filter
+            x = F.pad(x, (0, 0, 0, kmax - x.shape[1]))
+            mask = F.pad(mask, (0, kmax - mask.shape[1]), value=False)
+        x = x.transpose(1, 2)  # (B, E, L)
+        lengths = mask.sum(dim=1, keepdim=True)  # (B, 1)
+        mf = mask.to(x.dtype).unsqueeze(1)
+        pooled = []
+        for k, conv, norm in zip(self.config.filter_sizes, self.convs, self.norms):
+            c = F.relu(norm(conv(x)))  # (B, F, L-k+1)
+            # a window is valid when it holds min(k, length) real tokens
+            real = F.conv1d(mf, torch.ones(1, 1, k, dtype=x.dtype, device=x.device)).squeeze(1)  # (B, L-k+1)
+            valid = real >= torch.clamp(lengths, max=k).to(real.dtype) - 0.5
+            pooled.append(_masked_max(c, valid.unsqueeze(1), dim=2))
+        return torch.cat(pooled, dim=1)
+
+    def forward(
+        self,
+        input_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+        inputs_embeds: Optional[torch.Tensor] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        **kwargs: Any,
+    ):
+        h = self.features(input_ids, attention_mask, inputs_embeds)
+        logits = self.classifier(self.dropout(h))
+        return self._output(h, logits, labels, output_hidden_states, return_dict)
+
+
+# =============================================================================================================
+# FastText
+# =============================================================================================================
+class FastTextForSequenceClassification(_BaselinePreTrainedModel):
+    """Joulin et al. (2016) fastText classifier: the average of the embeddings of the text's tokens and hashed
+    word n-grams (one ``nn.EmbeddingBag`` over ``vocab_size + bucket`` rows, mode ``mean``, sparse gradients)
+    followed by a linear classifier (softmax loss).
+
+    Expected effect: about the accuracy of TextCNN on short texts (THUCNews reference with uni+bi+tri-grams:
+    92.23) at a fraction of the cost: one bag lookup and one small matrix product per text. Train it with
+    Adagrad (sparse-capable; :func:`preferred_optimizer`) -- Adam's dense moments defeat sparse updates.
+    The n-gram ids are computed from the token ids (:func:`nlp_cv_tricks.data.vocab.fasttext_features`), so any
+    tokenizer works. ``get_input_embeddings()`` is the bag: its output is the averaged text vector (where an
+    adversarial perturbation of FGM/PGD lands). Weight decay must be 0 with sparse gradients.
+    """
+
+    config_class = FastTextConfig
+    base_model_prefix = "fasttext"
+
+    def __init__(self, config: FastTextConfig):
+        super().__init__(config)
+        rows = config.vocab_size + (config.bucket if config.word_ngrams > 1 else 0)
+        self.embeddings = nn.EmbeddingBag(
+            rows, config.embedding_dim, mode="mean", sparse=config.sparse, padding_idx=config.pad_token_id
+        )
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        dim = config.embedding_dim
+        if config.hidden_size > 0:
+            self.hidden = nn.Linear(dim, config.hidden_size)
+            dim = config.hidden_size
+        else:
+            self.hidden = None
+        self.norm = _FeatureNorm(config.norm, dim)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(dim, config.num_labels)
+        self.post_init()
+        self._apply_freeze()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        # official fastText: output matrix starts at zero (only for the linear model; a hidden layer needs symmetry
+        # breaking)
+        if module is getattr(self, "classifier", None) and self.config.hidden_size == 0:
+            nn.init.zeros_(module.weight)
+
+    def bag_ids(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The ids the bag averages: token ids then hashed n-gram ids (padding = ``pad_token_id``)."""
+        from ..data.vocab import fasttext_features
+
+        cfg = self.config
+        if attention_mask is None:
+            attention_mask = input_ids != cfg.pad_token_id
+        return fasttext_features(input_ids, attention_mask, cfg.vocab_size, cfg.word_ngrams, cfg.bucket, cfg.pad_token_id)
+
+    def features(self, input_ids=None, attention_mask=None, inputs_embeds=None) -> torch.Tensor:
+        if inputs_embeds is not None:
+            raise ValueError("FastText averages a bag of ids; inputs_embeds is not supported (hook the bag output)")
+        if input_ids is None:
+            raise ValueError("FastText needs input_ids")
+        ids = self.bag_ids(input_ids, attention_mask)
+        # a flat bag of the valid ids with offsets: padding costs nothing in the lookup or in the sparse gradient
+        valid = ids != self.config.pad_token_id
+        counts = valid.sum(dim=1)
+        offsets = torch.cumsum(counts, dim=0) - counts
+        h = self.embedding_dropout(self.embeddings(ids[valid], offsets))
+        if self.hidden is not None:
+            h = F.relu(self.hidden(h))
+        return self.norm(h)
+
+    def forward(
+        self,
+        input_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+        inputs_embeds: Optional[torch.Tensor] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        **kwargs: Any,
+    ):
+        h = self.features(input_ids, attention_mask, inputs_embeds)
+        logits = self.classifier(self.dropout(h))
+        return self._output(h, logits, labels, output_hidden_states, return_dict)
+
+
+# =============================================================================================================
+# DPCNN
+# =============================================================================================================
+class _PreActConv(nn.Module):
+    """norm -> ReLU -> conv (width 3, same padding): the pre-activation unit of DPCNN."""
+
+    def __init__(self, channels: int, norm: str):
+        super().__init__()
+        self.norm = _FeatureNorm(norm, channels)
+        self.conv = nn.Conv1d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, mf: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.relu(self.norm(x)) * mf)
+
+
+class DPCNNForSequenceClassification(_BaselinePreTrainedModel):
+    """Johnson & Zhang (2017) DPCNN: region embedding (a width-3 convolution of the word vectors to 250 maps),
+    two pre-activation convolutions with an identity shortcut, then ``num_blocks`` times [max-pool width 3 stride
+    2 (halving the length) -> two pre-activation convolutions -> identity shortcut], global max-pooling, dropout
+    (0.5 on the input of the top layer, as in the paper) and a linear classifier.
+
+    Expected effect: about TextCNN's accuracy on short texts (THUCNews reference 91.25), better on long documents
+    where depth pays. Cost: 1 + 2 * (num_blocks + 1) convolution layers of 250x250x3 -- several times TextCNN.
+    Padding is zeroed before every convolution and excluded from every max-pool, so the logits are those of the
+    unpadded text. The depth is fixed by the config (not by the batch's padded length).
+    """
+
+    config_class = DPCNNConfig
+    base_model_prefix = "dpcnn"
+
+    def __init__(self, config: DPCNNConfig):
+        super().__init__(config)
+        C = config.num_filters
+        self.embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        self.region = nn.Conv1d(config.embedding_dim, C, config.region_size, padding=config.region_size // 2)
+        self.blocks = nn.ModuleList(
+            [nn.ModuleList([_PreActConv(C, config.norm), _PreActConv(C, config.norm)]) for _ in range(config.num_blocks + 1)]
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(C, config.num_labels)
+        self.post_init()
+        self._apply_freeze()
+
+    def features(self, input_ids=None, attention_mask=None, inputs_embeds=None) -> torch.Tensor:
+        x = self._embed(input_ids, inputs_embeds)
+        mask = self._mask(input_ids, attention_mask, x)
+        x = (self.embedding_dropout(x) * mask.unsqueeze(-1).to(x.dtype)).transpose(1, 2)  # (B, E, L)
+        mf = mask.unsqueeze(1).to(x.dtype)
+        x = self.region(x)
+        if self.config.region_size % 2 == 0:  # even width: same-length output
+            x = x[:, :, : mask.shape[1]]
+        x = x * mf
+        for i, (c1, c2) in enumerate(self.blocks):
+            if i > 0:
+                # pool by 1/2 (width 3, stride 2); output j is centred on input 2j, valid iff 2j is a real token
+                x = F.max_pool1d(x.masked_fill(mf == 0, float("-inf")), kernel_size=3, stride=2, padding=1)
+                mask = mask[:, ::2]
+                mf = mask.unsqueeze(1).to(x.dtype)
+                x = x.masked_fill(mf == 0, 0.0)
+            x = (x + c2(c1(x, mf), mf)) * mf
+        return _masked_max(x, mask.unsqueeze(1), dim=2)
+
+    def forward(
+        self,
+        input_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+        inputs_embeds: Optional[torch.Tensor] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        **kwargs: Any,
+    ):
+        h = self.features(input_ids, attention_mask, inputs_embeds)
+        logits = self.classifier(self.dropout(h))
+        return self._output(h, logits, labels, output_hidden_states, return_dict)
+
+
+# =============================================================================================================
+# TextRNN / TextRNN_Att / TextRCNN
+# =============================================================================================================
+class _AttentionPool(nn.Module):
+    """Zhou et al. (2016): ``alpha = softmax(w^T tanh(H))`` over real positions, output ``tanh(sum alpha H)``."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = (torch.tanh(h) @ self.w).masked_fill(~mask, float("-inf"))  # (B, L)
+        alpha = torch.softmax(scores, dim=1)
+        return torch.tanh((alpha.unsqueeze(-1) * h).sum(dim=1))
+
+
+def _run_rnn(rnn: nn.RNNBase, x: torch.Tensor, mask: torch.Tensor):
+    """Packed (padding-free) run of ``rnn`` over ``x`` (B, L, E); returns padded outputs (B, L, H*dirs) and h_n."""
+    lengths = mask.sum(dim=1).clamp(min=1).cpu()
+    packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    out, h = rnn(packed)
+    out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+    if isinstance(h, tuple):  # LSTM: (h_n, c_n)
+        h = h[0]
+    return out, h
+
+
+class TextRNNForSequenceClassification(_BaselinePreTrainedModel):
+    """TextRNN: embeddings -> stacked (bi)LSTM/GRU (packed, so padding is skipped) -> pooling (final states,
+    max, mean or Zhou et al. 2016 attention) -> dropout -> linear.
+
+    Expected effect: about TextCNN's accuracy on short texts (THUCNews reference: BiLSTM 91.12, with attention
+    90.90). Cost: sequential in the length; on CPU the slowest of the baselines per token.
+    """
+
+    config_class = TextRNNConfig
+    base_model_prefix = "textrnn"
+
+    def __init__(self, config: TextRNNConfig):
+        super().__init__(config)
+        self.embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        rnn_cls = nn.LSTM if config.rnn_type == "lstm" else nn.GRU
+        self.rnn = rnn_cls(
+            config.embedding_dim,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            bidirectional=config.bidirectional,
+            batch_first=True,
+            dropout=config.rnn_dropout if config.num_layers > 1 else 0.0,
+        )
+        out_dim = config.hidden_size * (2 if config.bidirectional else 1)
+        self.attention = _AttentionPool(out_dim) if config.pooling == "attention" else None
+        self.norm = _FeatureNorm(config.norm, out_dim)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(out_dim, config.num_labels)
+        self.post_init()
+        self._apply_freeze()
+
+    def features(self, input_ids=None, attention_mask=None, inputs_embeds=None) -> torch.Tensor:
+        x = self._embed(input_ids, inputs_embeds)
+        mask = self._mask(input_ids, attention_mask, x)
+        x = self.embedding_dropout(x)
+        out, h_n = _run_rnn(self.rnn, x, mask)
+        pooling = self.config.pooling
+        if pooling == "last":
+            dirs = 2 if self.config.bidirectional else 1
+            h = torch.cat([h_n[-dirs + d] for d in range(dirs)], dim=-1)  # last layer, forward (+ backward)
+        elif pooling == "max":
+            h = _masked_max(out, mask.unsqueeze(-1), dim=1)
+        elif pooling == "mean":
+            mf = mask.unsqueeze(-1).to(out.dtype)
+            h = (out * mf).sum(dim=1) / mf.sum(dim=1)
+        else:
+            h = self.attention(out, mask)
+        return self.norm(h)
+
+    def forward(
+        self,
+        input_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+        inputs_embeds: Optional[torch.Tensor] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        **kwargs: Any,
+    ):
+        h = self.features(input_ids, attention_mask, inputs_embeds)
+        logits = self.classifier(self.dropout(h))
+        return self._output(h, logits, labels, output_hidden_states, return_dict)
+
+
+class TextRCNNForSequenceClassification(_BaselinePreTrainedModel):
+    """Lai et al. (2015) RCNN: a bidirectional RNN gives each word a left and a right context; ``[left; word;
+    right]`` goes through ``tanh(W . + b)`` (``latent_size``), then max-pooling over time, dropout and a linear
+    classifier. (As in common implementations the context at position i is the RNN state *including* word i.)
+
+    Expected effect: THUCNews reference 91.54, the best of the non-BERT baselines there. Cost: one BiRNN layer plus
+    a per-position linear layer.
+    """
+
+    config_class = TextRCNNConfig
+    base_model_prefix = "textrcnn"
+
+    def __init__(self, config: TextRCNNConfig):
+        super().__init__(config)
+        self.embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        rnn_cls = nn.LSTM if config.rnn_type == "lstm" else nn.GRU
+        self.rnn = rnn_cls(
+            config.embedding_dim, config.hidden_size, num_layers=config.num_layers, bidirectional=True, batch_first=True
+        )
+        self.latent = nn.Linear(2 * config.hidden_size + config.embedding_dim, config.latent_size)
+        self.norm = _FeatureNorm(config.norm, config.latent_size, channels_last=True)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.latent_size, config.num_labels)
+        self.post_init()
+        self._apply_freeze()
+
+    def features(self, input_ids=None, attention_mask=None, inputs_embeds=None) -> torch.Tensor:
+        x = self._embed(input_ids, inputs_embeds)
+        mask = self._mask(input_ids, attention_mask, x)
+        x = self.embedding_dropout(x)
+        out, _ = _run_rnn(self.rnn, x, mask)
+        H = self.config.hidden_size
+        y = torch.tanh(self.norm(self.latent(torch.cat([out[..., :H], x, out[..., H:]], dim=-1))))  # (B, L, latent)
+        return _masked_max(y, mask.unsqueeze(-1), dim=1)
+
+    def forward(
+        self,
+        input_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+        inputs_embeds: Optional[torch.Tensor] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        **kwargs: Any,
+    ):
+        h = self.features(input_ids, attention_mask, inputs_embeds)
+        logits = self.classifier(self.dropout(h))
+        return self._output(h, logits, labels, output_hidden_states, return_dict)
+
+
+# =============================================================================================================
+# registry, Auto* registration, builder, optimizer hint
+# =============================================================================================================
+#: name -> (config class, model class, config defaults that define the variant)
+BASELINES: dict[str, tuple[type, type, dict]] = {
+    "textcnn": (TextCNNConfig, TextCNNForSequenceClassification, {}),
+    "fasttext": (FastTextConfig, FastTextForSequenceClassification, {}),
+    "dpcnn": (DPCNNConfig, DPCNNForSequenceClassification, {}),
+    "textrnn": (TextRNNConfig, TextRNNForSequenceClassification, {}),
+    "textrnn_att": (TextRNNConfig, TextRNNForSequenceClassification, {"pooling": "attention"}),
+    "textrcnn": (TextRCNNConfig, TextRCNNForSequenceClassification, {}),
+}
+_ALIASES = {"text_cnn": "textcnn", "cnn": "textcnn", "fast_text": "fasttext", "text_rnn": "textrnn",
+            "bilstm": "textrnn", "textrnn-att": "textrnn_att", "text_rcnn": "textrcnn", "rcnn": "textrcnn"}
+
+_MODEL_CLASSES = [
+    TextCNNForSequenceClassification,
+    FastTextForSequenceClassification,
+    DPCNNForSequenceClassification,
+    TextRNNForSequenceClassification,
+    TextRCNNForSequenceClassification,
+]
+
+
+def register_auto_classes() -> None:
+    """Register every baseline config with ``AutoConfig`` and model with ``AutoModelForSequenceClassification``.
+
+    Idempotent (safe to call many times). After it, ``AutoModelForSequenceClassification.from_pretrained(dir)``
+    loads a saved baseline.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    for model_cls in _MODEL_CLASSES:
+        cfg_cls = model_cls.config_class
+        AutoConfig.register(cfg_cls.model_type, cfg_cls, exist_ok=True)
+        AutoModelForSequenceClassification.register(cfg_cls, model_cls, exist_ok=True)
+
+
+def _config_params(cfg_cls: type) -> set[str]:
+    names: set[str] = set()
+    for klass in cfg_cls.__mro__:
+        if klass is PretrainedConfig or not issubclass(klass, PretrainedConfig):
+            break
+        names |= {p for p in inspect.signature(klass.__init__).parameters if p not in ("self", "kwargs")}
+    return names
+
+
+_VECTOR_KEYS = ("pretrained_vectors", "vectors_vocab", "vectors_npz_key", "vectors_lowercase_fallback", "vectors_seed")
+_TOKENIZER_KEYS = ("level", "max_vocab_size", "min_freq", "lowercase", "unicode_normalization", "split",
+                   "keep_whitespace", "max_length")
+
+
+def _detect_level(texts: list[str]) -> str:
+    sample = "".join(texts[:2000])
+    cjk = sum(1 for ch in sample if "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff")
+    letters = sum(1 for ch in sample if not ch.isspace())
+    return "char" if letters and cjk / letters > 0.3 else "word"
+
+
+def build_baseline(
+    name: str,
+    model_kwargs: Optional[dict] = None,
+    tokenizer_kwargs: Optional[dict] = None,
+    train_texts: Optional[list[str]] = None,
+    id2label: Optional[dict] = None,
+):
+    """Build a baseline from scratch: train its tokenizer on ``train_texts``, create the model, and load
+    pretrained vectors when ``model_kwargs`` names them.
+
+    Args:
+        name: ``textcnn``, ``fasttext``, ``dpcnn``, ``textrnn``, ``textrnn_att`` or ``textrcnn``
+            (aliases: cnn, bilstm, rcnn, ...).
+        model_kwargs: fields of the model's config (see each ``*Config``), e.g. ``embedding_dim``, ``dropout``,
+            ``embedding_dropout``, ``norm``, ``freeze_embeddings``, ``init``; TextCNN: ``filter_sizes``,
+            ``num_filters``, ``multichannel``; FastText: ``word_ngrams``, ``bucket``, ``hidden_size``, ``sparse``;
+            DPCNN: ``num_filters``, ``region_size``, ``num_blocks``; TextRNN: ``rnn_type``, ``hidden_size``,
+            ``num_layers``, ``bidirectional``, ``pooling``, ``rnn_dropout``; TextRCNN: ``rnn_type``,
+            ``hidden_size``, ``num_layers``, ``latent_size``. Plus the vector keys:
+            ``pretrained_vectors`` (path: ``.npz``/``.npy`` + ``vectors_vocab``, word2vec ``.bin``, or
+            word2vec/GloVe text), ``vectors_vocab`` (row-aligned vocab file), ``vectors_npz_key``,
+            ``vectors_lowercase_fallback`` (default True), ``vectors_seed`` (default 0). With vectors,
+            ``embedding_dim`` defaults to the file's dimension.
+        tokenizer_kwargs: ``level`` (``"char"``, ``"word"`` or ``"auto"`` = char when > 30% of the characters are
+            CJK; default auto), ``max_vocab_size``, ``min_freq``, ``lowercase``, ``unicode_normalization``,
+            ``split``, ``keep_whitespace``, ``max_length`` (default 128) -- see
+            :func:`nlp_cv_tricks.data.vocab.build_tokenizer`.
+        train_texts: the training texts (the vocabulary is built from them only).
+        id2label: ``{id: label name}``; gives ``num_labels``.
+
+    Returns:
+        ``(model, tokenizer)``; ``model.config.pretrained_vectors`` holds the vector report (coverage) when
+        vectors were loaded, and ``model.vector_report`` the :class:`~nlp_cv_tricks.data.vocab.VectorReport`.
+
+    Raises:
+        ValueError for an unknown name or key (the message lists the accepted ones).
+    """
+    key = name.lower().strip()
+    key = _ALIASES.get(key, key)
+    if key not in BASELINES:
+        raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
+    cfg_cls, model_cls, variant = BASELINES[key]
+    model_kwargs = dict(model_kwargs or {})
+    tokenizer_kwargs = dict(tokenizer_kwargs or {})
+    if not train_texts:
+        raise ValueError(f"build_baseline({name!r}): train_texts is empty; the tokenizer is trained on it")
+    if not id2label:
+        raise ValueError(f"build_baseline({name!r}): id2label is required (e.g. {{0: 'neg', 1: 'pos'}})")
+    id2label = {int(k): str(v) for k, v in id2label.items()}
+
+    bad_tok = sorted(set(tokenizer_kwargs) - set(_TOKENIZER_KEYS))
+    if bad_tok:
+        raise ValueError(f"build_baseline: unknown tokenizer_kwargs {bad_tok}; accepted: {list(_TOKENIZER_KEYS)}")
+    accepted = _config_params(cfg_cls) - {"vocab_size", "pad_token_id", "max_seq_length", "pretrained_vectors"}
+    vec = {k: model_kwargs.pop(k) for k in _VECTOR_KEYS if k in model_kwargs}
+    bad = sorted(set(model_kwargs) - accepted - {"problem_type"})
+    if bad:
+        raise ValueError(
+            f"build_baseline({key!r}): unknown model_kwargs {bad}; accepted: {sorted(accepted | set(_VECTOR_KEYS))}"
+        )
+
+    train_texts = list(train_texts)
+    level = tokenizer_kwargs.pop("level", "auto")
+    if level == "auto":
+        level = _detect_level(train_texts)
+        logger.info("build_baseline: tokenizer level auto-detected as %r", level)
+    tokenizer_kwargs.setdefault("max_length", 128)
+    tokenizer = build_tokenizer(train_texts, level=level, **tokenizer_kwargs)
+
+    matrix = report = None
+    if vec.get("pretrained_vectors"):
+        matrix, report = load_pretrained_vectors(
+            tokenizer,
+            vec["pretrained_vectors"],
+            vec.get("vectors_vocab"),
+            texts=train_texts,
+            npz_key=vec.get("vectors_npz_key"),
+            lowercase_fallback=vec.get("vectors_lowercase_fallback", True),
+            seed=vec.get("vectors_seed", 0),
+        )
+        dim = matrix.shape[1]
+        if model_kwargs.setdefault("embedding_dim", dim) != dim:
+            raise ValueError(
+                f"build_baseline({key!r}): embedding_dim={model_kwargs['embedding_dim']} but the vectors in "
+                f"{vec['pretrained_vectors']} have dimension {dim}"
+            )
+    elif any(k in vec for k in ("vectors_vocab", "vectors_npz_key")):
+        raise ValueError("build_baseline: vectors_vocab/vectors_npz_key given without pretrained_vectors")
+
+    cfg_kwargs = {**variant, **model_kwargs}
+    config = cfg_cls(
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        max_seq_length=tokenizer.model_max_length if tokenizer.model_max_length < 10**9 else None,
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
+        pretrained_vectors=report.to_dict() if report is not None else None,
+        **cfg_kwargs,
+    )
+    model = model_cls(config)
+    if matrix is not None:
+        model.load_embedding_matrix(matrix)
+    model.vector_report = report
+    return model, tokenizer
+
+
+def preferred_optimizer(model: nn.Module) -> dict:
+    """The optimizer the tip recommends for ``model``: Adagrad for sparse-feature models (FastText with sparse
+    gradients: only the rows a batch touches get updated, and Adagrad's per-row accumulators handle sparse
+    gradients in one optimizer), Adam for dense ones.
+
+    Returns:
+        ``{"name": "adagrad" | "adam", "lr": float, "weight_decay": 0.0, "sparse": bool, "reason": str}``.
+        ``lr`` is a starting point (Adagrad 0.2 for the bag -- fastText uses SGD at 0.1-1.0 --, Adam 1e-3 as in
+        the THUCNews reference); weight decay must stay 0 with sparse gradients (torch refuses it).
+    """
+    m = getattr(model, "module", model)  # DDP
+    cfg = getattr(m, "config", None)
+    if isinstance(cfg, FastTextConfig) and cfg.sparse:
+        return {
+            "name": "adagrad",
+            "lr": 0.2,
+            "weight_decay": 0.0,
+            "sparse": True,
+            "reason": "sparse EmbeddingBag gradients: Adagrad supports them; Adam/AdamW do not",
+        }
+    return {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "sparse": False, "reason": "dense gradients"}
+
+
+def create_optimizer(model: nn.Module, lr: Optional[float] = None, weight_decay: Optional[float] = None):
+    """Instantiate :func:`preferred_optimizer` over the trainable parameters (``lr``/``weight_decay`` override)."""
+    hint = preferred_optimizer(model)
+    lr = hint["lr"] if lr is None else lr
+    wd = hint["weight_decay"] if weight_decay is None else weight_decay
+    params = [p for p in model.parameters() if p.requires_grad]
+    if hint["name"] == "adagrad":
+        if wd:
+            raise ValueError("weight decay is not supported with sparse gradients (FastText sparse=True)")
+        return torch.optim.Adagrad(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+
+
+def _split_recipe_kwargs(name: str, kwargs: dict, overrides: Optional[dict]) -> tuple[dict, dict]:
+    """Recipe ``model.kwargs`` -> (model_kwargs, tokenizer_kwargs): tokenizer keys may sit at the top level or
+    under ``tokenizer:``; ``model.config_overrides`` are merged into the model kwargs."""
+    kwargs = dict(kwargs or {})
+    tok = dict(kwargs.pop("tokenizer", None) or {})
+    for k in list(kwargs):
+        if k in _TOKENIZER_KEYS:
+            if k in tok:
+                raise ValueError(f"model.kwargs: {k!r} given both at the top level and under tokenizer")
+            tok[k] = kwargs.pop(k)
+    for k, v in (overrides or {}).items():
+        kwargs[k] = v
+    return kwargs, tok
+
+
+def register_architectures() -> None:
+    """Register every baseline name (``textcnn``, ``fasttext``, ``dpcnn``, ``textrnn``, ``textrnn_att``,
+    ``textrcnn``) with :func:`nlp_cv_tricks.models.factory.register_architecture`, so that a recipe with
+    ``model.name: textcnn`` builds it from scratch on the training texts. ``model.kwargs`` holds the config
+    fields and vector keys of :func:`build_baseline`; tokenizer keys (``level``, ``max_length``, ...) go at the top
+    level or under ``model.kwargs.tokenizer``. Idempotent."""
+    from .factory import register_architecture
+
+    def make(name: str):
+        def builder(model_cfg, train_texts, id2label):
+            mk, tk = _split_recipe_kwargs(name, getattr(model_cfg, "kwargs", None),
+                                          getattr(model_cfg, "config_overrides", None))
+            return build_baseline(name, mk, tk, list(train_texts), id2label)
+
+        builder.__name__ = f"build_{name}"
+        return builder
+
+    for name in BASELINES:
+        register_architecture(name, make(name))
