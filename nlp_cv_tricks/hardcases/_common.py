@@ -1,0 +1,200 @@
+"""Shared helpers of the hard-case tools: atomic writes, the example-id task wrapper, example descriptions."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import Recipe, atomic_write_text
+from ..engine.task import Task
+
+ID_COLUMN = "idx"
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+
+
+def atomic_write_jsonl(path, rows: Sequence[dict]) -> None:
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=_json_default) + "\n" for r in rows))
+
+
+def atomic_write_csv(path, rows: Sequence[dict], columns: Sequence[str]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (json.dumps(v, default=_json_default) if isinstance(v, (list, dict)) else v)
+                    for k, v in r.items()})
+    atomic_write_text(path, buf.getvalue())
+
+
+def atomic_save_npz(path, **arrays) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer, np.bool_)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    return str(o)
+
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def with_train_file(recipe: Recipe, train_file: Optional[str]) -> Recipe:
+    """A copy of the recipe reading its training data from ``train_file`` (recipes are never edited in place)."""
+    r = copy.deepcopy(recipe)
+    if train_file is not None:
+        r.data.train_file = str(train_file)
+    return r
+
+
+class IdTask(Task):
+    """Wraps the recipe's task: strips the example-id column from model inputs, optionally records per-example
+    logits of training forwards (for training dynamics) and weights the default loss per example.
+
+    Only single-label classification tasks fit (one training row per example, ``logits`` of shape [B, C])."""
+
+    def __init__(self, inner: Task, recorder=None, weights: Optional[np.ndarray] = None):
+        self.inner = inner
+        self.label_keys = tuple(inner.label_keys)
+        self.label_names = getattr(inner, "label_names", None)
+        self.recorder = recorder
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+
+    @staticmethod
+    def strip(batch: dict) -> dict:
+        return {k: v for k, v in batch.items() if k != ID_COLUMN}
+
+    def labels_of(self, batch):
+        return self.inner.labels_of(batch)
+
+    def model_inputs(self, batch):
+        return self.inner.model_inputs(self.strip(batch))
+
+    def forward(self, model, batch):
+        outputs = self.inner.forward(model, self.strip(batch))
+        if self.recorder is not None and model.training and torch.is_grad_enabled() and ID_COLUMN in batch:
+            self.recorder.record(batch[ID_COLUMN], self.inner.logits_of(outputs), self.inner.labels_of(batch))
+        return outputs
+
+    def logits_of(self, outputs):
+        return self.inner.logits_of(outputs)
+
+    def default_loss(self, outputs, batch):
+        if self.weights is None or ID_COLUMN not in batch:
+            return self.inner.default_loss(outputs, self.strip(batch))
+        logits = self.logits_of(outputs).float()
+        labels = self.labels_of(batch).view(-1)
+        w = self.weights.to(logits.device)[batch[ID_COLUMN].view(-1).long()]
+        per = F.cross_entropy(logits.view(-1, logits.size(-1)), labels, reduction="none")
+        return (per * w).sum() / labels.numel()
+
+    def eval_outputs(self, outputs, batch):
+        return self.inner.eval_outputs(outputs, self.strip(batch))
+
+    def compute_metrics(self, gathered, trainer=None):
+        return self.inner.compute_metrics(gathered, trainer)
+
+
+def build_components(recipe: Recipe, accelerator) -> dict:
+    """The recipe's model, tokenizer, datasets and task (fresh weights every call), with an ``idx`` column
+    (row position in the training file) on the training set."""
+    from ..tasks import build_task_components
+
+    comps = build_task_components(recipe, accelerator)
+    train = comps["train_dataset"]
+    cols = getattr(train, "column_names", None)
+    if cols is None or "labels" not in cols:
+        raise ValueError(f"hardcases: task {recipe.task!r} gives no per-example 'labels' column in its training "
+                         "dataset; mining needs single-label classification with one row per example")
+    if ID_COLUMN in cols:
+        train = train.remove_columns([ID_COLUMN])
+    comps["train_dataset"] = train.add_column(ID_COLUMN, list(range(len(train))))
+    if comps.get("collate_fn") is not None:  # task collators (e.g. images) keep only the keys they know
+        comps["collate_fn"] = IdCollator(comps["collate_fn"])
+    return comps
+
+
+class IdCollator:
+    """Collate with the task's own collator, then put the example ids back as a tensor."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __call__(self, examples: list[dict]) -> dict:
+        if not examples or ID_COLUMN not in examples[0]:
+            return self.inner(examples)
+        ids = torch.as_tensor([int(e[ID_COLUMN]) for e in examples], dtype=torch.long)
+        batch = self.inner([{k: v for k, v in e.items() if k != ID_COLUMN} for e in examples])
+        batch[ID_COLUMN] = ids
+        return batch
+
+
+def label_names_of(comps: dict) -> list[str]:
+    names = getattr(comps["task"], "label_names", None)
+    if names:
+        return [str(n) for n in names]
+    model = comps["model"]
+    return [str(model.config.id2label[i]) for i in range(len(model.config.id2label))]
+
+
+def describe_examples(recipe: Recipe, n: int) -> tuple[str, list[str]]:
+    """What an annotator sees for each of the first ``n`` training rows: ``("text", texts)`` for text data,
+    ``("image", paths)`` when the file has an image-path column, else ``("text", [""] * n)``."""
+    from ..data.text import load_split
+
+    if not recipe.data.train_file or not os.path.isfile(recipe.data.train_file):
+        return ("text" if "text" in recipe.task else "image"), [""] * n
+    try:
+        ds, _ = load_split(recipe.data.train_file, recipe.data)
+    except ValueError:  # a file format only the task's own loader reads
+        return ("text" if "text" in recipe.task else "image"), [""] * n
+    cols = ds.column_names
+    if "text" in recipe.task and recipe.data.text_column in cols:
+        texts = ds[recipe.data.text_column][:n]
+        if recipe.data.text_pair_column and recipe.data.text_pair_column in cols:
+            pairs = ds[recipe.data.text_pair_column][:n]
+            texts = [f"{a} [SEP] {b}" for a, b in zip(texts, pairs)]
+        return "text", [str(t) for t in texts]
+    for c in cols:
+        if any(key in c.lower() for key in ("image_path", "path", "file", "image")):
+            return "image", [str(v) for v in ds[c][:n]]
+    return ("text" if "text" in recipe.task else "image"), [""] * n
+
+

@@ -1,0 +1,199 @@
+"""``nlp-cv-tricks hardcases mine|export|import|retrain|loop|versions``; wire with ``add_cli(subparsers)``.
+
+Also runnable alone: ``python -m nlp_cv_tricks.hardcases.cli hardcases ...`` (the fold processes of
+``mine --jobs N`` use ``python -m nlp_cv_tricks.hardcases.cli mine ... --fold k``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _recipe(args):
+    from ..config import load_recipe
+
+    return load_recipe(args.recipe, list(args.overrides or []))
+
+
+def _print(obj) -> None:
+    print(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+
+
+def cmd_mine(args) -> int:
+    from ._common import with_train_file
+    from .importer import VersionStore
+    from .mine import mine
+
+    recipe = _recipe(args)
+    ids = None
+    if args.version:
+        store = VersionStore(args.versions_dir, recipe)
+        recipe = with_train_file(recipe, str(store.train_file(args.version)))
+        ids = store.ids(args.version)
+    res = mine(recipe, args.out, folds=args.folds, seed=args.seed, ids=ids, fold=args.fold, jobs=args.jobs,
+               keep_models=args.keep_models, use_cleanlab=False if args.no_cleanlab else None)
+    if res is not None:
+        _print(res.summary)
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .export import export_hard_cases
+
+    _print(export_hard_cases(args.mine_dir, args.out, top=args.top, budget=args.budget, by=args.by,
+                             only_issues=args.only_issues, name=args.name))
+    return 0
+
+
+def cmd_import(args) -> int:
+    from .importer import import_annotations
+
+    rep = import_annotations(args.files, _recipe(args), args.versions_dir, base=args.base, rule=args.rule,
+                             priority=args.priority.split(",") if args.priority else (),
+                             default_annotator=args.annotator)
+    _print(rep)
+    return 0
+
+
+def cmd_versions(args) -> int:
+    from .importer import VersionStore
+
+    store = VersionStore(args.versions_dir, _recipe(args))
+    if args.drop:
+        store.drop(args.drop)
+        print(f"dropped {args.drop}")
+        return 0
+    for n in store.names():
+        m = store.manifest(n)
+        print(f"{n}  parent={m.get('parent') or 'v0'}  created={m['created']}  n={m['n_examples']}  "
+              f"counts={m['counts']}  conflicts={len(m['conflicts'])}")
+    return 0
+
+
+def cmd_retrain(args) -> int:
+    from .retrain import retrain
+
+    _print(retrain(_recipe(args), args.versions_dir, args.version, args.out, emphasis=args.emphasis,
+                   factor=args.factor))
+    return 0
+
+
+def cmd_loop(args) -> int:
+    from .loop import HardCaseLoop, summary_table
+
+    lp = HardCaseLoop(_recipe(args), args.workdir, folds=args.folds, top=args.top, budget=args.budget,
+                      by=args.by, emphasis=args.emphasis, factor=args.factor, rule=args.rule,
+                      priority=args.priority.split(",") if args.priority else (), jobs=args.jobs)
+    st = lp.step(args.annotations or None)
+    print(summary_table(st["rounds"]))
+    print(f"round {st['round']}: annotate {st['export'].get('csv')} (or the Label Studio file), then run "
+          f"`hardcases loop {args.recipe} --workdir {args.workdir} --annotations <file>`")
+    return 0
+
+
+def _guard(fn):
+    def run(args) -> int:
+        from .importer import ImportValidationError
+
+        try:
+            return fn(args)
+        except (ImportValidationError, ValueError, FileNotFoundError, FileExistsError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    return run
+
+
+def _add_recipe(p) -> None:
+    p.add_argument("recipe", help="recipe YAML")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
+
+
+def _mine_args(p) -> None:
+    p.add_argument("--out", required=True, help="output directory of the scores")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--seed", type=int, default=None, help="fold split seed (default: train.seed)")
+    p.add_argument("--fold", type=int, default=None, help="run only this fold (merge with a later call)")
+    p.add_argument("--jobs", type=int, default=1, help="folds run as this many separate processes")
+    p.add_argument("--keep-models", action="store_true")
+    p.add_argument("--no-cleanlab", action="store_true", help="use the built-in confident learning")
+    p.add_argument("--version", default=None, help="mine a dataset version instead of the original")
+    p.add_argument("--versions-dir", default="hardcases/versions")
+
+
+def add_cli(subparsers) -> None:
+    """Add ``hardcases`` with its sub-verbs to an argparse subparsers object."""
+    hp = subparsers.add_parser("hardcases", help="mine, annotate, import, retrain: the hard-case relabeling loop")
+    sub = hp.add_subparsers(dest="hardcases_command", required=True)
+    _build(sub)
+
+
+def _build(sub) -> None:
+    p = sub.add_parser("mine", help="K-fold out-of-fold probabilities, training dynamics, rankings")
+    _add_recipe(p)
+    _mine_args(p)
+    p.set_defaults(func=_guard(cmd_mine))
+
+    p = sub.add_parser("export", help="top N / budget to CSV, JSONL and Label Studio JSON")
+    p.add_argument("mine_dir")
+    p.add_argument("--out", required=True)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--top", type=int)
+    g.add_argument("--budget", type=float, help="fraction of the data (< 1) or a count")
+    p.add_argument("--by", choices=["error", "difficulty"], default="error")
+    p.add_argument("--only-issues", action="store_true")
+    p.add_argument("--name", default="annotate")
+    p.set_defaults(func=_guard(cmd_export))
+
+    p = sub.add_parser("import", help="validate annotations and write a new dataset version")
+    _add_recipe(p)
+    p.add_argument("--files", nargs="+", required=True, help="annotated CSV / JSONL / Label Studio export JSON")
+    p.add_argument("--versions-dir", default="hardcases/versions")
+    p.add_argument("--base", default="latest", help="version to build on (latest, v0 = original, vNNNN)")
+    p.add_argument("--rule", default="majority", choices=["majority", "latest", "first", "priority", "strict"])
+    p.add_argument("--priority", default="", help="annotators in order, for --rule priority")
+    p.add_argument("--annotator", default="", help="annotator name for rows without one")
+    p.set_defaults(func=_guard(cmd_import))
+
+    p = sub.add_parser("versions", help="list dataset versions, or --drop one (undo an import)")
+    _add_recipe(p)
+    p.add_argument("--versions-dir", default="hardcases/versions")
+    p.add_argument("--drop", default=None)
+    p.set_defaults(func=_guard(cmd_versions))
+
+    p = sub.add_parser("retrain", help="train on a version (and its parent), compare on the same dev set")
+    _add_recipe(p)
+    p.add_argument("--versions-dir", default="hardcases/versions")
+    p.add_argument("--version", default="latest")
+    p.add_argument("--out", required=True)
+    p.add_argument("--emphasis", choices=["none", "oversample", "weight"], default="none")
+    p.add_argument("--factor", type=float, default=2.0)
+    p.set_defaults(func=_guard(cmd_retrain))
+
+    p = sub.add_parser("loop", help="one step of the mine → export → import → retrain loop")
+    _add_recipe(p)
+    p.add_argument("--workdir", required=True)
+    p.add_argument("--annotations", nargs="*", default=None)
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--top", type=int, default=None)
+    p.add_argument("--budget", type=float, default=0.1)
+    p.add_argument("--by", choices=["error", "difficulty"], default="error")
+    p.add_argument("--emphasis", choices=["none", "oversample", "weight"], default="none")
+    p.add_argument("--factor", type=float, default=2.0)
+    p.add_argument("--rule", default="majority", choices=["majority", "latest", "first", "priority", "strict"])
+    p.add_argument("--priority", default="")
+    p.add_argument("--jobs", type=int, default=1)
+    p.set_defaults(func=_guard(cmd_loop))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nlp_cv_tricks.hardcases.cli")
+    sub = parser.add_subparsers(dest="hardcases_command", required=True)
+    _build(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
