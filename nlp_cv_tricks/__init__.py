@@ -17,9 +17,9 @@ def _register() -> None:
 
     text_baselines.register_auto_classes()  # AutoModelForSequenceClassification loads TextCNN & co.
     text_baselines.register_architectures()  # model.name: textcnn | fasttext | dpcnn | textrnn | ...
-    from .models import mrc_heads
+    from .data.mrc_task import register as _register_qa
 
-    mrc_heads.register_auto_classes()  # AutoModelForQuestionAnswering loads the bi-/co-attention heads
+    _register_qa()  # question-answering task, Auto classes of the QA heads, qa-eval / qa-predict
     from . import diagnostics  # noqa: F401  (diagnose/inspect/probe-cls/plot-embeddings; imbalance_watch, ...)
     from .ablate import add_cli as _ablate_cli
     from .cli import register_cli

@@ -32,6 +32,12 @@ def _setup_logging() -> None:
         pass
 
 
+_AUTO_CLASS = {
+    "question-answering": "AutoModelForQuestionAnswering",
+    "image-classification": "AutoModelForImageClassification",
+}
+
+
 def train_main(recipe_path: str, overrides: list[str]):
     from .config import load_recipe
     from .engine.trainer import Trainer
@@ -49,10 +55,12 @@ def train_main(recipe_path: str, overrides: list[str]):
         if acc is not None:
             print(f"dev accuracy  : {acc:.4f} (last evaluation)")
         print(f"train time    : {result.train_seconds:.1f} s")
+        auto = _AUTO_CLASS.get(recipe.task, "AutoModelForSequenceClassification")
         print(f"model saved to: {result.model_dir}")
-        print("load it with  : from transformers import AutoModelForSequenceClassification, AutoTokenizer")
-        print(f"                model = AutoModelForSequenceClassification.from_pretrained({result.model_dir!r})")
-        print(f"                tokenizer = AutoTokenizer.from_pretrained({result.model_dir!r})")
+        print(f"load it with  : import nlp_cv_tricks; from transformers import {auto}, AutoTokenizer")
+        print(f"                model = {auto}.from_pretrained({result.model_dir!r})")
+        if recipe.task != "image-classification":
+            print(f"                tokenizer = AutoTokenizer.from_pretrained({result.model_dir!r})")
         print(f"or evaluate   : nlp-cv-tricks eval {result.model_dir} --data FILE")
     trainer.accelerator.end_training()  # end of the script: release the process group
     return result
@@ -65,8 +73,18 @@ def _cmd_train(args) -> int:
 
 def _cmd_eval(args) -> int:
     from .config import atomic_write_text
+    from .data import mrc_task
     from .inference import evaluate_file
 
+    if mrc_task.is_qa_model_dir(args.model_dir):  # SQuAD-format data: EM/F1
+        metrics = mrc_task.evaluate_qa_file(args.model_dir, args.data, batch_size=args.batch_size)
+        text = json.dumps(metrics, indent=2)
+        if args.out:
+            if os.path.exists(args.out) and not args.overwrite:
+                raise FileExistsError(f"{args.out} exists; choose another --out or pass --overwrite")
+            atomic_write_text(args.out, text + "\n")
+        print(text)
+        return 0
     metrics = evaluate_file(args.model_dir, args.data, fmt=args.format, text_column=args.text_column,
                             text_pair_column=args.text_pair_column, label_column=args.label_column,
                             batch_size=args.batch_size)
@@ -80,8 +98,14 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_predict(args) -> int:
+    from .data import mrc_task
     from .inference import predict_file
 
+    if mrc_task.is_qa_model_dir(args.model_dir):  # --out is a folder: predictions.json + nbest_predictions.json
+        mrc_task.predict_qa_file(args.model_dir, args.data, args.out, batch_size=args.batch_size,
+                                 overwrite=args.overwrite)
+        print(f"wrote predictions.json and nbest_predictions.json to {args.out}")
+        return 0
     n = predict_file(args.model_dir, args.data, args.out, fmt=args.format, text_column=args.text_column,
                      text_pair_column=args.text_pair_column, batch_size=args.batch_size, overwrite=args.overwrite)
     print(f"wrote {n} predictions to {args.out}")

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import yaml
 
-from .config import DataConfig, atomic_write_text, recipe_from_dict
+from .config import DataConfig, atomic_write_text
 from .data.text import _EXT_FORMATS, LabelMap, load_eval_file, tokenize_dataset
 from .metrics.classification import classification_metrics, softmax
 

@@ -10,7 +10,6 @@ from safetensors.torch import load_file
 
 from nlp_cv_tricks.engine.events import Trick
 from nlp_cv_tricks.engine.trainer import NonFiniteLossError, Trainer
-from nlp_cv_tricks.tricks import register_trick
 
 from conftest import make_tiny_bert, tiny_recipe
 

