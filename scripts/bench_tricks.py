@@ -11,7 +11,7 @@ Part ``ablate``: ``nlp_cv_tricks.ablate.ablate`` on recipes/quickstart.yaml (SST
 plain vs FGM vs PGD vs FreeLB vs R-Drop vs focal loss over ``--seeds`` seeds. In-process runs (one Python
 process; saves the ~15 s import of a fresh process per run on this small machine).
 
-Usage (what benchmarks/tricks.md reports)::
+Usage (what the tricks section of benchmarks/RESULTS.md reports)::
 
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_tricks.py --part ablate --threads 1 --train-samples 256 \
         --max-length 32 --lr 2e-4 --max-eval-samples 400 --seeds 3 --variants fgm,rdrop,focal_loss

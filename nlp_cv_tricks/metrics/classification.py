@@ -1,7 +1,7 @@
 """Classification metrics that work offline.
 
-Computed with scikit-learn (a dependency anyway) rather than ``evaluate.load("accuracy")``, whose metric scripts
-live on the Hugging Face Hub and fail offline. Keys are flat (``accuracy``, ``f1_macro``, ``f1/<label>`` ...)
+Computed with scikit-learn (a dependency anyway) rather than with the ``evaluate`` library, whose metric scripts
+are fetched from the Hugging Face Hub by name and fail offline. Keys are flat (``accuracy``, ``f1_macro``, ``f1/<label>`` ...)
 so they log to JSONL and trackers as they are.
 """
 

@@ -29,7 +29,7 @@ by :func:`register_auto_classes`:
     (L+1) x (L+1) attention matrices.
 
 The tuning tip these heads let one check ("adding bi-attention or co-attention after the BERT layers works
-wonders for MRC") is measured by ``scripts/bench_mrc.py``; see ``benchmarks/mrc.md`` for what it found.
+wonders for MRC") is measured by ``scripts/bench_mrc.py``; see the MRC section of ``benchmarks/RESULTS.md`` for what it found.
 
 Question and context tokens are separated, in order of preference, by an explicit ``context_mask`` argument
 (1 on context tokens, what :func:`nlp_cv_tricks.data.mrc.prepare_train_features` returns with
