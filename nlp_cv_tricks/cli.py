@@ -28,6 +28,7 @@ def _setup_logging() -> None:
         import transformers
 
         transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()  # per-file load/save bars; the trainer has its own
     except ImportError:  # pragma: no cover
         pass
 
