@@ -79,16 +79,10 @@ def _cmd_eval(args) -> int:
 
     if mrc_task.is_qa_model_dir(args.model_dir):  # SQuAD-format data: EM/F1
         metrics = mrc_task.evaluate_qa_file(args.model_dir, args.data, batch_size=args.batch_size)
-        text = json.dumps(metrics, indent=2)
-        if args.out:
-            if os.path.exists(args.out) and not args.overwrite:
-                raise FileExistsError(f"{args.out} exists; choose another --out or pass --overwrite")
-            atomic_write_text(args.out, text + "\n")
-        print(text)
-        return 0
-    metrics = evaluate_file(args.model_dir, args.data, fmt=args.format, text_column=args.text_column,
-                            text_pair_column=args.text_pair_column, label_column=args.label_column,
-                            batch_size=args.batch_size)
+    else:
+        metrics = evaluate_file(args.model_dir, args.data, fmt=args.format, text_column=args.text_column,
+                                text_pair_column=args.text_pair_column, label_column=args.label_column,
+                                batch_size=args.batch_size)
     text = json.dumps(metrics, indent=2)
     if args.out:
         if os.path.exists(args.out) and not args.overwrite:

@@ -246,13 +246,12 @@ def build_char_tokenizer(texts, save_dir: Optional[str] = None, min_freq: int = 
 
 
 def _resolve_model_dir(path: str) -> Optional[Path]:
-    p = Path(path)
-    if (p / "config.json").is_file():
-        return p
-    for sub in ("best", "final"):
-        if (p / sub / "config.json").is_file():
-            return p / sub
-    return None
+    from ..inference import resolve_model_dir
+
+    try:
+        return resolve_model_dir(path)
+    except FileNotFoundError:
+        return None
 
 
 def is_qa_model_dir(path: str) -> bool:

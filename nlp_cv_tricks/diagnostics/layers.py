@@ -35,26 +35,14 @@ __all__ = ["tensor_stats", "parameter_stats", "activation_stats", "gradient_norm
 RELU_TYPES = (nn.ReLU, nn.ReLU6)
 _RELU_NAMES = {"relu", "relu6", "relusquaredactivation"}
 
-_PREFIXES = {"bert", "roberta", "distilbert", "electra", "deberta", "longformer", "model", "backbone",
-             "encoder_model", "base_model", "albert", "xlm_roberta", "transformer"}
-
 
 def layer_of(name: str) -> str:
     """Group a parameter or module name into a layer: ``bert.encoder.layer.3.attention.self.query.weight`` →
     ``encoder.layer.3``; ``bert.embeddings.word_embeddings.weight`` → ``embeddings``; ``classifier.bias`` →
     ``classifier``; ``net.2.weight`` → ``net.2``."""
-    try:  # share the trainer's grouping when it is there, so the two reports line up
-        from ..tricks.grad_norm import layer_key
+    from ..tricks.grad_norm import layer_key  # the grouping the gradient-norm trick logs, so reports line up
 
-        return layer_key(name)
-    except ImportError:  # pragma: no cover
-        parts = name.split(".")[:-1] or name.split(".")
-        if len(parts) > 1 and parts[0] in _PREFIXES:
-            parts = parts[1:]
-        for i, p in enumerate(parts):
-            if p.isdigit():
-                return ".".join(parts[: i + 1])
-        return parts[0]
+    return layer_key(name)
 
 
 def _is_relu(m: nn.Module) -> bool:

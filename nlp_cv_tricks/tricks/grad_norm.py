@@ -15,8 +15,8 @@ from ..engine.events import Trick
 from .registry import register_trick
 
 
-_PREFIXES = {"bert", "roberta", "distilbert", "electra", "deberta", "longformer", "model", "backbone", "encoder_model",
-             "base_model"}
+_PREFIXES = {"bert", "roberta", "distilbert", "electra", "deberta", "longformer", "albert", "xlm_roberta",
+             "transformer", "model", "backbone", "encoder_model", "base_model"}
 
 
 def layer_key(name: str) -> str:
