@@ -33,6 +33,7 @@ from typing import Any, Optional, Sequence
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, PreTrainedModel
+from transformers.loss.loss_utils import ForSequenceClassificationLoss
 from transformers.configuration_utils import PreTrainedConfig, SubConfigSpec
 from transformers.modeling_outputs import SequenceClassifierOutput
 
@@ -537,20 +538,7 @@ class ChunkPoolForSequenceClassification(ChunkPoolPreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits, attentions=(weights,) if weights is not None else None)
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        cfg = self.config
-        labels = labels.to(logits.device)
-        if cfg.problem_type is None:
-            if self.num_labels == 1:
-                cfg.problem_type = "regression"
-            elif labels.dtype in (torch.long, torch.int):
-                cfg.problem_type = "single_label_classification"
-            else:
-                cfg.problem_type = "multi_label_classification"
-        if cfg.problem_type == "regression":
-            return nn.functional.mse_loss(logits.squeeze(-1), labels.squeeze(-1).to(logits.dtype))
-        if cfg.problem_type == "single_label_classification":
-            return nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        return nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        return ForSequenceClassificationLoss(labels, logits, self.config)
 
 
 def register_auto_classes() -> None:

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
+from transformers.loss.loss_utils import ForSequenceClassificationLoss
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from ..data.vocab import build_tokenizer, load_pretrained_vectors
@@ -417,21 +418,25 @@ class _BaselinePreTrainedModel(PreTrainedModel):
     def _loss(self, logits: torch.Tensor, labels: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         if labels is None:
             return None
-        cfg = self.config
-        if cfg.problem_type is None:
-            if cfg.num_labels == 1:
-                cfg.problem_type = "regression"
-            elif labels.dtype in (torch.long, torch.int):
-                cfg.problem_type = "single_label_classification"
-            else:
-                cfg.problem_type = "multi_label_classification"
-        if cfg.problem_type == "regression":
-            return F.mse_loss(logits.squeeze(-1).float(), labels.float().view(-1)) if cfg.num_labels == 1 else F.mse_loss(
-                logits.float(), labels.float()
-            )
-        if cfg.problem_type == "single_label_classification":
-            return F.cross_entropy(logits.float().view(-1, cfg.num_labels), labels.view(-1))
-        return F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+        # transformers' own sequence-classification loss (problem_type inferred as its models do)
+        return ForSequenceClassificationLoss(labels, logits.float(), self.config)
+
+    def forward(
+        self,
+        input_ids: Optional[torch.Tensor] = None,
+        attention_mask: Optional[torch.Tensor] = None,
+        token_type_ids: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+        inputs_embeds: Optional[torch.Tensor] = None,
+        output_hidden_states: Optional[bool] = None,
+        return_dict: Optional[bool] = None,
+        **kwargs: Any,
+    ):
+        # shared by every baseline: each defines features(), dropout and classifier; token_type_ids is accepted
+        # and ignored so a BERT-style batch can be passed as it is
+        h = self.features(input_ids, attention_mask, inputs_embeds)
+        logits = self.classifier(self.dropout(h))
+        return self._output(h, logits, labels, output_hidden_states, return_dict)
 
     def _output(self, features, logits, labels, output_hidden_states, return_dict):
         loss = self._loss(logits, labels)
@@ -507,21 +512,6 @@ class TextCNNForSequenceClassification(_BaselinePreTrainedModel):
             pooled.append(_masked_max(c, valid.unsqueeze(1), dim=2))
         return torch.cat(pooled, dim=1)
 
-    def forward(
-        self,
-        input_ids: Optional[torch.Tensor] = None,
-        attention_mask: Optional[torch.Tensor] = None,
-        token_type_ids: Optional[torch.Tensor] = None,
-        labels: Optional[torch.Tensor] = None,
-        inputs_embeds: Optional[torch.Tensor] = None,
-        output_hidden_states: Optional[bool] = None,
-        return_dict: Optional[bool] = None,
-        **kwargs: Any,
-    ):
-        h = self.features(input_ids, attention_mask, inputs_embeds)
-        logits = self.classifier(self.dropout(h))
-        return self._output(h, logits, labels, output_hidden_states, return_dict)
-
 
 # =============================================================================================================
 # FastText
@@ -592,21 +582,6 @@ class FastTextForSequenceClassification(_BaselinePreTrainedModel):
             h = F.relu(self.hidden(h))
         return self.norm(h)
 
-    def forward(
-        self,
-        input_ids: Optional[torch.Tensor] = None,
-        attention_mask: Optional[torch.Tensor] = None,
-        token_type_ids: Optional[torch.Tensor] = None,
-        labels: Optional[torch.Tensor] = None,
-        inputs_embeds: Optional[torch.Tensor] = None,
-        output_hidden_states: Optional[bool] = None,
-        return_dict: Optional[bool] = None,
-        **kwargs: Any,
-    ):
-        h = self.features(input_ids, attention_mask, inputs_embeds)
-        logits = self.classifier(self.dropout(h))
-        return self._output(h, logits, labels, output_hidden_states, return_dict)
-
 
 # =============================================================================================================
 # DPCNN
@@ -670,21 +645,6 @@ class DPCNNForSequenceClassification(_BaselinePreTrainedModel):
                 x = x.masked_fill(mf == 0, 0.0)
             x = (x + c2(c1(x, mf), mf)) * mf
         return _masked_max(x, mask.unsqueeze(1), dim=2)
-
-    def forward(
-        self,
-        input_ids: Optional[torch.Tensor] = None,
-        attention_mask: Optional[torch.Tensor] = None,
-        token_type_ids: Optional[torch.Tensor] = None,
-        labels: Optional[torch.Tensor] = None,
-        inputs_embeds: Optional[torch.Tensor] = None,
-        output_hidden_states: Optional[bool] = None,
-        return_dict: Optional[bool] = None,
-        **kwargs: Any,
-    ):
-        h = self.features(input_ids, attention_mask, inputs_embeds)
-        logits = self.classifier(self.dropout(h))
-        return self._output(h, logits, labels, output_hidden_states, return_dict)
 
 
 # =============================================================================================================
@@ -764,21 +724,6 @@ class TextRNNForSequenceClassification(_BaselinePreTrainedModel):
             h = self.attention(out, mask)
         return self.norm(h)
 
-    def forward(
-        self,
-        input_ids: Optional[torch.Tensor] = None,
-        attention_mask: Optional[torch.Tensor] = None,
-        token_type_ids: Optional[torch.Tensor] = None,
-        labels: Optional[torch.Tensor] = None,
-        inputs_embeds: Optional[torch.Tensor] = None,
-        output_hidden_states: Optional[bool] = None,
-        return_dict: Optional[bool] = None,
-        **kwargs: Any,
-    ):
-        h = self.features(input_ids, attention_mask, inputs_embeds)
-        logits = self.classifier(self.dropout(h))
-        return self._output(h, logits, labels, output_hidden_states, return_dict)
-
 
 class TextRCNNForSequenceClassification(_BaselinePreTrainedModel):
     """Lai et al. (2015) RCNN: a bidirectional RNN gives each word a left and a right context; ``[left; word;
@@ -815,21 +760,6 @@ class TextRCNNForSequenceClassification(_BaselinePreTrainedModel):
         H = self.config.hidden_size
         y = torch.tanh(self.norm(self.latent(torch.cat([out[..., :H], x, out[..., H:]], dim=-1))))  # (B, L, latent)
         return _masked_max(y, mask.unsqueeze(-1), dim=1)
-
-    def forward(
-        self,
-        input_ids: Optional[torch.Tensor] = None,
-        attention_mask: Optional[torch.Tensor] = None,
-        token_type_ids: Optional[torch.Tensor] = None,
-        labels: Optional[torch.Tensor] = None,
-        inputs_embeds: Optional[torch.Tensor] = None,
-        output_hidden_states: Optional[bool] = None,
-        return_dict: Optional[bool] = None,
-        **kwargs: Any,
-    ):
-        h = self.features(input_ids, attention_mask, inputs_embeds)
-        logits = self.classifier(self.dropout(h))
-        return self._output(h, logits, labels, output_hidden_states, return_dict)
 
 
 # =============================================================================================================
