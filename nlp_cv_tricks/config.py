@@ -45,6 +45,9 @@ class DataConfig:
     ``format``: ``auto`` (by file extension), ``csv``, ``tsv`` (header row), ``json``/``jsonl``, ``parquet``,
     ``kim2014`` (``<label> <text>`` lines, as in ../shared/data/kim2014), ``thucnews`` (``text<TAB>label_id``
     lines, no header), or ``hub`` (``hub_name`` is a Hugging Face dataset id).
+
+    ``dev_fraction``: when there is no dev file (or Hub dev split), carve a seeded, stratified dev split of this
+    fraction out of the training data (``split_seed``); the rows go to exactly one of the two splits.
     """
 
     train_file: Optional[str] = None
@@ -67,6 +70,8 @@ class DataConfig:
     max_train_samples: Optional[int] = None
     max_eval_samples: Optional[int] = None
     num_workers: int = 0
+    dev_fraction: Optional[float] = None
+    split_seed: int = 42
 
 
 @dataclass
@@ -99,6 +104,7 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1
     optimizer: str = "adamw"
     learning_rate: float = 5e-5
+    momentum: float = 0.9
     weight_decay: float = 0.01
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
@@ -152,7 +158,7 @@ class Recipe:
 _CHOICES = {
     "task": {"text-classification"},
     "data.format": {"auto", "csv", "tsv", "json", "jsonl", "parquet", "kim2014", "thucnews", "hub"},
-    "train.optimizer": {"adamw", "adam", "sgd", "adagrad", "sparse_adam", "auto"},
+    "train.optimizer": {"adamw", "adam", "sgd", "adagrad", "adadelta", "sparse_adam", "auto"},
     "train.lr_scheduler": {"linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts",
                            "polynomial"},
     "train.mixed_precision": {"no", "bf16", "fp16"},
@@ -186,6 +192,13 @@ def _validate(r: Recipe) -> None:
         raise RecipeError(f"{_where(r)}train.learning_rate must be > 0, got {r.train.learning_rate}")
     if not 0.0 <= r.train.warmup_ratio < 1.0:
         raise RecipeError(f"{_where(r)}train.warmup_ratio must be in [0, 1), got {r.train.warmup_ratio}")
+    if r.data.dev_fraction is not None and not 0.0 < r.data.dev_fraction < 1.0:
+        raise RecipeError(f"{_where(r)}data.dev_fraction must be in (0, 1) or null, got {r.data.dev_fraction}")
+    if r.data.dev_fraction is not None and r.data.dev_file:
+        raise RecipeError(f"{_where(r)}data.dev_fraction and data.dev_file are both set; the dev split would be "
+                          "ambiguous: keep one")
+    if not 0.0 <= r.train.momentum < 1.0:
+        raise RecipeError(f"{_where(r)}train.momentum must be in [0, 1), got {r.train.momentum}")
     if r.data.format == "hub" and not r.data.hub_name:
         raise RecipeError(f"{_where(r)}data.format=hub needs data.hub_name (a Hugging Face dataset id)")
     if r.data.format != "hub" and not r.data.train_file and not r.data.hub_name:

@@ -102,3 +102,21 @@ def test_length_grouped_sampler_is_a_deterministic_permutation():
     rb = [r[i:i + 8] for i in range(0, 200, 8)]
     pad_random = sum(max(lengths[j] for j in b) * len(b) - sum(lengths[j] for j in b) for b in rb)
     assert pad < pad_random / 3
+
+
+def test_dev_fraction_is_a_seeded_stratified_partition():
+    from collections import Counter
+
+    mr = str(SHARED_DATA / "kim2014/rt-polarity.all")
+    a = load_text_classification(cfg(train_file=mr, format="kim2014", encoding="latin-1", dev_fraction=0.1, split_seed=7))
+    b = load_text_classification(cfg(train_file=mr, format="kim2014", encoding="latin-1", dev_fraction=0.1, split_seed=7))
+    c = load_text_classification(cfg(train_file=mr, format="kim2014", encoding="latin-1", dev_fraction=0.1, split_seed=8))
+    assert len(a.train) + len(a.dev) == 10662 and len(a.dev) == 1067
+    assert list(a.dev["text"]) == list(b.dev["text"]) != list(c.dev["text"])  # seeded
+    full = load_text_classification(cfg(train_file=mr, format="kim2014", encoding="latin-1")).train["text"]
+    assert Counter(list(a.train["text"]) + list(a.dev["text"])) == Counter(list(full))  # a partition: every row exactly once
+    tr, dv = Counter(a.train["labels"]), Counter(a.dev["labels"])
+    assert abs(dv[1] / len(a.dev) - tr[1] / len(a.train)) < 0.002  # stratified (MR is 50/50)
+    assert "seed 7" in a.sources["dev"]
+    with pytest.raises(DataError, match="dev split exists"):
+        load_text_classification(cfg(train_file=mr, dev_file=mr, format="kim2014", encoding="latin-1", dev_fraction=0.1))

@@ -204,3 +204,17 @@ def test_bf16_autocast_on_cpu_and_tensorboard(tiny_bert, toy_data, tmp_path):
     assert res.best_metric >= 0.9
     events = list((tmp_path / "bf16" / "logs").rglob("events.out.tfevents.*"))
     assert events, "TensorBoard tracker wrote no event file"
+
+
+def test_optimizer_choices_from_the_recipe():
+    from nlp_cv_tricks.config import TrainConfig
+    from nlp_cv_tricks.engine.trainer import build_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    ada = build_optimizer(model, TrainConfig(optimizer="adadelta", learning_rate=1.0))
+    assert isinstance(ada, torch.optim.Adadelta) and ada.defaults["rho"] == 0.95 and ada.defaults["lr"] == 1.0
+    sgd = build_optimizer(model, TrainConfig(optimizer="sgd", learning_rate=0.1, momentum=0.0))
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.0
+    # weight decay never reaches biases or norm weights
+    decays = {tuple(p.shape): g["weight_decay"] for g in sgd.param_groups for p in g["params"]}
+    assert decays[(4, 4)] > 0 and decays[(4,)] == 0

@@ -284,13 +284,37 @@ def load_text_classification(cfg: DataConfig, need_dev_labels: bool = True) -> T
         if cfg.label_column in ds.column_names:
             ds = encode_labels(ds, path, fmt, cfg, label_map, train_path if role != "train" else None)
         encoded[role] = ds
+    sources = {role: path for role, (_, path, _) in raw.items()}
+    if cfg.dev_fraction is not None:
+        if "dev" in encoded:
+            raise DataError(f"data.dev_fraction={cfg.dev_fraction} is set but a dev split exists "
+                            f"({sources['dev']}); keep one of the two")
+        encoded["train"], encoded["dev"] = split_dev(encoded["train"], cfg.dev_fraction, cfg.split_seed, train_path)
+        sources["dev"] = f"{train_path} (seeded stratified {cfg.dev_fraction:g} dev split, seed {cfg.split_seed})"
     if cfg.max_train_samples:
         encoded["train"] = encoded["train"].select(range(min(cfg.max_train_samples, len(encoded["train"]))))
     for role in ("dev", "test"):
         if cfg.max_eval_samples and role in encoded:
             encoded[role] = encoded[role].select(range(min(cfg.max_eval_samples, len(encoded[role]))))
-    return TextSplits(encoded["train"], encoded.get("dev"), encoded.get("test"), label_map,
-                      {role: path for role, (_, path, _) in raw.items()})
+    return TextSplits(encoded["train"], encoded.get("dev"), encoded.get("test"), label_map, sources)
+
+
+def split_dev(ds: datasets.Dataset, fraction: float, seed: int, path: str,
+              label_column: str = "labels") -> tuple[datasets.Dataset, datasets.Dataset]:
+    """Seeded, stratified train/dev split of an encoded dataset (scikit-learn's ``train_test_split``).
+
+    Each row lands in exactly one split and both keep the file order; the same data, fraction and seed always
+    give the same split. Classes too rare to stratify (one row) make a clear error."""
+    from sklearn.model_selection import train_test_split
+
+    labels = ds[label_column]
+    idx = list(range(len(ds)))
+    try:
+        tr, dv = train_test_split(idx, test_size=fraction, random_state=seed, stratify=labels)
+    except ValueError as e:
+        raise DataError(f"{path}: cannot carve a stratified dev split of {fraction:g} from {len(ds)} rows: {e}") \
+            from None
+    return ds.select(sorted(tr)), ds.select(sorted(dv))
 
 
 def load_eval_file(path: str, cfg: DataConfig, label_map: LabelMap, need_labels: bool) -> datasets.Dataset:

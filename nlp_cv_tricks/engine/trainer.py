@@ -86,9 +86,11 @@ def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(groups, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
     if name == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=0.9)
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
     if name == "adagrad":
         return torch.optim.Adagrad(groups, lr=lr)
+    if name == "adadelta":  # Zeiler 2012 as used by Kim 2014: rho 0.95, eps 1e-6; learning_rate 1.0 is the paper's
+        return torch.optim.Adadelta(groups, lr=lr, rho=0.95, eps=1e-6)
     raise ValueError(f"train.optimizer: unknown optimizer {name!r}")
 
 
