@@ -218,3 +218,19 @@ def test_optimizer_choices_from_the_recipe():
     # weight decay never reaches biases or norm weights
     decays = {tuple(p.shape): g["weight_decay"] for g in sgd.param_groups for p in g["params"]}
     assert decays[(4, 4)] > 0 and decays[(4,)] == 0
+
+
+def test_half_precision_checkpoint_trains_in_fp32(tmp_path, tiny_bert):
+    """transformers loads a checkpoint in its stored dtype by default; training must get fp32 master weights."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from nlp_cv_tricks.config import ModelConfig
+    from nlp_cv_tricks.models.factory import build_classifier
+
+    src, tok = build_classifier(ModelConfig(name=str(tiny_bert)), {0: "a", 1: "b"})
+    half = tmp_path / "half"
+    src.half().save_pretrained(half)
+    tok.save_pretrained(half)
+    assert next(AutoModelForSequenceClassification.from_pretrained(half).parameters()).dtype == torch.float16
+    model, _ = build_classifier(ModelConfig(name=str(half)), {0: "a", 1: "b"})
+    assert {p.dtype for p in model.parameters()} == {torch.float32}

@@ -288,7 +288,7 @@ def _build_model_and_tokenizer(model_cfg, opts: QAOptions, train_texts):
         tok = AutoTokenizer.from_pretrained(resolve_model_name(model_cfg.tokenizer or model_cfg.name),
                                             revision=model_cfg.revision)
         if is_qa_model_dir(path):  # continue training a saved MRC model
-            model = AutoModelForQuestionAnswering.from_pretrained(path)
+            model = AutoModelForQuestionAnswering.from_pretrained(path, dtype=torch.float32)
         else:
             enc = AutoConfig.from_pretrained(path, revision=model_cfg.revision)
             for k, v in (model_cfg.config_overrides or {}).items():

