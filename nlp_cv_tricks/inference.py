@@ -41,11 +41,28 @@ def load_model_dir(path: str):
     model = AutoModelForSequenceClassification.from_pretrained(d)
     tokenizer = AutoTokenizer.from_pretrained(d)
     data_cfg = DataConfig()
-    if (d / "recipe.yaml").is_file():
-        raw = yaml.safe_load((d / "recipe.yaml").read_text(encoding="utf-8")) or {}
-        raw_data = raw.get("data", {})
+    raw = _saved_recipe(d)
+    if raw:
+        raw_data = raw.get("data") or {}
         data_cfg = DataConfig(**{k: v for k, v in raw_data.items() if k in DataConfig.__dataclass_fields__})
     return model, tokenizer, data_cfg
+
+
+def _saved_recipe(d: Path) -> dict:
+    f = d / "recipe.yaml"
+    return (yaml.safe_load(f.read_text(encoding="utf-8")) or {}) if f.is_file() else {}
+
+
+def saved_long_options(path: str) -> Optional[dict]:
+    """The long-text options (truncation strategy, head tokens, global attention on the question) a model was
+    trained with, from the recipe saved next to it; ``None`` for models of other tasks. ``eval``/``predict``
+    prepare inputs the same way, so a head+tail model is evaluated on head+tail inputs."""
+    raw = _saved_recipe(resolve_model_dir(path))
+    if raw.get("task") != "long-text-classification":
+        return None
+    from .models.long import long_options
+
+    return long_options((raw.get("model") or {}).get("kwargs"), where=f"{path}: recipe.yaml model.kwargs")
 
 
 def _data_cfg_for(data: str, data_cfg: DataConfig, fmt: Optional[str], text_column: Optional[str],
@@ -68,17 +85,34 @@ def _data_cfg_for(data: str, data_cfg: DataConfig, fmt: Optional[str], text_colu
 
 
 @torch.no_grad()
-def predict_logits(model, tokenizer, ds, data_cfg: DataConfig, batch_size: int = 64):
+def predict_logits(model, tokenizer, ds, data_cfg: DataConfig, batch_size: int = 64,
+                   long_opts: Optional[dict] = None):
     """Logits (and labels if present) for a raw dataset, on whatever device Accelerate picks; multi-process
-    runs gather with ``gather_for_metrics``."""
+    runs gather with ``gather_for_metrics``. ``long_opts`` (:func:`saved_long_options`): prepare the inputs as
+    the long-text task did in training (head/tail/head+tail truncation; Longformer padding and global
+    attention)."""
     from accelerate import Accelerator
     from transformers import DataCollatorWithPadding
 
     acc = Accelerator()
     keep = ("labels",) if "labels" in ds.column_names else ()
-    tok = tokenize_dataset(ds, tokenizer, data_cfg, keep=keep)
-    dl = torch.utils.data.DataLoader(tok, batch_size=batch_size, shuffle=False,
-                                     collate_fn=DataCollatorWithPadding(tokenizer))
+    collate = DataCollatorWithPadding(tokenizer)
+    if long_opts is None:
+        tok = tokenize_dataset(ds, tokenizer, data_cfg, keep=keep)
+    else:
+        from .data.long import LongformerCollator, make_truncation_fn
+
+        strategy = long_opts["strategy"]
+        trunc = strategy if strategy in ("tail", "head+tail") else "head"
+        fn = make_truncation_fn(tokenizer, trunc, max_length=data_cfg.max_length, head_tokens=long_opts["head_tokens"],
+                                text_column=data_cfg.text_column, question_column=data_cfg.text_pair_column)
+        tok = ds.map(fn, batched=True, desc=f"tokenizing ({trunc})")
+        inputs = {"input_ids", "attention_mask", "token_type_ids", *keep}
+        tok = tok.remove_columns([c for c in tok.column_names if c not in inputs])
+        if getattr(model.config, "model_type", None) == "longformer":
+            collate = LongformerCollator(tokenizer, attention_window=model.config.attention_window,
+                                         global_on_question=long_opts["global_on_question"])
+    dl = torch.utils.data.DataLoader(tok, batch_size=batch_size, shuffle=False, collate_fn=collate)
     model, dl = acc.prepare(model, dl)
     model.eval()
     logits, labels = [], []
@@ -111,7 +145,7 @@ def evaluate_file(model_dir: str, data: str, fmt: Optional[str] = None, text_col
     cfg = _data_cfg_for(data, saved, fmt, text_column, text_pair_column, label_column)
     label_map = model_label_map(model.config)
     ds = load_eval_file(data, cfg, label_map, need_labels=True)
-    logits, labels = predict_logits(model, tokenizer, ds, cfg, batch_size)
+    logits, labels = predict_logits(model, tokenizer, ds, cfg, batch_size, saved_long_options(model_dir))
     metrics = classification_metrics(logits, labels, label_map.names)
     metrics["data"] = os.path.abspath(data)
     metrics["model"] = str(resolve_model_dir(model_dir))
@@ -130,7 +164,7 @@ def predict_file(model_dir: str, data: str, out: str, fmt: Optional[str] = None,
     ds = load_eval_file(data, cfg, label_map, need_labels=False)
     texts = ds[cfg.text_column]
     gold = ds["labels"] if "labels" in ds.column_names else None
-    logits, _ = predict_logits(model, tokenizer, ds, cfg, batch_size)
+    logits, _ = predict_logits(model, tokenizer, ds, cfg, batch_size, saved_long_options(model_dir))
     probs = softmax(logits.astype(np.float64))
     names = label_map.names
     rows = []

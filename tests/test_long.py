@@ -599,3 +599,49 @@ def test_long_task_trains_through_trainer(strategy, tiny_bert_dir, tmp_path):
     expected = {"head+tail": "BertForSequenceClassification", "chunk_pool": "ChunkPoolForSequenceClassification",
                 "longformer": "LongformerForSequenceClassification"}[strategy]
     assert type(loaded).__name__ == expected
+
+
+def test_eval_and_predict_prepare_inputs_as_the_long_task_trained(tiny_bert_dir, tmp_path):
+    """A head+tail model is evaluated on head+tail inputs (not head-truncated ones) by ``eval``/``predict``."""
+    from nlp_cv_tricks.config import recipe_from_dict
+    from nlp_cv_tricks.data.long import make_truncation_fn
+    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.inference import evaluate_file, predict_file, saved_long_options
+    from nlp_cv_tricks.models.long import register
+
+    register()
+    recipe = recipe_from_dict({
+        "name": "t", "task": "long-text-classification",
+        "data": {"train_file": str(HP), "max_length": 48, "max_train_samples": 8, "max_eval_samples": 4},
+        "model": {"name": str(tiny_bert_dir), "kwargs": {"strategy": "head+tail", "head_tokens": 16}},
+        "train": {"max_steps": 1, "batch_size": 4, "progress_bar": False, "cpu": True},
+        "output": {"dir": str(tmp_path / "run"), "report_to": "none"},
+    })
+    result = Trainer.from_recipe(recipe, output_dir=str(tmp_path / "run")).fit()
+    assert saved_long_options(result.model_dir)["strategy"] == "head+tail"
+    names = AutoModelForSequenceClassification.from_pretrained(result.model_dir).config.id2label
+    words = WORDS[5:]
+    rng = torch.Generator().manual_seed(0)  # documents of in-vocabulary words, longer than max_length
+    docs = [{"text": " ".join(words[j] for j in torch.randint(len(words), (120,), generator=rng).tolist()),
+             "label": i % 2} for i in range(3)]
+    data = tmp_path / "docs.jsonl"
+    data.write_text("".join(json.dumps({"text": d["text"], "label": names[d["label"]]}) + "\n" for d in docs))
+    import datasets
+
+    from nlp_cv_tricks.inference import load_model_dir, predict_logits
+
+    model, tok, cfg = load_model_dir(result.model_dir)
+    model.eval()
+    with torch.no_grad():  # a freshly initialised head barely varies with the input: amplify it
+        model.classifier.weight.mul_(1000)
+    got, _ = predict_logits(model, tok, datasets.Dataset.from_list([{"text": d["text"]} for d in docs]), cfg,
+                            long_opts=saved_long_options(result.model_dir))
+    expect = {}
+    for strategy in ("head+tail", "head"):
+        enc = make_truncation_fn(tok, strategy, max_length=48, head_tokens=16)({"text": [d["text"] for d in docs]})
+        with torch.no_grad():
+            expect[strategy] = torch.cat([model(input_ids=torch.tensor([ids])).logits for ids in enc["input_ids"]])
+    assert (expect["head+tail"] - expect["head"]).abs().max() > 1e-4  # the two inputs really differ
+    assert torch.allclose(torch.from_numpy(got), expect["head+tail"], atol=1e-5)
+    assert evaluate_file(result.model_dir, str(data))["n"] == 3
+    assert predict_file(result.model_dir, str(data), str(tmp_path / "pred.jsonl")) == 3
