@@ -8,6 +8,13 @@
 #   scripts/gpu_check.sh [OUTDIR]     # on the GPU machine, from the repo root (.gpu/ copied along):
 #                                     #   about 3 minutes on one H100; prints markdown tables, writes gpu_check.json
 #   scripts/gpu_check.sh smoke        # seconds-long CPU version of the same script (checks the script itself)
+#
+# The same .gpu/ also carries the XQuAD and Hyperpartisan data, for the two benchmarks that need a GPU
+# (each a separate device call; see benchmarks/RESULTS.md for what they answer):
+#   python3 scripts/bench_mrc.py --mode finetune --data .gpu/data/xquad/xquad.en.json --encoder .gpu/minilm \
+#       --device cuda --out "$OUT/mrc.json"
+#   python3 scripts/bench_long_hyperpartisan.py --set data.train_file=.gpu/data/hyperpartisan \
+#       model.name=.gpu/minilm train.mixed_precision=bf16 --out "$OUT/long_hyperpartisan.json"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -37,6 +44,8 @@ PYEOF
     "dill==$("$PY" -c 'import dill; print(dill.__version__)')" \
     "multiprocess==$("$PY" -c 'import multiprocess; print(multiprocess.__version__)')" \
     "fsspec==$("$PY" -c 'import fsspec; print(fsspec.__version__)')"
+  mkdir -p .gpu/data
+  cp -r ../shared/data/xquad ../shared/data/hyperpartisan .gpu/data/
   du -sh .gpu
   exit 0
 fi
