@@ -36,7 +36,10 @@ class StepContext:
         self.loss: Optional[torch.Tensor] = None
         self.outputs: Any = None
         self.logs: dict[str, float] = {}
-        self._deferred_sync = False
+        # True when a trick makes extra backward passes: the trainer runs the clean backward without DDP
+        # synchronisation and the last extra pass (``extra_pass(last=True)``) all-reduces. A trick that makes no
+        # pass in a step where this is set must all-reduce itself (``tricks.adversarial.sync_skipped_step``).
+        self.deferred_sync = False
 
     # ---- model access ----------------------------------------------------------------------------
     @property
@@ -74,7 +77,7 @@ class StepContext:
     def no_sync(self):
         """Context for a pass whose gradients must stay local (used by the trainer for the clean pass when a
         trick makes further backward passes)."""
-        if self._deferred_sync and self.sync_gradients and self.accelerator.num_processes > 1:
+        if self.deferred_sync and self.sync_gradients and self.accelerator.num_processes > 1:
             return self.accelerator.no_sync(self.model)
         return contextlib.nullcontext()
 

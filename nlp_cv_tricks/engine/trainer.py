@@ -515,7 +515,7 @@ class Trainer:
                 batches_in_epoch += 1
                 with acc.accumulate(self.model):
                     step = StepContext(self, batch, self.global_step, acc.sync_gradients)
-                    step._deferred_sync = extra_backward
+                    step.deferred_sync = extra_backward
                     for trick in self.tricks:
                         trick.on_step_start(step)
                     with step.no_sync():

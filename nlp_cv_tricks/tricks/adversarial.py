@@ -279,7 +279,7 @@ def sync_skipped_step(step) -> None:
     """A trick with ``extra_backward`` that makes no pass in this step (before its ``start_step``): the trainer
     ran the clean backward without DDP synchronisation expecting a later synchronised pass, so all-reduce the
     gradients here (mean over processes; a no-op in one process, idempotent if another trick syncs too)."""
-    if not (getattr(step, "_deferred_sync", False) and step.sync_gradients
+    if not (step.deferred_sync and step.sync_gradients
             and step.accelerator.num_processes > 1):
         return
     for p in step.model.parameters():
