@@ -160,9 +160,15 @@ def label_names_of(comps: dict) -> list[str]:
 
 def describe_examples(recipe: Recipe, n: int) -> tuple[str, list[str]]:
     """What an annotator sees for each of the first ``n`` training rows: ``("text", texts)`` for text data,
-    ``("image", paths)`` when the file has an image-path column, else ``("text", [""] * n)``."""
+    ``("image", paths)`` for image recipes (file paths of image folders, "" for pixel sources) or when the
+    file has an image-path column, else ``("text", [""] * n)``."""
     from ..data.text import load_split
+    from .images import ImageSource, is_image_recipe
 
+    if is_image_recipe(recipe) and recipe.data.train_file:
+        # image paths of file sources; "" for pixel sources (the export writes those images as PNG files)
+        refs = ImageSource(recipe).train_refs()
+        return "image", refs[:n] + [""] * max(0, n - len(refs))
     if not recipe.data.train_file or not os.path.isfile(recipe.data.train_file):
         return ("text" if "text" in recipe.task else "image"), [""] * n
     try:

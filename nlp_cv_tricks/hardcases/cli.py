@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 
@@ -22,7 +23,6 @@ def _print(obj) -> None:
 
 
 def cmd_mine(args) -> int:
-    from ._common import with_train_file
     from .importer import VersionStore
     from .mine import mine
 
@@ -30,7 +30,7 @@ def cmd_mine(args) -> int:
     ids = None
     if args.version:
         store = VersionStore(args.versions_dir, recipe)
-        recipe = with_train_file(recipe, str(store.train_file(args.version)))
+        recipe = store.recipe_for(args.version)
         ids = store.ids(args.version)
     res = mine(recipe, args.out, folds=args.folds, seed=args.seed, ids=ids, fold=args.fold, jobs=args.jobs,
                keep_models=args.keep_models, use_cleanlab=False if args.no_cleanlab else None)
@@ -43,7 +43,7 @@ def cmd_export(args) -> int:
     from .export import export_hard_cases
 
     _print(export_hard_cases(args.mine_dir, args.out, top=args.top, budget=args.budget, by=args.by,
-                             only_issues=args.only_issues, name=args.name))
+                             only_issues=args.only_issues, name=args.name, image_url_prefix=args.image_url_prefix))
     return 0
 
 
@@ -69,6 +69,11 @@ def cmd_versions(args) -> int:
         m = store.manifest(n)
         print(f"{n}  parent={m.get('parent') or 'v0'}  created={m['created']}  n={m['n_examples']}  "
               f"counts={m['counts']}  conflicts={len(m['conflicts'])}")
+        over = {"data.train_file": str(store.train_file(n))}
+        if m.get("dev_file"):
+            over["data.dev_file"] = str(store.root / n / m["dev_file"])
+        over.update(m.get("recipe_overrides") or {})
+        print("    train on it with: " + " ".join(shlex.quote(f"{k}={_yaml_value(v)}") for k, v in over.items()))
     return 0
 
 
@@ -91,6 +96,13 @@ def cmd_loop(args) -> int:
     print(f"round {st['round']}: annotate {st['export'].get('csv')} (or the Label Studio file), then run "
           f"`hardcases loop {args.recipe} --workdir {args.workdir} --annotations <file>`")
     return 0
+
+
+def _yaml_value(v) -> str:
+    import yaml
+
+    text = yaml.safe_dump(v, default_flow_style=True, width=10**9).strip()
+    return text.removesuffix("...").strip()
 
 
 def _guard(fn):
@@ -144,6 +156,8 @@ def _build(sub) -> None:
     p.add_argument("--by", choices=["error", "difficulty"], default="error")
     p.add_argument("--only-issues", action="store_true")
     p.add_argument("--name", default="annotate")
+    p.add_argument("--image-url-prefix", default="",
+                   help="prefix of image paths in the Label Studio JSON (e.g. '/data/local-files/?d=')")
     p.set_defaults(func=_guard(cmd_export))
 
     p = sub.add_parser("import", help="validate annotations and write a new dataset version")

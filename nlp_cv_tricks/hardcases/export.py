@@ -1,9 +1,16 @@
 """Export the top hard cases to annotation files: CSV, JSONL and Label Studio import JSON.
 
-Every row has the example id, its text (or image path), the current and predicted labels, the OOF
-probabilities, the scores, and empty ``new_label``, ``action``, ``annotator`` and ``note`` columns for the
-annotator. Rows may be appended to add new examples (empty id, ``action=add``). A ``label_config.xml`` for a
-Label Studio project is written next to the JSON; its exported annotations import back as they are.
+Every row has the example id, its text (or, for image recipes, the image file in column ``path``), the current
+and predicted labels, the OOF probabilities, the scores, and empty ``new_label``, ``action``, ``annotator`` and
+``note`` columns for the annotator. Rows may be appended to add new examples (empty id, ``action=add``, and the
+text or the image ``path``). A ``label_config.xml`` for a Label Studio project is written next to the JSON; its
+exported annotations import back as they are.
+
+Images: for an image folder the ``path`` is the original file (absolute). Pixel sources (MNIST-style CSV,
+``.npy``) have no files, so each exported image is written as a PNG to ``<out>/<name>_images/<id>.png``
+(atomically, never overwriting) and ``path`` references it, so an annotator can see it. In the Label Studio
+JSON the image is ``data.image`` (``image_url_prefix`` + path; with Label Studio's local file serving use
+``image_url_prefix="/data/local-files/?d="`` and paths under its document root) and ``data.path``.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from .mine import load_scores
 
 __all__ = ["export_hard_cases", "ANNOTATION_COLUMNS"]
 
-ANNOTATION_COLUMNS = ["id", "text", "image", "current_label", "predicted_label", "p_current", "p_predicted",
+ANNOTATION_COLUMNS = ["id", "text", "path", "current_label", "predicted_label", "p_current", "p_predicted",
                       "probabilities", "error_score", "is_label_issue", "difficulty", "region",
                       "new_label", "action", "annotator", "note"]
 
@@ -40,7 +47,7 @@ def select(scores: list[dict], top: Optional[int] = None, budget: Optional[float
 
 
 def _row(s: dict, names: list[str]) -> dict:
-    return {"id": s["id"], "text": s.get("text", ""), "image": s.get("image", ""),
+    return {"id": s["id"], "text": s.get("text", ""), "path": s.get("image", ""),
             "current_label": s["label_name"], "predicted_label": s["pred_name"],
             "p_current": round(s["p_label"], 6), "p_predicted": round(s["p_pred"], 6),
             "probabilities": {n: round(p, 6) for n, p in zip(names, s["probs"])},
@@ -60,14 +67,16 @@ def label_studio_config(names: list[str], kind: str = "text") -> str:
 
 def export_hard_cases(mine_dir, out_dir, top: Optional[int] = None, budget: Optional[float] = None,
                       by: str = "error", only_issues: bool = False, formats=("csv", "jsonl", "labelstudio"),
-                      name: str = "annotate") -> dict[str, str]:
+                      name: str = "annotate", image_url_prefix: str = "") -> dict[str, str]:
     """Write the selection as ``<name>.csv``, ``<name>.jsonl`` and ``<name>.labelstudio.json`` (+
-    ``label_config.xml``) in ``out_dir``; existing files are never overwritten. Returns the paths."""
+    ``label_config.xml``, and ``<name>_images/`` for images without files) in ``out_dir``; existing files are
+    never overwritten. Returns the paths."""
     mine_dir, out_dir = Path(mine_dir), Path(out_dir)
     summary = json.loads((mine_dir / "summary.json").read_text())
     names = summary["label_names"]
     kind = summary.get("example_kind", "text")
-    rows = [_row(s, names) for s in select(load_scores(mine_dir), top, budget, by, only_issues)]
+    chosen = select(load_scores(mine_dir), top, budget, by, only_issues)
+    rows = [_row(s, names) for s in chosen]
     paths = {}
     targets = {"csv": out_dir / f"{name}.csv", "jsonl": out_dir / f"{name}.jsonl",
                "labelstudio": out_dir / f"{name}.labelstudio.json"}
@@ -78,7 +87,9 @@ def export_hard_cases(mine_dir, out_dir, top: Optional[int] = None, budget: Opti
         if targets[f].exists():
             raise FileExistsError(f"{targets[f]} exists; export never overwrites annotation files "
                                   "(choose another --out or --name)")
-    columns = [c for c in ANNOTATION_COLUMNS if c != ("image" if kind == "text" else "text")]
+    columns = [c for c in ANNOTATION_COLUMNS if c != ("path" if kind == "text" else "text")]
+    if kind == "image" and any(not r["path"] for r in rows):
+        _write_pngs(mine_dir, summary, chosen, rows, out_dir / f"{name}_images")
     if "csv" in formats:
         atomic_write_csv(targets["csv"], rows, columns)
         paths["csv"] = str(targets["csv"])
@@ -90,6 +101,8 @@ def export_hard_cases(mine_dir, out_dir, top: Optional[int] = None, budget: Opti
         for r in rows:
             data = {c: r[c] for c in columns if c not in ("new_label", "action", "annotator", "note")}
             data["probabilities"] = json.dumps(r["probabilities"])
+            if kind == "image":
+                data["image"] = image_url_prefix + r["path"]
             tasks.append({"data": data, "predictions": [{
                 "model_version": "nlp-cv-tricks-hardcases", "score": r["p_predicted"],
                 "result": [{"from_name": "label", "to_name": kind, "type": "choices",
@@ -102,3 +115,28 @@ def export_hard_cases(mine_dir, out_dir, top: Optional[int] = None, budget: Opti
             atomic_write_text(cfg, label_studio_config(names, kind))
         paths["labelstudio"] = str(targets["labelstudio"])
     return paths
+
+
+def _write_pngs(mine_dir: Path, summary: dict, chosen: list[dict], rows: list[dict], img_dir: Path) -> None:
+    """Images of a pixel source (no files): write each exported one as ``<img_dir>/<id>.png`` and set its
+    ``path``. The images come from the mined recipe's data (``<mine_dir>/recipe.yaml``), which must still be
+    the data that was mined (same number of examples and labels)."""
+    from .images import ImageSource, write_png
+    from .mine import load_mine_recipe
+
+    src = ImageSource(load_mine_recipe(mine_dir))
+    labels = src.train_labels()
+    if len(labels) != summary["n"]:
+        raise ValueError(f"{mine_dir}: the recipe's training images are now {len(labels)}, {summary['n']} were "
+                         "mined; mine again")
+    targets = [img_dir / f"{s['id']}.png" for s in chosen]
+    for t in targets:
+        if t.exists():
+            raise FileExistsError(f"{t} exists; export never overwrites (choose another --out or --name)")
+    for s, r, t in zip(chosen, rows, targets):
+        if r["path"]:
+            continue
+        if int(labels[s["row"]]) != int(s["label"]):
+            raise ValueError(f"{mine_dir}: training row {s['row']} is labelled {int(labels[s['row']])} in the data "
+                             f"but {s['label']} in the scores; the data changed since mining")
+        r["path"] = write_png(t, src.image(s["row"]))

@@ -13,6 +13,10 @@ A *version store* is a directory of versions ``v0001``, ``v0002``, ... of one tr
 * ``manifest.json``: parent version, sha256 of the original file, annotation files, counts, the conflict rule
   and every conflict with its resolution.
 
+Image recipes (``image-classification``): the original is the training image folder or pixel file, and a
+version is an image folder of links (or a pixel CSV) plus the pinned dev split, with the recipe overrides the
+vision task needs to train on it in its manifest (see :mod:`.images`; :meth:`VersionStore.recipe_for`).
+
 A version is built in a hidden temporary directory and renamed into place in one step, so an interrupted
 import leaves no partial version. ``drop`` removes a version (refused while another version builds on it).
 
@@ -24,6 +28,7 @@ conflict is a validation error).
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import os
@@ -38,6 +43,7 @@ from typing import Optional, Sequence
 
 from ..config import Recipe, atomic_write_text
 from ._common import atomic_write_json, atomic_write_jsonl, sha256_file
+from .images import ImageSource, fingerprint_dir, id_of_version_file, is_image_recipe, load_image_file
 
 __all__ = ["ImportValidationError", "VersionStore", "import_annotations", "read_annotations", "RULES"]
 
@@ -66,8 +72,20 @@ class VersionStore:
         self.root = Path(root)
         self.recipe = recipe
         self.original = Path(recipe.data.train_file)
-        if not self.original.is_file():
+        self.image = ImageSource(recipe) if is_image_recipe(recipe) else None
+        if self.image is None and not self.original.is_file():
             raise FileNotFoundError(f"data.train_file {str(self.original)!r} does not exist")
+        if self.image is not None and not self.original.exists():
+            raise FileNotFoundError(f"data.train_file {str(self.original)!r} (an image folder or pixel file) "
+                                    "does not exist")
+
+    @property
+    def kind(self) -> str:
+        return "text" if self.image is None else "image"
+
+    def original_sha(self) -> str:
+        """sha256 of the original training file (of every file's path and content for an image folder)."""
+        return fingerprint_dir(self.original) if self.original.is_dir() else sha256_file(self.original)
 
     # -- listing
     def names(self) -> list[str]:
@@ -92,8 +110,41 @@ class VersionStore:
             return self.original
         return self.root / name / self.manifest(name)["train_file"]
 
+    def dev_file(self, name: Optional[str]) -> Optional[Path]:
+        """The dev data a version evaluates on: its pinned dev split, else the recipe's ``data.dev_file``."""
+        if name not in (None, "v0", "original"):
+            dev = self.manifest(name).get("dev_file")
+            if dev:
+                return self.root / name / dev
+        return Path(self.recipe.data.dev_file) if self.recipe.data.dev_file else None
+
+    def recipe_for(self, name: Optional[str]) -> Recipe:
+        """A copy of the recipe that trains on version ``name`` (``None``/``v0``: the original): its training
+        file, and for image versions the pinned dev split and the image options of the version's files."""
+        from ..config import recipe_from_dict, recipe_to_dict
+
+        if name in (None, "v0", "original"):
+            return copy.deepcopy(self.recipe)
+        m = self.manifest(name)
+        d = recipe_to_dict(self.recipe)
+        over = {"data.train_file": str(self.train_file(name))}
+        if m.get("dev_file"):
+            over["data.dev_file"] = str(self.root / name / m["dev_file"])
+        over.update(m.get("recipe_overrides") or {})
+        for key, value in over.items():
+            cur = d
+            parts = key.split(".")
+            for part in parts[:-1]:
+                if not isinstance(cur.get(part), dict):
+                    cur[part] = {}
+                cur = cur[part]
+            cur[parts[-1]] = value
+        return recipe_from_dict(d, self.recipe.source)
+
     def ids(self, name: Optional[str]) -> list[int]:
         if name in (None, "v0", "original"):
+            if self.image is not None:
+                return list(range(len(self.image.splits.train)))
             return list(range(len(self._read(self.original))))
         return json.loads((self.root / name / "ids.json").read_text())
 
@@ -124,6 +175,8 @@ class VersionStore:
 
     # -- data
     def fmt(self) -> str:
+        if self.image is not None:
+            return "imagefolder" if self.image.kind == "files" else "image_csv"
         from ..data.text import resolve_format
 
         return resolve_format(str(self.original), self.recipe.data.format)
@@ -136,11 +189,32 @@ class VersionStore:
     def label_set(self):
         from ..data.text import LabelMap
 
+        if self.image is not None:
+            names = self.image.label_names
+            return LabelMap(list(names), list(names))
         ds = self._read(self.original)
         return LabelMap.from_train(ds[self.recipe.data.label_column], self.recipe.data)
 
+    def original_labels(self) -> list:
+        """Raw labels of the original's rows (index = example id)."""
+        if self.image is not None:
+            return self.image.table()[1]
+        return self._read(self.original)[self.recipe.data.label_column]
+
+    def _image_source(self, name: Optional[str]) -> ImageSource:
+        if name in (None, "v0", "original"):
+            return self.image
+        return ImageSource(self.recipe_for(name))
+
     def table(self, name: Optional[str]) -> tuple[list[int], list[str], list, dict]:
-        """(ids, texts, raw labels, all columns) of a version."""
+        """(ids, texts, raw labels, all columns) of a version. Image recipes: the "texts" are the image file
+        paths ("" for pixel sources) and the columns are ``image`` (paths or arrays) and ``labels`` (names)."""
+        if self.image is not None:
+            refs, labels, cols = self._image_source(name).table()
+            ids = self.ids(name)
+            if len(ids) != len(labels):
+                raise ValueError(f"version {name}: {len(ids)} ids for {len(labels)} images")
+            return ids, refs, labels, cols
         ds = self._read(self.train_file(name))
         cols = {c: ds[c] for c in ds.column_names}
         d = self.recipe.data
@@ -184,11 +258,19 @@ class VersionStore:
         tmp = self.root / f".incoming-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            fname = self.original.name
-            (_write or self._write_train)(tmp / fname, new_cols, self.fmt())
+            files = {"train_file": self.original.name}
+            if self.image is not None:
+                if _write is not None:
+                    _write(tmp / "train", new_cols, self.fmt())
+                files = self.image.write_version(tmp, new_cols, ids, self.image.pinned_dev())
+                if self.image.kind == "files":  # rows in the loader's order: sorted file paths
+                    ids = [id_of_version_file(p) for p in sorted(
+                        str(q.relative_to(tmp / "train")) for q in (tmp / "train").glob("*/*"))]
+            else:
+                (_write or self._write_train)(tmp / files["train_file"], new_cols, self.fmt())
             atomic_write_json(tmp / "ids.json", ids)
             atomic_write_jsonl(tmp / "changes.jsonl", changes)
-            atomic_write_json(tmp / "manifest.json", {"name": name, "parent": parent, "train_file": fname,
+            atomic_write_json(tmp / "manifest.json", {"name": name, "parent": parent, **files,
                                                       "format": self.fmt(), "original": str(self.original),
                                                       **manifest})
             os.replace(tmp, self.root / name)
@@ -211,6 +293,7 @@ class Answer:
     note: str
     text: Optional[str] = None
     extra: dict = field(default_factory=dict)
+    image: Optional[str] = None  # the image file of an image example (export column "path")
 
     @property
     def loc(self) -> str:
@@ -251,7 +334,7 @@ def read_annotations(path, default_annotator: str = "") -> list[Answer]:
                 out.append(Answer(p, f"row {i + 1} (line {i + 2})", _s(r.get("id")), _s(r.get("new_label")),
                                   _s(r.get("action")).lower(), _s(r.get("annotator")) or default_annotator,
                                   _s(r.get("time")), _s(r.get("note")),
-                                  r.get("text") if "text" in r else None))
+                                  r.get("text") if "text" in r else None, image=_s(r.get("path")) or None))
     elif suffix == ".jsonl":
         errors = []
         for i, ln in enumerate(path.read_text(encoding="utf-8").splitlines()):
@@ -270,7 +353,7 @@ def read_annotations(path, default_annotator: str = "") -> list[Answer]:
                 continue
             out.append(Answer(p, f"line {i + 1}", _s(r.get("id")), _s(r.get("new_label")),
                               _s(r.get("action")).lower(), _s(r.get("annotator")) or default_annotator,
-                              _s(r.get("time")), _s(r.get("note")), r.get("text")))
+                              _s(r.get("time")), _s(r.get("note")), r.get("text"), image=_s(r.get("path")) or None))
         if errors:
             raise ImportValidationError(errors)
     elif suffix == ".json":
@@ -298,7 +381,8 @@ def read_annotations(path, default_annotator: str = "") -> list[Answer]:
                 out.append(Answer(p, f"task {i + 1}, annotation {j + 1}", _s(data.get("id")), label,
                                   action or ("add" if not _s(data.get("id")) else ""),
                                   _ls_annotator(a) or default_annotator,
-                                  _s(a.get("updated_at") or a.get("created_at")), note, data.get("text")))
+                                  _s(a.get("updated_at") or a.get("created_at")), note, data.get("text"),
+                                  image=_s(data.get("path")) or None))
     else:
         raise ImportValidationError([f"{p}: unknown annotation file type {suffix!r} (expected .csv, .jsonl or "
                                      "a Label Studio export .json)"])
@@ -339,7 +423,7 @@ def import_annotations(files, recipe: Recipe, versions_dir, base: Optional[str] 
     files = [files] if isinstance(files, (str, os.PathLike)) else list(files)
     store = VersionStore(versions_dir, recipe)
     base = store.latest() if base == "latest" else (None if base in (None, "v0", "original") else base)
-    original_sha = sha256_file(store.original)
+    original_sha = store.original_sha()
     if base is not None:
         recorded = store.manifest(base).get("original_sha256")
         if recorded and recorded != original_sha:
@@ -350,7 +434,9 @@ def import_annotations(files, recipe: Recipe, versions_dir, base: Optional[str] 
     by_name.update({r: i for i, r in enumerate(labels.raw)})
     ids, texts, raw_labels, cols = store.table(base)
     row_of = {i: r for r, i in enumerate(ids)}
-    orig_labels = store._read(store.original)[recipe.data.label_column]
+    orig_labels = store.original_labels()
+    is_image = store.kind == "image"
+    image_like = cols["image"][0] if is_image and store.image.kind == "arrays" and cols["image"] else None
     int_labels = all(isinstance(v, int) for v in raw_labels)
 
     def name_of(raw) -> str:
@@ -384,6 +470,17 @@ def import_annotations(files, recipe: Recipe, versions_dir, base: Optional[str] 
             if a.id and a.id.lstrip("-").isdigit() and int(a.id) in row_of:
                 errors.append(f"{a.loc}: action 'add' with id {a.id} that already exists; leave id empty to add")
                 continue
+            if is_image:
+                if not a.image:
+                    errors.append(f"{a.loc}: action 'add' needs the image file in column 'path'")
+                    continue
+                try:
+                    added = load_image_file(a.image, image_like)
+                except ValueError as e:
+                    errors.append(f"{a.loc}: action 'add': {e}")
+                    continue
+                a.text = os.path.realpath(a.image)
+                a.extra["image"] = added if image_like is not None else a.text
             if not (a.text or "").strip():
                 errors.append(f"{a.loc}: action 'add' needs a non-empty text")
                 continue
@@ -397,6 +494,10 @@ def import_annotations(files, recipe: Recipe, versions_dir, base: Optional[str] 
                 errors.append(f"{a.loc}: unknown id {a.id!r} (not in version {base or 'v0'} of {store.original})")
                 continue
             r = row_of[int(a.id)]
+            if is_image and a.image and texts[r] and os.path.realpath(a.image) != texts[r]:
+                errors.append(f"{a.loc}: image path of id {a.id} ({a.image}) differs from the dataset's "
+                              f"({texts[r]}) (annotation file of another dataset or version?)")
+                continue
             if a.text is not None and _s(a.text) and " ".join(_s(a.text).split()) != " ".join(texts[r].split()):
                 errors.append(f"{a.loc}: text of id {a.id} differs from the dataset's text (annotation file of "
                               "another dataset or version?)")
@@ -456,7 +557,7 @@ def import_annotations(files, recipe: Recipe, versions_dir, base: Optional[str] 
     drop_rows = set()
     next_id = max([store.manifest(n).get("next_id", 0) for n in store.names()] + [len(orig_labels), max(ids, default=-1) + 1])
     changes = []
-    lab_col, txt_col = recipe.data.label_column, recipe.data.text_column
+    lab_col, txt_col = ("labels", "image") if is_image else (recipe.data.label_column, recipe.data.text_column)
     for win, grp in decided:
         agree = [a.annotator for a in grp if (a.action, a.new_label) == (win.action, win.new_label)]
         rec = {"action": win.action, "new_label": win.new_label or None, "annotator": ",".join(x for x in agree if x),
@@ -470,7 +571,8 @@ def import_annotations(files, recipe: Recipe, versions_dir, base: Optional[str] 
             eid = next_id
             next_id += 1
             for c in new_cols:
-                new_cols[c].append(win.text if c == txt_col else raw_new if c == lab_col else None)
+                new_cols[c].append((win.extra["image"] if is_image else win.text) if c == txt_col
+                                   else raw_new if c == lab_col else None)
             new_ids.append(eid)
             changes.append({"id": eid, "original_label": None, "previous_label": None, "text": win.text, **rec})
             continue

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..config import Recipe, atomic_write_text
-from ._common import atomic_write_json, with_train_file
+from ._common import atomic_write_json
 from .export import export_hard_cases
 from .importer import VersionStore, import_annotations
 from .mine import mine
@@ -63,7 +63,7 @@ class HardCaseLoop:
     def _open_round(self, st: dict) -> dict:
         st["round"] += 1
         rdir = self.workdir / f"round_{st['round']}"
-        rec = with_train_file(self.recipe, str(self.store.train_file(st["version"])))
+        rec = self.store.recipe_for(st["version"])
         res = mine(rec, rdir / "mine", folds=self.folds, ids=self.store.ids(st["version"]), jobs=self.jobs)
         paths = export_hard_cases(rdir / "mine", rdir, top=self.top, budget=self.budget, by=self.by)
         st.update(phase="awaiting_annotation", export=paths, flagged=res.summary["n_label_issues"],
@@ -90,10 +90,9 @@ class HardCaseLoop:
             self._save(st)
         version = rep["version"]
         if st.get("dev_before") is None:
-            st["dev_before"] = train_and_evaluate(self.recipe, rdir / "retrain" / "before",
-                                                  self.store.train_file(st["version"]))
+            st["dev_before"] = train_and_evaluate(self.store.recipe_for(st["version"]), rdir / "retrain" / "before")
         hard = [c["id"] for c in self.store.changes(version, chain=True) if c["action"] in ("relabel", "confirm")]
-        after = train_and_evaluate(self.recipe, rdir / "retrain" / "after", self.store.train_file(version),
+        after = train_and_evaluate(self.store.recipe_for(version), rdir / "retrain" / "after", None,
                                    self.store.ids(version), hard, self.emphasis, self.factor)
         b, a = st["dev_before"].get("dev/accuracy"), after.get("dev/accuracy")
         st["rounds"].append({"round": st["round"], "version": version, "exported": st.get("exported"),

@@ -267,6 +267,11 @@ def _labels_and_names(recipe: Recipe) -> tuple[np.ndarray, list[str]]:
     if recipe.task in ("text-classification",):
         splits = load_text_classification(recipe.data)
         return np.asarray(splits.train["labels"]), list(splits.label_map.names)
+    from .images import ImageSource, is_image_recipe
+
+    if is_image_recipe(recipe):  # the loader the task builder calls, without building the model
+        src = ImageSource(recipe)
+        return src.train_labels(), src.label_names
     # other classification tasks: build them once (CPU, no training) for the labels
     from ..engine.trainer import Trainer
 

@@ -87,9 +87,9 @@ def retrain(recipe: Recipe, versions_dir, version: Optional[str], out_dir, empha
     parent = store.manifest(version).get("parent")
     out_dir = Path(out_dir)
     if before is None:
-        before = train_and_evaluate(recipe, out_dir / "before", store.train_file(parent), keep_model=keep_models)
+        before = train_and_evaluate(store.recipe_for(parent), out_dir / "before", keep_model=keep_models)
     hard = [c["id"] for c in store.changes(version, chain=True) if c["action"] in ("relabel", "confirm")]
-    after = train_and_evaluate(recipe, out_dir / "after", store.train_file(version), store.ids(version), hard,
+    after = train_and_evaluate(store.recipe_for(version), out_dir / "after", None, store.ids(version), hard,
                                emphasis, factor, keep_model=keep_models)
     report = {"version": version, "parent": parent or "v0", "before": before, "after": after,
               "delta": {k: after[k] - before[k] for k in after if k.startswith("dev/") and k in before}}
