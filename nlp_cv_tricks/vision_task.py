@@ -156,14 +156,45 @@ class MixupCutmix(Trick):
         return F.cross_entropy(logits.float(), labels.view(-1), label_smoothing=self.label_smoothing)
 
 
-def _check_keys(given: dict, valid: tuple, where: str) -> None:
+# where a key that is valid elsewhere in the recipe belongs (a misplaced key gets its full dotted path)
+_SECTIONS = {"model.kwargs": MODEL_KWARGS, "model.kwargs.image": IMAGE_KWARGS}
+# first-class recipe keys users may put under model.kwargs(.image) by mistake
+_CORE_KEYS = {"gradient_checkpointing": "model.gradient_checkpointing", "from_scratch": "model.from_scratch",
+              "label_names": "data.label_names", "max_train_samples": "data.max_train_samples",
+              "max_eval_samples": "data.max_eval_samples", "batch_size": "train.batch_size",
+              "learning_rate": "train.learning_rate", "weight_decay": "train.weight_decay",
+              "label_smoothing": "tricks: [{label_smoothing: {epsilon: 0.1}}]",
+              "mixup": "tricks: [{mixup: {...}}]", "ema": "tricks: [{ema: {...}}]"}
+
+
+def _check_keys(given: dict, valid: tuple, where: str, source: str = "") -> None:
+    """Refuse unknown keys of ``model.kwargs`` / ``model.kwargs.image``, naming the nearest valid key with its
+    full dotted path (a key of the other section, or a first-class recipe key, is pointed to where it belongs)."""
     import difflib
 
+    if not isinstance(given, dict):
+        raise ValueError(f"{source}{where} must be a mapping, got {type(given).__name__} {given!r}")
     for key in given:
-        if key not in valid:
-            near = difflib.get_close_matches(key, list(valid), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise ValueError(f"{where}: unknown option {key!r}{hint} (valid: {', '.join(valid)})")
+        if key in valid:
+            continue
+        section = where if where in _SECTIONS else None
+        other = [s for s, keys in _SECTIONS.items() if s != section and key in keys and section is not None]
+        if other:
+            hint = f"; it belongs under {other[0]} ({other[0]}.{key})"
+        elif key in _CORE_KEYS:
+            hint = f"; it is a recipe key of its own: {_CORE_KEYS[key]}"
+        else:  # the closest key here, in the other section or among the first-class keys
+            pool = {k: f"{s}.{k}" for s, keys in _SECTIONS.items() if s != section for k in keys}
+            pool.update({k: v for k, v in _CORE_KEYS.items() if " " not in v})
+            pool.update({k: f"{where}.{k}" for k in valid})
+            near = difflib.get_close_matches(str(key), list(pool), n=1, cutoff=0.6)
+            if not near:
+                hint = ""
+            elif near[0] in valid:
+                hint = f"; did you mean {near[0]!r} ({pool[near[0]]})?"
+            else:
+                hint = f"; did you mean {pool[near[0]]}?"
+        raise ValueError(f"{source}{where}: unknown option {key!r}{hint} (valid under {where}: {', '.join(valid)})")
 
 
 def _check_layer_decay_wired(model) -> None:
@@ -187,10 +218,11 @@ def build_image_classification(recipe, accelerator) -> dict:
                               with_image_transform)
     from .models.vision import create_timm_classifier, freeze_stages
 
+    source = f"{recipe.source}: " if getattr(recipe, "source", None) else ""
     opts = dict(recipe.model.kwargs or {})
-    _check_keys(opts, MODEL_KWARGS, "model.kwargs")
+    _check_keys(opts, MODEL_KWARGS, "model.kwargs", source)
+    _check_keys(opts.get("image") or {}, IMAGE_KWARGS, "model.kwargs.image", source)
     image_opts = dict(opts.get("image") or {})
-    _check_keys(image_opts, IMAGE_KWARGS, "model.kwargs.image")
     if recipe.model.config_overrides:
         raise ValueError("model.config_overrides do not apply to timm models; use model.kwargs.model_args, "
                          "drop_rate or drop_path_rate")

@@ -4,15 +4,16 @@
 1. MNIST 5k (../shared/data/images/mnist_5k.csv.gz), seeded stratified 4,000/1,000 split: a small timm ResNet
    (resnet10t with few channels, 32x32 input) trained from scratch; variants baseline / mixup+cutmix / label
    smoothing over several seeds: dev accuracy, training and evaluation images per second.
-2. Hymenoptera (ants vs bees, ImageFolder, 245 train / 153 val): the same architecture at 64x64 trained
-   from scratch, and fine-tuned from a checkpoint trained "elsewhere" — the seed-0 MNIST baseline saved in
-   timm's Hub format and loaded through ``pretrained_file`` (head reset from 10 to 2 classes).
+2. Hymenoptera (ants vs bees, ImageFolder, 245 train / 153 val): the same architecture at ``--hym-size``
+   (224 is timm's usual; 128 suits the small model on a CPU) trained from scratch, and fine-tuned from a
+   checkpoint trained "elsewhere" — the seed-0 MNIST baseline saved in timm's Hub format and loaded through
+   ``pretrained_file`` (head reset from 10 to 2 classes).
 
-Prints a markdown table and writes JSON (atomically). On a shared CPU use the reduction flags, e.g.::
+Prints a markdown table (with the 1-minute load average before/after the runs of each row) and writes JSON
+(atomically). The measured setting in benchmarks/vision.md, sized for a shared 2-core CPU (~36 min)::
 
-    HF_HUB_OFFLINE=1 python scripts/bench_vision.py --mnist-train 1000 --epochs 4 --hym-epochs 6 --seeds 0 1 2
-
-(``--mnist-train 4000 --epochs 10`` is the full-size MNIST setting.)
+    HF_HUB_OFFLINE=1 python scripts/bench_vision.py --mnist-train 4000 --epochs 6 --hym-epochs 15 \
+        --hym-size 128 --seeds 0 1 2 --threads 1 --json benchmarks/vision.json
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ VARIANTS = {
 
 def _run(name, data, kwargs, seed, epochs, lr, tricks, out_dir, batch_size=32):
     from nlp_cv_tricks.config import recipe_from_dict
+
+    load_before = os.getloadavg()[0]
     from nlp_cv_tricks.engine.trainer import Trainer
 
     recipe = recipe_from_dict({
@@ -69,6 +72,7 @@ def _run(name, data, kwargs, seed, epochs, lr, tricks, out_dir, batch_size=32):
         "train_images_per_s": n_train * epochs / result.train_seconds,
         "eval_images_per_s": n_eval / eval_s, "n_train": n_train, "n_eval": n_eval,
         "train_seconds": result.train_seconds, "model_dir": result.model_dir,
+        "load_avg_1min": [load_before, os.getloadavg()[0]],
     }
 
 
@@ -80,6 +84,7 @@ def _summary(rows):
         "train_images_per_s": statistics.mean(r["train_images_per_s"] for r in rows),
         "eval_images_per_s": statistics.mean(r["eval_images_per_s"] for r in rows),
         "n_train": rows[0]["n_train"], "n_eval": rows[0]["n_eval"],
+        "load_avg_1min": [min(min(r["load_avg_1min"]) for r in rows), max(max(r["load_avg_1min"]) for r in rows)],
     }
 
 
@@ -89,6 +94,8 @@ def main(argv=None):
     p.add_argument("--mnist-train", type=int, default=4000, help="training images used of the 4,000 split")
     p.add_argument("--epochs", type=int, default=10, help="MNIST epochs")
     p.add_argument("--hym-epochs", type=int, default=15)
+    p.add_argument("--hym-size", type=int, default=224, help="hymenoptera input side (224 is timm's usual; "
+                                                                 "112 or 128 fit a CPU)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "vision.json"))
@@ -98,6 +105,8 @@ def main(argv=None):
     from nlp_cv_tricks.config import atomic_write_text
 
     work = Path(tempfile.mkdtemp(prefix="bench_vision_"))
+    wall0 = time.perf_counter()
+    hym_image = {**HYM_IMAGE, "input_size": args.hym_size}
     results = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads,
                            "torch": torch.__version__, "cuda": torch.cuda.is_available()},
                "args": vars(args), "mnist": {}, "hymenoptera": {}}
@@ -119,32 +128,35 @@ def main(argv=None):
                           3e-3, [], work / "mnist_source")["model_dir"]
     hym_data = {"train_file": str(DATA / "hymenoptera" / "train"), "dev_file": str(DATA / "hymenoptera" / "val")}
     settings = {
-        "from scratch": {"model_args": TINY, "image": HYM_IMAGE},
-        "fine-tuned from MNIST checkpoint": {"pretrained_file": checkpoint, "image": HYM_IMAGE},
+        "from scratch": {"model_args": TINY, "image": hym_image},
+        "fine-tuned from MNIST checkpoint": {"pretrained_file": checkpoint, "image": hym_image},
     }
     for label, kwargs in settings.items():
         rows = []
         for seed in args.seeds:
             r = _run("hymenoptera", hym_data, kwargs, seed, args.hym_epochs, 3e-3, [],
                      work / f"hym_{label.split()[0]}_{seed}", batch_size=16)
-            print(f"hymenoptera {label} seed {seed}: acc {r['accuracy']:.4f}", flush=True)
+            print(f"hymenoptera {label} seed {seed}: acc {r['accuracy']:.4f} "
+                  f"train {r['train_images_per_s']:.0f} img/s", flush=True)
             rows.append(r)
         results["hymenoptera"][label] = _summary(rows)
 
+    results["wall_seconds"] = time.perf_counter() - wall0
     print()
     print(f"Machine: {results['machine']['platform']}, {results['machine']['cpus']} CPUs (shared), "
-          f"{args.threads} torch thread(s), CUDA: {results['machine']['cuda']}")
+          f"{args.threads} torch thread(s), CUDA: {results['machine']['cuda']}; wall {results['wall_seconds'] / 60:.1f} "
+          f"min; MNIST 32x32, hymenoptera {args.hym_size}x{args.hym_size}")
     print()
     print("| data | setting | train imgs | dev imgs | epochs | accuracy (mean ± std over seeds) | per seed | "
-          "train img/s | eval img/s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "train img/s | eval img/s | load avg (1 min) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for data, table, epochs in (("MNIST 5k", results["mnist"], args.epochs),
                                 ("hymenoptera", results["hymenoptera"], args.hym_epochs)):
         for setting, s in table.items():
             per = ", ".join(f"{a:.3f}" for a in s["accuracies"])
             print(f"| {data} | {setting} | {s['n_train']} | {s['n_eval']} | {epochs} | "
                   f"{s['accuracy_mean']:.4f} ± {s['accuracy_std']:.4f} | {per} | {s['train_images_per_s']:.0f} | "
-                  f"{s['eval_images_per_s']:.0f} |")
+                  f"{s['eval_images_per_s']:.0f} | {s['load_avg_1min'][0]:.1f}–{s['load_avg_1min'][1]:.1f} |")
     atomic_write_text(args.json, json.dumps(results, indent=2))
     print(f"\nwrote {args.json}")
 

