@@ -71,7 +71,7 @@ def mnist(tmp_path_factory):
     path = d / "mnist48.csv"
     path.write_text("\n".join(noisy) + "\n")
     recipe = load_recipe(ROOT / "recipes" / "vision_mnist.yaml", [
-        f"data.train_file={path}", "model.kwargs.image.dev_fraction=0.25", "model.kwargs.image.input_size=28",
+        f"data.train_file={path}", "data.dev_fraction=0.25", "model.kwargs.image.input_size=28",
         "train.epochs=3", "train.batch_size=8", f"output.dir={d / 'runs'}", *TINY])
     return {"dir": d, "file": path, "recipe": recipe, "truth": truth, "sha": sha(path)}
 

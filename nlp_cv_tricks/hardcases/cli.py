@@ -69,10 +69,7 @@ def cmd_versions(args) -> int:
         m = store.manifest(n)
         print(f"{n}  parent={m.get('parent') or 'v0'}  created={m['created']}  n={m['n_examples']}  "
               f"counts={m['counts']}  conflicts={len(m['conflicts'])}")
-        over = {"data.train_file": str(store.train_file(n))}
-        if m.get("dev_file"):
-            over["data.dev_file"] = str(store.root / n / m["dev_file"])
-        over.update(m.get("recipe_overrides") or {})
+        over = store.overrides(n)
         print("    train on it with: " + " ".join(shlex.quote(f"{k}={_yaml_value(v)}") for k, v in over.items()))
     return 0
 

@@ -118,6 +118,18 @@ class VersionStore:
                 return self.root / name / dev
         return Path(self.recipe.data.dev_file) if self.recipe.data.dev_file else None
 
+    def overrides(self, name: str) -> dict:
+        """The recipe keys that make a recipe train on version ``name``: its training file, its pinned dev split
+        (which replaces a dev split cut by ``data.dev_fraction``), and the image options of its files."""
+        m = self.manifest(name)
+        over: dict = {"data.train_file": str(self.train_file(name))}
+        if m.get("dev_file"):
+            over["data.dev_file"] = str(self.root / name / m["dev_file"])
+            if self.recipe.data.dev_fraction is not None:
+                over["data.dev_fraction"] = None
+        over.update(m.get("recipe_overrides") or {})
+        return over
+
     def recipe_for(self, name: Optional[str]) -> Recipe:
         """A copy of the recipe that trains on version ``name`` (``None``/``v0``: the original): its training
         file, and for image versions the pinned dev split and the image options of the version's files."""
@@ -125,13 +137,8 @@ class VersionStore:
 
         if name in (None, "v0", "original"):
             return copy.deepcopy(self.recipe)
-        m = self.manifest(name)
         d = recipe_to_dict(self.recipe)
-        over = {"data.train_file": str(self.train_file(name))}
-        if m.get("dev_file"):
-            over["data.dev_file"] = str(self.root / name / m["dev_file"])
-        over.update(m.get("recipe_overrides") or {})
-        for key, value in over.items():
+        for key, value in self.overrides(name).items():
             cur = d
             parts = key.split(".")
             for part in parts[:-1]:

@@ -16,7 +16,7 @@ from .registry import register_trick
 
 
 _PREFIXES = {"bert", "roberta", "distilbert", "electra", "deberta", "longformer", "albert", "xlm_roberta",
-             "transformer", "model", "backbone", "encoder_model", "base_model"}
+             "transformer", "model", "backbone", "encoder_model", "base_model", "timm_model"}
 
 
 def layer_key(name: str) -> str:
