@@ -494,3 +494,137 @@ def test_tiny_thucnews_training_beats_chance(name, id2label):
         pred = model(**tok(dv_x, padding=True, truncation=True, max_length=24, return_tensors="pt")).logits.argmax(-1)
     acc = (pred == torch.tensor(dv_y)).float().mean().item()
     assert acc > 0.2, f"{name}: dev accuracy {acc:.3f} is not clearly above chance (0.10)"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Kim 2014 faithfulness: max-norm constraint, Adadelta, uniform init, recipes
+# ---------------------------------------------------------------------------------------------------------------
+def test_max_norm_constraint_holds_after_every_step(titles, id2label):
+    """Kim's L2 max-norm: after each optimizer step every class row of the classifier has norm <= s, rows inside
+    the ball are untouched, and without the constraint the same training leaves the ball (so the check binds)."""
+    tr_x, tr_y = _read_thuc(THUC / "train.txt", 200, seed=3)
+    s = 0.3
+
+    def train(max_norm, attach):
+        torch.manual_seed(0)
+        model, tok = build_baseline("textcnn", {**TINY["textcnn"], "max_norm": max_norm, "dropout": 0.5},
+                                    {"level": "char", "max_length": 24}, tr_x, id2label)
+        X = tok(tr_x, padding=True, truncation=True, max_length=24, return_tensors="pt")
+        Y = torch.tensor(tr_y)
+        opt = create_optimizer(model, name="adadelta")
+        assert isinstance(opt, torch.optim.Adadelta) and opt.defaults["rho"] == 0.95 and opt.defaults["lr"] == 1.0
+        if attach:
+            model.attach_weight_constraints(opt)
+        norms = []
+        model.train()
+        for i in range(0, 200, 50):  # Kim's mini-batch of 50
+            loss = model(input_ids=X["input_ids"][i:i + 50], attention_mask=X["attention_mask"][i:i + 50],
+                         labels=Y[i:i + 50]).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            norms.append(model.classifier.weight.detach().norm(dim=1))
+        return model, norms
+
+    model, norms = train(s, attach=True)
+    assert model.config.max_norm == s
+    for n in norms:
+        assert (n <= s + 1e-5).all(), n
+    assert any((n > s - 1e-4).any() for n in norms)  # the constraint was active (some row sat on the sphere)
+    _, free = train(None, attach=False)
+    assert any((n > s + 1e-3).any() for n in free)
+    # the method alone: rows outside the ball are projected onto it, rows inside are unchanged
+    w = model.classifier.weight
+    with torch.no_grad():
+        w.copy_(torch.randn_like(w))
+        w[0].mul_(0.01 / w[0].norm())
+    before = w.detach().clone()
+    assert model.apply_weight_constraints() is True
+    after = w.detach()
+    assert torch.allclose(after[0], before[0])
+    assert torch.allclose(after.norm(dim=1)[1:], torch.full((w.shape[0] - 1,), s), atol=1e-5)
+    assert torch.allclose(after[1] / after[1].norm(), before[1] / before[1].norm(), atol=1e-6)  # direction kept
+    # off by default; invalid values are rejected
+    plain, _ = _build("textcnn", titles, id2label)
+    assert plain.config.max_norm is None and plain.apply_weight_constraints() is False
+    with pytest.raises(ValueError, match="max_norm"):
+        _build("textcnn", titles, id2label, max_norm=0)
+
+
+def test_uniform_embedding_init(titles, id2label):
+    model, _ = _build("textcnn", titles, id2label, embedding_init_uniform=0.25)
+    w = model.get_input_embeddings().weight.detach()
+    assert w[0].abs().sum() == 0  # [PAD]
+    assert w[1:].abs().max() <= 0.25 and w[1:].abs().max() > 0.24
+    assert abs(w[1:].std().item() - 0.25 / 3 ** 0.5) < 0.01  # U(-a, a) has std a / sqrt(3)
+
+
+@pytest.mark.parametrize("name,n_train,n_dev,n_labels", [("trec", 4906, 546, 6), ("mr", 9595, 1067, 2),
+                                                          ("sst2", 6920, 872, 2)])
+def test_kim_recipes_build_the_paper_setting(name, n_train, n_dev, n_labels, tmp_path):
+    """The Kim 2014 recipes load their data (latin-1 files, seeded stratified dev split where there is no dev
+    file) and build TextCNN-rand with the paper's settings; the optimizer is Adadelta(rho 0.95)."""
+    from nlp_cv_tricks import load_recipe
+    from nlp_cv_tricks.engine.trainer import Trainer, build_optimizer
+
+    root = Path(__file__).parents[1]
+    recipe = load_recipe(root / "recipes" / f"{name}_textcnn.yaml",
+                         ["output.report_to=none", "train.progress_bar=false"])
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        trainer = Trainer.from_recipe(recipe, output_dir=str(tmp_path / name))
+    finally:
+        os.chdir(cwd)
+    assert (len(trainer.train_dataset), len(trainer.eval_dataset)) == (n_train, n_dev)
+    cfg = trainer.model.config
+    assert cfg.num_labels == n_labels and cfg.max_norm == 1.5 and cfg.dropout == 0.5  # Kim's s=3, see recipe
+    assert cfg.filter_sizes == [3, 4, 5] and cfg.num_filters == 100 and cfg.embedding_dim == 300
+    assert cfg.embedding_init_uniform == 0.25
+    assert recipe.train.batch_size == 50 and recipe.train.epochs == 25
+    opt = build_optimizer(trainer.model, recipe.train)
+    assert isinstance(opt, torch.optim.Adadelta) and opt.defaults["rho"] == 0.95 and opt.defaults["lr"] == 1.0
+    if name != "sst2":
+        labels = np.asarray(trainer.eval_dataset["labels"][:])
+        counts = np.bincount(labels, minlength=n_labels)
+        assert (counts > 0).all()  # stratified: every class in the dev split
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# FastText speed path: flat bags, no padding_idx, SGD
+# ---------------------------------------------------------------------------------------------------------------
+def test_fasttext_flat_bags_equal_padded_features():
+    from nlp_cv_tricks.data.vocab import fasttext_bags
+
+    g = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        length = int(torch.randint(1, 12, (1,), generator=g))
+        ids = torch.randint(2, 50, (7, length), generator=g)
+        am = (torch.rand(7, length, generator=g) > 0.3).long()
+        for n in (1, 2, 3, 4):
+            padded = fasttext_features(ids, am, 50, n, 97, 0)
+            flat, offsets = fasttext_bags(ids, am, 50, n, 97)
+            ends = offsets.tolist()[1:] + [len(flat)]
+            assert [flat[a:b].tolist() for a, b in zip(offsets.tolist(), ends)] == \
+                [row[row != 0].tolist() for row in padded]
+
+
+def test_fasttext_sgd_updates_only_touched_rows(titles, id2label):
+    """Plain SGD (fastText's optimizer) on the sparse bag: only the batch's rows move, [PAD] stays zero, and the
+    bag has no padding_idx (padding never reaches it)."""
+    model, tok = _build("fasttext", titles, id2label)
+    assert model.get_input_embeddings().padding_idx is None
+    batch = tok(titles[:6], padding=True, return_tensors="pt")
+    touched = set(model.bag_ids(batch["input_ids"], batch["attention_mask"]).flatten().tolist()) - {0}
+    torch.nn.init.normal_(model.classifier.weight)
+    opt = create_optimizer(model, name="sgd", lr=5.0)
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["momentum"] == 0.0
+    before = model.get_input_embeddings().weight.detach().clone()
+    model(**batch, labels=torch.arange(6)).loss.backward()
+    opt.step()
+    after = model.get_input_embeddings().weight.detach()
+    changed = set(torch.nonzero((after - before).abs().sum(1) > 0).flatten().tolist())
+    assert changed == touched
+    assert after[tok.pad_token_id].abs().sum() == 0
+    with pytest.raises(ValueError, match="sparse"):
+        create_optimizer(model, name="adam")

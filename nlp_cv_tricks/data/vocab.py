@@ -50,6 +50,7 @@ __all__ = [
     "build_tokenizer",
     "hashed_ngram_ids",
     "fasttext_features",
+    "fasttext_bags",
     "VectorReport",
     "read_vectors",
     "load_pretrained_vectors",
@@ -242,6 +243,43 @@ def fasttext_features(
         h, valid = hashed_ngram_ids(ids, attention_mask, n, bucket)
         parts.append((h + vocab_size).masked_fill(~valid, pad_id))
     return torch.cat(parts, dim=1)
+
+
+def fasttext_bags(
+    input_ids: torch.Tensor,
+    attention_mask: Optional[torch.Tensor],
+    vocab_size: int,
+    word_ngrams: int,
+    bucket: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fastText bags of a batch in ``EmbeddingBag``'s flat form: ``(ids, offsets)``, where ``ids`` holds, text
+    after text, the text's real unigram ids followed by the hashed ids of its valid 2..``word_ngrams``-grams
+    (offset by ``vocab_size``), and ``offsets[i]`` is where text ``i`` starts. The same bag as
+    :func:`fasttext_features` (same hash, same order), without padding: a lookup over it needs no
+    ``padding_idx``, which on CPU makes ``EmbeddingBag`` several times slower forward and backward.
+
+    The n-gram hashes are built incrementally (order ``n`` from order ``n - 1``: one multiply-add-mod per order),
+    so the cost is ``O(batch * length * word_ngrams)`` tensor arithmetic, a handful of vectorised ops per batch.
+    """
+    ids = input_ids.long()
+    real = torch.ones_like(ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+    parts, masks = [ids], [real]
+    if word_ngrams > 1:
+        mult = _HASH_MULT % bucket
+        h, valid = ids % bucket, real
+        for n in range(2, word_ngrams + 1):
+            if ids.shape[1] < n:
+                break
+            # hash of ids[p .. p+n-1] = (hash of ids[p .. p+n-2]) * mult + ids[p+n-1]  (mod bucket)
+            h = (h[:, :-1] * mult + ids[:, n - 1:]) % bucket
+            valid = valid[:, :-1] & real[:, n - 1:]
+            parts.append(h + vocab_size)
+            masks.append(valid)
+    mask = torch.cat(masks, dim=1)
+    flat = torch.cat(parts, dim=1)[mask]
+    counts = mask.sum(dim=1)
+    offsets = torch.cumsum(counts, dim=0) - counts
+    return flat, offsets
 
 
 # ---------------------------------------------------------------------------------------------------------------
