@@ -32,7 +32,7 @@ def _text_classification(recipe: Recipe, accelerator) -> dict:
 
     with accelerator.main_process_first():
         splits = load_text_classification(recipe.data)
-    texts = splits.train[recipe.data.text_column]
+    texts = splits.train[recipe.data.text_column][:]
     model, tokenizer = build_classifier(recipe.model, splits.label_map.id2label, texts)
     # the raw label values of the files, so eval/predict read files that use them (saved in config.json)
     model.config.nct_raw_labels = list(splits.label_map.raw)

@@ -33,6 +33,7 @@ from nlp_cv_tricks.models.text_baselines import (  # noqa: E402
     register_auto_classes,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
 THUC = DATA / "thucnews"
 KIM = DATA / "kim2014"
@@ -628,3 +629,31 @@ def test_fasttext_sgd_updates_only_touched_rows(titles, id2label):
     assert after[tok.pad_token_id].abs().sum() == 0
     with pytest.raises(ValueError, match="sparse"):
         create_optimizer(model, name="adam")
+
+
+def test_trainer_applies_max_norm_after_every_step(tmp_path, monkeypatch):
+    """TextCNN with max_norm through the trainer: after fit, every class row of the classifier has norm <= s."""
+    from nlp_cv_tricks import load_recipe
+    from nlp_cv_tricks.engine.trainer import Trainer
+
+    s = 0.05
+    monkeypatch.chdir(ROOT)  # the recipe's data path is relative to the repository root
+    recipe = load_recipe(ROOT / "recipes" / "trec_textcnn.yaml",
+                         ["output.report_to=none", "train.progress_bar=false", "train.max_steps=6",
+                          "train.eval_each_epoch=false", "output.save_best=false", f"model.kwargs.max_norm={s}",
+                          "model.kwargs.embedding_dim=16", "model.kwargs.num_filters=8"])
+    trainer = Trainer.from_recipe(recipe, output_dir=str(tmp_path / "run"))
+    trainer.fit()
+    w = trainer.accelerator.unwrap_model(trainer.model).classifier.weight.detach()
+    assert trainer.model.config.max_norm == s
+    assert (w.norm(dim=1) <= s + 1e-6).all(), w.norm(dim=1)
+
+
+def test_sgd_momentum_refused_with_sparse_embeddings():
+    from nlp_cv_tricks.config import TrainConfig
+    from nlp_cv_tricks.engine.trainer import build_optimizer
+
+    model = torch.nn.Sequential(torch.nn.EmbeddingBag(10, 4, sparse=True), torch.nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="train.momentum must be 0"):
+        build_optimizer(model, TrainConfig(optimizer="sgd", momentum=0.9))
+    assert isinstance(build_optimizer(model, TrainConfig(optimizer="sgd", momentum=0.0)), torch.optim.SGD)

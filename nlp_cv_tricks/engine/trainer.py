@@ -86,6 +86,10 @@ def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(groups, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
     if name == "sgd":
+        if cfg.momentum and any(getattr(m, "sparse", False) for m in model.modules()
+                                if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))):
+            raise ValueError("train.momentum must be 0 with sparse gradients (e.g. FastText's sparse embeddings): "
+                             "torch's SGD momentum buffer of sparse gradients grows every step; set train.momentum=0")
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
     if name == "adagrad":
         return torch.optim.Adagrad(groups, lr=lr)
@@ -184,7 +188,7 @@ class Trainer:
         self.label_counts: Optional[list[int]] = None
         if "labels" in getattr(train_dataset, "column_names", []):
             n = len(getattr(self.task, "label_names", None) or [])
-            counts = np.bincount(np.asarray(train_dataset["labels"]), minlength=n)
+            counts = np.bincount(np.asarray(train_dataset["labels"][:]), minlength=n)
             self.label_counts = counts.tolist()
 
     # ---- construction ----------------------------------------------------------------------------
@@ -458,6 +462,8 @@ class Trainer:
             self.model, optimizer, train_dl = acc.prepare(self.model, optimizer, train_dl)
             self._eval_dl = None
         self.optimizer = optimizer
+        # weight constraints of the model (e.g. Kim 2014's max-norm on TextCNN's classifier), after each update
+        constrain = getattr(acc.unwrap_model(self.model), "apply_weight_constraints", None)
         steps_per_epoch = math.ceil(len(train_dl) / cfg.gradient_accumulation_steps)
         total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
         num_epochs = math.ceil(total_steps / steps_per_epoch) if cfg.max_steps else cfg.epochs
@@ -543,6 +549,8 @@ class Trainer:
                             optimizer.step()
                             if not acc.optimizer_step_was_skipped:
                                 self.scheduler.step()
+                                if constrain is not None:
+                                    constrain()
                         optimizer.zero_grad(set_to_none=True)
                         for trick in self.tricks:
                             trick.after_optimizer_step(step)
