@@ -119,7 +119,6 @@ def cmd_inspect(args) -> int:
     _threads(args)
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
-    from .layers import format_layer_report, layer_report, save_layer_report
     from .probes import register_package_models, resolve_model_path
 
     target = Path(args.model)
@@ -149,6 +148,13 @@ def cmd_inspect(args) -> int:
     except (OSError, ValueError) as e:
         raise DiagnosticsError(f"{path}: cannot load a model and tokenizer from here ({e})") from None
     batch, source = _sample_batch(model, tok, data, args.n, args.max_length)
+    return _report_layers(args, model, batch, path, run_dir, source)
+
+
+def _report_layers(args, model, batch, path: str, run_dir: Optional[Path], source: str) -> int:
+    """Layer statistics of ``model`` on ``batch``, printed and saved (JSON + PNG) under the run or --out."""
+    from .layers import format_layer_report, layer_report, save_layer_report
+
     report = layer_report(model, batch, gradients=not args.no_grad)
     report["model"] = path
     report["sample"] = source
@@ -175,7 +181,6 @@ def _inspect_image(args, path: str, run_dir: Optional[Path]) -> int:
     """``inspect`` for a timm image model: the sample batch is ``pixel_values`` (+ labels) through the model's
     evaluation transform, from ``--data`` or the run's dev split."""
     from .images import image_sample_batch, load_image_model, load_labelled_images, parse_image_options
-    from .layers import format_layer_report, layer_report, save_layer_report
 
     _quiet_datasets()
     model = load_image_model(path)
@@ -185,16 +190,7 @@ def _inspect_image(args, path: str, run_dir: Optional[Path]) -> int:
         source += " (its labels are not the model's: gradients against the model's own predictions)"
     else:
         source = f"{len(labels)} of the " + source
-    report = layer_report(model, batch, gradients=not args.no_grad)
-    report["model"] = path
-    report["sample"] = source
-    out = Path(args.out) if args.out else (run_dir / "diagnostics" if run_dir else Path("diagnostics") / Path(path).name)
-    label = run_dir.name if run_dir else Path(path).name
-    paths = save_layer_report(report, out, overwrite=args.overwrite, title=f"{label} — {source}")
-    print(format_layer_report(report))
-    print(f"sample batch: {source}")
-    print(f"wrote {paths['json']} and {paths.get('png')}")
-    return 0
+    return _report_layers(args, model, batch, path, run_dir, source)
 
 
 # ---- probe-cls -------------------------------------------------------------------------------------------
