@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import os
 import random
 from pathlib import Path
@@ -85,3 +86,19 @@ def tiny_recipe(tiny_bert: Path, toy_data: dict, out: Path, *overrides: str):
     ]
     return load_recipe(ROOT / "recipes" / "quickstart.yaml", base + list(overrides) + ["tricks=[]"]
                        if not any(o.startswith("tricks") for o in overrides) else base + list(overrides))
+
+
+def read_csv_rows(p) -> list[dict]:
+    """The rows of a CSV file (an annotation export) as dicts."""
+    with open(p, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def write_csv_rows(p, rows: list[dict]):
+    """Write dict rows as CSV (the union of their keys as columns, missing values empty); returns ``p``."""
+    fields = list(dict.fromkeys(k for r in rows for k in r))
+    with open(p, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=fields, restval="")
+        w.writeheader()
+        w.writerows(rows)
+    return p

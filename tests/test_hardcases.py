@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from conftest import make_tiny_bert, tiny_recipe, toy_sentences, write_kim
+from conftest import read_csv_rows as _read_csv, write_csv_rows as _write_csv
 
 from nlp_cv_tricks.hardcases import (HardCaseLoop, ImportValidationError, VersionStore, export_hard_cases,
                                      import_annotations, mine, rank_label_issues)
@@ -126,20 +127,6 @@ def test_folds_stratified_and_single_fold_mode(setup, tmp_path):
 
 
 # ---- export / import ----------------------------------------------------------------------------------
-def _read_csv(p):
-    with open(p, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def _write_csv(p, rows):
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    with open(p, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=fields, restval="")
-        w.writeheader()
-        w.writerows(rows)
-    return p
-
-
 def test_export_formats(setup, tmp_path):
     paths = export_hard_cases(setup["dir"] / "mine", tmp_path, top=10)
     rows = _read_csv(paths["csv"])

@@ -5,7 +5,6 @@ hymenoptera images."""
 
 from __future__ import annotations
 
-import csv
 import gzip
 import hashlib
 import json
@@ -19,6 +18,7 @@ import torch
 from PIL import Image
 
 import nlp_cv_tricks.vision_task  # noqa: F401  (registers the image-classification task)
+from conftest import read_csv_rows as _read_csv, write_csv_rows as _write_csv
 from nlp_cv_tricks.config import load_recipe
 from nlp_cv_tricks.hardcases import HardCaseLoop, ImportValidationError, VersionStore, export_hard_cases, \
     import_annotations, mine
@@ -34,20 +34,6 @@ TINY = ["model.kwargs.model_args={channels: [8, 16, 32, 64], stem_width: 8}", "t
 
 def sha(p: Path) -> str:
     return hashlib.sha256(Path(p).read_bytes()).hexdigest()
-
-
-def _read_csv(p):
-    with open(p, newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-def _write_csv(p, rows):
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    with open(p, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=fields, restval="")
-        w.writeheader()
-        w.writerows(rows)
-    return p
 
 
 # ---- pixel CSV (MNIST): PNG exports, pixel-CSV versions, the loop end to end --------------------------------
