@@ -48,6 +48,10 @@ class DataConfig:
 
     ``dev_fraction``: when there is no dev file (or Hub dev split), carve a seeded, stratified dev split of this
     fraction out of the training data (``split_seed``); the rows go to exactly one of the two splits.
+
+    ``tensor_batches``: with the default collator, pad the token columns into tensors once and cut each batch from
+    them (:class:`nlp_cv_tricks.data.batches.PaddedTokenDataset`): the same batches, without per-row Python work
+    per step. Datasets it cannot serve exactly (extra columns, left padding) keep the collator.
     """
 
     train_file: Optional[str] = None
@@ -72,6 +76,7 @@ class DataConfig:
     num_workers: int = 0
     dev_fraction: Optional[float] = None
     split_seed: int = 42
+    tensor_batches: bool = True
 
 
 @dataclass

@@ -175,6 +175,8 @@ class Trainer:
         self._criterion_trick = next((t for t in self.tricks if t.replaces_criterion), None)
         self.collate_fn = collate_fn or self._default_collator()
         self.eval_collate_fn = eval_collate_fn or self.collate_fn
+        # the default collator pads token columns per batch; such data can be served from pre-padded tensors
+        self._default_collate = self.collate_fn if collate_fn is None else None
         self.accelerator = accelerator or self._make_accelerator_for(recipe, output_dir)
         self.output_dir = Path(output_dir or self.accelerator.project_dir
                                or recipe.output.dir.format(name=recipe.name, timestamp=datetime.now().strftime("%Y%m%d-%H%M%S")))
@@ -276,21 +278,41 @@ class Trainer:
         return fn()
 
     # ---- data loaders ----------------------------------------------------------------------------
+    def _loader_input(self, dataset, collate_fn):
+        """``(dataset, collate_fn)`` for a DataLoader: the pre-padded tensor view of a token dataset when the
+        default collator would pad it (``data.tensor_batches``; same batches, no per-row work), else as given."""
+        if not self.recipe.data.tensor_batches or collate_fn is None or collate_fn is not self._default_collate:
+            return dataset, collate_fn
+        from ..data.batches import PaddedTokenDataset, identity_collate, tensor_batch_reason
+
+        reason = tensor_batch_reason(dataset, self.tokenizer)
+        if reason is None:
+            try:
+                return PaddedTokenDataset(dataset, self.tokenizer.pad_token_id,
+                                          getattr(self.tokenizer, "pad_token_type_id", 0) or 0,
+                                          getattr(collate_fn, "pad_to_multiple_of", None)), identity_collate
+            except ValueError as e:
+                reason = str(e)
+        logger.info("batches padded per step by the collator (no tensor batches: %s)", reason)
+        return dataset, collate_fn
+
     def _train_dataloader(self):
         cfg = self.cfg
+        data, collate = self._loader_input(self.train_dataset, self.collate_fn)
         if self.recipe.data.group_by_length and "input_ids" in self.train_dataset.column_names:
             from ..data.text import LengthGroupedSampler
 
             lengths = [len(x) for x in self.train_dataset["input_ids"]]
             sampler = LengthGroupedSampler(lengths, cfg.batch_size * self.accelerator.num_processes, seed=cfg.seed)
-            return torch.utils.data.DataLoader(self.train_dataset, batch_size=cfg.batch_size, sampler=sampler,
-                                               collate_fn=self.collate_fn, num_workers=self.recipe.data.num_workers)
-        return torch.utils.data.DataLoader(self.train_dataset, batch_size=cfg.batch_size, shuffle=True,
-                                           collate_fn=self.collate_fn, num_workers=self.recipe.data.num_workers)
+            return torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, sampler=sampler,
+                                               collate_fn=collate, num_workers=self.recipe.data.num_workers)
+        return torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, shuffle=True,
+                                           collate_fn=collate, num_workers=self.recipe.data.num_workers)
 
     def _eval_dataloader(self, dataset):
-        return torch.utils.data.DataLoader(dataset, batch_size=self.cfg.eval_batch_size, shuffle=False,
-                                           collate_fn=self.eval_collate_fn, num_workers=self.recipe.data.num_workers)
+        data, collate = self._loader_input(dataset, self.eval_collate_fn)
+        return torch.utils.data.DataLoader(data, batch_size=self.cfg.eval_batch_size, shuffle=False,
+                                           collate_fn=collate, num_workers=self.recipe.data.num_workers)
 
     # ---- output ----------------------------------------------------------------------------------
     def _prepare_output_dir(self, resuming: bool) -> None:
