@@ -93,26 +93,6 @@ def _inference_speed(model, tokenizer, texts, batch_size=512, max_length=32) -> 
 
 
 # -------------------------------------------------------------------------------------------------------------
-class _WeightConstraints:
-    """Calls ``model.apply_weight_constraints()`` (Kim's max-norm) after every optimizer step. Appended to the
-    trainer's tricks here so the benchmark applies the constraint whether or not the trainer calls the model
-    method itself (the call is idempotent)."""
-
-    @staticmethod
-    def make():
-        from nlp_cv_tricks.engine.events import Trick
-
-        class WeightConstraints(Trick):
-            name = "weight_constraints"
-
-            def after_optimizer_step(self, step):
-                fn = getattr(step.unwrapped_model, "apply_weight_constraints", None)
-                if fn is not None:
-                    fn()
-
-        return WeightConstraints()
-
-
 def _load() -> list:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -130,8 +110,9 @@ def run_recipe(recipe_path: Path, overrides: list[str], eval_texts, max_length: 
     t0 = time.perf_counter()
     trainer = Trainer.from_recipe(recipe, output_dir=out)
     setup_s = time.perf_counter() - t0
-    trainer.tricks.append(_WeightConstraints.make())
     res = trainer.fit()
+    if "eval/accuracy" not in res.metrics and trainer.eval_dataset is not None:  # no evaluation while training:
+        res.metrics.update(trainer.evaluate())  # the final model, scored after the clock stopped
     model = trainer.accelerator.unwrap_model(trainer.model)
     hist = [json.loads(ln) for ln in (Path(out) / "history.jsonl").read_text().splitlines() if ln.strip()]
     evals = [round(100 * h["eval/accuracy"], 2) for h in hist if "eval/accuracy" in h]
@@ -159,8 +140,11 @@ def run_recipe(recipe_path: Path, overrides: list[str], eval_texts, max_length: 
 def part_thucnews(args, rows: list) -> list[dict]:
     """Appends one row per model to ``rows`` (saved after each model by ``args.on_row``)."""
     dev_texts, _ = _read_thuc(THUC / "dev.txt")
+    import yaml
+
     for name in args.models:
-        epochs = args.fasttext_epochs if name == "fasttext" else args.epochs
+        recipe_epochs = yaml.safe_load(open(REPO / "recipes" / f"thucnews_{name}.yaml"))["train"]["epochs"]
+        epochs = args.fasttext_epochs if name == "fasttext" else (args.epochs or recipe_epochs)
         ov = [f"train.epochs={epochs}", f"train.seed={args.seed}"]
         if args.max_train:
             ov.append(f"data.max_train_samples={args.max_train}")
@@ -241,42 +225,29 @@ def official_fasttext(args, files, dim: int, word_ngrams: int, bucket: int, lr: 
 
 
 def _trainer_data_cost(recipe_path: Path, overrides: list[str]) -> dict:
-    """Cost of one epoch of the trainer's input pipeline alone (``Trainer._train_dataloader``: datasets rows +
-    ``DataCollatorWithPadding``), against the same batches cut from pre-padded tensors (one index op per batch):
-    what the trainer's per-step data overhead is, and what a tensor path would save."""
+    """One epoch of the trainer's input pipeline alone (``Trainer._train_dataloader``), with tensor batches (the
+    default: token columns padded once, each batch cut by index) and with ``data.tensor_batches=false`` (datasets
+    rows + ``DataCollatorWithPadding`` per batch)."""
     from nlp_cv_tricks import load_recipe
     from nlp_cv_tricks.engine.trainer import Trainer
 
     out = tempfile.mkdtemp(prefix="bench_baselines_data_")
     recipe = load_recipe(recipe_path, overrides + ["output.report_to=none", f"output.dir={out}"])
     trainer = Trainer.from_recipe(recipe, output_dir=out)
-    dl = trainer._train_dataloader()
-    t0 = time.perf_counter()
-    n = sum(1 for _ in dl)
-    loader_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    ds = trainer.train_dataset
-    ids_list = ds["input_ids"][:]
-    L = max(len(x) for x in ids_list)
-    ids = torch.zeros(len(ids_list), L, dtype=torch.long)
-    for i, x in enumerate(ids_list):
-        ids[i, :len(x)] = torch.tensor(x)
-    am = (ids != trainer.tokenizer.pad_token_id).long()
-    lens = am.sum(1)
-    y = torch.tensor(ds["labels"][:])
-    prep_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    bs = recipe.train.batch_size
-    perm = torch.randperm(len(y))
-    for i in range(0, len(y), bs):
-        b = perm[i: i + bs]
-        m = int(lens[b].max())
-        _ = {"input_ids": ids[b, :m], "attention_mask": am[b, :m], "labels": y[b]}
-    tensor_s = time.perf_counter() - t0
-    return {"batches": n, "trainer_loader_epoch_s": round(loader_s, 2),
-            "trainer_loader_ms_per_batch": round(1000 * loader_s / n, 2),
-            "tensor_prepad_once_s": round(prep_s, 2), "tensor_loader_epoch_s": round(tensor_s, 3),
-            "tensor_loader_ms_per_batch": round(1000 * tensor_s / n, 3)}
+    res = {}
+    for flag in (True, False):
+        trainer.recipe.data.tensor_batches = flag
+        t0 = time.perf_counter()
+        dl = trainer._train_dataloader()
+        build_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        n = sum(1 for _ in dl)
+        epoch_s = time.perf_counter() - t0
+        key = "tensor" if flag else "collator"
+        res[key] = {"build_s": round(build_s, 3), "epoch_s": round(epoch_s, 3),
+                    "ms_per_batch": round(1000 * epoch_s / n, 3)}
+        res["batches"] = n
+    return res
 
 
 def part_fasttext(args) -> dict:
@@ -304,11 +275,12 @@ def part_fasttext(args) -> dict:
                        "threads": 1, "official_lr": args.official_lr, "recipe": str(recipe_path.relative_to(REPO)),
                        "ours_optimizer": rk["train"]["optimizer"], "ours_lr": rk["train"]["learning_rate"],
                        "ours_batch_size": rk["train"]["batch_size"], "rounds": args.fasttext_rounds},
-           "runs": {"official": [], "ours_compact_sgd": [], "ours_compact_adagrad": [], "ours_trainer": []}}
+           "runs": {"official": [], "ours_compact_sgd": [], "ours_compact_adagrad": [], "ours_trainer": [],
+                    "ours_trainer_noeval": []}}
     runs = out["runs"]
     for r in range(args.fasttext_rounds):
         print(f"[fasttext] round {r + 1}/{args.fasttext_rounds}", flush=True)
-        for name in ("official", "ours_compact_sgd", "ours_compact_adagrad", "ours_trainer"):
+        for name in ("official", "ours_compact_sgd", "ours_compact_adagrad", "ours_trainer", "ours_trainer_noeval"):
             load0 = _load()
             if name == "official":
                 res = official_fasttext(args, files, dim, ng, bucket, args.official_lr)
@@ -318,7 +290,8 @@ def part_fasttext(args) -> dict:
             elif name == "ours_compact_adagrad":
                 res = compact_fasttext(args, train, dev, mk, "adagrad", 0.2, rk["train"]["batch_size"])
             else:
-                t = run_recipe(recipe_path, ov, None, 32)
+                t = run_recipe(recipe_path, ov + (["train.eval_each_epoch=false"] if name.endswith("noeval") else []),
+                               None, 32)
                 res = {"dev_acc": t["dev_acc_final"], "dev_acc_best": t["dev_acc_best"], "train_s": t["train_s"],
                        "setup_s": t["setup_s"], "end_to_end_s": round(t["train_s"] + t["setup_s"], 2),
                        "params": t["params"], "dev_acc_per_eval": t["dev_acc_per_eval"]}
@@ -331,7 +304,7 @@ def part_fasttext(args) -> dict:
                      if all(k in x for x in rs)}
     off = [x["train_s"] for x in runs["official"]]
     ratios = {}
-    for name in ("ours_compact_sgd", "ours_compact_adagrad", "ours_trainer"):
+    for name in ("ours_compact_sgd", "ours_compact_adagrad", "ours_trainer", "ours_trainer_noeval"):
         for key in ("train_s", "end_to_end_s"):
             per_round = [round(x[key] / o, 2) for x, o in zip(runs[name], off) if key in x]
             if per_round:
@@ -402,16 +375,17 @@ def part_kim(args, rows: list) -> list[dict]:
     """TextCNN-rand with Kim's settings through the trainer on ``recipes/{sst2,trec,mr}_textcnn.yaml`` (Adadelta
     rho 0.95, batch 50, dropout 0.5, max-norm 3, U(-0.25, 0.25) vectors; TREC and MR: seeded stratified 10% dev
     split of train via data.dev_fraction), ``--kim-epochs`` epochs (the paper: 25), best dev epoch reported."""
-    for name in args.kim_tasks:
-        recipe = REPO / "recipes" / f"{name}_textcnn.yaml"
-        ov = [f"train.epochs={args.kim_epochs}", f"train.seed={args.seed}"]
-        print(f"[kim] TextCNN-rand on {name}: {args.kim_epochs} epochs ...", flush=True)
-        r = run_recipe(recipe, ov, None, 64)
-        r.update(task=name, published_cnn_rand=PUBLISHED_KIM[name], epochs=args.kim_epochs)
-        print(f"  dev acc {r['dev_acc_best']:.2f} (per epoch {r['dev_acc_per_eval']}), train {r['train_s']:.1f}s, "
-              f"load {r['load_before']} -> {r['load_after']}", flush=True)
-        rows.append(r)
-        args.on_row()
+    for seed in args.kim_seeds:
+        for name in args.kim_tasks:
+            recipe = REPO / "recipes" / f"{name}_textcnn.yaml"
+            ov = [f"train.epochs={args.kim_epochs}", f"train.seed={seed}"]
+            print(f"[kim] TextCNN-rand on {name}, seed {seed}: {args.kim_epochs} epochs ...", flush=True)
+            r = run_recipe(recipe, ov, None, 64)
+            r.update(task=name, seed=seed, published_cnn_rand=PUBLISHED_KIM[name], epochs=args.kim_epochs)
+            print(f"  dev acc {r['dev_acc_best']:.2f} (per epoch {r['dev_acc_per_eval']}), train {r['train_s']:.1f}s, "
+                  f"load {r['load_before']} -> {r['load_after']}", flush=True)
+            rows.append(r)
+            args.on_row()
     return rows
 
 
@@ -446,7 +420,10 @@ def render(result: dict) -> str:
         labels = {"official": "official fastText (`train_supervised`: read + dictionary + train)",
                   "ours_compact_sgd": f"ours, model + {s['ours_optimizer']} alone (pre-tokenised tensors)",
                   "ours_compact_adagrad": "ours, model + adagrad alone (pre-tokenised tensors)",
-                  "ours_trainer": "ours, `Trainer.from_recipe` + `fit` (recipe; train s = fit)"}
+                  "ours_trainer": "ours, `Trainer.from_recipe` + `fit` (the recipe: dev evaluation every epoch; "
+                                  "train s = fit)",
+                  "ours_trainer_noeval": "ours, the same with `train.eval_each_epoch=false` (scored after `fit`, "
+                                         "as the official model is)"}
         for name, label in labels.items():
             rs = f["runs"][name]
             m = f["median"][name]
@@ -457,12 +434,13 @@ def render(result: dict) -> str:
                          f"{_fmt(m.get('end_to_end_s', m['train_s']), 2)} | {_fmt(re_['median'] if re_ else (1.0 if name == 'official' else None), 2)} | "
                          f"{' / '.join(str(x['load_before'][0]) for x in rs)} |")
         lines.append("")
-        if "trainer_data_cost" in f:
+        if "trainer_data_cost" in f and "tensor" in f["trainer_data_cost"]:
             d = f["trainer_data_cost"]
-            lines += [f"Trainer input pipeline alone (one epoch, {d['batches']} batches): datasets rows + "
-                      f"DataCollatorWithPadding {d['trainer_loader_epoch_s']} s ({d['trainer_loader_ms_per_batch']} ms/batch); "
-                      f"the same batches cut from pre-padded tensors {d['tensor_loader_epoch_s']} s "
-                      f"({d['tensor_loader_ms_per_batch']} ms/batch) after a one-off {d['tensor_prepad_once_s']} s.", ""]
+            lines += [f"Trainer input pipeline alone (one epoch, {d['batches']} batches): tensor batches (default) "
+                      f"{d['tensor']['epoch_s']} s ({d['tensor']['ms_per_batch']} ms/batch, after a one-off "
+                      f"{d['tensor']['build_s']} s to pad); `data.tensor_batches=false` (datasets rows + "
+                      f"DataCollatorWithPadding) {d['collator']['epoch_s']} s ({d['collator']['ms_per_batch']} "
+                      "ms/batch).", ""]
     if "speed" in result:
         ft = next((r for r in result["speed"] if r["model"] == "fasttext"), None)
         lines += ["### Cost only, interleaved rounds (THUCNews batches of 128 titles; median of rounds)", "",
@@ -480,10 +458,22 @@ def render(result: dict) -> str:
         splits = {"sst2": "stsa.binary.train -> stsa.binary.dev (sentences only)",
                   "trec": "seeded stratified 90/10 of TREC.train.all", "mr": "seeded stratified 90/10 of rt-polarity.all"}
         for r in result["kim"]:
-            lines.append(f"| {r['task']} | {splits[r['task']]}: {r['train_size']:,} -> {r['dev_size']:,} | {r['epochs']} | "
+            lines.append(f"| {r['task']} (seed {r.get('seed', result['args']['seed'])}) | {splits[r['task']]}: "
+                         f"{r['train_size']:,} -> {r['dev_size']:,} | {r['epochs']} | "
                          f"{_fmt(r['dev_acc_best'])} | {' / '.join(f'{a:.1f}' for a in r['dev_acc_per_eval'])} | "
                          f"{_fmt(r['published_cnn_rand'])} | {_fmt(r['train_s'], 1)} | {r['load_before'][0]} -> "
                          f"{r['load_after'][0]} |")
+        lines.append("")
+        import statistics
+
+        lines += ["| data | seeds | dev acc (best epoch) mean ± std | Kim 2014 CNN-rand (test) | difference |",
+                  "|---|---|---|---|---|"]
+        for task in dict.fromkeys(r["task"] for r in result["kim"]):
+            accs = [r["dev_acc_best"] for r in result["kim"] if r["task"] == task]
+            sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
+            pub = PUBLISHED_KIM[task]
+            lines.append(f"| {task} | {len(accs)} | {statistics.mean(accs):.2f} ± {sd:.2f} | {pub} | "
+                         f"{statistics.mean(accs) - pub:+.2f} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -492,12 +482,14 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parts", default="thucnews,fasttext,speed,kim")
     ap.add_argument("--models", default=",".join(ALL_MODELS))
-    ap.add_argument("--epochs", type=int, default=2, help="epochs of the neural THUCNews models")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="epochs of the neural THUCNews models (default: each recipe's own)")
     ap.add_argument("--fasttext-epochs", type=int, default=5)
     ap.add_argument("--fasttext-rounds", type=int, default=3, help="interleaved rounds of official vs ours")
     ap.add_argument("--official-lr", type=float, default=0.5)
     ap.add_argument("--kim-tasks", default="sst2,trec,mr")
     ap.add_argument("--kim-epochs", type=int, default=25, help="Kim 2014: 25")
+    ap.add_argument("--kim-seeds", default="1,2,3", help="seeds of the Kim runs (the split seed stays fixed)")
     ap.add_argument("--max-train", type=int, default=None, help="cap the THUCNews training titles")
     ap.add_argument("--speed-steps", type=int, default=10, help="training steps per model and round (part speed)")
     ap.add_argument("--speed-rounds", type=int, default=3)
@@ -507,6 +499,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
     args.kim_tasks = [m for m in args.kim_tasks.split(",") if m]
+    args.kim_seeds = [int(x) for x in args.kim_seeds.split(",") if x]
     parts = [p for p in args.parts.split(",") if p]
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)

@@ -101,3 +101,17 @@ def test_a_custom_collator_is_kept(tiny_bert, toy_data, tmp_path):
                  eval_dataset=t.eval_dataset, collate_fn=custom, accelerator=t.accelerator, output_dir=t.output_dir)
     dl = t2._train_dataloader()
     assert dl.collate_fn is custom and type(dl.dataset).__name__ == "Dataset"
+
+
+def test_group_by_length_batches_equal_the_collator(tiny_bert, toy_data, tmp_path):
+    loaders = {}
+    for flag in ("true", "false"):
+        r = tiny_recipe(tiny_bert, toy_data, tmp_path / flag, "data.group_by_length=true", f"data.tensor_batches={flag}")
+        t = Trainer.from_recipe(r)
+        loaders[flag] = list(t._train_dataloader())
+    assert len(loaders["true"]) == len(loaders["false"]) > 3
+    widths = set()
+    for a, b in zip(loaders["true"], loaders["false"]):
+        _equal(a, b)
+        widths.add(a["input_ids"].shape[1])
+    assert len(widths) > 1  # batches are cut to their own longest row
