@@ -64,6 +64,10 @@ def test_reasons_to_keep_the_collator(tok_ds):
     assert tensor_batch_reason(ds, tok) is None
     assert "['text']" in tensor_batch_reason(ds.add_column("text", ["x"] * len(ds)), tok)
     assert "no input_ids" in tensor_batch_reason(ds.remove_columns("input_ids"), tok)
+    fixed = datasets.Dataset.from_dict({"input_ids": [[1, 2], [3, 4]], "labels": [0, 1]},
+                                       features=datasets.Features({"input_ids": datasets.Sequence(datasets.Value("int64"), length=2),
+                                                                   "labels": datasets.Value("int64")}))
+    assert "not a variable-length list" in tensor_batch_reason(fixed, tok)
     tok.padding_side = "left"
     assert tensor_batch_reason(ds, tok) == "left padding"
     tok.padding_side = "right"

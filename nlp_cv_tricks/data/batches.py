@@ -49,8 +49,13 @@ def tensor_batch_reason(dataset, tokenizer, max_elements: int = 200_000_000) -> 
         return "left padding"
     if len(dataset) == 0:
         return "empty dataset"
+    import pyarrow as pa
     import pyarrow.compute as pc
 
+    for name in set(cols) & set(TOKEN_COLUMNS):
+        t = dataset.data.schema.field(name).type
+        if not (pa.types.is_list(t) or pa.types.is_large_list(t)) or not pa.types.is_integer(t.value_type):
+            return f"column {name!r} is {t}, not a variable-length list of integers"
     width = pc.max(pc.list_value_length(dataset.data.column("input_ids"))).as_py() or 0
     if len(dataset) * width > max_elements:
         return f"{len(dataset)} rows x {width} tokens is too large to pre-pad (limit {max_elements:,} elements)"
