@@ -9,6 +9,12 @@ Command line::
 ``--vary KEY=V1,V2,...`` adds one variant per value (commas inside ``{}``/``[]`` do not split). For ``tricks``
 a value is a sequence of ``+name`` (append a trick), ``+name{opt: value, ...}`` (with options, YAML flow
 mapping) and ``-name`` (remove it from the recipe's list), e.g. ``tricks=+fgm,+fgm{epsilon: 0.3},+fgm+rdrop``.
+``recipe=other.yaml,...`` runs other recipe files as variants -- whole set-ups against the ablated recipe, with
+the trailing ``key=value`` arguments applied to all, e.g. the text baselines on your own data::
+
+    nlp-cv-tricks ablate recipes/thucnews_textcnn.yaml --vary recipe=recipes/thucnews_fasttext.yaml,\
+        recipes/thucnews_dpcnn.yaml data.train_file=my_train.tsv data.dev_file=my_dev.tsv --seeds 3
+
 Any other key is a recipe override (``train.batch_size=32,64,128,512``). Variants are one-factor-at-a-time
 against the baseline; ``--grid`` takes the cartesian product of the ``--vary`` axes instead. Trailing
 ``key=value`` arguments apply to every run (baseline included).
@@ -73,8 +79,12 @@ class AblateError(RecipeError):
 # ---------------------------------------------------------------------------------------------------------
 @dataclass
 class Variant:
+    """One row of an ablation: ``overrides`` on the ablated recipe, or on another ``recipe`` file (``--vary
+    recipe=a.yaml,b.yaml``: compare whole set-ups, e.g. TextCNN vs FastText, on the same data)."""
+
     name: str
     overrides: list[str] = field(default_factory=list)
+    recipe: Optional[str] = None
 
 
 def split_top_level(text: str, sep: str = ",") -> list[str]:
@@ -160,12 +170,21 @@ def parse_vary(spec: str, base_tricks: list) -> list[Variant]:
         raise AblateError(f"--vary {spec!r} lists no values")
     out = []
     for v in vals:
-        if key == "tricks":
+        if key == "recipe":
+            out.append(_recipe_variant(v))
+        elif key == "tricks":
             tricks = apply_trick_ops(base_tricks, v)
             out.append(Variant(f"tricks={v}", [f"tricks={json.dumps(tricks)}"]))
         else:
             out.append(Variant(f"{key}={v}", [f"{key}={v}"]))
     return out
+
+
+def _recipe_variant(path: str) -> Variant:
+    p = Path(path)
+    if not p.is_file():
+        raise AblateError(f"--vary recipe={path}: no such recipe file")
+    return Variant(f"recipe={p.stem}", [], recipe=str(p))
 
 
 def _raw_recipe(recipe: str | os.PathLike, overrides: Sequence[str]) -> dict:
@@ -190,7 +209,7 @@ def build_variants(recipe: str | os.PathLike, vary: Sequence[str], overrides: Se
                     raise AblateError(f"variant {v.name!r} is listed twice")
                 seen.add(v.name)
                 variants.append(v)
-        return variants
+        return _validated(variants, overrides)
     axes = []
     for spec in vary:
         key, _, values = spec.partition("=")
@@ -198,16 +217,33 @@ def build_variants(recipe: str | os.PathLike, vary: Sequence[str], overrides: Se
             raise AblateError(f"--vary {spec!r} must look like KEY=V1,V2")
         axes.append([(key.strip(), v) for v in split_top_level(values)])
     for combo in itertools.product(*axes):
-        tricks, ovr, names = list(base_tricks), [], []
+        tricks, ovr, names, other = list(base_tricks), [], [], None
         for key, v in combo:
             names.append(f"{key}={v}")
-            if key == "tricks":
+            if key == "recipe":
+                other = _recipe_variant(v).recipe
+                tricks = list(_raw_recipe(other, overrides).get("tricks") or [])
+            elif key == "tricks":
                 tricks = apply_trick_ops(tricks, v)
             else:
                 ovr.append(f"{key}={v}")
         if any(k == "tricks" for k, _ in combo):
             ovr.append(f"tricks={json.dumps(tricks)}")
-        variants.append(Variant(" ".join(names), ovr))
+        variants.append(Variant(" ".join(names), ovr, recipe=other))
+    return _validated(variants, overrides)
+
+
+def _validated(variants: list[Variant], overrides: Sequence[str]) -> list[Variant]:
+    """Variants on other recipe files: each file loads with the common overrides (errors name the file) before
+    any run starts."""
+    from .config import load_recipe
+
+    for v in variants:
+        if v.recipe is not None:
+            try:
+                load_recipe(v.recipe, list(overrides) + list(v.overrides))
+            except RecipeError as e:
+                raise AblateError(f"variant {v.name!r} ({v.recipe}): {e}") from None
     return variants
 
 
@@ -215,7 +251,8 @@ def _slug(variant: Variant) -> str:
     if variant.name == "baseline":
         return "baseline"
     short = re.sub(r"[^A-Za-z0-9._=+-]+", "_", variant.name)[:60].strip("_")
-    h = hashlib.sha1(json.dumps(variant.overrides).encode()).hexdigest()[:8]
+    key = variant.overrides if variant.recipe is None else [variant.recipe] + variant.overrides
+    h = hashlib.sha1(json.dumps(key).encode()).hexdigest()[:8]
     return f"{short}-{h}"
 
 
@@ -238,6 +275,7 @@ class RunResult:
     overrides: list[str]
     reused: bool = False
     error: Optional[str] = None
+    recipe: Optional[str] = None
 
 
 def _peak_rss_mb() -> float:
@@ -295,11 +333,13 @@ def run_one(recipe: str | os.PathLike, variant: Variant, seed: int, run_dir: str
     redone from scratch) and ``train.progress_bar=false``."""
     run_dir = Path(run_dir)
     result_path = run_dir / RESULT_FILE
+    recipe = variant.recipe or recipe
     all_ovr = list(overrides) + list(variant.overrides) + [
         f"train.seed={seed}", f"output.dir={run_dir / 'train'}", "output.overwrite=true", "train.progress_bar=false"]
     if result_path.is_file() and not force:
         saved = json.loads(result_path.read_text(encoding="utf-8"))
-        if saved.get("overrides") == all_ovr and saved.get("error") is None:
+        if saved.get("overrides") == all_ovr and saved.get("recipe") in (None, str(recipe)) \
+                and saved.get("error") is None:
             saved["reused"] = True
             return RunResult(**{k: saved.get(k) for k in RunResult.__dataclass_fields__})
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -330,7 +370,7 @@ def run_one(recipe: str | os.PathLike, variant: Variant, seed: int, run_dir: str
                     greater_is_better=bool(fields.get("greater_is_better", True)), seconds=round(seconds, 2),
                     train_seconds=fields.get("train_seconds"), peak_mem_mb=fields.get("peak_mem_mb"),
                     gpu_peak_mem_mb=fields.get("gpu_peak_mem_mb"), run_dir=str(run_dir), overrides=all_ovr,
-                    error=error)
+                    error=error, recipe=str(recipe))
     _atomic_json(result_path, res.__dict__)
     return res
 
@@ -566,7 +606,7 @@ def ablate_parser() -> argparse.ArgumentParser:
     _common_args(p)
     p.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2",
                    help="one variant per value; tricks=+fgm,+rdrop,-label_smoothing,+focal_loss{gamma: 1}; "
-                        "repeatable")
+                        "recipe=other.yaml,... (other recipe files, the same overrides); repeatable")
     p.add_argument("--grid", action="store_true", help="cartesian product of the --vary axes")
     p.add_argument("--save-models", action="store_true", help="keep output.save_best of the recipe")
     return p

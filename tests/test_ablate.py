@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -167,3 +168,38 @@ def test_command_line(tiny_bert, toy_data, tmp_path, capsys, monkeypatch):
     assert inner.start == 0.02 and inner.patience == 2 and inner.seeds == 1
     assert ab.main(["ablate", str(RECIPE), "--seeds", "1"]) == 2  # no --vary: a clear error, exit code 2
     assert "give at least one --vary" in capsys.readouterr().err
+
+
+def test_recipe_variants_compare_whole_setups(toy_data, tmp_path):
+    """--vary recipe=...: another recipe file as a variant, the common overrides (the data) applied to both."""
+    import yaml
+
+    common_train = {"epochs": 4, "batch_size": 16, "eval_batch_size": 64, "warmup_ratio": 0.0, "logging_steps": 8}
+    cnn = {"name": "cnn", "task": "text-classification",
+           "model": {"name": "textcnn", "kwargs": {"embedding_dim": 16, "num_filters": 8, "level": "word"}},
+           "train": {**common_train, "optimizer": "adam", "learning_rate": 1e-2}, "tricks": []}
+    ft = {"name": "ft", "task": "text-classification",
+          "model": {"name": "fasttext", "kwargs": {"embedding_dim": 16, "word_ngrams": 2, "bucket": 1000,
+                                                   "level": "word"}},
+          "train": {**common_train, "optimizer": "auto", "learning_rate": 0.5}, "tricks": ["grad_norm_logging"]}
+    paths = {}
+    for name, r in (("cnn", cnn), ("ft", ft)):
+        paths[name] = tmp_path / f"{name}.yaml"
+        paths[name].write_text(yaml.safe_dump(r))
+    data = [f"data.train_file={toy_data['train']}", f"data.dev_file={toy_data['dev']}", "data.format=kim2014",
+            "data.label_names=[negative,positive]", "data.max_length=16"]
+    variants = build_variants(paths["cnn"], [f"recipe={paths['ft']}"], data)
+    assert [(v.name, v.recipe) for v in variants] == [("baseline", None), ("recipe=ft", str(paths["ft"]))]
+    with pytest.raises(AblateError, match="no such recipe file"):
+        build_variants(paths["cnn"], [f"recipe={tmp_path / 'missing.yaml'}"], data)
+    res = ab.ablate(paths["cnn"], [f"recipe={paths['ft']}"], seeds=[0], overrides=data, out_dir=tmp_path / "abl",
+                    in_process=True, verbose=False)
+    assert [s.name for s in res.summaries] == ["baseline", "recipe=ft"]
+    assert all(s.failed == 0 and s.mean > 0.7 for s in res.summaries), res.markdown  # chance is ~0.5
+    trained = {r.variant: yaml.safe_load((Path(r.run_dir) / "train" / "recipe.yaml").read_text())
+               for r in res.runs}
+    assert trained["baseline"]["model"]["name"] == "textcnn" and trained["recipe=ft"]["model"]["name"] == "fasttext"
+    assert trained["recipe=ft"]["data"]["train_file"] == str(toy_data["train"])
+    again = ab.ablate(paths["cnn"], [f"recipe={paths['ft']}"], seeds=[0], overrides=data, out_dir=tmp_path / "abl",
+                      in_process=True, verbose=False)
+    assert all(r.reused for r in again.runs)
