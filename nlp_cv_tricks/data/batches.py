@@ -32,9 +32,10 @@ def identity_collate(batch):
     return batch
 
 
-def tensor_batch_reason(dataset, tokenizer, max_elements: int = 200_000_000) -> Optional[str]:
+def tensor_batch_reason(dataset, tokenizer, max_elements: int = 100_000_000) -> Optional[str]:
     """``None`` when :class:`PaddedTokenDataset` can serve ``dataset`` exactly as ``DataCollatorWithPadding`` would;
-    otherwise why not (the trainer then keeps the collator)."""
+    otherwise why not (the trainer then keeps the collator). Above ``max_elements`` padded tokens (400 MB of int32 per
+    column, per process) the collator is kept too."""
     cols = getattr(dataset, "column_names", None)
     if cols is None or not hasattr(dataset, "with_format"):
         return "not a datasets.Dataset"
