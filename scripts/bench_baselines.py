@@ -250,6 +250,29 @@ def _trainer_data_cost(recipe_path: Path, overrides: list[str]) -> dict:
     return res
 
 
+def _fasttext_run(name, args, files, train, dev, mk, rk, recipe_path, ov) -> dict:
+    torch.set_num_threads(args.threads)
+    dim, ng, bucket = mk.get("embedding_dim", 100), mk.get("word_ngrams", 2), mk.get("bucket", 250499)
+    if name == "official":
+        return official_fasttext(args, files, dim, ng, bucket, args.official_lr)
+    if name == "ours_compact_sgd":
+        return compact_fasttext(args, train, dev, mk, rk["train"]["optimizer"], rk["train"]["learning_rate"],
+                                rk["train"]["batch_size"])
+    if name == "ours_compact_adagrad":
+        return compact_fasttext(args, train, dev, mk, "adagrad", 0.2, rk["train"]["batch_size"])
+    t = run_recipe(recipe_path, ov + (["train.eval_each_epoch=false"] if name.endswith("noeval") else []), None, 32)
+    return {"dev_acc": t["dev_acc_final"], "dev_acc_best": t["dev_acc_best"], "train_s": t["train_s"],
+            "setup_s": t["setup_s"], "end_to_end_s": round(t["train_s"] + t["setup_s"], 2),
+            "params": t["params"], "dev_acc_per_eval": t["dev_acc_per_eval"]}
+
+
+def _in_fresh_process(fn, *fn_args):
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(fn, fn_args)
+
+
 def part_fasttext(args) -> dict:
     """Official fastText vs ours, interleaved in ``--fasttext-rounds`` rounds (official, ours compact with SGD,
     ours compact with Adagrad, ours through the trainer), so machine-load drift hits all alike; medians and the
@@ -282,19 +305,9 @@ def part_fasttext(args) -> dict:
         print(f"[fasttext] round {r + 1}/{args.fasttext_rounds}", flush=True)
         for name in ("official", "ours_compact_sgd", "ours_compact_adagrad", "ours_trainer", "ours_trainer_noeval"):
             load0 = _load()
-            if name == "official":
-                res = official_fasttext(args, files, dim, ng, bucket, args.official_lr)
-            elif name == "ours_compact_sgd":
-                res = compact_fasttext(args, train, dev, mk, rk["train"]["optimizer"], rk["train"]["learning_rate"],
-                                       rk["train"]["batch_size"])
-            elif name == "ours_compact_adagrad":
-                res = compact_fasttext(args, train, dev, mk, "adagrad", 0.2, rk["train"]["batch_size"])
-            else:
-                t = run_recipe(recipe_path, ov + (["train.eval_each_epoch=false"] if name.endswith("noeval") else []),
-                               None, 32)
-                res = {"dev_acc": t["dev_acc_final"], "dev_acc_best": t["dev_acc_best"], "train_s": t["train_s"],
-                       "setup_s": t["setup_s"], "end_to_end_s": round(t["train_s"] + t["setup_s"], 2),
-                       "params": t["params"], "dev_acc_per_eval": t["dev_acc_per_eval"]}
+            # every run in a fresh process, as a user's run is: repeated 100 MB embedding tables in one process
+            # slow later rounds down (allocator state), which a user never sees
+            res = _in_fresh_process(_fasttext_run, name, args, files, train, dev, mk, rk, recipe_path, ov)
             res["load_before"], res["load_after"] = load0, _load()
             runs[name].append(res)
             print(f"  {name}: {res}", flush=True)
