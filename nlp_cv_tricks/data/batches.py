@@ -2,8 +2,8 @@
 
 The trainer's default input path reads each batch as rows of a ``datasets.Dataset`` and pads them with
 ``DataCollatorWithPadding``: per batch, Arrow rows -> Python lists -> ``tokenizer.pad`` -> tensors. For small, fast
-models (FastText, TextCNN) that costs more than the training step itself (THUCNews titles, batch 128: ~2 ms of
-Python per batch against ~1 ms for FastText's forward, backward and update; benchmarks/RESULTS.md, baselines).
+models (FastText) that costs about as much as the training step itself (THUCNews titles, batch 128: 2.2 ms per
+batch against ~2.4 ms for FastText's forward, backward and update; benchmarks/RESULTS.md, baselines).
 
 :class:`PaddedTokenDataset` right-pads the token columns into tensors once and answers a whole batch of indices
 with one index operation per column (``__getitems__``, which PyTorch's ``DataLoader`` calls with the batch's

@@ -302,7 +302,9 @@ class Trainer:
         if self.recipe.data.group_by_length and "input_ids" in self.train_dataset.column_names:
             from ..data.text import LengthGroupedSampler
 
-            lengths = [len(x) for x in self.train_dataset["input_ids"]]
+            # the tensor view knows its row lengths; otherwise read them from the dataset once
+            lengths = (data.lengths.tolist() if hasattr(data, "lengths")
+                       else [len(x) for x in self.train_dataset["input_ids"]])
             sampler = LengthGroupedSampler(lengths, cfg.batch_size * self.accelerator.num_processes, seed=cfg.seed)
             return torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, sampler=sampler,
                                                collate_fn=collate, num_workers=self.recipe.data.num_workers)
