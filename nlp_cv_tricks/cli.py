@@ -58,11 +58,14 @@ def train_main(recipe_path: str, overrides: list[str]):
         print(f"train time    : {result.train_seconds:.1f} s")
         auto = _AUTO_CLASS.get(recipe.task, "AutoModelForSequenceClassification")
         print(f"model saved to: {result.model_dir}")
-        print(f"load it with  : import nlp_cv_tricks; from transformers import {auto}, AutoTokenizer")
+        image = recipe.task == "image-classification"
+        print(f"load it with  : import nlp_cv_tricks; from transformers import {auto}"
+              + ("" if image else ", AutoTokenizer"))
         print(f"                model = {auto}.from_pretrained({result.model_dir!r})")
-        if recipe.task != "image-classification":
+        if not image:
             print(f"                tokenizer = AutoTokenizer.from_pretrained({result.model_dir!r})")
-        print(f"or evaluate   : nlp-cv-tricks eval {result.model_dir} --data FILE")
+        what = {"image-classification": "IMAGES", "question-answering": "SQUAD.json"}.get(recipe.task, "FILE")
+        print(f"or evaluate   : nlp-cv-tricks eval {result.model_dir} --data {what}")
     trainer.accelerator.end_training()  # end of the script: release the process group
     return result
 
@@ -75,10 +78,15 @@ def _cmd_train(args) -> int:
 def _cmd_eval(args) -> int:
     from .config import atomic_write_text
     from .data import mrc_task
-    from .inference import evaluate_file
+    from .diagnostics.images import is_image_model_dir
+    from .inference import evaluate_file, evaluate_image_file
 
+    if args.out and os.path.exists(args.out) and not args.overwrite:  # before the work, not after
+        raise FileExistsError(f"{args.out} exists; choose another --out or pass --overwrite")
     if mrc_task.is_qa_model_dir(args.model_dir):  # SQuAD-format data: EM/F1
         metrics = mrc_task.evaluate_qa_file(args.model_dir, args.data, batch_size=args.batch_size)
+    elif is_image_model_dir(args.model_dir):  # an image folder, pixel CSV or .npy array, as in training
+        metrics = evaluate_image_file(args.model_dir, args.data, batch_size=args.batch_size)
     else:
         metrics = evaluate_file(args.model_dir, args.data, fmt=args.format, text_column=args.text_column,
                                 text_pair_column=args.text_pair_column, label_column=args.label_column,
@@ -94,12 +102,18 @@ def _cmd_eval(args) -> int:
 
 def _cmd_predict(args) -> int:
     from .data import mrc_task
-    from .inference import predict_file
+    from .diagnostics.images import is_image_model_dir
+    from .inference import predict_file, predict_image_file
 
     if mrc_task.is_qa_model_dir(args.model_dir):  # --out is a folder: predictions.json + nbest_predictions.json
         mrc_task.predict_qa_file(args.model_dir, args.data, args.out, batch_size=args.batch_size,
                                  overwrite=args.overwrite)
         print(f"wrote predictions.json and nbest_predictions.json to {args.out}")
+        return 0
+    if is_image_model_dir(args.model_dir):
+        n = predict_image_file(args.model_dir, args.data, args.out, batch_size=args.batch_size,
+                               overwrite=args.overwrite)
+        print(f"wrote {n} predictions to {args.out}")
         return 0
     n = predict_file(args.model_dir, args.data, args.out, fmt=args.format, text_column=args.text_column,
                      text_pair_column=args.text_pair_column, batch_size=args.batch_size, overwrite=args.overwrite)
@@ -125,7 +139,9 @@ def _cmd_push(args) -> int:
 
 def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_dir", help="a saved model directory, or a run directory (its best/ model is used)")
-    p.add_argument("--data", required=True, help="data file (csv, tsv, json, jsonl, parquet, or the recipe's format)")
+    p.add_argument("--data", required=True, help="data file (csv, tsv, json, jsonl, parquet, or the recipe's format); "
+                   "for an image model an image folder, pixel CSV or .npy array as in training; for a "
+                   "question-answering model a SQuAD-format JSON file")
     p.add_argument("--format", default=None, help="override the data format saved with the model")
     p.add_argument("--text-column", default=None)
     p.add_argument("--text-pair-column", default=None)
@@ -150,7 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="label a data file with a saved model (predictions with probabilities)")
     _data_args(p)
-    p.add_argument("--out", required=True, help="output file: .jsonl (default) or .csv")
+    p.add_argument("--out", required=True, help="output file: .jsonl (default) or .csv; for a question-answering "
+                   "model a folder that receives predictions.json and nbest_predictions.json")
     p.set_defaults(func=_cmd_predict)
 
     p = sub.add_parser("push", help="upload a model to the Hugging Face Hub with a generated model card")
@@ -179,6 +196,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         return int(args.func(args) or 0)
     except (RecipeError, DataError, FileExistsError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, OSError) as e:
+        # bad arguments found deeper down (a model that cannot be loaded offline, an invalid option value):
+        # one line for the user; the traceback on request
+        if os.environ.get("NCT_TRACEBACK"):
+            raise
+        print(f"error: {type(e).__name__}: {e}\n(set NCT_TRACEBACK=1 to see where it was raised)", file=sys.stderr)
         return 2
 
 

@@ -1,5 +1,5 @@
 """Evaluate or label data files with a saved model directory (``best/`` of a run, or any
-``save_pretrained`` text classifier)."""
+``save_pretrained`` text classifier; image classifiers saved by an ``image-classification`` run)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ import torch
 import yaml
 
 from .config import DataConfig, atomic_write_text
-from .data.text import _EXT_FORMATS, LabelMap, load_eval_file, tokenize_dataset
+from .data.text import _EXT_FORMATS, DataError, LabelMap, load_eval_file, tokenize_dataset
 from .metrics.classification import classification_metrics, softmax
 
-__all__ = ["load_model_dir", "predict_logits", "evaluate_file", "predict_file"]
+__all__ = ["load_model_dir", "predict_logits", "evaluate_file", "predict_file", "evaluate_image_file",
+           "predict_image_file"]
 
 
 def resolve_model_dir(path: str) -> Path:
@@ -175,12 +176,94 @@ def predict_file(model_dir: str, data: str, out: str, fmt: Optional[str] = None,
             row["label"] = names[int(gold[i])]
         row.update({f"prob/{n}": round(float(p[k]), 6) for k, n in enumerate(names)})
         rows.append(row)
+    _write_rows(out, rows)
+    return len(rows)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# image models (task: image-classification): the same data forms the recipe trains on
+# ---------------------------------------------------------------------------------------------------------------
+def _image_logits(model_dir: str, data: str, batch_size: int):
+    """``(model, names, ds, logits, gold, sources)`` for every image of ``data`` (an image folder, pixel CSV or
+    ``.npy`` array, read with the loader options of the recipe saved with the model). ``gold`` holds model label
+    ids, or None when the data's label names are not all the model's (``predict`` then writes no ``label``)."""
+    from .data.vision import image_collate
+    from .diagnostics.images import _eval_dataset, _label_map, load_image_model, load_labelled_images
+    from .diagnostics._io import DiagnosticsError
+
+    path = resolve_model_dir(model_dir)
+    try:
+        model = load_image_model(path)
+        ds, data_names, _ = load_labelled_images(data, run_dir=path)
+    except DiagnosticsError as e:
+        raise DataError(str(e)) from None
+    names = [str(model.config.id2label[i]) for i in sorted(int(k) for k in model.config.id2label)]
+    mapping = _label_map(model, data_names)
+    sources = _image_sources(ds, data)
+    view = _eval_dataset(model, ds, range(len(ds)))
+    dl = torch.utils.data.DataLoader(view, batch_size=batch_size, shuffle=False, collate_fn=image_collate)
+    logits, labels = [], []
+    with torch.no_grad():
+        for batch in dl:
+            labels.append(batch.pop("labels"))
+            logits.append(model(pixel_values=batch["pixel_values"]).logits.float())
+    logits_np = torch.cat(logits).numpy() if logits else np.zeros((0, len(names)), dtype=np.float32)
+    gold = None
+    if mapping is not None and labels:
+        gold = np.array([mapping[int(i)] for i in torch.cat(labels).tolist()], dtype=np.int64)
+    return model, names, data_names, logits_np, gold, sources
+
+
+def _image_sources(ds, data: str) -> list[str]:
+    """Where each image comes from: its file for an image folder, ``<file>:<row>`` for arrays and pixel CSVs."""
+    import datasets
+
+    if isinstance(ds.features.get("image"), datasets.Image):
+        items = ds.cast_column("image", datasets.Image(decode=False))["image"]
+        return [(it or {}).get("path") or f"{data}:{i + 1}" for i, it in enumerate(items)]
+    return [f"{data}:{i + 1}" for i in range(len(ds))]
+
+
+def evaluate_image_file(model_dir: str, data: str, batch_size: int = 64) -> dict:
+    """Metrics of a saved image classifier on labelled images (every label must be one of the model's)."""
+    model, names, data_names, logits, gold, _ = _image_logits(model_dir, data, batch_size)
+    if gold is None:
+        unknown = [n for n in data_names if n not in set(names)]
+        raise DataError(f"{data}: label(s) {', '.join(map(str, unknown[:10]))} are not among the model's labels "
+                        f"({', '.join(names[:20])})")
+    metrics = classification_metrics(logits, gold, names)
+    metrics["data"] = os.path.abspath(data)
+    metrics["model"] = str(resolve_model_dir(model_dir))
+    return metrics
+
+
+def predict_image_file(model_dir: str, data: str, out: str, batch_size: int = 64, overwrite: bool = False) -> int:
+    """One prediction per image (JSONL, or CSV when ``out`` ends in .csv): where the image comes from, the
+    predicted label, its probability, the probability of every label, and the data's label when it is one of
+    the model's. Returns the number of rows."""
+    if os.path.exists(out) and not overwrite:
+        raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
+    _, names, _, logits, gold, sources = _image_logits(model_dir, data, batch_size)
+    probs = softmax(logits.astype(np.float64)) if len(logits) else logits
+    rows = []
+    for i, p in enumerate(probs):
+        j = int(p.argmax())
+        row = {"row": i + 1, "image": sources[i], "pred_label": names[j], "pred_prob": round(float(p[j]), 6)}
+        if gold is not None:
+            row["label"] = names[int(gold[i])]
+        row.update({f"prob/{n}": round(float(p[k]), 6) for k, n in enumerate(names)})
+        rows.append(row)
+    _write_rows(out, rows)
+    return len(rows)
+
+
+def _write_rows(out: str, rows: list[dict]) -> None:
     if out.endswith(".csv"):
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+        if rows:
+            w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
         atomic_write_text(out, buf.getvalue())
     else:
         atomic_write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return len(rows)

@@ -88,3 +88,60 @@ def test_push_dry_run_and_model_card(trained, capsys, monkeypatch):
         assert section in card
     assert "`negative`, `positive`" in card and "label_smoothing" in card
     assert not (trained / "best" / "README.md").exists()  # the card is never written into the user's directory
+
+
+def test_overwrite_starts_a_clean_run(tiny_bert, toy_data, tmp_path, capsys):
+    """output.overwrite=true: the previous run's history, checkpoints and best model go; other files stay; a
+    run without evaluation then reports its own final/ weights, never the old best/."""
+    out = tmp_path / "run"
+    common = [str(ROOT / "recipes/quickstart.yaml"), f"data.train_file={toy_data['train']}", f"model.name={tiny_bert}",
+              "train.batch_size=8", "train.learning_rate=1e-3", "data.max_length=16", "output.report_to=none",
+              "train.progress_bar=false", f"output.dir={out}", "train.eval_steps=null"]
+    assert main(["train", *common, f"data.dev_file={toy_data['dev']}", "train.max_steps=6", "train.save_steps=3"]) == 0
+    assert (out / "best").is_dir() and sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_3", "step_6"]
+    (out / "notes.txt").write_text("mine")
+    assert main(["train", *common, "data.dev_file=null", "train.max_steps=2", "train.save_steps=1",
+                 "output.overwrite=true"]) == 0
+    assert (out / "notes.txt").read_text() == "mine"
+    assert not (out / "best").exists() and (out / "final" / "model.safetensors").is_file()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_1", "step_2"]
+    steps = [json.loads(l)["step"] for l in (out / "history.jsonl").read_text().splitlines()]
+    assert max(steps) == 2
+    assert json.loads((out / "metrics.json").read_text())["model_dir"] == str(out / "final")
+
+
+def test_bool_csv_labels_match_true_false_names(tmp_path):
+    """A CSV label column of true/false is read as booleans by datasets; the labels stay the words."""
+    from nlp_cv_tricks.config import DataConfig
+    from nlp_cv_tricks.data.text import LabelMap, encode_labels, load_split
+
+    f = tmp_path / "b.csv"
+    f.write_text("text,label\ngood,true\nbad,false\nfine,true\n")
+    ds, fmt = load_split(str(f), DataConfig())
+    assert isinstance(ds["label"][0], bool)
+    lm = LabelMap.from_train(ds["label"], DataConfig())
+    assert lm.names == ["false", "true"]
+    assert encode_labels(ds, str(f), fmt, DataConfig(), lm)["labels"] == [1, 0, 1]
+    # against a model trained on 0/1 the booleans still match; an unknown one names itself
+    assert encode_labels(ds, str(f), fmt, DataConfig(), LabelMap(["0", "1"], ["neg", "pos"]))["labels"] == [1, 0, 1]
+    from nlp_cv_tricks.data.text import DataError
+
+    with pytest.raises(DataError, match=r"b.csv: row 1 \(line 2\): label True \(read as a boolean\) never seen"):
+        encode_labels(ds, str(f), fmt, DataConfig(), LabelMap(["a", "b"], ["a", "b"]))
+
+
+def test_cli_argument_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    """Errors raised below the CLI (an invalid option value, a directory as --data) come as one `error:` line."""
+    assert main(["convert-long", "minilm-l6", "--max-length", "256", "--window", "127",
+                 "--out", str(tmp_path / "long")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ValueError:") and "even" in err and "Traceback" not in err
+    assert not (tmp_path / "long").exists()
+    monkeypatch.setenv("NCT_TRACEBACK", "1")
+    with pytest.raises(ValueError, match="even"):
+        main(["convert-long", "minilm-l6", "--max-length", "256", "--window", "127", "--out", str(tmp_path / "long")])
+
+
+def test_data_directory_is_named_as_such(trained, tmp_path, capsys):
+    assert main(["eval", str(trained), "--data", str(tmp_path)]) == 2
+    assert "is a directory; expected a csv" in capsys.readouterr().err

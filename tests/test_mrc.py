@@ -128,6 +128,25 @@ def test_squad_v2_unanswerable_questions_point_at_cls(tmp_path, minilm_tok):
         prepare_train_features(ds[:], minilm_tok, max_length=24, doc_stride=16)
 
 
+def test_training_questions_without_a_located_answer(tmp_path, minilm_tok, caplog):
+    """Questions whose answer text is not in the context are left out with a counted warning; when none is
+    left, the error names the source instead of failing inside the tokenizer."""
+    from nlp_cv_tricks.data.mrc import tokenize_train
+
+    ctx = "The Normans gave their name to Normandy, a region in France."
+    qas = [{"id": "ok", "question": "Who?", "answers": [{"text": "The Normans", "answer_start": 0}]},
+           {"id": "bad", "question": "Where?", "answers": [{"text": "Spain", "answer_start": 99}]}]
+    p = tmp_path / "q.json"
+    p.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": ctx, "qas": qas}]}]}))
+    ds = load_squad(str(p))
+    with caplog.at_level("WARNING"):
+        feats = tokenize_train(ds, minilm_tok, max_length=64, doc_stride=16, source=str(p))
+    assert feats["example_id"] == ["ok"]
+    assert "q.json: 1 of 2 questions left out: answer text not found in the context (e.g. ids bad)" in caplog.text
+    with pytest.raises(ValueError, match=r"q.json: none of the 1 questions has an answer text found"):
+        tokenize_train(ds.select([1]), minilm_tok, max_length=64, doc_stride=16, source=str(p))
+
+
 # --------------------------------------------------------------------------------------------------------
 # feature / offset round trip
 # --------------------------------------------------------------------------------------------------------
@@ -526,5 +545,10 @@ def test_qa_task_with_trainer_eval_and_predict(tmp_path):
     assert metrics["total"] == n_questions and 0.0 <= metrics["f1"] <= 100.0
     n = predict_qa_file(str(out), str(small), str(tmp_path / "pred"))
     assert n == n_questions and (tmp_path / "pred" / "nbest_predictions.json").is_file()
-    with pytest.raises(FileExistsError):  # never overwrites without being asked
+    with pytest.raises(FileExistsError, match="pass --overwrite"):  # never overwrites without being asked
         predict_qa_file(str(out), str(small), str(tmp_path / "pred"))
+    # --out for a QA model is a folder: a file there is refused before any work, naming what is expected
+    (tmp_path / "p.jsonl").write_text("keep me")
+    with pytest.raises(FileExistsError, match="is a file; for a question-answering model --out is a folder"):
+        predict_qa_file(str(out), str(small), str(tmp_path / "p.jsonl"), overwrite=True)
+    assert (tmp_path / "p.jsonl").read_text() == "keep me"

@@ -337,6 +337,19 @@ def test_tiny_mnist_training_is_clearly_above_chance_and_saves_a_timm_model(mnis
         pred = loaded(pixel_values=batch["pixel_values"]).logits.argmax(-1)
     best = json.loads((saved / "eval_metrics.json").read_text())["eval/accuracy"]
     assert float((pred == batch["labels"]).float().mean()) == pytest.approx(best, abs=1e-6)
+    # eval / predict from the command line read images as the recipe did (pixel CSV, its options)
+    from nlp_cv_tricks.cli import main
+
+    out = tmp_path / "m.json"
+    assert main(["eval", str(tmp_path / "run"), "--data", str(mnist_small), "--out", str(out)]) == 0
+    m = json.loads(out.read_text())
+    assert m["n"] == 600 and m["accuracy"] > 0.5
+    pred_path = tmp_path / "p.jsonl"
+    assert main(["predict", str(saved), "--data", str(mnist_small), "--out", str(pred_path)]) == 0
+    rows = [json.loads(line) for line in pred_path.read_text().splitlines()]
+    assert len(rows) == 600 and rows[0]["image"] == f"{mnist_small}:1" and rows[0]["row"] == 1
+    assert sum(r["pred_label"] == r["label"] for r in rows) / 600 == pytest.approx(m["accuracy"])
+    assert sum(rows[0][f"prob/{n}"] for n in LABELS10) == pytest.approx(1.0, abs=1e-4)
 
 
 def test_mixup_trick_runs_through_the_trainer(mnist_small, tmp_path):

@@ -28,6 +28,7 @@ an example without any aligned answer produces no training feature.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 from typing import Any, Optional, Sequence
@@ -60,6 +61,8 @@ _FEATURES = datasets.Features(
                     "answer_start": datasets.Sequence(datasets.Value("int32"))},
     }
 )
+
+logger = logging.getLogger(__name__)
 
 
 def align_answer_start(context: str, text: str, start: int) -> int:
@@ -248,8 +251,9 @@ def prepare_train_features(examples: dict, tokenizer, max_length: int = 384, doc
     """
     if tokenizer.is_fast is False:
         raise ValueError("prepare_train_features needs a fast tokenizer (offset mapping)")
-    keep = [i for i, a in enumerate(examples["answers"])
-            if len(a["text"]) == 0 or any(s >= 0 for s in a["answer_start"])]
+    keep = [i for i, a in enumerate(examples["answers"]) if _answer_located(a)]
+    if not keep:
+        raise ValueError(f"none of these {len(examples['answers'])} questions has an answer found in its context")
     sub = {k: [examples[k][i] for i in keep] for k in ("id", "question", "context", "answers")}
     tokenized = _tokenize(sub, tokenizer, max_length, doc_stride, padding, max_query_length)
     pad_on_right = _pad_on_right(tokenizer)
@@ -337,10 +341,27 @@ def prepare_eval_features(examples: dict, tokenizer, max_length: int = 384, doc_
     return dict(tokenized)
 
 
+def _answer_located(a: dict) -> bool:
+    """An unanswerable question, or one with at least one answer found in its context."""
+    return len(a["text"]) == 0 or any(s >= 0 for s in a["answer_start"])
+
+
 def tokenize_train(ds: datasets.Dataset, tokenizer, max_length: int = 384, doc_stride: int = 128,
                    padding: bool = False, return_context_mask: bool = False, num_proc: Optional[int] = None,
-                   max_query_length: Optional[int] = 64) -> datasets.Dataset:
-    """Map :func:`prepare_train_features` over a flat SQuAD dataset (original columns removed)."""
+                   max_query_length: Optional[int] = 64, source: str = "training data") -> datasets.Dataset:
+    """Map :func:`prepare_train_features` over a flat SQuAD dataset (original columns removed). Questions whose
+    answers are not found in their context are left out, with a warning that counts them; ``ValueError`` (naming
+    ``source``) when that leaves nothing."""
+    located = [_answer_located(a) for a in ds["answers"]]
+    n_bad = located.count(False)
+    if n_bad:
+        bad_ids = [i for i, ok in zip(ds["id"], located) if not ok][:5]
+        if n_bad == len(ds):
+            raise ValueError(f"{source}: none of the {len(ds)} questions has an answer text found in its context "
+                             f"(e.g. ids {', '.join(map(str, bad_ids))}); check answer_start/text")
+        logger.warning("%s: %d of %d questions left out: answer text not found in the context (e.g. ids %s)",
+                       source, n_bad, len(ds), ", ".join(map(str, bad_ids)))
+        ds = ds.select([i for i, ok in enumerate(located) if ok])
     return ds.map(prepare_train_features, batched=True, remove_columns=ds.column_names, num_proc=num_proc,
                   fn_kwargs=dict(tokenizer=tokenizer, max_length=max_length, doc_stride=doc_stride,
                                  padding=padding, return_context_mask=return_context_mask,

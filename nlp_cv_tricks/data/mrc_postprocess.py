@@ -45,7 +45,7 @@ def write_json_atomic(obj: Any, path: str, overwrite: bool = True) -> str:
     With ``overwrite=False`` an existing file is an error (never clobber a user's file by accident)."""
     path = os.fspath(path)
     if not overwrite and os.path.exists(path):
-        raise FileExistsError(f"{path} exists; refusing to overwrite it (pass overwrite=True)")
+        raise FileExistsError(f"{path} exists; refusing to overwrite it (pass overwrite=True, on the command line --overwrite)")
     atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=2) + "\n")
     return path
 

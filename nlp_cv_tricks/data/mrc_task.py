@@ -352,7 +352,8 @@ def build_qa_components(recipe, accelerator=None) -> dict:
     model, tok = _build_model_and_tokenizer(recipe.model, opts, list(train["context"]) + list(train["question"]))
     with (accelerator.main_process_first() if accelerator is not None else _null()):
         train_features = tokenize_train(train, tok, opts.max_length, opts.doc_stride,
-                                        max_query_length=opts.max_query_length)
+                                        max_query_length=opts.max_query_length,
+                                        source=str(recipe.data.train_file or recipe.data.hub_name or "training data"))
         train_features = train_features.remove_columns(["example_id"])
         eval_features = eval_ds = None
         if dev is not None:
@@ -423,9 +424,25 @@ def _load_qa_model_dir(model_dir: str):
     return model, tok, opts
 
 
+def check_qa_output_dir(output_dir: Optional[str], overwrite: bool = False) -> None:
+    """Before any work: ``output_dir`` must be a folder (or not exist yet) and must not already hold predictions
+    unless ``overwrite``."""
+    if output_dir is None:
+        return
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise FileExistsError(f"--out {output_dir} is a file; for a question-answering model --out is a folder that "
+                              "receives predictions.json and nbest_predictions.json")
+    if not overwrite:
+        for name in ("predictions.json", "nbest_predictions.json", "null_odds.json"):
+            if os.path.exists(os.path.join(output_dir, name)):
+                raise FileExistsError(f"{os.path.join(output_dir, name)} exists; choose another --out or pass "
+                                      "--overwrite")
+
+
 def evaluate_qa_file(model_dir: str, data: str, metric: Optional[str] = None, batch_size: int = 32,
                      output_dir: Optional[str] = None, overwrite: bool = False) -> dict:
     """Score a saved MRC model on a SQuAD-format file (or dataset name) with the official metric."""
+    check_qa_output_dir(output_dir, overwrite)
     model, tok, opts = _load_qa_model_dir(model_dir)
     if metric:
         opts.qa_metric = metric
@@ -438,6 +455,7 @@ def evaluate_qa_file(model_dir: str, data: str, metric: Optional[str] = None, ba
 
 def predict_qa_file(model_dir: str, data: str, output_dir: str, batch_size: int = 32, overwrite: bool = False) -> int:
     """Write ``predictions.json`` / ``nbest_predictions.json`` (official formats) for a SQuAD-format file."""
+    check_qa_output_dir(output_dir, overwrite)
     model, tok, opts = _load_qa_model_dir(model_dir)
     examples = load_squad(data)
     preds = predict_qa(model, tok, examples, opts, batch_size=batch_size, output_dir=output_dir, overwrite=overwrite)

@@ -97,6 +97,9 @@ def _read_lines(path: str, fmt: str, cfg: DataConfig) -> datasets.Dataset:
 def load_split(path: str, cfg: DataConfig) -> tuple[datasets.Dataset, str]:
     """Read one local file into a ``datasets.Dataset``; returns the dataset and its resolved format."""
     _silence_datasets()
+    if os.path.isdir(path):
+        raise DataError(f"data file {path!r} is a directory; expected a csv, tsv, json, jsonl or parquet file "
+                        "(or a kim2014/thucnews line file)")
     if not os.path.isfile(path):
         raise DataError(f"data file {path!r} does not exist")
     fmt = resolve_format(path, cfg.format)
@@ -143,8 +146,8 @@ def _check_texts(ds: datasets.Dataset, path: str, fmt: str, cfg: DataConfig) -> 
 
 
 def _label_key(v) -> str:
-    if isinstance(v, bool):
-        return str(int(v))
+    if isinstance(v, bool):  # a CSV column of true/false: keep the words the file has
+        return "true" if v else "false"
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v).strip()
@@ -215,9 +218,13 @@ def encode_labels(ds: datasets.Dataset, path: str, fmt: str, cfg: DataConfig, la
         if v is None:
             raise DataError(f"{path}: {_row_desc(fmt, i)}: missing label in column {cfg.label_column!r}")
         key = _label_key(v)
+        if key not in index and isinstance(v, bool):
+            # booleans against a model trained on 0/1 (or True/False): match those as well
+            key = next((k for k in (str(int(v)), str(v)) if k in index), key)
         if key not in index:
             seen = f"the training file {train_path}" if train_path else "the model's label set"
-            raise DataError(f"{path}: {_row_desc(fmt, i)}: label {key!r} never seen in {seen} "
+            shown = f"{v!r} (read as a boolean)" if isinstance(v, bool) else repr(key)
+            raise DataError(f"{path}: {_row_desc(fmt, i)}: label {shown} never seen in {seen} "
                             f"(known: {', '.join(label_map.names[:20])})")
         ids.append(index[key])
     ds = ds.remove_columns([cfg.label_column]) if cfg.label_column != "labels" else ds.remove_columns(["labels"])

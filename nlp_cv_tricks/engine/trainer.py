@@ -41,6 +41,10 @@ from .task import ClassificationTask, Task
 
 logger = logging.getLogger(__name__)
 
+# what a run writes into its output directory (``output.overwrite=true`` removes these, and only these)
+RUN_ARTIFACTS = ("recipe.yaml", "history.jsonl", "metrics.json", "logs", "checkpoints", "best", "final",
+                 "best.tmp", "best.old", "final.tmp", "final.old")
+
 __all__ = ["Trainer", "FitResult", "NonFiniteLossError", "build_optimizer", "build_scheduler"]
 
 
@@ -320,11 +324,23 @@ class Trainer:
     def _prepare_output_dir(self, resuming: bool) -> None:
         out = self.output_dir
         if self.accelerator.is_main_process:
-            if out.exists() and any(out.iterdir()) and not resuming and not self.recipe.output.overwrite:
-                raise FileExistsError(
-                    f"output directory {out} exists and is not empty; choose another output.dir, resume with "
-                    "train.resume_from=latest, or set output.overwrite=true"
-                )
+            if out.exists() and any(out.iterdir()) and not resuming:
+                if not self.recipe.output.overwrite:
+                    raise FileExistsError(
+                        f"output directory {out} exists and is not empty; choose another output.dir, resume with "
+                        "train.resume_from=latest, or set output.overwrite=true"
+                    )
+                # a fresh run: the previous run's own outputs go (its history, checkpoints and models would
+                # otherwise mix with this run's); anything else in the directory is left alone
+                gone = [p for p in (out / name for name in RUN_ARTIFACTS) if p.exists() or p.is_symlink()]
+                for p in gone:
+                    if p.is_dir() and not p.is_symlink():
+                        shutil.rmtree(p)
+                    else:
+                        p.unlink()
+                if gone:
+                    logger.warning("output.overwrite=true: removed the previous run's %s from %s",
+                                   ", ".join(p.name for p in gone), out)
             out.mkdir(parents=True, exist_ok=True)
             save_recipe(self.recipe, out / "recipe.yaml")
         self.accelerator.wait_for_everyone()
@@ -624,7 +640,7 @@ class Trainer:
             trick.on_fit_end(self)
         model_dir = self.output_dir / "best"
         acc.wait_for_everyone()
-        if not (self.recipe.output.save_best and model_dir.is_dir()):
+        if not (self.recipe.output.save_best and self.best_step is not None and model_dir.is_dir()):
             # nothing was selected (no evaluation, or selection off): the final weights are the model
             model_dir = self.output_dir / "final"
             self.save_model(model_dir, self.metrics or None)

@@ -178,6 +178,11 @@ def create_timm_classifier(
         if "Unknown model" in str(e):
             raise ValueError(f"model.name={name!r} is not a timm model (see timm.list_models())") from e
         raise
+    except TypeError as e:  # a keyword the architecture does not take (model_args written for another model)
+        if "unexpected keyword argument" in str(e) and model_args:
+            raise ValueError(f"model.kwargs.model_args {dict(model_args)} do not fit model.name={name!r} ({e}); "
+                             "set model.kwargs.model_args={} (or arguments of that architecture)") from e
+        raise
     except OSError as e:  # Hub download failed (offline, unknown repo)
         if pretrained and pretrained_file is None and not name.startswith("local-dir:"):
             raise OSError(f"could not fetch pretrained weights for {name!r} ({e}); offline, give a local weights "
