@@ -108,6 +108,13 @@ def test_overwrite_starts_a_clean_run(tiny_bert, toy_data, tmp_path, capsys):
     steps = [json.loads(l)["step"] for l in (out / "history.jsonl").read_text().splitlines()]
     assert max(steps) == 2
     assert json.loads((out / "metrics.json").read_text())["model_dir"] == str(out / "final")
+    # a directory that holds no run keeps everything, even folders with a run output's name
+    other = tmp_path / "mine"
+    (other / "logs").mkdir(parents=True)
+    (other / "logs" / "x.txt").write_text("user log")
+    assert main(["train", *common[:-2], f"output.dir={other}", "train.eval_steps=null", "data.dev_file=null",
+                 "train.max_steps=1", "output.overwrite=true"]) == 0
+    assert (other / "logs" / "x.txt").read_text() == "user log"
 
 
 def test_bool_csv_labels_match_true_false_names(tmp_path):

@@ -331,8 +331,10 @@ class Trainer:
                         "train.resume_from=latest, or set output.overwrite=true"
                     )
                 # a fresh run: the previous run's own outputs go (its history, checkpoints and models would
-                # otherwise mix with this run's); anything else in the directory is left alone
-                gone = [p for p in (out / name for name in RUN_ARTIFACTS) if p.exists() or p.is_symlink()]
+                # otherwise mix with this run's); anything else in the directory is left alone, and nothing is
+                # removed from a directory that holds no run (no recipe.yaml / history.jsonl / metrics.json)
+                was_run = any((out / m).is_file() for m in ("recipe.yaml", "history.jsonl", "metrics.json"))
+                gone = [p for p in (out / name for name in RUN_ARTIFACTS) if was_run and (p.exists() or p.is_symlink())]
                 for p in gone:
                     if p.is_dir() and not p.is_symlink():
                         shutil.rmtree(p)
