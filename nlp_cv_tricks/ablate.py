@@ -276,6 +276,14 @@ class RunResult:
     reused: bool = False
     error: Optional[str] = None
     recipe: Optional[str] = None
+    recipe_sha256: Optional[str] = None  # of the recipe file's bytes: an edited recipe is a new experiment
+
+
+def _file_sha256(path: str | os.PathLike) -> Optional[str]:
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _peak_rss_mb() -> float:
@@ -336,12 +344,15 @@ def run_one(recipe: str | os.PathLike, variant: Variant, seed: int, run_dir: str
     recipe = variant.recipe or recipe
     all_ovr = list(overrides) + list(variant.overrides) + [
         f"train.seed={seed}", f"output.dir={run_dir / 'train'}", "output.overwrite=true", "train.progress_bar=false"]
+    recipe_sha = _file_sha256(recipe)
     if result_path.is_file() and not force:
         saved = json.loads(result_path.read_text(encoding="utf-8"))
         if saved.get("overrides") == all_ovr and saved.get("recipe") in (None, str(recipe)) \
                 and saved.get("error") is None:
-            saved["reused"] = True
-            return RunResult(**{k: saved.get(k) for k in RunResult.__dataclass_fields__})
+            if saved.get("recipe_sha256") == recipe_sha:
+                saved["reused"] = True
+                return RunResult(**{k: saved.get(k) for k in RunResult.__dataclass_fields__})
+            print(f"{run_dir}: {recipe} changed since this run: training it again", file=sys.stderr, flush=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     error = None
@@ -370,7 +381,7 @@ def run_one(recipe: str | os.PathLike, variant: Variant, seed: int, run_dir: str
                     greater_is_better=bool(fields.get("greater_is_better", True)), seconds=round(seconds, 2),
                     train_seconds=fields.get("train_seconds"), peak_mem_mb=fields.get("peak_mem_mb"),
                     gpu_peak_mem_mb=fields.get("gpu_peak_mem_mb"), run_dir=str(run_dir), overrides=all_ovr,
-                    error=error, recipe=str(recipe))
+                    error=error, recipe=str(recipe), recipe_sha256=recipe_sha)
     _atomic_json(result_path, res.__dict__)
     return res
 
@@ -545,6 +556,12 @@ def lr_sweep(recipe: str | os.PathLike, seeds: int | Sequence[int] = 1, start: f
     table's "baseline" row is the first learning rate; the best one is named in ``ablation.json``."""
     from .tricks.lr import halving_values, is_improvement
 
+    if start <= 0 or not 0 < factor < 1:
+        raise AblateError(f"lr-sweep needs --start > 0 and 0 < --factor < 1, got start={start:g}, factor={factor:g}")
+    if start < min_lr:
+        raise AblateError(f"--start {start:g} is below --min-lr {min_lr:g}: no learning rate to try")
+    if patience < 1:
+        raise AblateError(f"--patience must be >= 1, got {patience}")
     overrides = list(overrides) + ["output.save_best=false", "output.report_to=none"]
     seed_list = _seeds(recipe, overrides, seeds)
     out = Path(out_dir) if out_dir else _default_out(recipe).with_name(Path(recipe).stem + "-lr-sweep")
@@ -590,7 +607,8 @@ def _common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("overrides", nargs="*", help="key=value overrides applied to every run")
     p.add_argument("--seeds", type=int, default=3, help="number of seeds (recipe seed, +1, ...); default 3")
     p.add_argument("--seed-list", default=None, help="explicit comma-separated seeds (instead of --seeds)")
-    p.add_argument("--out", default=None, help="output directory (default runs/ablate/<recipe name>)")
+    p.add_argument("--out", default=None, help="output directory (default runs/ablate/<recipe file name>, "
+                                                "lr-sweep: runs/ablate/<recipe file name>-lr-sweep)")
     p.add_argument("--in-process", action="store_true", help="train in this process instead of one subprocess "
                                                              "per run")
     p.add_argument("--launcher", default=None, help='prefix for the per-run subprocess, e.g. "accelerate launch '
@@ -617,9 +635,11 @@ def lr_sweep_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="nlp-cv-tricks lr-sweep RECIPE", add_help=True)
     _common_args(p)
     p.set_defaults(seeds=1)
-    p.add_argument("--start", type=float, default=0.01)
-    p.add_argument("--factor", type=float, default=0.5)
-    p.add_argument("--min-lr", type=float, default=1e-7)
+    p.add_argument("--start", type=float, default=0.01,
+                   help="first learning rate (default 0.01, the tip's start; for pretrained transformers start "
+                        "near 1e-4)")
+    p.add_argument("--factor", type=float, default=0.5, help="multiplier between learning rates (default 0.5)")
+    p.add_argument("--min-lr", type=float, default=1e-7, help="stop below this learning rate (default 1e-7)")
     p.add_argument("--patience", type=int, default=1, help="learning rates without improvement before stopping")
     return p
 

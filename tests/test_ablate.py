@@ -204,3 +204,24 @@ def test_recipe_variants_compare_whole_setups(toy_data, tmp_path):
     again = ab.ablate(paths["cnn"], [f"recipe={paths['ft']}"], seeds=[0], overrides=data, out_dir=tmp_path / "abl",
                       in_process=True, verbose=False)
     assert all(r.reused for r in again.runs)
+
+
+def test_an_edited_recipe_is_trained_again(tiny_bert, toy_data, tmp_path):
+    """Finished runs are reused only while the recipe file is unchanged (its sha256 is kept with the result)."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(RECIPE.read_text())
+    ovr = _overrides(tiny_bert, toy_data, "train.epochs=1", "output.save_best=false", "output.report_to=none")
+    v = Variant("baseline", [])
+    first = ab.run_one(recipe, v, 1, tmp_path / "run", ovr, in_process=True)
+    assert first.error is None and first.recipe_sha256 and not first.reused
+    assert ab.run_one(recipe, v, 1, tmp_path / "run", ovr, in_process=True).reused
+    recipe.write_text(recipe.read_text() + "\n# edited\n")
+    again = ab.run_one(recipe, v, 1, tmp_path / "run", ovr, in_process=True)
+    assert not again.reused and again.recipe_sha256 != first.recipe_sha256
+
+
+def test_lr_sweep_refuses_settings_that_try_nothing(tmp_path):
+    with pytest.raises(ab.AblateError, match="--start 1e-08 is below --min-lr 1e-07"):
+        ab.lr_sweep(RECIPE, start=1e-8, out_dir=tmp_path / "x", verbose=False)
+    with pytest.raises(ab.AblateError, match="--patience must be >= 1"):
+        ab.lr_sweep(RECIPE, patience=0, out_dir=tmp_path / "x", verbose=False)

@@ -101,7 +101,8 @@ def load_split(path: str, cfg: DataConfig) -> tuple[datasets.Dataset, str]:
         raise DataError(f"data file {path!r} is a directory; expected a csv, tsv, json, jsonl or parquet file "
                         "(or a kim2014/thucnews line file)")
     if not os.path.isfile(path):
-        raise DataError(f"data file {path!r} does not exist")
+        rel = "" if os.path.isabs(path) else f" (relative paths are read from the current directory, {os.getcwd()})"
+        raise DataError(f"data file {path!r} does not exist{rel}")
     fmt = resolve_format(path, cfg.format)
     if fmt in _LINE_FORMATS:
         return _read_lines(path, fmt, cfg), fmt

@@ -300,7 +300,8 @@ def _load_one(path: Optional[str], fmt: str, opts: dict, data_cfg, label_names, 
         return _load_hub(data_cfg.hub_name, split, data_cfg.hub_config, opts.get("image_column", "image"),
                          data_cfg.label_column)
     if not Path(path).exists():
-        raise ImageDataError(f"{path}: does not exist")
+        rel = "" if Path(path).is_absolute() else f" (relative paths are read from the current directory, {Path.cwd()})"
+        raise ImageDataError(f"{path}: does not exist{rel}")
     fmt = _detect_format(path) if fmt == "auto" else fmt
     if fmt == "imagefolder":
         return _load_imagefolder(path, label_names)

@@ -51,6 +51,8 @@ def _parse_thresholds(items):
 def cmd_diagnose(args) -> int:
     from .doctor import ablate_command, diagnose_run, format_diagnosis, run_remedies
 
+    if args.json and Path(args.json).exists() and not args.overwrite:  # checked before the work
+        raise FileExistsError(f"{args.json} already exists; pass --overwrite to replace it")
     diag = diagnose_run(args.run_dir, _parse_thresholds(args.threshold), metric=args.metric,
                         minority=args.minority or None)
     if args.json:
@@ -138,6 +140,15 @@ def cmd_inspect(args) -> int:
         dev = (rec.get("data") or {}).get("dev_file")
         if dev and Path(dev).is_file():
             data = dev
+        elif dev:
+            print(f"note: the run's dev file {dev} is not found from {Path.cwd()} (relative paths are read from the "
+                  "current directory): the sample batch uses built-in sentences; pass --data for the run's data",
+                  file=sys.stderr)
+    from ..data.mrc_task import is_qa_model_dir
+
+    if is_qa_model_dir(path):
+        raise DiagnosticsError(f"{path}: a question-answering model; inspect supports text-classification and "
+                               "image models")
     register_package_models()
     try:
         cfg = AutoConfig.from_pretrained(path)
@@ -146,7 +157,8 @@ def cmd_inspect(args) -> int:
         model = cls.from_pretrained(path)
         tok = AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as e:
-        raise DiagnosticsError(f"{path}: cannot load a model and tokenizer from here ({e})") from None
+        msg = str(e) if len(str(e)) <= 300 else str(e)[:300] + " ..."
+        raise DiagnosticsError(f"{path}: cannot load a model and tokenizer from here ({msg})") from None
     batch, source = _sample_batch(model, tok, data, args.n, args.max_length)
     return _report_layers(args, model, batch, path, run_dir, source)
 
@@ -205,13 +217,13 @@ def cmd_probe(args) -> int:
         refuse_cls_probe(resolve_model_path(args.model))
     if not args.data:
         raise DiagnosticsError("probe-cls needs --data (labelled texts)")
+    if args.json and Path(args.json).exists() and not args.overwrite:  # before the work
+        raise FileExistsError(f"{args.json} already exists; pass --overwrite to replace it")
     data = read_labelled_texts(args.data, fmt=args.format, text_column=args.text_column,
                                text_pair_column=args.pair_column, label_column=args.label_column)
     res = probe_cls(args.model, data, layers=args.layers, poolings=args.poolings, folds=args.folds,
                     max_examples=args.max_examples, max_length=args.max_length, seed=args.seed)
     if args.json:
-        if Path(args.json).exists() and not args.overwrite:
-            raise FileExistsError(f"{args.json} already exists; pass --overwrite to replace it")
         atomic_write_json(args.json, res)
     print(format_probe_report(res))
     return 0
@@ -353,6 +365,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--minority", nargs="*", help="labels whose recall/F1 the imbalance check watches")
     p.add_argument("--threshold", action="append", metavar="NAME=VALUE", help="change a decision threshold")
     p.add_argument("--json", help="also write the diagnosis as JSON here")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     p.add_argument("--run", action="store_true", help="launch the remedies through `nlp-cv-tricks ablate`")
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant for --run")
     p.add_argument("--out", help="--run: ablation directory (default RUN_DIR/remedies)")
