@@ -140,6 +140,31 @@ def test_gap_alone_means_overfitting_from_the_first_step_above_the_threshold():
     d = diagnose(recs)
     assert d.regime == "overfitting" and d.onset_step == 20  # 0.84 − 0.704 ≥ 0.10 first at step 20
     assert diagnose(recs, Thresholds(overfit_gap=0.5)).regime == "healthy"
+    # the dev score never turned: no "stop earlier" prescription, regularisation instead
+    d = diagnose_run(recs, recipe={"train": {"metric": "accuracy", "epochs": 3}})
+    overrides = [r.override or "" for r in d.remedies]
+    assert not any(o.startswith(("train.epochs=", "train.max_steps=")) for o in overrides), overrides
+    assert any("has not turned" in r for r in d.reasons)
+
+
+def test_stop_earlier_speaks_in_max_steps_when_they_bound_the_run():
+    recs = []
+    for e in range(1, 9):
+        recs.append({"step": 10 * e - 5, "epoch": e / 8, "train/loss": 0.6 * 0.7 ** e})
+        recs.append({"step": 10 * e, "epoch": e / 8, "eval/loss": 0.3 + 0.05 * abs(e - 3),
+                     "eval/accuracy": 0.85 - 0.03 * abs(e - 3)})
+    d = diagnose_run(recs, recipe={"train": {"metric": "accuracy", "epochs": 1, "max_steps": 80}})
+    assert d.regime == "overfitting" and d.onset_step == 30
+    overrides = [r.override or "" for r in d.remedies]
+    assert "train.max_steps=30" in overrides and not any(o.startswith("train.epochs=") for o in overrides)
+
+
+def test_question_answering_evaluations_are_counted_without_a_dev_loss():
+    recs = [{"step": 2, "train/loss": 5.0}] + [{"step": s, "eval/f1": 10.0 + s, "eval/exact_match": 5.0 + s}
+                                                for s in (3, 6, 9)]
+    d = diagnose_run(recs, recipe={"train": {"metric": "f1"}})
+    assert d.evidence["n_evals"] == 3 and d.evidence["primary_metric"] == "eval/f1"
+    assert not any("0 evaluations" in r for r in d.reasons)
 
 
 def test_underfit_from_train_accuracy_and_threshold_changes():

@@ -193,7 +193,9 @@ def diagnose(history: Union[str, os.PathLike, Iterable[dict]], thresholds: Optio
     if metric and not metric.startswith("eval/"):
         metric = f"eval/{metric}"
     ev["primary_metric"] = metric
-    ev["n_train_logs"], ev["n_evals"] = int(len(tloss)), int(len(eloss))
+    # evaluations: those with a dev loss, or with the dev metric where no loss is logged (question answering)
+    n_evals = max(len(eloss), len(_series(records, metric)[1]) if metric else 0)
+    ev["n_train_logs"], ev["n_evals"] = int(len(tloss)), int(n_evals)
 
     # imbalance finding (independent of the regime)
     evals = [r for r in records if "eval/loss" in r]
@@ -327,6 +329,10 @@ def diagnose(history: Union[str, os.PathLike, Iterable[dict]], thresholds: Optio
         gap_onset = None
     if onsets or gap_onset is not None:
         # where the dev curve turned is the onset; the gap alone (dev still improving) only when nothing turned
+        ev["dev_turned"] = bool(onsets)
+        if not onsets:
+            reasons.append("the dev score has not turned (still at or near its best): no earlier stopping point; "
+                           "the gap calls for regularisation, not for stopping")
         return done("overfitting", min(onsets) if onsets else gap_onset)
 
     # 4. underfitting --------------------------------------------------------------------------------------
@@ -345,8 +351,8 @@ def diagnose(history: Union[str, os.PathLike, Iterable[dict]], thresholds: Optio
                            f"fit the training data")
             return done("underfitting", _plateau_step(tsteps, tloss, th))
 
-    if len(tloss) < 3 and len(eloss) < th.patience + 1:
-        reasons.append(f"only {len(tloss)} train logs and {len(eloss)} evaluations: too few points to judge, so "
+    if len(tloss) < 3 and n_evals < th.patience + 1:
+        reasons.append(f"only {len(tloss)} train logs and {n_evals} evaluations: too few points to judge, so "
                        f"this 'healthy' is weak; log more often (train.logging_steps, train.eval_steps)")
     reasons.append("train loss fell, no sustained rise of the dev loss or fall of the dev metric"
                    + (f" (dev {metric.split('/', 1)[1]} best {ev.get(metric.split('/', 1)[1] + '_best', float('nan')):.4f})"
@@ -445,9 +451,7 @@ def prescribe(diag: Diagnosis, recipe: Optional[dict] = None, model_config: Opti
         else:
             add("widen/deepen 2×: a pretrained encoder's shape is fixed — use a larger checkpoint",
                 "model.name=bert-base-uncased", note="any larger encoder (Hub id or local path)")
-        epochs = int(train.get("epochs", 1))
-        add(f"train longer ({epochs} → {2 * epochs} epochs) while the train loss still falls",
-            f"train.epochs={2 * epochs}")
+        _train_longer(train, add)
         add("data augmentation (more varied training text)", None,
             note="no augmentation trick in this build; augment the training file (e.g. EDA, back-translation)")
         act = kw.get("activation") if own else co.get("hidden_act", mc.get("hidden_act"))
@@ -512,14 +516,25 @@ def prescribe(diag: Diagnosis, recipe: Optional[dict] = None, model_config: Opti
     return out
 
 
+def _train_longer(train: dict, add) -> None:
+    """Twice the budget, in the unit that bounds the run (``train.max_steps`` wins over epochs)."""
+    steps = train.get("max_steps")
+    if steps:
+        add(f"train longer ({steps} → {2 * int(steps)} steps) while the train loss still falls",
+            f"train.max_steps={2 * int(steps)}")
+        return
+    epochs = int(train.get("epochs", 1))
+    add(f"train longer ({epochs} → {2 * epochs} epochs) while the train loss still falls", f"train.epochs={2 * epochs}")
+
+
 def _stop_earlier(diag: Diagnosis, train: dict, add) -> None:
     """Overfitting remedies shared by text and images: fewer epochs, early stopping, a weight-decay A/B."""
-    onset = diag.onset_step
+    onset = diag.onset_step if diag.evidence.get("dev_turned", True) else None  # a gap alone: no stop point
     epoch_at = diag.evidence.get("onset_epoch") if onset is not None else None
-    if epoch_at is not None:
+    if epoch_at is not None and not train.get("max_steps"):
         add(f"fewer epochs: the dev score turned at step {onset} (epoch {epoch_at:.2f})",
             f"train.epochs={max(1, math.ceil(epoch_at))}")
-    elif onset is not None:
+    elif onset is not None:  # also when train.max_steps bounds the run (it wins over epochs)
         add(f"fewer steps: the dev score turned at step {onset}", f"train.max_steps={max(1, onset)}")
     if not train.get("early_stopping_patience"):
         add("early stopping on the dev metric", "train.early_stopping_patience=2")
@@ -575,8 +590,7 @@ def _image_remedies(diag: Diagnosis, r: dict, add, trick) -> None:
             add(f"deepen 2× (blocks per stage {list(layers)} → {deeper})", f"model.kwargs.model_args.layers={flow(deeper)}")
         elif scratch:
             add("deepen: a deeper timm model of the same family (e.g. resnet18 → resnet34)", None)
-        epochs = int(train.get("epochs", 1))
-        add(f"train longer ({epochs} → {2 * epochs} epochs) while the train loss still falls", f"train.epochs={2 * epochs}")
+        _train_longer(train, add)
         if float(kw.get("drop_path_rate") or 0) > 0:
             add(f"less stochastic depth (drop_path_rate {kw['drop_path_rate']} → 0)", "model.kwargs.drop_path_rate=0.0")
         if float(kw.get("drop_rate") or 0) > 0:
