@@ -400,7 +400,16 @@ def load_recipe(path: Union[str, os.PathLike], overrides: Optional[list[str]] = 
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe must be a mapping of sections (data, model, train, tricks, output)")
     data = apply_overrides(data, overrides or [])
-    r = recipe_from_dict(data, source=str(path))
+    try:
+        r = recipe_from_dict(data, source=str(path))
+    except RecipeError as e:
+        # a bad value that came from the command line is the command line's fault, not the file's
+        msg, prefix = str(e), f"{path}: "
+        for item in reversed(overrides or []):
+            key = item.partition("=")[0].rstrip("+").strip()
+            if msg.startswith(prefix + key) and msg[len(prefix + key):][:1] in (":", "=", " ", "["):
+                raise RecipeError(f"command line ({item}): " + msg[len(prefix):]) from None
+        raise
     # relative data paths in a recipe file are resolved against the current directory, like the CLI's other
     # paths; nothing to do here.
     return r

@@ -70,3 +70,13 @@ def test_save_roundtrip(tmp_path):
     again = load_recipe(tmp_path / "recipe.yaml")
     assert recipe_to_dict(again) == recipe_to_dict(r)
     assert yaml.safe_load((tmp_path / "recipe.yaml").read_text())["train"]["seed"] == 7
+
+
+def test_a_bad_command_line_value_is_blamed_on_the_command_line():
+    from nlp_cv_tricks.config import RecipeError, load_recipe
+
+    recipe = ROOT / "recipes" / "quickstart.yaml"
+    with pytest.raises(RecipeError, match=r"^command line \(train.epochs=abc\): train.epochs: expected int"):
+        load_recipe(recipe, ["train.epochs=abc"])
+    with pytest.raises(RecipeError, match=r"^command line \(train.mixed_precision=fp8\): train.mixed_precision='fp8'"):
+        load_recipe(recipe, ["train.mixed_precision=fp8"])
