@@ -124,6 +124,20 @@ def test_folds_stratified_and_single_fold_mode(setup, tmp_path):
     assert res.oof_probs.shape == (150, 2)
     with pytest.raises(ValueError, match="folds=3"):
         mine(setup["recipe"], tmp_path / "m", folds=4)
+    # finished folds belong to one recipe and one training set: another of either is refused, not mixed in
+    import dataclasses
+
+    other = dataclasses.replace(setup["recipe"], train=dataclasses.replace(setup["recipe"].train, epochs=3))
+    with pytest.raises(ValueError, match=r"another recipe \(differs in train.epochs\)"):
+        mine(other, tmp_path / "m", folds=3)
+    relabelled = tmp_path / "relabelled.txt"
+    lines = Path(setup["data"]["train"]).read_text().splitlines()
+    lines[0] = ("1" if lines[0][0] == "0" else "0") + lines[0][1:]
+    relabelled.write_text("\n".join(lines) + "\n")
+    moved = dataclasses.replace(setup["recipe"], data=dataclasses.replace(setup["recipe"].data,
+                                                                          train_file=str(relabelled)))
+    with pytest.raises(ValueError, match="other training data .*1 labels differ"):
+        mine(moved, tmp_path / "m", folds=3)
 
 
 # ---- export / import ----------------------------------------------------------------------------------

@@ -382,6 +382,7 @@ def mine(recipe: Recipe, out_dir, folds: int = 5, seed: Optional[int] = None, id
         meta = json.loads(meta_path.read_text())
         if meta["k"] != folds or meta["seed"] != seed:
             raise ValueError(f"{meta_path} was made with folds={meta['k']}, seed={meta['seed']}; use another out_dir")
+        _check_same_mining(recipe, out_dir, meta)
     else:
         labels, names = _labels_and_names(recipe)
         meta = {"k": folds, "seed": seed, "fold": make_folds(labels, folds, seed).tolist(),
@@ -401,6 +402,35 @@ def mine(recipe: Recipe, out_dir, folds: int = 5, seed: Optional[int] = None, id
         for f in todo:
             run_fold(recipe, out_dir, f, fold_of, keep_models)
     return merge_folds(recipe, out_dir, ids, use_cleanlab)
+
+
+def _check_same_mining(recipe: Recipe, out_dir: Path, meta: dict) -> None:
+    """Finished folds in ``out_dir`` are reused only for the same training data (labels, row for row) and the same
+    recipe (every section but ``output``); anything else is another mining and must go elsewhere."""
+    import yaml
+
+    from ..config import recipe_to_dict
+
+    labels, _ = _labels_and_names(recipe)
+    if labels.tolist() != meta.get("labels"):
+        old = meta.get("labels") or []
+        diff = sum(a != b for a, b in zip(labels.tolist(), old)) + abs(len(old) - len(labels))
+        raise ValueError(f"{out_dir} holds a mining of other training data ({len(old)} rows there, {len(labels)} "
+                         f"now; {diff} labels differ); use another --out")
+    saved = out_dir / "recipe.yaml"
+    if saved.is_file():
+        before = {k: v for k, v in (yaml.safe_load(saved.read_text(encoding="utf-8")) or {}).items() if k != "output"}
+        now = {k: v for k, v in yaml.safe_load(yaml.safe_dump(recipe_to_dict(recipe))).items() if k != "output"}
+        if before != now:
+            keys = []
+            for sec in sorted(set(before) | set(now)):
+                a, b = before.get(sec), now.get(sec)
+                if isinstance(a, dict) and isinstance(b, dict):
+                    keys += [f"{sec}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+                elif a != b:
+                    keys.append(sec)
+            raise ValueError(f"{out_dir} holds a mining made with another recipe (differs in {', '.join(keys[:8])}); "
+                             "use another --out")
 
 
 def _run_fold_processes(out_dir: Path, todo: list[int], k: int, seed: int, jobs: int, keep_models: bool) -> None:
