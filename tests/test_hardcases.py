@@ -359,7 +359,7 @@ def test_retrain_emphasis(setup, tmp_path):
     assert recipe.train.epochs == 10  # recipes are copied, never edited
 
 
-def test_loop_end_to_end(setup, tmp_path):
+def test_loop_end_to_end(setup, tmp_path, monkeypatch):
     d = tmp_path
     clean = toy_sentences(60, 5)
     noisy = [(1 - y if i % 10 == 0 else y, t) for i, (y, t) in enumerate(clean)]
@@ -376,8 +376,25 @@ def test_loop_end_to_end(setup, tmp_path):
     names = ["negative", "positive"]
     for r in rows:  # the simulated annotator knows the truth
         r["new_label"], r["annotator"] = names[clean[int(r["id"])][0]], "sim"
-    st = loop.step(_write_csv(d / "ann1.csv", rows))
+    # killed while mining the next round: the finished import and retraining are kept, and the same command
+    # again resumes with the mining (nothing imported or trained twice)
+    import nlp_cv_tricks.hardcases.loop as loop_mod
+
+    real_mine = loop_mod.mine
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt("killed while mining round 2")
+
+    monkeypatch.setattr(loop_mod, "mine", killed)
+    ann = _write_csv(d / "ann1.csv", rows)
+    with pytest.raises(KeyboardInterrupt):
+        loop.step(ann)
+    saved = loop.state()
+    assert saved["phase"] == "new" and saved["version"] == "v0001" and len(saved["rounds"]) == 1
+    monkeypatch.setattr(loop_mod, "mine", real_mine)
+    st = HardCaseLoop(recipe, d / "work", folds=2, top=6).step(ann)
     assert st["round"] == 2 and st["version"] == "v0001" and len(st["rounds"]) == 1
+    assert VersionStore(d / "work" / "versions", recipe).names() == ["v0001"]
     row = st["rounds"][0]
     assert row["relabel"] + row["confirm"] == 6 and row["exported"] == 6
     assert 0 <= row["dev_acc_before"] <= 1 and 0 <= row["dev_acc_after"] <= 1
@@ -413,3 +430,48 @@ def test_cli(setup, tmp_path, capsys):
     assert "missing.csv: file does not exist" in capsys.readouterr().err
     assert main(["versions", str(rec), "--versions-dir", vd, "--drop", "v0001"]) == 0
     assert VersionStore(vd, setup["recipe"]).names() == []
+
+
+def test_annotation_files_as_people_really_send_them(setup, tmp_path):
+    """A spreadsheet's BOM is read; broken rows, a repeated import, an emptied id on an existing text, malformed
+    Label Studio annotations, non-string texts and a file with no answer are refused, naming file and row."""
+    recipe = setup["recipe"]
+    lines = setup["data"]["train"].read_text().splitlines()
+    names = ["negative", "positive"]
+    y0, t0 = lines[0].split(" ", 1)
+    flip0 = names[1 - int(y0)]
+    ok = tmp_path / "excel.csv"
+    ok.write_bytes(("\ufeffid,new_label,annotator\r\n0," + flip0 + ",ann\r\n").encode("utf-8"))
+    rep = import_annotations(ok, recipe, tmp_path / "v")
+    assert rep["counts"]["relabel"] == 1
+    with pytest.raises(ImportValidationError, match=r"excel.csv: this exact file was already imported as version v0001"):
+        import_annotations(ok, recipe, tmp_path / "v")
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text('id,new_label,note\n3,positive,"a note\nover two lines"\n4,positive,x,y,z\n5\n')
+    with pytest.raises(ImportValidationError) as ei:
+        import_annotations(ragged, recipe, tmp_path / "v")
+    assert sorted(ei.value.errors) == sorted([
+        f"{ragged}: row 2 (line 4): 5 fields where the header has 3 (a broken row: unquoted comma or a cut line?)",
+        f"{ragged}: row 3 (line 5): 1 fields where the header has 3 (a broken row: unquoted comma or a cut line?)"])
+    blank_id = tmp_path / "blank.csv"
+    blank_id.write_text(f"id,text,new_label\n,{t0},{flip0}\n")
+    with pytest.raises(ImportValidationError, match=r"blank.csv: row 1 \(line 2\): action 'add' of a text that is "
+                                                    r"already example id 0"):
+        import_annotations(blank_id, recipe, tmp_path / "v")
+    ls = tmp_path / "ls.json"
+    ls.write_text(json.dumps([{"data": {"id": 1, "text": lines[1].split(" ", 1)[1]}, "annotations": ["oops"]}]))
+    with pytest.raises(ImportValidationError, match=r"ls.json: task 1, annotation 1: not a Label Studio annotation"):
+        import_annotations(ls, recipe, tmp_path / "v")
+    jl = tmp_path / "num.jsonl"
+    jl.write_text('{"id": null, "action": "add", "new_label": "positive", "text": 123}\n')
+    with pytest.raises(ImportValidationError, match=r"num.jsonl: line 1: 'text' must be a string, got int"):
+        import_annotations(jl, recipe, tmp_path / "v")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("id,new_label\n1,\n2,\n")
+    with pytest.raises(ImportValidationError, match=r"empty.csv: no answer to import \(2 unanswered rows\)"):
+        import_annotations(empty, recipe, tmp_path / "v")
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes("id,new_label,note\n1,positive,好\n".encode("gbk"))
+    with pytest.raises(ImportValidationError, match=r"gbk.csv: not UTF-8 text"):
+        import_annotations(gbk, recipe, tmp_path / "v")
+    assert VersionStore(tmp_path / "v", recipe).names() == ["v0001"] and sha(setup["data"]["train"]) == setup["sha"]

@@ -181,9 +181,14 @@ class LabelMap:
             return cls(keys, keys)
         # integer labels index the names (THUCNews class.txt, SST-2 [negative, positive])
         out = []
+        where = f"{cfg.train_file}: " if cfg.train_file else ""
         for k in keys:
-            if not k.lstrip("-").isdigit() or not 0 <= int(k) < len(names):
-                raise DataError(f"label {k!r} has no entry in data.label_names ({len(names)} names)")
+            if not k.lstrip("-").isdigit():
+                raise DataError(f"{where}label {k!r} is not an integer: data.label_names names integer labels "
+                                f"(0 = {names[0]!r}, ...); with text labels leave data.label_names out")
+            if not 0 <= int(k) < len(names):
+                raise DataError(f"{where}label {k!r} has no entry in data.label_names ({len(names)} names, "
+                                f"0..{len(names) - 1})")
             out.append(str(names[int(k)]))
         return cls(keys, out)
 

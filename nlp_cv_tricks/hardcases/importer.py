@@ -331,20 +331,42 @@ def read_annotations(path, default_annotator: str = "") -> list[Answer]:
     out: list[Answer] = []
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in ("id", "new_label") if c not in (reader.fieldnames or [])]
-            if missing:
-                raise ImportValidationError([f"{p}: header: missing column(s) {missing}; "
-                                             f"columns found: {reader.fieldnames}"])
-            for i, r in enumerate(reader):
-                out.append(Answer(p, f"row {i + 1} (line {i + 2})", _s(r.get("id")), _s(r.get("new_label")),
-                                  _s(r.get("action")).lower(), _s(r.get("annotator")) or default_annotator,
-                                  _s(r.get("time")), _s(r.get("note")),
-                                  r.get("text") if "text" in r else None, image=_s(r.get("path")) or None))
+        errors = []
+        try:
+            # utf-8-sig: spreadsheet programs save "CSV UTF-8" with a byte-order mark
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                reader = csv.DictReader(f)
+                missing = [c for c in ("id", "new_label") if c not in (reader.fieldnames or [])]
+                if missing:
+                    raise ImportValidationError([f"{p}: header: missing column(s) {missing}; "
+                                                 f"columns found: {reader.fieldnames}"])
+                width, line = len(reader.fieldnames), reader.line_num + 1
+                for i, r in enumerate(reader):
+                    loc = f"row {i + 1} (line {line})"
+                    line = reader.line_num + 1  # a quoted field may span lines: the next row starts after this one
+                    if None in r or any(v is None for v in r.values()):
+                        n = width + len(r.get(None) or []) - sum(v is None for k, v in r.items() if k is not None)
+                        errors.append(f"{p}: {loc}: {n} fields where the header has {width} (a broken row: "
+                                      "unquoted comma or a cut line?)")
+                        continue
+                    out.append(Answer(p, loc, _s(r.get("id")), _s(r.get("new_label")),
+                                      _s(r.get("action")).lower(), _s(r.get("annotator")) or default_annotator,
+                                      _s(r.get("time")), _s(r.get("note")),
+                                      r.get("text") if "text" in r else None, image=_s(r.get("path")) or None))
+        except UnicodeDecodeError as e:
+            raise ImportValidationError([f"{p}: not UTF-8 text (byte {e.start}: {e.reason}); save the annotation "
+                                         "file as UTF-8 (\"CSV UTF-8\")"]) from None
+        except csv.Error as e:
+            errors.append(f"{p}: line {reader.line_num}: not readable as CSV ({e})")
+        if errors:
+            raise ImportValidationError(errors)
     elif suffix == ".jsonl":
         errors = []
-        for i, ln in enumerate(path.read_text(encoding="utf-8").splitlines()):
+        try:
+            content = path.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as e:
+            raise ImportValidationError([f"{p}: not UTF-8 text (byte {e.start}: {e.reason})"]) from None
+        for i, ln in enumerate(content.splitlines()):
             if not ln.strip():
                 continue
             try:
@@ -358,6 +380,9 @@ def read_annotations(path, default_annotator: str = "") -> list[Answer]:
             if miss:
                 errors.append(f"{p}: line {i + 1}: missing key(s) {miss}")
                 continue
+            if r.get("text") is not None and not isinstance(r.get("text"), str):
+                errors.append(f"{p}: line {i + 1}: 'text' must be a string, got {type(r['text']).__name__}")
+                continue
             out.append(Answer(p, f"line {i + 1}", _s(r.get("id")), _s(r.get("new_label")),
                               _s(r.get("action")).lower(), _s(r.get("annotator")) or default_annotator,
                               _s(r.get("time")), _s(r.get("note")), r.get("text"), image=_s(r.get("path")) or None))
@@ -370,15 +395,24 @@ def read_annotations(path, default_annotator: str = "") -> list[Answer]:
             raise ImportValidationError([f"{p}: not valid JSON ({e})"]) from None
         if not isinstance(tasks, list):
             raise ImportValidationError([f"{p}: expected a Label Studio export (a JSON list of tasks)"])
+        errors = []
         for i, t in enumerate(tasks):
             data = t.get("data", {}) if isinstance(t, dict) else {}
             anns = t.get("annotations", []) if isinstance(t, dict) else []
+            if not isinstance(data, dict) or not isinstance(anns, list):
+                errors.append(f"{p}: task {i + 1}: 'data' must be an object and 'annotations' a list")
+                continue
             for j, a in enumerate(anns):
+                results = a.get("result", []) if isinstance(a, dict) else None
+                if not isinstance(results, list) or not all(isinstance(x, dict) for x in results):
+                    errors.append(f"{p}: task {i + 1}, annotation {j + 1}: not a Label Studio annotation (expected "
+                                  "an object whose 'result' is a list of objects)")
+                    continue
                 if a.get("was_cancelled"):
                     continue
                 label = action = note = ""
-                for res in a.get("result", []):
-                    val = res.get("value", {})
+                for res in results:
+                    val = res.get("value", {}) if isinstance(res.get("value"), dict) else {}
                     if res.get("from_name") == "label" and val.get("choices"):
                         label = _s(val["choices"][0])
                     elif res.get("from_name") == "action" and val.get("choices"):
@@ -390,6 +424,8 @@ def read_annotations(path, default_annotator: str = "") -> list[Answer]:
                                   _ls_annotator(a) or default_annotator,
                                   _s(a.get("updated_at") or a.get("created_at")), note, data.get("text"),
                                   image=_s(data.get("path")) or None))
+        if errors:
+            raise ImportValidationError(errors)
     else:
         raise ImportValidationError([f"{p}: unknown annotation file type {suffix!r} (expected .csv, .jsonl or "
                                      "a Label Studio export .json)"])
@@ -451,9 +487,16 @@ def import_annotations(files, recipe: Recipe, versions_dir, base: Optional[str] 
 
         return labels.names[by_name[_label_key(raw)]]
 
+    existing = {" ".join(str(t).split()).lower(): i for i, t in zip(ids, texts) if isinstance(t, str)}
     answers: list[Answer] = []
     errors: list[str] = []
+    imported = {sha: name for name in store.names()
+                for sha in (store.manifest(name).get("annotation_sha256") or {}).values()}
     for f in files:
+        if Path(f).is_file() and sha256_file(f) in imported:
+            errors.append(f"{f}: this exact file was already imported as version {imported[sha256_file(f)]}; "
+                          "importing it again would apply its answers twice (drop that version first to redo it)")
+            continue
         try:
             answers += read_annotations(f, default_annotator)
         except ImportValidationError as e:
@@ -488,11 +531,16 @@ def import_annotations(files, recipe: Recipe, versions_dir, base: Optional[str] 
                     continue
                 a.text = os.path.realpath(a.image)
                 a.extra["image"] = added if image_like is not None else a.text
-            if not (a.text or "").strip():
+            if not isinstance(a.text, str) or not a.text.strip():
                 errors.append(f"{a.loc}: action 'add' needs a non-empty text")
                 continue
             if not a.new_label:
                 errors.append(f"{a.loc}: action 'add' needs a new_label")
+                continue
+            dup = existing.get(" ".join(a.text.split()).lower())
+            if dup is not None:
+                errors.append(f"{a.loc}: action 'add' of a text that is already example id {dup} (an emptied id "
+                              f"cell?); to change its label answer for id {dup}")
                 continue
             a.action = "add"
             key = ("add", " ".join(a.text.split()).lower(), a.annotator)
@@ -556,6 +604,10 @@ def import_annotations(files, recipe: Recipe, versions_dir, base: Optional[str] 
                           "chosen": None if win is None else {"action": win.action, "new_label": win.new_label}})
         if win is not None:
             decided.append((win, grp))
+    if not errors and not decided:
+        errors.append(f"{', '.join(map(str, files))}: no answer to import ({unanswered} unanswered rows"
+                      + (f", {len(conflicts)} unresolved conflicts" if conflicts else "")
+                      + "): fill new_label or action, then import")
     if errors:
         raise ImportValidationError(errors)
     # apply

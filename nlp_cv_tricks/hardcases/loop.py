@@ -15,6 +15,7 @@ round waiting for annotations and ``annotations`` given it imports, retrains, an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Optional, Sequence
@@ -90,14 +91,23 @@ class HardCaseLoop:
             self._save(st)
         version = rep["version"]
         if st.get("dev_before") is None:
-            st["dev_before"] = train_and_evaluate(self.store.recipe_for(st["version"]), rdir / "retrain" / "before")
+            # the loop owns its retrain folders: a run cut short by an interruption is redone from scratch
+            st["dev_before"] = train_and_evaluate(_owned(self.store.recipe_for(st["version"])),
+                                                  rdir / "retrain" / "before")
+            self._save(st)
         hard = [c["id"] for c in self.store.changes(version, chain=True) if c["action"] in ("relabel", "confirm")]
-        after = train_and_evaluate(self.store.recipe_for(version), rdir / "retrain" / "after", None,
+        after = train_and_evaluate(_owned(self.store.recipe_for(version)), rdir / "retrain" / "after", None,
                                    self.store.ids(version), hard, self.emphasis, self.factor)
         b, a = st["dev_before"].get("dev/accuracy"), after.get("dev/accuracy")
         st["rounds"].append({"round": st["round"], "version": version, "exported": st.get("exported"),
                              **rep["counts"], "conflicts": len(rep["conflicts"]), "flagged": st.get("flagged"),
                              "dev_acc_before": b, "dev_acc_after": a,
                              "delta": None if a is None or b is None else a - b})
-        st.update(version=version, dev_before=after, imported=None)
+        # the round is closed and recorded before the next one is mined (an interruption there resumes mining)
+        st.update(version=version, dev_before=after, imported=None, phase="new")
+        self._save(st)
         return self._open_round(st)
+
+
+def _owned(recipe: Recipe) -> Recipe:
+    return dataclasses.replace(recipe, output=dataclasses.replace(recipe.output, overwrite=True))
