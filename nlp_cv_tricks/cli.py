@@ -132,6 +132,9 @@ def _cmd_push(args) -> int:
         for f in result["files"]:
             size = result["sizes"].get(f)
             print(f"  {f}" + (f"  ({size:,} bytes)" if size is not None else "  (generated model card)"))
+        if result.get("model_card"):
+            print("\ngenerated model card (README.md):\n")
+            print(result["model_card"])
     else:
         print(f"uploaded {len(result['files'])} files to {result['url']}")
     return 0

@@ -39,6 +39,11 @@ def _trick_names(tricks: list) -> list[str]:
     return names
 
 
+# the Hub ids behind the package's offline aliases (for the card's base_model)
+_ALIAS_HUB_IDS = {"minilm-l6": "sentence-transformers/all-MiniLM-L6-v2",
+                  "all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
+
+
 def model_card(model_dir: os.PathLike, repo_id: str) -> str:
     """A README.md with YAML metadata (library, pipeline tag, metrics) and the sections users look for:
     task, data, metrics, recipe, tricks, intended use, limitations, and how to load."""
@@ -59,7 +64,8 @@ def model_card(model_dir: os.PathLike, repo_id: str) -> str:
         "tags": ["nlp-cv-tricks"] + tricks,
     }
     base = model.get("name")
-    if base and not os.path.isabs(str(base)) and "/" in str(base):
+    base = _ALIAS_HUB_IDS.get(str(base), base) if base else base
+    if base and not os.path.isabs(str(base)) and "/" in str(base) and not os.path.exists(str(base)):
         meta["base_model"] = base
     if main:
         meta["model-index"] = [{
@@ -72,7 +78,7 @@ def model_card(model_dir: os.PathLike, repo_id: str) -> str:
         }]
     meta = {k: v for k, v in meta.items() if v is not None}
     lines = ["---", yaml.safe_dump(meta, sort_keys=False).strip(), "---", "", f"# {repo_id.split('/')[-1]}", ""]
-    lines += [f"Fine-tuned with [nlp-cv-tricks](https://github.com/) for **{task}**"
+    lines += [f"Fine-tuned with nlp-cv-tricks (`pip install nlp-cv-tricks`) for **{task}**"
               + (f" from `{base}`." if base else "."), ""]
     lines += ["## Data", ""]
     for key in ("train_file", "dev_file", "hub_name", "format", "text_column", "text_pair_column", "label_column", "max_length"):
@@ -94,11 +100,19 @@ def model_card(model_dir: os.PathLike, repo_id: str) -> str:
     lines += [f"- {k}: `{train[k]}`" for k in keys if train.get(k) is not None]
     lines += ["", "Tricks: " + (", ".join(f"`{t}`" for t in tricks) if tricks else "none") + ".", ""]
     lines += ["The full resolved recipe is in `recipe.yaml`.", ""]
-    lines += ["## How to use", "", "```python",
-              "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
-              f'model = AutoModelForSequenceClassification.from_pretrained("{repo_id}")',
-              f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")',
-              "```", ""]
+    auto = {"question-answering": "AutoModelForQuestionAnswering",
+            "image-classification": "AutoModelForImageClassification"}.get(task, "AutoModelForSequenceClassification")
+    if task == "image-classification":
+        lines += ["## How to use", "", "```python", "import timm",
+                  f'model = timm.create_model("hf-hub:{repo_id}", pretrained=True)  # or, with transformers:',
+                  f"from transformers import {auto}",
+                  f'model = {auto}.from_pretrained("{repo_id}")', "```", ""]
+    else:
+        lines += ["## How to use", "", "```python",
+                  f"from transformers import {auto}, AutoTokenizer",
+                  f'model = {auto}.from_pretrained("{repo_id}")',
+                  f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")',
+                  "```", ""]
     if str(config.get("model_type", "")).startswith("nct-"):
         lines += [f"This architecture (`{config['model_type']}`) is defined by nlp-cv-tricks: `import nlp_cv_tricks` "
                   "before loading.", ""]
@@ -128,6 +142,9 @@ def push(run_or_model_dir: str, repo_id: str, private: bool = False, dry_run: bo
 
     The card is written to a temporary copy, never into the user's directory; an existing README.md in the
     model directory is uploaded as it is."""
+    from huggingface_hub.utils import validate_repo_id
+
+    validate_repo_id(repo_id)  # HFValidationError (a ValueError) names what is wrong with it
     model_dir = resolve_model_dir(run_or_model_dir)
     files = files_to_upload(model_dir)
     sizes = {f: (model_dir / f).stat().st_size if (model_dir / f).exists() else None for f in files}

@@ -76,8 +76,10 @@ def test_push_dry_run_and_model_card(trained, capsys, monkeypatch):
     assert main(["push", str(trained), "--repo-id", "me/tiny-sentiment", "--dry-run", "--private"]) == 0
     out = capsys.readouterr().out
     assert "hf_secret_token_value" not in out
-    listed = [l.split()[0] for l in out.splitlines() if l.startswith("  ")]
+    listing, _, shown_card = out.partition("generated model card (README.md):")
+    listed = [l.split()[0] for l in listing.splitlines() if l.startswith("  ")]
     assert listed == files_to_upload(trained / "best")
+    assert "## How to use" in shown_card and "AutoModelForSequenceClassification" in shown_card
     assert {"model.safetensors", "config.json", "tokenizer.json", "recipe.yaml", "README.md"} <= set(listed)
     assert not any(f.endswith((".tmp", ".old")) or f.endswith(".bin") for f in listed)
     card = model_card(trained / "best", "me/tiny-sentiment")
@@ -88,6 +90,8 @@ def test_push_dry_run_and_model_card(trained, capsys, monkeypatch):
         assert section in card
     assert "`negative`, `positive`" in card and "label_smoothing" in card
     assert not (trained / "best" / "README.md").exists()  # the card is never written into the user's directory
+    assert main(["push", str(trained), "--repo-id", "bad//id", "--dry-run"]) == 2
+    assert "error: HFValidationError" in capsys.readouterr().err
 
 
 def test_overwrite_starts_a_clean_run(tiny_bert, toy_data, tmp_path, capsys):

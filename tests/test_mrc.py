@@ -552,3 +552,10 @@ def test_qa_task_with_trainer_eval_and_predict(tmp_path):
     with pytest.raises(FileExistsError, match="is a file; for a question-answering model --out is a folder"):
         predict_qa_file(str(out), str(small), str(tmp_path / "p.jsonl"), overwrite=True)
     assert (tmp_path / "p.jsonl").read_text() == "keep me"
+    # a sentence classifier is not silently given a fresh span head
+    clf = tmp_path / "clf"
+    clf.mkdir()
+    (clf / "config.json").write_text(json.dumps({"model_type": "bert",
+                                                 "architectures": ["BertForSequenceClassification"]}))
+    with pytest.raises(ValueError, match="not a question-answering model .*BertForSequenceClassification"):
+        evaluate_qa_file(str(clf), str(small))

@@ -417,6 +417,14 @@ def _load_qa_model_dir(model_dir: str):
     if p is None:
         raise FileNotFoundError(f"{model_dir}: not a model directory (no config.json) nor a run directory with "
                                 f"best/ or final/")
+    try:
+        archs = json.loads((p / "config.json").read_text(encoding="utf-8")).get("architectures") or []
+    except (OSError, json.JSONDecodeError):
+        archs = []
+    if not is_qa_model_dir(str(p)) and not any("QuestionAnswering" in a or a.endswith("QAModel") for a in archs):
+        raise ValueError(f"{p}: not a question-answering model (architectures: {', '.join(archs) or 'none'}); "
+                         "qa-eval/qa-predict need a model trained with task: question-answering or another "
+                         "*ForQuestionAnswering checkpoint")
     model = AutoModelForQuestionAnswering.from_pretrained(p)
     tok = AutoTokenizer.from_pretrained(p)
     saved = getattr(model.config, "nct_qa", None) or {}

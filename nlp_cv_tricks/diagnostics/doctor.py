@@ -732,7 +732,9 @@ def format_diagnosis(diag: Diagnosis) -> str:
         for i, rem in enumerate(diag.remedies, 1):
             rem = rem if isinstance(rem, Remedy) else Remedy(**rem)
             tag = rem.override if rem.override else "(advice, no override)"
-            extra = "" if rem.available or rem.override is None else "  [not available in this build]"
+            already = "is already in the recipe" in (rem.note or "")
+            extra = ("" if rem.available or rem.override is None
+                     else "  [already in the recipe]" if already else "  [not applicable here]")
             note = f"  — {rem.note}" if rem.note else ""
             lines.append(f"  {i}. {tag}{extra}    # {rem.why}{note}")
     return "\n".join(lines)

@@ -652,7 +652,7 @@ class Trainer:
             "best_step": self.best_step,
             "metric": self._metric_key(),
             "train_seconds": round(train_seconds, 2),
-            "distributed_type": str(acc.distributed_type),
+            "distributed_type": getattr(acc.distributed_type, "value", str(acc.distributed_type)),
             "num_processes": acc.num_processes,
             "mixed_precision": acc.mixed_precision,
             "stopped_early": self.should_stop,
