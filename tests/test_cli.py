@@ -112,6 +112,14 @@ def test_overwrite_starts_a_clean_run(tiny_bert, toy_data, tmp_path, capsys):
     steps = [json.loads(l)["step"] for l in (out / "history.jsonl").read_text().splitlines()]
     assert max(steps) == 2
     assert json.loads((out / "metrics.json").read_text())["model_dir"] == str(out / "final")
+    # the last step is checkpointed even off the save_steps grid, so a longer run resumes from the end
+    assert main(["train", *common, "data.dev_file=null", "train.max_steps=3", "train.save_steps=2",
+                 "output.overwrite=true"]) == 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_2", "step_3"]
+    assert main(["train", *common, "data.dev_file=null", "train.max_steps=4", "train.save_steps=2",
+                 "train.resume_from=latest"]) == 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_3", "step_4"]
+    assert [json.loads(l)["step"] for l in (out / "history.jsonl").read_text().splitlines()][-1] == 4
     # a directory that holds no run keeps everything, even folders with a run output's name
     other = tmp_path / "mine"
     (other / "logs").mkdir(parents=True)

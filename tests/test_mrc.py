@@ -552,6 +552,9 @@ def test_qa_task_with_trainer_eval_and_predict(tmp_path):
     with pytest.raises(FileExistsError, match="is a file; for a question-answering model --out is a folder"):
         predict_qa_file(str(out), str(small), str(tmp_path / "p.jsonl"), overwrite=True)
     assert (tmp_path / "p.jsonl").read_text() == "keep me"
+    with pytest.raises(ValueError, match="looks like a file name"):
+        predict_qa_file(str(out), str(small), str(tmp_path / "new.jsonl"))
+    assert not (tmp_path / "new.jsonl").exists()
     # a sentence classifier is not silently given a fresh span head
     clf = tmp_path / "clf"
     clf.mkdir()

@@ -440,6 +440,9 @@ def check_qa_output_dir(output_dir: Optional[str], overwrite: bool = False) -> N
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise FileExistsError(f"--out {output_dir} is a file; for a question-answering model --out is a folder that "
                               "receives predictions.json and nbest_predictions.json")
+    if not os.path.exists(output_dir) and os.path.splitext(output_dir)[1].lower() in (".json", ".jsonl", ".csv"):
+        raise ValueError(f"--out {output_dir} looks like a file name; for a question-answering model --out is a "
+                         "folder that receives predictions.json and nbest_predictions.json")
     if not overwrite:
         for name in ("predictions.json", "nbest_predictions.json", "null_odds.json"):
             if os.path.exists(os.path.join(output_dir, name)):

@@ -544,7 +544,8 @@ class Trainer:
         trick_logs: dict[str, list[float]] = {}
         skipped = 0
         grad_norm = None
-        epoch = start_epoch
+        epoch, batches_in_epoch = start_epoch, skip_batches
+        first_step = self.global_step
         self.model.train()
         done = self.global_step >= total_steps
         for epoch in range(start_epoch, num_epochs):
@@ -638,6 +639,9 @@ class Trainer:
                 trick.on_epoch_end(self, epoch)
         bar.close()
         train_seconds = time.perf_counter() - t0
+        if cfg.save_steps and self.global_step % cfg.save_steps and self.global_step > first_step:
+            # the last step too (not only every save_steps): a run extended later resumes from its end
+            self.save_checkpoint(epoch, batches_in_epoch, loss_sum, loss_count)
         for trick in self.tricks:
             trick.on_fit_end(self)
         model_dir = self.output_dir / "best"
