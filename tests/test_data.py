@@ -69,7 +69,7 @@ def test_malformed_lines_and_files(tmp_path):
     with pytest.raises(DataError, match=r"broken.jsonl: could not be read as jsonl"):
         load_text_classification(cfg(train_file=str(tmp_path / "broken.jsonl")))
     (tmp_path / "latin.txt").write_bytes("0 caf\xe9 good\n1 bad\n".encode("latin-1"))
-    with pytest.raises(DataError, match=r"latin.txt: not valid utf-8 text .*data.encoding"):
+    with pytest.raises(DataError, match=r"latin.txt: line 1: not valid utf-8 text .*data.encoding"):
         load_text_classification(cfg(train_file=str(tmp_path / "latin.txt"), format="kim2014"))
     ok = load_text_classification(cfg(train_file=str(tmp_path / "latin.txt"), format="kim2014", encoding="latin-1"))
     assert ok.train["text"][0] == "café good"
@@ -120,3 +120,26 @@ def test_dev_fraction_is_a_seeded_stratified_partition():
     assert "seed 7" in a.sources["dev"]
     with pytest.raises(DataError, match="dev split exists"):
         load_text_classification(cfg(train_file=mr, dev_file=mr, format="kim2014", encoding="latin-1", dev_fraction=0.1))
+
+
+
+def test_encodings_bom_and_multiline_rows_are_reported_where_they_are(tmp_path):
+    """Non-UTF-8 bytes name the line and data.encoding (also for JSON Lines, where data.encoding applies too); a
+    byte-order mark is not part of the first text; a row after a quoted multi-line field names its real line."""
+    (tmp_path / "g.csv").write_bytes("text,label\nok,0\n好的,1\n".encode("gbk"))
+    with pytest.raises(DataError, match=r"g.csv: line 3: not valid utf-8 text; set data.encoding"):
+        load_text_classification(cfg(train_file=str(tmp_path / "g.csv")))
+    (tmp_path / "g.jsonl").write_bytes('{"text": "好的", "label": 0}\n{"text": "坏", "label": 1}\n'.encode("gbk"))
+    with pytest.raises(DataError, match=r"g.jsonl: line 1: not valid utf-8 text; set data.encoding"):
+        load_text_classification(cfg(train_file=str(tmp_path / "g.jsonl")))
+    ok = load_text_classification(cfg(train_file=str(tmp_path / "g.jsonl"), encoding="gbk"))
+    assert ok.train["text"] == ["好的", "坏"]
+    (tmp_path / "bom.txt").write_bytes("\ufeff0 good film\n1 bad film\n".encode("utf-8"))
+    ok = load_text_classification(cfg(train_file=str(tmp_path / "bom.txt"), format="kim2014"))
+    assert ok.train["text"][0] == "good film"
+    (tmp_path / "ml.csv").write_text('text,label\n"two\nlines",0\n,1\n')
+    with pytest.raises(DataError, match=r"ml.csv: row 2 \(line 4\): empty or non-text value in column 'text'"):
+        load_text_classification(cfg(train_file=str(tmp_path / "ml.csv")))
+    (tmp_path / "names.csv").write_text("text,label\ngood,positive\nbad,negative\n")
+    with pytest.raises(DataError, match=r"names.csv: label 'negative' is not an integer: data.label_names names"):
+        load_text_classification(cfg(train_file=str(tmp_path / "names.csv"), label_names=["negative", "positive"]))

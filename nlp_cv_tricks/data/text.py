@@ -6,6 +6,8 @@ header row the line number is given too) and what was expected.
 
 from __future__ import annotations
 
+import functools
+
 import logging
 import math
 import os
@@ -55,12 +57,55 @@ def resolve_format(path: str, fmt: str) -> str:
     )
 
 
-def _row_desc(fmt: str, i: int) -> str:
+def _row_desc(fmt: str, i: int, path: Optional[str] = None, encoding: str = "utf-8") -> str:
+    if fmt == "csv" and path is not None:  # a quoted field may span lines: count them (only on errors)
+        starts = _csv_row_lines(path, encoding)
+        if i < len(starts):
+            return f"row {i + 1} (line {starts[i]})"
     if fmt in ("csv", "tsv"):
         return f"row {i + 1} (line {i + 2})"
     if fmt in _LINE_FORMATS or fmt == "jsonl":
         return f"line {i + 1}"
     return f"row {i + 1}"
+
+
+def _csv_row_lines(path: str, encoding: str) -> list[int]:
+    """The line on which each data row of a CSV file starts (after the header)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return []
+    return _csv_row_lines_cached(path, encoding, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _csv_row_lines_cached(path: str, encoding: str, _mtime: int, _size: int) -> list[int]:
+    import csv
+
+    starts = []
+    try:
+        with open(path, encoding=encoding, newline="") as f:
+            reader = csv.reader(f)
+            next(reader, None)
+            line = reader.line_num + 1
+            for _ in reader:
+                starts.append(line)
+                line = reader.line_num + 1
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+    return starts
+
+
+def _first_undecodable_line(path: str, encoding: str) -> Optional[int]:
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            try:
+                raw.decode(encoding)
+            except UnicodeDecodeError:
+                return n
+            except LookupError:
+                return None
+    return None
 
 
 def _read_lines(path: str, fmt: str, cfg: DataConfig) -> datasets.Dataset:
@@ -74,9 +119,12 @@ def _read_lines(path: str, fmt: str, cfg: DataConfig) -> datasets.Dataset:
             lines = [ln.rstrip("\r") for ln in f.read().split("\n")]
         if lines and lines[-1] == "":
             lines.pop()
+        if lines and lines[0].startswith("\ufeff"):  # a byte-order mark (files saved by some editors)
+            lines[0] = lines[0][1:]
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not valid {cfg.encoding} text ({e.reason} at byte {e.start}); "
-                        f"set data.encoding (e.g. latin-1)") from None
+        line = _first_undecodable_line(path, cfg.encoding)
+        raise DataError(f"{path}: {f'line {line}: ' if line else ''}not valid {cfg.encoding} text ({e.reason}); "
+                        f"set data.encoding (e.g. gbk, latin-1)") from None
     for i, line in enumerate(lines):
         if not line.strip():
             raise DataError(f"{path}: line {i + 1}: empty line; expected "
@@ -115,12 +163,21 @@ def load_split(path: str, cfg: DataConfig) -> tuple[datasets.Dataset, str]:
     }.get(fmt, (None, None))
     if builder is None:
         raise DataError(f"{path}: data.format={fmt!r} cannot read local files")
-    if builder == "csv":
+    if builder in ("csv", "json"):
         kwargs["encoding"] = cfg.encoding
+    if builder == "json":  # Arrow's JSON reader does not check the text encoding: bad bytes surface much later
+        line = _first_undecodable_line(path, cfg.encoding)
+        if line is not None:
+            raise DataError(f"{path}: line {line}: not valid {cfg.encoding} text; set data.encoding (e.g. gbk, "
+                            "latin-1)")
     try:
         ds = datasets.load_dataset(builder, data_files={"data": os.path.abspath(path)}, split="data", **kwargs)
     except Exception as e:  # datasets wraps parser errors in several types
         cause = e.__cause__ or e
+        if isinstance(cause, UnicodeDecodeError) or "codec can't decode" in str(cause):
+            line = _first_undecodable_line(path, cfg.encoding)
+            raise DataError(f"{path}: {f'line {line}: ' if line else ''}not valid {cfg.encoding} text; set "
+                            "data.encoding (e.g. gbk, latin-1)") from None
         raise DataError(f"{path}: could not be read as {fmt}: {type(cause).__name__}: {cause}") from None
     return ds, fmt
 
@@ -141,7 +198,7 @@ def _check_texts(ds: datasets.Dataset, path: str, fmt: str, cfg: DataConfig) -> 
         values = ds[col][:]  # a plain list: iterating datasets' lazy Column costs ~30x more
         bad = [i for i, v in enumerate(values) if v is None or not isinstance(v, str) or not v.strip()]
         if bad:
-            rows = ", ".join(_row_desc(fmt, i) for i in bad[:5])
+            rows = ", ".join(_row_desc(fmt, i, path, cfg.encoding) for i in bad[:5])
             more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
             raise DataError(f"{path}: {rows}{more}: empty or non-text value in column {col!r}")
 
@@ -222,7 +279,8 @@ def encode_labels(ds: datasets.Dataset, path: str, fmt: str, cfg: DataConfig, la
     ids = []
     for i, v in enumerate(ds[cfg.label_column][:]):
         if v is None:
-            raise DataError(f"{path}: {_row_desc(fmt, i)}: missing label in column {cfg.label_column!r}")
+            raise DataError(f"{path}: {_row_desc(fmt, i, path, cfg.encoding)}: missing label in column "
+                            f"{cfg.label_column!r}")
         key = _label_key(v)
         if key not in index and isinstance(v, bool):
             # booleans against a model trained on 0/1 (or True/False): match those as well
@@ -230,7 +288,7 @@ def encode_labels(ds: datasets.Dataset, path: str, fmt: str, cfg: DataConfig, la
         if key not in index:
             seen = f"the training file {train_path}" if train_path else "the model's label set"
             shown = f"{v!r} (read as a boolean)" if isinstance(v, bool) else repr(key)
-            raise DataError(f"{path}: {_row_desc(fmt, i)}: label {shown} never seen in {seen} "
+            raise DataError(f"{path}: {_row_desc(fmt, i, path, cfg.encoding)}: label {shown} never seen in {seen} "
                             f"(known: {', '.join(label_map.names[:20])})")
         ids.append(index[key])
     ds = ds.remove_columns([cfg.label_column]) if cfg.label_column != "labels" else ds.remove_columns(["labels"])
