@@ -480,6 +480,10 @@ def markdown_table(summaries: Sequence[VariantSummary], metric_name: str) -> str
                _fmt(s.delta, signed=True), ci, _fmt(s.p_value, ".3f"), seeds, _fmt(s.seconds, ".1f"),
                _fmt(s.peak_mem_mb, ".0f")] + ([_fmt(s.gpu_peak_mem_mb, ".0f")] if gpu else [])
         lines.append("| " + " | ".join(row) + " |")
+    few = min((s.n - s.failed for s in summaries[1:] if s.ci_low is not None), default=None)
+    if few is not None and few < 5:
+        lines += ["", f"With {few} paired seeds the bootstrap interval is little more than the range of the "
+                      "differences: treat it as indicative and add seeds before concluding."]
     return "\n".join(lines) + "\n"
 
 

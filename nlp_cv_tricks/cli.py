@@ -81,6 +81,8 @@ def _cmd_eval(args) -> int:
     from .diagnostics.images import is_image_model_dir
     from .inference import evaluate_file, evaluate_image_file
 
+    if args.out and os.path.isdir(args.out):
+        raise FileExistsError(f"--out {args.out} is a directory; --out names the metrics JSON file to write")
     if args.out and os.path.exists(args.out) and not args.overwrite:  # before the work, not after
         raise FileExistsError(f"{args.out} exists; choose another --out or pass --overwrite")
     if mrc_task.is_qa_model_dir(args.model_dir):  # SQuAD-format data: EM/F1
@@ -110,6 +112,8 @@ def _cmd_predict(args) -> int:
                                  overwrite=args.overwrite)
         print(f"wrote predictions.json and nbest_predictions.json to {args.out}")
         return 0
+    if os.path.isdir(args.out):
+        raise FileExistsError(f"--out {args.out} is a directory; --out names the .jsonl or .csv file to write")
     if is_image_model_dir(args.model_dir):
         n = predict_image_file(args.model_dir, args.data, args.out, batch_size=args.batch_size,
                                overwrite=args.overwrite)
