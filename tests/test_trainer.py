@@ -234,3 +234,18 @@ def test_half_precision_checkpoint_trains_in_fp32(tmp_path, tiny_bert):
     assert next(AutoModelForSequenceClassification.from_pretrained(half).parameters()).dtype == torch.float16
     model, _ = build_classifier(ModelConfig(name=str(half)), {0: "a", 1: "b"})
     assert {p.dtype for p in model.parameters()} == {torch.float32}
+
+
+
+def test_a_mistyped_metric_is_refused_before_training(tiny_bert, toy_data, tmp_path):
+    from nlp_cv_tricks.config import RecipeError
+
+    r = tiny_recipe(tiny_bert, toy_data, tmp_path / "m", "train.metric=acc")
+    with pytest.raises(RecipeError, match=r"train.metric='acc' is not a metric of this task; did you mean 'accuracy'"):
+        Trainer.from_recipe(r).fit()
+    assert not (tmp_path / "m").exists()
+    r = tiny_recipe(tiny_bert, toy_data, tmp_path / "m", "train.metric=recall/positive")
+    with pytest.raises(RecipeError, match=r"did you mean 'eval/recall/positive'"):
+        Trainer.from_recipe(r).fit()
+    ok = tiny_recipe(tiny_bert, toy_data, tmp_path / "ok", "train.metric=eval/recall/positive", "train.max_steps=2")
+    assert Trainer.from_recipe(ok).fit().best_metric is not None

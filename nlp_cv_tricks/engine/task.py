@@ -43,6 +43,11 @@ class Task:
     def compute_metrics(self, gathered: list[tuple], trainer) -> dict:
         raise NotImplementedError
 
+    def metric_names(self) -> Optional[set[str]]:
+        """The names :meth:`compute_metrics` returns (without the ``eval/`` prefix), so a mistyped
+        ``train.metric`` is refused before training; None when they depend on the data (not checked)."""
+        return None
+
 
 class ClassificationTask(Task):
     """Single-label classification: cross-entropy on ``outputs.logits`` against ``batch["labels"]``."""
@@ -64,3 +69,10 @@ class ClassificationTask(Task):
         out = classification_metrics(logits, labels, self.label_names)
         out["loss"] = loss
         return out
+
+    def metric_names(self) -> Optional[set[str]]:
+        names = {"accuracy", "f1_macro", "f1_micro", "f1_weighted", "precision_macro", "recall_macro", "auc",
+                 "loss", "n"}
+        for label in self.label_names or []:
+            names |= {f"{m}/{label}" for m in ("precision", "recall", "f1", "support")}
+        return names

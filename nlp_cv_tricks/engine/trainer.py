@@ -15,6 +15,7 @@ A run directory holds::
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -486,8 +487,28 @@ class Trainer:
         return path
 
     # ---- the loop --------------------------------------------------------------------------------
+    def _check_metric(self) -> None:
+        """A mistyped ``train.metric`` is refused before anything is trained or written."""
+        m = self.cfg.metric
+        names = self.task.metric_names() if self.eval_dataset is not None else None
+        name = m[len("eval/"):] if m.startswith("eval/") else m
+        from ..config import RecipeError
+
+        where = f"{self.recipe.source}: " if self.recipe.source else ""
+        if names is not None and "/" in m and not m.startswith("eval/") and m in names:
+            raise RecipeError(f"{where}train.metric={m!r}: a name with '/' is a full history key; did you mean "
+                              f"'eval/{m}'?")
+        if names is None or name in names or ("/" in m and not m.startswith("eval/")):
+            return
+
+        near = [n for n in sorted(names) if n.startswith(name)][:1] or difflib.get_close_matches(name, sorted(names), n=1)
+        raise RecipeError(f"{where}train.metric={m!r} is not a "
+                          f"metric of this task" + (f"; did you mean {near[0]!r}?" if near else "")
+                          + f" (choose from {', '.join(sorted(n for n in names if '/' not in n))})")
+
     def fit(self) -> FitResult:
         acc, cfg = self.accelerator, self.cfg
+        self._check_metric()
         resume_path = self._resolve_resume()
         self._prepare_output_dir(resuming=resume_path is not None)
         if not acc.trackers and acc.log_with:
