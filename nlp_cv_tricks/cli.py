@@ -162,7 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train from a recipe: nlp-cv-tricks train RECIPE [key=value ...]")
     p.add_argument("recipe")
-    p.add_argument("overrides", nargs="*", help="recipe overrides such as train.learning_rate=3e-5")
+    p.add_argument("overrides", nargs="*", help="recipe overrides section.key=value (train.learning_rate=3e-5, "
+                   "data.train_file=x.csv, output.overwrite=true); 'tricks+=fgm' appends a trick; values are YAML "
+                   "(README, Recipes)")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a saved model on a labelled data file (metrics JSON)")

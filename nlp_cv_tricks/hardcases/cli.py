@@ -10,6 +10,7 @@ import argparse
 import json
 import shlex
 import sys
+from pathlib import Path
 
 
 def _recipe(args):
@@ -60,6 +61,8 @@ def cmd_import(args) -> int:
 def cmd_versions(args) -> int:
     from .importer import VersionStore
 
+    if not Path(args.versions_dir).is_dir():
+        raise FileNotFoundError(f"--versions-dir {args.versions_dir} does not exist (no version was imported there)")
     store = VersionStore(args.versions_dir, _recipe(args))
     if args.drop:
         store.drop(args.drop)

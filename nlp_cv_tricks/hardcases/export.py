@@ -72,6 +72,11 @@ def export_hard_cases(mine_dir, out_dir, top: Optional[int] = None, budget: Opti
     ``label_config.xml``, and ``<name>_images/`` for images without files) in ``out_dir``; existing files are
     never overwritten. Returns the paths."""
     mine_dir, out_dir = Path(mine_dir), Path(out_dir)
+    if not (mine_dir / "summary.json").is_file():
+        raise FileNotFoundError(f"{mine_dir}: no finished mining here (summary.json missing); run `hardcases mine` "
+                                "first or pass its --out directory")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"--out {out_dir} is a file; export writes its files into a directory")
     summary = json.loads((mine_dir / "summary.json").read_text())
     names = summary["label_names"]
     kind = summary.get("example_kind", "text")
