@@ -93,8 +93,14 @@ def cmd_loop(args) -> int:
                       priority=args.priority.split(",") if args.priority else (), jobs=args.jobs)
     st = lp.step(args.annotations or None)
     print(summary_table(st["rounds"]))
-    print(f"round {st['round']}: annotate {st['export'].get('csv')} (or the Label Studio file), then run "
-          f"`hardcases loop {args.recipe} --workdir {args.workdir} --annotations <file>`")
+    # the next command repeats every option given now (the loop does not store them)
+    defaults = {"folds": 5, "top": None, "budget": 0.1, "by": "error", "emphasis": "none", "factor": 2.0,
+                "rule": "majority", "priority": "", "jobs": 1}
+    opts = [f"--{k} {shlex.quote(str(getattr(args, k)))}" for k, d in defaults.items() if getattr(args, k) != d]
+    over = [shlex.quote(o) for o in (args.overrides or [])]
+    cmd = " ".join(["nlp-cv-tricks hardcases loop", shlex.quote(str(args.recipe)), *over, "--workdir",
+                    shlex.quote(str(args.workdir)), *opts, "--annotations <file>"])
+    print(f"round {st['round']}: annotate {st['export'].get('csv')} (or the Label Studio file), then run\n  {cmd}")
     return 0
 
 
