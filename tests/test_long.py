@@ -334,6 +334,8 @@ def test_truncation_fns_in_batched_map(bert_tokenizer):
     # same result as the tokenizer's own truncation for "head"
     ref = bert_tokenizer(docs, truncation=True, max_length=64)["input_ids"]
     assert ds.map(make_truncation_fn(bert_tokenizer, "head", 64), batched=True)["input_ids"] == ref
+    with pytest.raises(ValueError, match="head_tokens=62 keeps no tail within max_length=64"):
+        make_truncation_fn(bert_tokenizer, "head+tail", 64, head_tokens=62)
 
 
 def test_truncation_with_question_keeps_question(bert_tokenizer):

@@ -188,6 +188,9 @@ def make_truncation_fn(
     n_special = template.num_pair if question_column else template.num_single
     if max_length <= n_special:
         raise ValueError(f"max_length={max_length} leaves no room for text after {n_special} special tokens")
+    if strategy == "head+tail" and head_tokens >= max_length - n_special:
+        raise ValueError(f"head+tail with head_tokens={head_tokens} keeps no tail within max_length={max_length} "
+                         f"({max_length - n_special} text tokens): lower model.kwargs.head_tokens or use 'head'")
 
     def fn(batch: dict) -> dict:
         if text_column not in batch:
