@@ -570,3 +570,21 @@ def test_train_eval_trick_adds_train_metrics():
     t, metrics = FakeTrainer(), {"eval/accuracy": 0.8}
     TrainEval(max_samples=100).on_eval_end(t, metrics)
     assert t.seen == 100 and metrics == {"eval/accuracy": 0.8, "train_eval/accuracy": 0.9, "train_eval/loss": 0.3}
+
+
+
+def test_a_macro_f1_dip_on_balanced_classes_is_not_called_imbalance():
+    recs = []
+    for e in range(1, 6):
+        recs.append({"step": 10 * e - 5, "epoch": e - 0.5, "train/loss": 0.5 * 0.8 ** e})
+        recs.append({"step": 10 * e, "epoch": float(e), "eval/loss": 0.5 - 0.02 * e, "eval/accuracy": 0.9,
+                     "eval/f1_macro": 0.9 - (0.05 if e == 3 else 0.0),
+                     "eval/support/a": 50, "eval/support/b": 50})
+    d = diagnose_run(recs, recipe={"train": {"metric": "accuracy"}})
+    assert not d.imbalanced and "balanced" in d.evidence["imbalance_events_ignored"]
+    assert not any("focal_loss" in (r.override or "") for r in d.remedies)
+    # the same dip with a 10:1 class ratio is an imbalance signal
+    for r in recs:
+        if "eval/support/a" in r:
+            r["eval/support/a"] = 500
+    assert diagnose_run(recs, recipe={"train": {"metric": "accuracy"}}).imbalanced

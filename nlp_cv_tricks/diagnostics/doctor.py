@@ -208,6 +208,16 @@ def diagnose(history: Union[str, os.PathLike, Iterable[dict]], thresholds: Optio
         if not any(e["step"] == s for e in imb_events):
             imb_events.append({"step": s, "key": FLAG_KEY, "before": None, "after": 1, "drop": None})
     imbalanced = bool(imb_events)
+    if imbalanced and not minority and evals:
+        from .imbalance import minority_labels
+
+        last = evals[-1]
+        logged = [k for k in last if k.startswith("eval/support/")]
+        if len(logged) >= 2 and not minority_labels(last):
+            # balanced classes (logged support): a macro-F1/AUC dip while the dev loss falls is noise or
+            # calibration, not an imbalance problem -- keep the events as evidence, prescribe nothing for them
+            imbalanced = False
+            ev["imbalance_events_ignored"] = f"{len(imb_events)} (classes balanced by their dev support)"
 
     def done(regime: str, onset: Optional[int]) -> Diagnosis:
         if onset is not None:
@@ -354,7 +364,9 @@ def diagnose(history: Union[str, os.PathLike, Iterable[dict]], thresholds: Optio
     if len(tloss) < 3 and n_evals < th.patience + 1:
         reasons.append(f"only {len(tloss)} train logs and {n_evals} evaluations: too few points to judge, so "
                        f"this 'healthy' is weak; log more often (train.logging_steps, train.eval_steps)")
-    reasons.append("train loss fell, no sustained rise of the dev loss or fall of the dev metric"
+    trend = ("train loss fell" if len(tloss) >= 2 and tloss[-1] < tloss[0]
+             else "train loss trend unknown (fewer than 2 logs)" if len(tloss) < 2 else "train loss did not fall")
+    reasons.append(f"{trend}, no sustained rise of the dev loss or fall of the dev metric"
                    + (f" (dev {metric.split('/', 1)[1]} best {ev.get(metric.split('/', 1)[1] + '_best', float('nan')):.4f})"
                       if metric and metric.split('/', 1)[1] + '_best' in ev else ""))
     return done("healthy", None)
