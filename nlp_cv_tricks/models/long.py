@@ -658,6 +658,11 @@ def prepare_long_text(recipe, accelerator) -> dict:
         if src_type == "longformer":
             if "attention_window" in (mcfg.kwargs or {}):
                 kw["attention_window"] = opts["attention_window"]
+                saved = AutoConfig.from_pretrained(path).attention_window
+                saved = saved[0] if isinstance(saved, (list, tuple)) and len(set(saved)) == 1 else saved
+                if saved != opts["attention_window"]:
+                    logger.warning("model.kwargs.attention_window=%s replaces the window %s saved with %s (drop the "
+                                   "key to keep the converted model's)", opts["attention_window"], saved, path)
             model = LongformerForSequenceClassification.from_pretrained(path, dtype=torch.float32, **kw)
             tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(mcfg.tokenizer or mcfg.name))
         else:
