@@ -165,13 +165,18 @@ def predict_file(model_dir: str, data: str, out: str, fmt: Optional[str] = None,
     ds = load_eval_file(data, cfg, label_map, need_labels=False)
     texts = ds[cfg.text_column]
     gold = ds["labels"] if "labels" in ds.column_names else None
+    # the input's other columns (an id, metadata) travel with each prediction, so results join back easily
+    reserved = {"row", "text", "pred_label", "pred_prob", "label", cfg.text_column, cfg.text_pair_column, "labels"}
+    extra = {c: ds[c] for c in ds.column_names if c not in reserved
+             and all(v is None or isinstance(v, (str, int, float, bool)) for v in ds[c][:50])}
     logits, _ = predict_logits(model, tokenizer, ds, cfg, batch_size, saved_long_options(model_dir))
     probs = softmax(logits.astype(np.float64))
     names = label_map.names
     rows = []
     for i, p in enumerate(probs):
         j = int(p.argmax())
-        row = {"row": i + 1, "text": texts[i], "pred_label": names[j], "pred_prob": round(float(p[j]), 6)}
+        row = {"row": i + 1, **{c: v[i] for c, v in extra.items()}, "text": texts[i], "pred_label": names[j],
+               "pred_prob": round(float(p[j]), 6)}
         if gold is not None:
             row["label"] = names[int(gold[i])]
         row.update({f"prob/{n}": round(float(p[k]), 6) for k, n in enumerate(names)})

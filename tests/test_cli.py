@@ -44,11 +44,12 @@ def test_eval_matches_training_eval(trained, toy_data, tmp_path, capsys):
 
 def test_predict_jsonl_and_csv(trained, tmp_path):
     data = tmp_path / "new.csv"
-    data.write_text("text\nthe movie was good\nawful plot really\n")
+    data.write_text("id,text\na7,the movie was good\nb9,awful plot really\n")
     out = tmp_path / "pred.jsonl"
     assert main(["predict", str(trained / "best"), "--data", str(data), "--out", str(out), "--format", "csv"]) == 0
     rows = [json.loads(l) for l in out.read_text().splitlines()]
     assert [r["pred_label"] for r in rows] == ["positive", "negative"]
+    assert [r["id"] for r in rows] == ["a7", "b9"]  # the input's other columns travel with the predictions
     for r in rows:
         assert r["prob/negative"] + r["prob/positive"] == pytest.approx(1.0, abs=1e-5)
         assert r["pred_prob"] == max(r["prob/negative"], r["prob/positive"])
