@@ -242,6 +242,8 @@ def test_registry_rejects_bad_options():
         build_tricks([{"pgd": {"alpha": -1}}])
     with pytest.raises(ValueError, match="regular expressions"):
         build_tricks([{"awp": {"params": "("}}])
+    with pytest.raises(ValueError, match=r"'fgm' appears twice \(tricks\[0\] and tricks\[2\]\)"):
+        build_tricks(["fgm", "rdrop", {"fgm": {"epsilon": 0.5}}])
     tricks = build_tricks(["fgm", {"pgd": {"steps": 2}}, "rdrop", {"focal_loss": {"gamma": 1.0}}])
     assert [t.name for t in tricks] == ["fgm", "pgd", "rdrop", "focal_loss"]
 

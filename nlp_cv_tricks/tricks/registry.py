@@ -68,6 +68,12 @@ def build_trick(spec: Any, where: str = "tricks") -> Trick:
 def build_tricks(specs: Iterable[Any] | None, where: str = "tricks") -> list[Trick]:
     """Build the tricks of a recipe, in order; at most one may replace the criterion."""
     tricks = [build_trick(s, f"{where}[{i}]") for i, s in enumerate(specs or [])]
+    seen: dict[str, int] = {}
+    for i, t in enumerate(tricks):
+        if t.name in seen:
+            raise ValueError(f"{where}: {t.name!r} appears twice ({where}[{seen[t.name]}] and {where}[{i}]); a trick "
+                             "runs once per step — keep one (tricks+= appends to the recipe's list)")
+        seen[t.name] = i
     crit = [t.name for t in tricks if t.replaces_criterion]
     if len(crit) > 1:
         raise ValueError(f"{where}: {crit} all replace the loss; choose one")
