@@ -120,6 +120,9 @@ class MixupCutmix(Trick):
         if not n:
             raise ValueError("mixup: the number of classes is unknown (task.label_names is empty); "
                              "set mixup.num_classes")
+        if names and n != len(names):
+            raise ValueError(f"mixup.num_classes={n} but the data has {len(names)} labels; leave num_classes out "
+                             "(it is taken from the data)")
         self._make(n)
 
     def mix(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -249,3 +249,13 @@ def test_a_mistyped_metric_is_refused_before_training(tiny_bert, toy_data, tmp_p
         Trainer.from_recipe(r).fit()
     ok = tiny_recipe(tiny_bert, toy_data, tmp_path / "ok", "train.metric=eval/recall/positive", "train.max_steps=2")
     assert Trainer.from_recipe(ok).fit().best_metric is not None
+
+
+def test_a_run_that_fails_while_starting_leaves_its_directory_reusable(tiny_bert, toy_data, tmp_path):
+    out = tmp_path / "r"
+    bad = tiny_recipe(tiny_bert, toy_data, out, "tricks=[{init: {target: no.such.module}}]")
+    with pytest.raises(ValueError, match="no.such.module"):
+        Trainer.from_recipe(bad).fit()
+    assert not out.exists() or not any(out.iterdir())
+    ok = tiny_recipe(tiny_bert, toy_data, out, "train.max_steps=2")
+    assert Trainer.from_recipe(ok).fit().global_step == 2 and (out / "recipe.yaml").is_file()

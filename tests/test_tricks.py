@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import math
 
 import pytest
@@ -443,6 +444,8 @@ def test_class_weights_and_lr_halving_and_init_through_trainer(tiny_bert, toy_da
                       "tricks=[{lr_halving: {start_lr: 0.004, threshold: 1.0}}]")
     assert trainer.tricks[0].state.halvings == 2
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.004 / 4)
+    rows = [json.loads(line) for line in (tmp_path / "lr" / "history.jsonl").read_text().splitlines()]
+    assert [r["lr_halvings"] for r in rows if "lr_halvings" in r] == [0, 1, 2]  # logged with each evaluation
 
     trainer, probe = _fit(tiny_bert, toy_data, tmp_path / "init", "train.max_steps=1",
                           "tricks=[{init: {scheme: trunc_normal, target: all, std: 0.02}}]")

@@ -352,6 +352,12 @@ def test_tiny_mnist_training_is_clearly_above_chance_and_saves_a_timm_model(mnis
     assert sum(rows[0][f"prob/{n}"] for n in LABELS10) == pytest.approx(1.0, abs=1e-4)
 
 
+def test_mixup_num_classes_must_match_the_data(mnist_small, tmp_path):
+    recipe = _recipe(mnist_small, tmp_path, tricks=[{"mixup": {"num_classes": 5}}], max_steps=1)
+    with pytest.raises(ValueError, match="mixup.num_classes=5 but the data has 10 labels"):
+        Trainer.from_recipe(recipe).fit()
+
+
 def test_mixup_trick_runs_through_the_trainer(mnist_small, tmp_path):
     recipe = _recipe(mnist_small, tmp_path, tricks=[{"mixup": {"mixup_alpha": 0.4, "cutmix_alpha": 1.0}}],
                      max_steps=3)

@@ -19,6 +19,10 @@ _KEEP = ("accuracy", "loss", "f1_macro", "auc")
 
 
 class TrainEval(Trick):
+    """Recipe key ``train_eval`` (options ``max_samples`` 512, ``seed`` 0): a fixed seeded subset of the training
+    set is evaluated next to every dev evaluation and written as ``train_eval/<metric>``; the doctor reads the
+    train/dev gap from it. Expected effect on training: none. Cost: one evaluation pass over ``max_samples``."""
+
     name = "train_eval"
 
     def __init__(self, max_samples: int = 512, seed: int = 0):

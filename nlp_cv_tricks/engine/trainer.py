@@ -345,7 +345,6 @@ class Trainer:
                     logger.warning("output.overwrite=true: removed the previous run's %s from %s",
                                    ", ".join(p.name for p in gone), out)
             out.mkdir(parents=True, exist_ok=True)
-            save_recipe(self.recipe, out / "recipe.yaml")
         self.accelerator.wait_for_everyone()
 
     def _log(self, record: dict) -> None:
@@ -511,10 +510,6 @@ class Trainer:
         self._check_metric()
         resume_path = self._resolve_resume()
         self._prepare_output_dir(resuming=resume_path is not None)
-        if not acc.trackers and acc.log_with:
-            flat = _flatten(recipe_to_dict(self.recipe))
-            acc.init_trackers("nlp-cv-tricks", config={k: v for k, v in flat.items()
-                                                       if isinstance(v, (int, float, str, bool))})
         set_seed(cfg.seed)
         train_dl = self._train_dataloader()
         eval_dl = self._eval_dataloader(self.eval_dataset) if self.eval_dataset is not None else None
@@ -556,6 +551,14 @@ class Trainer:
         extra_backward = any(t.extra_backward for t in self.tricks)
         for trick in self.tricks:
             trick.on_fit_start(self)
+        # the run's first files: a run that failed while starting left the directory empty, so the corrected
+        # command can use it again
+        if acc.is_main_process:
+            save_recipe(self.recipe, self.output_dir / "recipe.yaml")
+        if not acc.trackers and acc.log_with:
+            flat = _flatten(recipe_to_dict(self.recipe))
+            acc.init_trackers("nlp-cv-tricks", config={k: v for k, v in flat.items()
+                                                       if isinstance(v, (int, float, str, bool))})
         bar = tqdm(total=total_steps, initial=self.global_step, disable=not (acc.is_local_main_process and cfg.progress_bar),
                    desc="train", dynamic_ncols=True)
         t0 = time.perf_counter()

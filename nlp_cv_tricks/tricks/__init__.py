@@ -1,8 +1,9 @@
 """Tricks as composable plug-ins: each module holds a pure function and a :class:`Trick` class.
 
 Recipe keys: label_smoothing, grad_norm_logging, fgm, pgd, freelb, awp, pixel_fgsm, pixel_pgd, rdrop,
-focal_loss, class_weights, embedding_dropout, lr_halving, init. ``decay_parameter_groups`` (weight decay with
-bias and norm parameters excluded) is the optimizer helper the trainer uses.
+focal_loss, class_weights, embedding_dropout, lr_halving, init; the diagnostics add imbalance_watch, train_eval
+and layer_report, the image task mixup and ema (loaded when a recipe names them). ``decay_parameter_groups``
+(weight decay with bias and norm parameters excluded) is the optimizer helper the trainer uses.
 """
 
 from .registry import available_tricks, build_trick, build_tricks, register_trick

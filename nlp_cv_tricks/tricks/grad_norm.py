@@ -1,7 +1,7 @@
 """Per-layer gradient-norm logging: a diagnostic trick on the ``before_optimizer_step`` hook.
 
-Logs the L2 norm of the (unscaled, clipped-before) gradients of each top-level block of the model every
-``every`` optimizer steps, as ``train/grad_norm/<block>``. Expected effect on training: none. Use it to see
+Measures the L2 norm of the (unscaled, clipped-before) gradients of each top-level block of the model every
+``every`` optimizer steps; the history gets their mean as ``train/grad_norm/<block>`` in each logging row. Expected effect on training: none. Use it to see
 vanishing or exploding gradients per layer. Cost: one norm per parameter on logging steps only.
 """
 
@@ -48,6 +48,11 @@ def layer_grad_norms(model: torch.nn.Module) -> dict[str, float]:
 
 @register_trick("grad_norm_logging")
 class GradNormLogging(Trick):
+    """Recipe key ``grad_norm_logging`` (option ``every``, default 50): the L2 gradient norm of each top-level
+    block, measured every ``every`` optimizer steps and written as ``train/grad_norm/<block>`` in the next
+    logging row (the mean of the measurements since the previous row; rows come every ``train.logging_steps``).
+    Expected effect on training: none. Cost: one norm per parameter on measured steps."""
+
     def __init__(self, every: int = 50):
         if int(every) < 1:
             raise ValueError(f"grad_norm_logging.every must be >= 1, got {every}")

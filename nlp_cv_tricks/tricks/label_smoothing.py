@@ -25,6 +25,10 @@ def label_smoothing_loss(logits: torch.Tensor, labels: torch.Tensor, epsilon: fl
 
 @register_trick("label_smoothing")
 class LabelSmoothing(Trick):
+    """Recipe key ``label_smoothing`` (option ``epsilon``, default 0.1): the criterion becomes cross-entropy
+    against ``(1 - epsilon) * one_hot + epsilon / num_classes`` (Szegedy et al. 2016). Expected effect: less
+    over-confident logits, often a small accuracy gain and better calibration. Cost: none."""
+
     replaces_criterion = True
 
     def __init__(self, epsilon: float = 0.1):

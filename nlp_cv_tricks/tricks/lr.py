@@ -160,6 +160,7 @@ class LRHalving(Trick):
             raise KeyError(f"lr_halving: metric {key!r} not in the evaluation metrics {sorted(metrics)}")
         if self.state.update(float(metrics[key])):
             scale_lr_(trainer.optimizer, self.factor, self._scheduler(trainer), self.min_lr)
+        metrics["lr_halvings"] = self.state.halvings  # written with this evaluation's history row
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.state.best, "bad": self.state.bad, "halvings": self.state.halvings}

@@ -32,7 +32,7 @@ def register_trick(name: str) -> Callable[[type[Trick]], type[Trick]]:
 
 
 def available_tricks() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | set(_DEFERRED))
 
 
 def _parse_spec(spec: Any, where: str) -> tuple[str, dict]:
@@ -48,8 +48,16 @@ def _parse_spec(spec: Any, where: str) -> tuple[str, dict]:
     raise ValueError(f"{where}: a trick is a name or a one-key mapping name -> options, got {spec!r}")
 
 
+# tricks registered by modules that import heavier dependencies (timm): loaded when a recipe names them
+_DEFERRED = {"mixup": "nlp_cv_tricks.vision_task", "ema": "nlp_cv_tricks.models.vision"}
+
+
 def build_trick(spec: Any, where: str = "tricks") -> Trick:
     name, opts = _parse_spec(spec, where)
+    if name not in _REGISTRY and name in _DEFERRED:
+        import importlib
+
+        importlib.import_module(_DEFERRED[name])
     if name not in _REGISTRY:
         near = difflib.get_close_matches(name, list(_REGISTRY), n=1)
         hint = f"; did you mean {near[0]!r}?" if near else ""
@@ -62,7 +70,12 @@ def build_trick(spec: Any, where: str = "tricks") -> Trick:
             near = difflib.get_close_matches(key, valid, n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
             raise ValueError(f"{where}.{name}: unknown option {key!r}{hint} (valid: {', '.join(valid) or 'none'})")
-    return cls(**opts)
+    try:
+        return cls(**opts)
+    except (TypeError, ValueError) as e:
+        if str(e).startswith(f"{name}.") or where in str(e):
+            raise
+        raise ValueError(f"{where}.{name} {opts}: {e}") from None
 
 
 def build_tricks(specs: Iterable[Any] | None, where: str = "tricks") -> list[Trick]:
