@@ -279,14 +279,14 @@ def main() -> None:
                     help="reuse the finished seeds of --json when it was written with the same settings")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--workdir", default=None)
-    ap.add_argument("--json", default=None, help="default: benchmarks/hardcases_<dataset>.json")
+    ap.add_argument("--json", default=None, help="default: runs/bench/hardcases_<dataset>.json (benchmarks/ files only when named)")
     args = ap.parse_args()
     for key, val in DEFAULTS[args.dataset].items():
         if getattr(args, key, None) is None:
             setattr(args, key, val)
     args.data = str(args.data)
     seeds = args.seeds or [0 if args.seed is None else args.seed]
-    args.json = args.json or str(ROOT / "benchmarks" / f"hardcases_{args.dataset}.json")
+    args.json = args.json or str(ROOT / "runs" / "bench" / f"hardcases_{args.dataset}.json")
 
     import torch
 

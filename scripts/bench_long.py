@@ -161,7 +161,8 @@ def main() -> int:
                         "~4 GB at 2048 so ~16 GB at 4096; on CPU, SDPA in train mode is quadratic in memory too)")
     p.add_argument("--max-full-gc-length", type=int, default=4096,
                    help="skip full attention with checkpointing above this length")
-    p.add_argument("--out", default="benchmarks/long_memory.json")
+    p.add_argument("--out", default="runs/bench/long_memory.json",
+                   help="results JSON (default under runs/; benchmarks/ files only when named)")
     p.add_argument("--model", default="minilm-l6")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--kind", help=argparse.SUPPRESS)

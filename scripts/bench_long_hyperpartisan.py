@@ -100,7 +100,8 @@ def main() -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="recipe overrides for every run")
     p.add_argument("--runs", default="runs/bench_long_hyperpartisan", help="where the runs are written")
-    p.add_argument("--out", default="benchmarks/long_hyperpartisan.json")
+    p.add_argument("--out", default="runs/bench/long_hyperpartisan.json",
+                   help="results JSON (default under runs/; benchmarks/ files only when named)")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from nlp_cv_tricks.models.long import register

@@ -71,7 +71,8 @@ def parse_args(argv=None):
     p.add_argument("--warmup-ratio", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--max-train-examples", type=int, default=None)
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "mrc.json"))
+    p.add_argument("--out", default=str(ROOT / "runs" / "bench" / "mrc.json"),
+                   help="results JSON (default under runs/; benchmarks/ files only when named)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return p.parse_args(argv)
 

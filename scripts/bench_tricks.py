@@ -17,7 +17,8 @@ Usage (what the tricks section of benchmarks/RESULTS.md reports)::
         --max-length 32 --lr 2e-4 --max-eval-samples 400 --seeds 3 --variants fgm,rdrop,focal_loss
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_tricks.py --part overhead --threads 1 --max-length 32
 
-Prints markdown tables and writes benchmarks/tricks.json (atomically).
+Prints markdown tables and writes ``--json`` (default runs/bench/tricks.json; the committed
+benchmarks/tricks.json only when named), atomically.
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ def main(argv=None) -> int:
     p.add_argument("--overhead-steps", type=int, default=10)
     p.add_argument("--overhead-warmup", type=int, default=2)
     p.add_argument("--overhead-rounds", type=int, default=2)
-    p.add_argument("--json", default=str(ROOT / "benchmarks" / "tricks.json"))
+    p.add_argument("--json", default=str(ROOT / "runs" / "bench" / "tricks.json"),
+                   help="results JSON (default under runs/; benchmarks/ files only when named)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from nlp_cv_tricks.cli import _setup_logging

@@ -98,7 +98,8 @@ def main(argv=None):
                                                                  "112 or 128 fit a CPU)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--json", default=str(ROOT / "benchmarks" / "vision.json"))
+    p.add_argument("--json", default=str(ROOT / "runs" / "bench" / "vision.json"),
+                   help="results JSON (default under runs/; benchmarks/ files only when named)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     import nlp_cv_tricks.vision_task  # noqa: F401  (registers the task and tricks)
