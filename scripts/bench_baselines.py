@@ -499,7 +499,8 @@ def main(argv=None):
     ap.add_argument("--models", default=",".join(ALL_MODELS))
     ap.add_argument("--epochs", type=int, default=None,
                     help="epochs of the neural THUCNews models (default: each recipe's own)")
-    ap.add_argument("--fasttext-epochs", type=int, default=5)
+    ap.add_argument("--fasttext-epochs", type=int, default=5,
+                    help="FastText epochs in every part (--epochs applies to the other models)")
     ap.add_argument("--fasttext-rounds", type=int, default=3, help="interleaved rounds of official vs ours")
     ap.add_argument("--official-lr", type=float, default=0.5)
     ap.add_argument("--kim-tasks", default="sst2,trec,mr")

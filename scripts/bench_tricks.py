@@ -11,11 +11,9 @@ Part ``ablate``: ``nlp_cv_tricks.ablate.ablate`` on recipes/quickstart.yaml (SST
 plain vs FGM vs PGD vs FreeLB vs R-Drop vs focal loss over ``--seeds`` seeds. In-process runs (one Python
 process; saves the ~15 s import of a fresh process per run on this small machine).
 
-Usage (what the tricks section of benchmarks/RESULTS.md reports)::
-
-    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_tricks.py --part ablate --threads 1 --train-samples 256 \
-        --max-length 32 --lr 2e-4 --max-eval-samples 400 --seeds 3 --variants fgm,rdrop,focal_loss
-    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_tricks.py --part overhead --threads 1 --max-length 32
+Usage: the exact commands behind each table are in the tricks section of benchmarks/RESULTS.md (overhead:
+``--part overhead --threads 1 --max-length 32 ...``; the TextCNN ablation: ``--part ablate --recipe
+recipes/sst2_textcnn.yaml ...``; the MiniLM ablation: ``--part ablate --train-samples 1728 ...``).
 
 Prints markdown tables and writes ``--json`` (default runs/bench/tricks.json; the committed
 benchmarks/tricks.json only when named), atomically.

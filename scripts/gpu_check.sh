@@ -7,7 +7,7 @@
 #                                     #   of the packages a bare CUDA PyTorch image lacks (datasets and its needs)
 #   scripts/gpu_check.sh [OUTDIR]     # on the GPU machine, from the repo root (.gpu/ copied along):
 #                                     #   about 3 minutes on one H100; prints markdown tables, writes gpu_check.json
-#   scripts/gpu_check.sh smoke        # seconds-long CPU version of the same script (checks the script itself)
+#   scripts/gpu_check.sh smoke        # small CPU version of the same script (checks the script itself; ~3 min)
 #
 # The same .gpu/ also carries the XQuAD and Hyperpartisan data, for the two benchmarks that need a GPU
 # (each a separate device call; see benchmarks/RESULTS.md for what they answer):

@@ -655,5 +655,14 @@ def test_sgd_momentum_refused_with_sparse_embeddings():
 
     model = torch.nn.Sequential(torch.nn.EmbeddingBag(10, 4, sparse=True), torch.nn.Linear(4, 2))
     with pytest.raises(ValueError, match="train.momentum must be 0"):
-        build_optimizer(model, TrainConfig(optimizer="sgd", momentum=0.9))
-    assert isinstance(build_optimizer(model, TrainConfig(optimizer="sgd", momentum=0.0)), torch.optim.SGD)
+        build_optimizer(model, TrainConfig(optimizer="sgd", momentum=0.9, weight_decay=0.0))
+    assert isinstance(build_optimizer(model, TrainConfig(optimizer="sgd", momentum=0.0, weight_decay=0.0)),
+                      torch.optim.SGD)
+    # dense-only optimizers and weight decay are refused before the first step, not by torch at it
+    for name in ("adamw", "adam", "adadelta"):
+        with pytest.raises(ValueError, match=f"train.optimizer='{name}' cannot update sparse gradients"):
+            build_optimizer(model, TrainConfig(optimizer=name, weight_decay=0.0))
+    # weight decay leaves the sparse embeddings out (torch cannot decay sparse gradients)
+    opt = build_optimizer(model, TrainConfig(optimizer="adagrad", weight_decay=0.01))
+    decayed = [p for g in opt.param_groups if g["weight_decay"] for p in g["params"]]
+    assert all(p is not model[0].weight for p in decayed)

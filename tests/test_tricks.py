@@ -661,3 +661,11 @@ def test_embedding_tricks_work_on_a_model_without_get_input_embeddings():
     model = Bag()
     _HandTrainer(model, [FGM(module="embed")]).step(batch)
     assert model.embed.weight.grad is not None and len(model.embed._forward_hooks) == 0
+
+
+def test_two_adversarial_tricks_log_their_own_losses(tiny_bert, toy_data, tmp_path):
+    _fit(tiny_bert, toy_data, tmp_path / "two", "tricks=[fgm, awp]", "train.max_steps=2", "train.logging_steps=1",
+         probe=False)
+    rows = [json.loads(line) for line in (tmp_path / "two" / "history.jsonl").read_text().splitlines()]
+    keys = {k for r in rows for k in r if k.startswith("train/adv_loss")}
+    assert keys == {"train/adv_loss/fgm", "train/adv_loss/awp"}

@@ -80,6 +80,12 @@ def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
         if callable(name):
             name = name()
     lr = cfg.learning_rate
+    sparse = any(getattr(m, "sparse", False) and any(p.requires_grad for p in m.parameters())
+                 for m in model.modules() if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag)))
+    if sparse and name not in ("sgd", "adagrad", "sparse_adam"):
+        raise ValueError(f"train.optimizer={name!r} cannot update sparse gradients (the model has sparse embeddings, "
+                         "e.g. FastText's sparse: true): use train.optimizer=auto (Adagrad), sgd with "
+                         "train.momentum=0 or sparse_adam, or set model.kwargs.sparse=false")
     if name == "sparse_adam":
         return torch.optim.SparseAdam([p for p in model.parameters() if p.requires_grad], lr=lr,
                                       betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)

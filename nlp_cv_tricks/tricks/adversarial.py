@@ -191,6 +191,13 @@ def _fold(grads: list, shape: torch.Size) -> Optional[torch.Tensor]:
     return total
 
 
+def _adv_key(step, trick) -> str:
+    """``adv_loss``, or ``adv_loss/<trick>`` when several adversarial tricks run together (each keeps its own)."""
+    tricks = getattr(step.trainer, "tricks", None) or []
+    n = sum(1 for t in tricks if isinstance(t, (_EmbeddingAdversarial, AWP, _PixelAdversarial)))
+    return "adv_loss" if n <= 1 else f"adv_loss/{trick.name}"
+
+
 class EmbeddingOutputHook:
     """A forward hook on an embedding module with two modes.
 
@@ -381,7 +388,7 @@ class FGM(_EmbeddingAdversarial):
             return cache[out.shape]
 
         hook.perturb(delta_fn)
-        step.log("adv_loss", self._final_pass(step))
+        step.log(_adv_key(step, self), self._final_pass(step))
 
 
 @register_trick("pgd")
@@ -438,7 +445,7 @@ class PGD(_EmbeddingAdversarial):
             state["delta"] = pgd_step(state["delta"].detach(), g, self.alpha, self.epsilon, self.norm,
                                       state["mask"])
             state["leaf"] = False
-        step.log("adv_loss", self._final_pass(step))
+        step.log(_adv_key(step, self), self._final_pass(step))
 
 
 @register_trick("freelb")
@@ -501,7 +508,7 @@ class FreeLB(_EmbeddingAdversarial):
                 d = state["delta"]
                 g = d.grad if d.grad is not None else torch.zeros_like(d)
                 state["delta"] = pgd_step(d.detach(), g, self.alpha, self.epsilon, self.norm, state["mask"])
-        step.log("adv_loss", torch.stack(losses).mean())
+        step.log(_adv_key(step, self), torch.stack(losses).mean())
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -605,7 +612,7 @@ class AWP(Trick):
                     else:
                         gs = _grad_of(step, loss, [p for _, p in targets])
                         grads = {n: g.float() for (n, _), g in zip(targets, gs)}
-            step.log("adv_loss", loss.detach())
+            step.log(_adv_key(step, self), loss.detach())
         finally:
             with torch.no_grad():
                 for n, p in targets:
@@ -708,7 +715,7 @@ class _PixelAdversarial(Trick):
         with step.extra_pass(last=True):
             loss, _ = step.compute_loss()
             step.backward(loss * self.adv_weight)
-        step.log("adv_loss", loss.detach())
+        step.log(_adv_key(step, self), loss.detach())
 
 
 @register_trick("pixel_fgsm")
