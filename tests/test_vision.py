@@ -461,3 +461,19 @@ def test_unknown_vision_key_names_the_nearest_valid_key(section, key, expected):
         vt._check_keys({key: 1}, valid, section, "recipes/x.yaml: ")
     msg = str(e.value)
     assert msg.startswith(f"recipes/x.yaml: {section}: unknown option {key!r}") and expected in msg
+
+
+def test_ema_resumes_after_the_run_directory_moved(mnist_small, tmp_path):
+    import dataclasses
+    import shutil
+
+    r = _recipe(mnist_small, tmp_path, tricks=[{"ema": {"decay": 0.9}}], max_steps=4)
+    r.train.save_steps, r.train.eval_each_epoch = 2, False
+    Trainer.from_recipe(r).fit()
+    state = json.loads((tmp_path / "run" / "checkpoints" / "step_4" / "trainer_state.json").read_text())
+    assert state["tricks"][0]["state"] == {"file": "ema.safetensors"}  # relative to its checkpoint
+    shutil.move(str(tmp_path / "run"), str(tmp_path / "moved"))
+    r2 = dataclasses.replace(r, train=dataclasses.replace(r.train, max_steps=6, resume_from="latest"),
+                             output=dataclasses.replace(r.output, dir=str(tmp_path / "moved")))
+    trainer = Trainer.from_recipe(r2)
+    assert trainer.fit().global_step == 6 and trainer.tricks[0].ema is not None

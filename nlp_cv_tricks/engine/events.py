@@ -102,7 +102,8 @@ class Trick:
         return {}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore what ``state_dict`` returned."""
+        """Restore what ``state_dict`` returned. On resume the trainer adds ``_checkpoint_dir`` (the checkpoint
+        directory being read), so files a trick wrote next to the checkpoint are found after the run moved."""
 
     def __repr__(self) -> str:  # pragma: no cover - cosmetic
         fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}

@@ -545,7 +545,8 @@ class Trainer:
             self.best_metric, self.best_step, self.bad_evals = state["best_metric"], state["best_step"], state["bad_evals"]
             resumed_loss = (state.get("loss_sum", 0.0), state.get("loss_count", 0))
             for trick, saved in zip(self.tricks, state.get("tricks", [])):
-                trick.load_state_dict(saved.get("state", {}))
+                # files a trick kept next to the checkpoint are found from where the checkpoint is now
+                trick.load_state_dict({**saved.get("state", {}), "_checkpoint_dir": str(resume_path)})
             if skip_batches >= len(train_dl):
                 start_epoch, skip_batches = start_epoch + 1, 0
             rng_after_load = _rng_state()

@@ -387,14 +387,17 @@ class ModelEma(Trick):
         tmp = path.with_name(path.name + ".tmp")
         save_file({k: v.detach().contiguous().cpu() for k, v in self.ema.module.state_dict().items()}, str(tmp))
         os.replace(tmp, path)
-        return {"file": str(path)}
+        return {"file": path.name}  # next to trainer_state.json: the run directory can be moved or copied
 
     def load_state_dict(self, state: dict) -> None:
         if not state.get("file"):
             return
         from safetensors.torch import load_file
 
-        tensors = load_file(state["file"])
+        # the trainer passes the checkpoint being resumed; older checkpoints stored a full path
+        base = state.get("_checkpoint_dir")
+        path = Path(base) / Path(state["file"]).name if base else Path(state["file"])
+        tensors = load_file(str(path))
         if self.ema is not None:
             self.ema.module.load_state_dict(tensors)
         else:
