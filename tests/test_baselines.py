@@ -666,3 +666,18 @@ def test_sgd_momentum_refused_with_sparse_embeddings():
     opt = build_optimizer(model, TrainConfig(optimizer="adagrad", weight_decay=0.01))
     decayed = [p for g in opt.param_groups if g["weight_decay"] for p in g["params"]]
     assert all(p is not model[0].weight for p in decayed)
+
+
+def test_init_all_keeps_pretrained_vectors(tmp_path):
+    from nlp_cv_tricks.tricks.init import Init
+
+    vec = tmp_path / "v.txt"
+    vec.write_text("good 0.5 0.5 0.5 0.5\nbad -0.5 -0.5 -0.5 -0.5\n")
+    model, tok = build_baseline("textcnn", {"embedding_dim": 4, "num_filters": 3, "filter_sizes": [2],
+                                            "pretrained_vectors": str(vec)},
+                                {"level": "word"}, ["good film", "bad film"] * 5, {0: "neg", 1: "pos"})
+    before = model.embeddings.weight.detach().clone()
+    conv = model.convs[0].weight.detach().clone()
+    Init(target="all", scheme="xavier_normal").apply(model)
+    assert torch.equal(model.embeddings.weight, before)  # the vectors stay
+    assert not torch.equal(model.convs[0].weight, conv)  # everything else is re-initialised

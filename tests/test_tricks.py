@@ -669,3 +669,20 @@ def test_two_adversarial_tricks_log_their_own_losses(tiny_bert, toy_data, tmp_pa
     rows = [json.loads(line) for line in (tmp_path / "two" / "history.jsonl").read_text().splitlines()]
     keys = {k for r in rows for k in r if k.startswith("train/adv_loss")}
     assert keys == {"train/adv_loss/fgm", "train/adv_loss/awp"}
+
+
+
+def test_token_embedding_dropout_is_refused_on_a_bag():
+    from nlp_cv_tricks.tricks.regularization import EmbeddingDropout
+
+    class Bag(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bag = torch.nn.EmbeddingBag(10, 4)
+
+        def get_input_embeddings(self):
+            return self.bag
+
+    with pytest.raises(ValueError, match="mode='token' needs per-token embeddings"):
+        EmbeddingDropout(p=0.5, mode="token").attach(Bag())
+    EmbeddingDropout(p=0.5, mode="element").attach(Bag())

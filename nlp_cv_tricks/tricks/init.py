@@ -14,6 +14,7 @@ from a CPU generator seeded with ``seed``, so every DDP process and every device
 
 from __future__ import annotations
 
+import logging
 from typing import Optional, Sequence, Union
 
 import torch
@@ -28,6 +29,8 @@ HEAD_NAMES = ("classifier", "qa_outputs", "score", "head", "heads", "fc", "pre_c
               "output_layer")
 
 _NORMS = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.modules.batchnorm._NormBase)
+
+logger = logging.getLogger(__name__)
 
 
 def init_tensor_(t: torch.Tensor, scheme: str, std: float = 0.02, gain: float = 1.0,
@@ -53,11 +56,15 @@ def init_tensor_(t: torch.Tensor, scheme: str, std: float = 0.02, gain: float = 
 
 
 def reinit_(module: torch.nn.Module, scheme: str = "xavier_uniform", std: float = 0.02, gain: float = 1.0,
-            generator: Optional[torch.Generator] = None) -> int:
-    """Re-initialise every supported layer inside ``module``; returns the number of tensors written."""
+            generator: Optional[torch.Generator] = None, skip: Sequence[torch.nn.Module] = ()) -> int:
+    """Re-initialise every supported layer inside ``module`` (except the modules in ``skip``); returns the number
+    of tensors written."""
     n = 0
+    skipped = {id(m) for m in skip}
     with torch.no_grad():
         for m in module.modules():
+            if id(m) in skipped:
+                continue
             if isinstance(m, (torch.nn.Linear, torch.nn.modules.conv._ConvNd, torch.nn.Bilinear)):
                 init_tensor_(m.weight, scheme, std, gain, generator)
                 n += 1
@@ -130,9 +137,16 @@ class Init(Trick):
         return out
 
     def apply(self, model: torch.nn.Module) -> int:
-        """Re-initialise ``model``'s target modules now; returns the number of tensors written."""
+        """Re-initialise ``model``'s target modules now; returns the number of tensors written. With ``target:
+        all``, embeddings loaded from pretrained vectors (``config.pretrained_vectors``) are kept."""
         gen = torch.Generator().manual_seed(self.seed)
-        return sum(reinit_(m, self.scheme, self.std, self.gain, gen) for _, m in self.modules(model))
+        skip = []
+        if self.target == "all" and getattr(getattr(model, "config", None), "pretrained_vectors", None):
+            skip = [m for m in (getattr(model, "embeddings", None), getattr(model, "static_embeddings", None))
+                    if isinstance(m, torch.nn.Module)]
+            logger.warning("init: target all keeps the %d embedding table(s) loaded from pretrained vectors",
+                           len(skip))
+        return sum(reinit_(m, self.scheme, self.std, self.gain, gen, skip) for _, m in self.modules(model))
 
     def on_fit_start(self, trainer):
         if self.done or getattr(trainer, "global_step", 0) > 0:

@@ -147,6 +147,14 @@ class LRHalving(Trick):
         if self.metric:
             key = self.metric if self.metric.startswith("eval/") else f"eval/{self.metric}"
             mode = self.mode or ("min" if "loss" in key else "max")
+        names = trainer.task.metric_names() if getattr(trainer, "eval_dataset", None) is not None \
+            and hasattr(getattr(trainer, "task", None), "metric_names") else None
+        if names is not None and key.startswith("eval/") and key[len("eval/"):] not in names:
+            import difflib
+
+            near = difflib.get_close_matches(key[len("eval/"):], sorted(names), n=1)
+            raise ValueError(f"lr_halving.metric={self.metric!r}: the evaluation has no {key!r}"
+                             + (f"; did you mean {near[0]!r}?" if near else ""))
         self._key = key
         self.state.mode = self.mode or mode
         if self.start_lr is not None and getattr(trainer, "global_step", 0) == 0:

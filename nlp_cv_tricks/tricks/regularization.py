@@ -131,6 +131,11 @@ class EmbeddingDropout(Trick):
         """Register the hook on ``model`` (what ``on_fit_start`` does; usable in any training loop)."""
         self.detach()
         emb = input_embeddings(model, self.module)
+        if self.mode == "token" and isinstance(emb, torch.nn.EmbeddingBag):
+            # a bag returns one averaged vector per text: "token" would drop whole examples
+            raise ValueError(f"embedding_dropout.mode='token' needs per-token embeddings; {type(model).__name__}'s "
+                             "EmbeddingBag returns one vector per text (use mode: element, or the model's own "
+                             "embedding_dropout option)")
 
         def hook(module, inputs, output):
             if not torch.is_tensor(output):
