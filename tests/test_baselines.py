@@ -681,3 +681,17 @@ def test_init_all_keeps_pretrained_vectors(tmp_path):
     Init(target="all", scheme="xavier_normal").apply(model)
     assert torch.equal(model.embeddings.weight, before)  # the vectors stay
     assert not torch.equal(model.convs[0].weight, conv)  # everything else is re-initialised
+
+
+def test_vector_files_with_a_wrong_dimension_or_encoding_are_reported(tmp_path, caplog):
+    from nlp_cv_tricks.data.vocab import read_vectors
+
+    long = tmp_path / "long.txt"
+    long.write_text("the 0.1 0.2 0.3 0.4\ngood -0.12 0.1 0.2 0.3 0.4\n")
+    with caplog.at_level("WARNING"):
+        vecs, dim, n = read_vectors(str(long))
+    assert dim == 4 and "1 line(s) have more than 4 numbers (e.g. line 2)" in caplog.text
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9 0.1 0.2\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin.txt: not UTF-8 text after line 0"):
+        read_vectors(str(latin))

@@ -421,8 +421,17 @@ def read_vectors(
     # word2vec / GloVe text
     dim: Optional[int] = None
     n_tokens = 0
+    numeric_extra = []  # lines whose "token" ends in a number: one number too many (a wrong dimension)?
     with open(path, encoding="utf-8", errors="strict") as f:
-        for lineno, line in enumerate(f, 1):
+        lines, lineno = enumerate(f, 1), 0
+        while True:
+            try:
+                lineno, line = next(lines)
+            except StopIteration:
+                break
+            except UnicodeDecodeError as e:  # reported near where the reader stopped (it decodes in blocks)
+                raise ValueError(f"pretrained vectors {path}: not UTF-8 text after line {lineno} ({e.reason}); "
+                                 "convert the file to UTF-8") from None
             line = line.rstrip("\n").rstrip("\r")
             if not line.strip():
                 continue
@@ -439,6 +448,8 @@ def read_vectors(
                     f"pretrained vectors {path}, line {lineno}: expected a token and {dim} numbers, got {len(parts)} fields"
                 )
             token = " ".join(parts[: len(parts) - dim])  # GloVe 840B has a few tokens that contain spaces
+            if len(parts) > dim + 1 and _is_number(parts[len(parts) - dim - 1]):
+                numeric_extra.append(lineno)
             n_tokens += 1
             if (wanted is None or token in wanted) and token not in out:
                 try:
@@ -447,7 +458,19 @@ def read_vectors(
                     raise ValueError(f"pretrained vectors {path}, line {lineno} ({token!r}): not a number: {e}") from None
     if dim is None:
         raise ValueError(f"pretrained vectors {path}: the file holds no vectors")
+    if numeric_extra:
+        logger.warning("pretrained vectors %s: %d line(s) have more than %d numbers (e.g. line %d): their extra "
+                       "leading number became part of the token; check the vector dimension", path,
+                       len(numeric_extra), dim, numeric_extra[0])
     return out, dim, n_tokens
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def load_pretrained_vectors(
