@@ -451,6 +451,7 @@ class Trainer:
     def _trainer_state(self, epoch: int, batches_in_epoch: int) -> dict:
         return {
             "global_step": self.global_step,
+            "total_steps": getattr(self, "total_steps", None),
             "epoch": epoch,
             "batches_in_epoch": batches_in_epoch,
             "best_metric": self.best_metric,
@@ -544,6 +545,12 @@ class Trainer:
             start_epoch, skip_batches = state["epoch"], state["batches_in_epoch"]
             self.best_metric, self.best_step, self.bad_evals = state["best_metric"], state["best_step"], state["bad_evals"]
             resumed_loss = (state.get("loss_sum", 0.0), state.get("loss_count", 0))
+            before = state.get("total_steps")
+            if before and before != total_steps and acc.is_main_process and cfg.lr_scheduler not in (
+                    "constant", "constant_with_warmup"):
+                logger.warning("resuming a run planned for %d steps as one of %d: the %s learning-rate schedule "
+                               "is recomputed for %d steps (the rate at step %d changes)", before, total_steps,
+                               cfg.lr_scheduler, total_steps, self.global_step)
             for trick, saved in zip(self.tricks, state.get("tricks", [])):
                 # files a trick kept next to the checkpoint are found from where the checkpoint is now
                 trick.load_state_dict({**saved.get("state", {}), "_checkpoint_dir": str(resume_path)})
