@@ -424,9 +424,9 @@ def test_multichannel_textcnn(titles, id2label, tmp_path):
 def test_build_baseline_errors(titles, id2label):
     with pytest.raises(ValueError, match="unknown baseline 'bert'.*textcnn"):
         build_baseline("bert", {}, {}, titles, id2label)
-    with pytest.raises(ValueError, match=r"unknown model_kwargs \['filter_size'\].*filter_sizes"):
+    with pytest.raises(ValueError, match=r"unknown model.kwargs \['filter_size'\]; did you mean 'filter_sizes'"):
         build_baseline("textcnn", {"filter_size": 3}, {}, titles, id2label)
-    with pytest.raises(ValueError, match=r"unknown tokenizer_kwargs \['lower'\]"):
+    with pytest.raises(ValueError, match=r"unknown model.kwargs.tokenizer keys \['lower'\]"):
         build_baseline("textcnn", {}, {"lower": True}, titles, id2label)
     with pytest.raises(ValueError, match="train_texts is empty"):
         build_baseline("textcnn", {}, {}, [], id2label)

@@ -945,13 +945,22 @@ def build_baseline(
 
     bad_tok = sorted(set(tokenizer_kwargs) - set(_TOKENIZER_KEYS))
     if bad_tok:
-        raise ValueError(f"build_baseline: unknown tokenizer_kwargs {bad_tok}; accepted: {list(_TOKENIZER_KEYS)}")
+        import difflib
+
+        near = difflib.get_close_matches(bad_tok[0], list(_TOKENIZER_KEYS), n=1)
+        raise ValueError(f"build_baseline: unknown model.kwargs.tokenizer keys {bad_tok}"
+                         + (f"; did you mean {near[0]!r}?" if near else "") + f" (accepted: {list(_TOKENIZER_KEYS)})")
     accepted = _config_params(cfg_cls) - {"vocab_size", "pad_token_id", "max_seq_length", "pretrained_vectors"}
     vec = {k: model_kwargs.pop(k) for k in _VECTOR_KEYS if k in model_kwargs}
     bad = sorted(set(model_kwargs) - accepted - {"problem_type"})
     if bad:
+        import difflib
+
+        valid = sorted(accepted | set(_VECTOR_KEYS))
+        near = difflib.get_close_matches(bad[0], valid, n=1)
         raise ValueError(
-            f"build_baseline({key!r}): unknown model_kwargs {bad}; accepted: {sorted(accepted | set(_VECTOR_KEYS))}"
+            f"build_baseline({key!r}): unknown model.kwargs {bad}"
+            + (f"; did you mean {near[0]!r}?" if near else "") + f" (accepted: {valid})"
         )
 
     train_texts = _as_text_list(train_texts)
