@@ -78,8 +78,16 @@ def model_card(model_dir: os.PathLike, repo_id: str) -> str:
         }]
     meta = {k: v for k, v in meta.items() if v is not None}
     lines = ["---", yaml.safe_dump(meta, sort_keys=False).strip(), "---", "", f"# {repo_id.split('/')[-1]}", ""]
-    lines += [f"Fine-tuned with nlp-cv-tricks (`pip install nlp-cv-tricks`) for **{task}**"
-              + (f" from `{base}`." if base else "."), ""]
+    own = str(config.get("model_type", "")).startswith("nct-")
+    vectors = config.get("pretrained_vectors") or {}
+    if own:  # the package's baselines are trained from scratch (optionally from pretrained word vectors)
+        lines += [f"Trained with nlp-cv-tricks (`pip install nlp-cv-tricks`) for **{task}**: architecture "
+                  f"`{config.get('model_type')}`, trained from scratch"
+                  + (f", word vectors initialised from `{os.path.basename(str(vectors.get('path', '')))}`"
+                     f" (token coverage {vectors.get('token_coverage')})" if vectors else "") + ".", ""]
+    else:
+        lines += [f"Fine-tuned with nlp-cv-tricks (`pip install nlp-cv-tricks`) for **{task}**"
+                  + (f" from `{base}`." if base else "."), ""]
     lines += ["## Data", ""]
     for key in ("train_file", "dev_file", "hub_name", "format", "text_column", "text_pair_column", "label_column", "max_length"):
         if data.get(key) not in (None, ""):
@@ -122,7 +130,9 @@ def model_card(model_dir: os.PathLike, repo_id: str) -> str:
               "## Limitations", "",
               "- Scores were measured on one dev set; they do not transfer automatically to other domains.",
               f"- Inputs longer than {data.get('max_length', 'the training length')} tokens were truncated in training.",
-              "- The model inherits the biases of its base model and of its training data.", ""]
+              ("- The model inherits the biases of its training data"
+               + (" and of its pretrained word vectors." if own and vectors else "." if own else
+                  " and of its base model.")), ""]
     return "\n".join(lines)
 
 
