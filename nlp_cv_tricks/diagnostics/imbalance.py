@@ -105,6 +105,11 @@ class ImbalanceWatch(Trick):
         is at least 1.5× the smallest) from the trainer's ``label_counts``."""
         counts = getattr(trainer, "label_counts", None)
         names = getattr(getattr(trainer, "task", None), "label_names", None)
+        if self.minority is not None and names:
+            unknown = [m for m in self.minority if m not in {str(n) for n in names}]
+            if unknown:
+                raise ValueError(f"imbalance_watch.minority: {unknown} not among the labels "
+                                 f"({', '.join(map(str, names))})")
         if self.minority is None and counts and names and len(counts) == len(names):
             support = {f"eval/support/{n}": c for n, c in zip(names, counts)}
             found = minority_labels(support)
