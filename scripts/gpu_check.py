@@ -53,6 +53,12 @@ def _sync():
         torch.cuda.synchronize()
 
 
+def _checkpointing(model, on: bool) -> None:
+    """transformers 5 renamed gradient checkpointing to activation checkpointing (the old names warn)."""
+    name = "activation_checkpointing_" if hasattr(model, "activation_checkpointing_enable") else "gradient_checkpointing_"
+    getattr(model, name + ("enable" if on else "disable"))()
+
+
 def _history(run_dir: Path) -> list[dict]:
     p = run_dir / "history.jsonl"
     return [json.loads(ln) for ln in p.read_text().splitlines() if ln.strip()] if p.exists() else []
@@ -124,9 +130,9 @@ def part_longformer(args, model: str) -> dict:
     for n in lengths:
         for gc in (False, True):
             if gc:
-                long_model.gradient_checkpointing_enable()
+                _checkpointing(long_model, True)
             else:
-                long_model.gradient_checkpointing_disable()
+                _checkpointing(long_model, False)
             g = torch.Generator().manual_seed(0)
             ids = torch.randint(1000, 20000, (1, n), generator=g).to(dev)
             glob = torch.zeros_like(ids)
@@ -154,7 +160,7 @@ def part_longformer(args, model: str) -> dict:
     ids = torch.randint(1000, 20000, (1, n), generator=torch.Generator().manual_seed(1)).to(dev)
     grads = []
     for gc in (False, True):
-        long_model.gradient_checkpointing_enable() if gc else long_model.gradient_checkpointing_disable()
+        _checkpointing(long_model, gc)
         long_model.train()
         for m in long_model.modules():  # dropout off, also Longformer's functional attention dropout
             if isinstance(m, torch.nn.Dropout):

@@ -301,7 +301,7 @@ def _build_model_and_tokenizer(model_cfg, opts: QAOptions, train_texts):
     if not getattr(tok, "is_fast", False):
         raise ValueError(f"model {model_cfg.name!r}: question answering needs a fast tokenizer (offset mapping)")
     if model_cfg.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
     model.config.nct_qa = opts.to_dict()
     return model, tok
 

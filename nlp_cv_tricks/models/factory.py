@@ -74,5 +74,5 @@ def build_classifier(model_cfg, id2label: dict[int, str], train_texts: Optional[
     if model_cfg.gradient_checkpointing:
         if not getattr(model, "supports_gradient_checkpointing", False):
             raise ValueError(f"model.gradient_checkpointing: {type(model).__name__} does not support it")
-        model.gradient_checkpointing_enable()
+        (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
     return model, tokenizer
