@@ -170,19 +170,25 @@ def predict_file(model_dir: str, data: str, out: str, fmt: Optional[str] = None,
     extra = {c: ds[c] for c in ds.column_names if c not in reserved
              and all(v is None or isinstance(v, (str, int, float, bool)) for v in ds[c][:50])}
     logits, _ = predict_logits(model, tokenizer, ds, cfg, batch_size, saved_long_options(model_dir))
-    probs = softmax(logits.astype(np.float64))
-    names = label_map.names
+    lead = [{"row": i + 1, **{c: v[i] for c, v in extra.items()}, "text": texts[i]} for i in range(len(texts))]
+    rows = _prediction_rows(lead, logits, label_map.names, gold)
+    _write_rows(out, rows)
+    return len(rows)
+
+
+def _prediction_rows(lead: list[dict], logits: np.ndarray, names: list[str], gold) -> list[dict]:
+    """One output row per input: ``lead[i]`` (where it comes from), the predicted label and its probability, the
+    gold label when known, then the probability of every label."""
+    probs = softmax(logits.astype(np.float64)) if len(logits) else logits
     rows = []
     for i, p in enumerate(probs):
         j = int(p.argmax())
-        row = {"row": i + 1, **{c: v[i] for c, v in extra.items()}, "text": texts[i], "pred_label": names[j],
-               "pred_prob": round(float(p[j]), 6)}
+        row = {**lead[i], "pred_label": names[j], "pred_prob": round(float(p[j]), 6)}
         if gold is not None:
             row["label"] = names[int(gold[i])]
         row.update({f"prob/{n}": round(float(p[k]), 6) for k, n in enumerate(names)})
         rows.append(row)
-    _write_rows(out, rows)
-    return len(rows)
+    return rows
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -249,15 +255,7 @@ def predict_image_file(model_dir: str, data: str, out: str, batch_size: int = 64
     if os.path.exists(out) and not overwrite:
         raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
     _, names, _, logits, gold, sources = _image_logits(model_dir, data, batch_size)
-    probs = softmax(logits.astype(np.float64)) if len(logits) else logits
-    rows = []
-    for i, p in enumerate(probs):
-        j = int(p.argmax())
-        row = {"row": i + 1, "image": sources[i], "pred_label": names[j], "pred_prob": round(float(p[j]), 6)}
-        if gold is not None:
-            row["label"] = names[int(gold[i])]
-        row.update({f"prob/{n}": round(float(p[k]), 6) for k, n in enumerate(names)})
-        rows.append(row)
+    rows = _prediction_rows([{"row": i + 1, "image": src} for i, src in enumerate(sources)], logits, names, gold)
     _write_rows(out, rows)
     return len(rows)
 
