@@ -695,3 +695,19 @@ def test_vector_files_with_a_wrong_dimension_or_encoding_are_reported(tmp_path, 
     latin.write_bytes("caf\xe9 0.1 0.2\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"latin.txt: not UTF-8 text after line 0"):
         read_vectors(str(latin))
+
+
+
+def test_model_card_of_a_baseline_trained_from_pretrained_vectors(tmp_path):
+    from nlp_cv_tricks.hub import model_card
+
+    vec = tmp_path / "v.txt"
+    vec.write_text("good 0.5 0.5 0.5 0.5\nbad -0.5 -0.5 -0.5 -0.5\n")
+    model, tok = build_baseline("textcnn", {"embedding_dim": 4, "num_filters": 3, "filter_sizes": [2],
+                                            "pretrained_vectors": str(vec)},
+                                {"level": "word"}, ["good film", "bad film"] * 5, {0: "neg", 1: "pos"})
+    model.save_pretrained(tmp_path / "m")
+    tok.save_pretrained(tmp_path / "m")
+    card = model_card(tmp_path / "m", "me/tc")
+    assert "architecture `nct-textcnn`, trained from scratch, word vectors initialised from `v.txt`" in card
+    assert "biases of its training data and of its pretrained word vectors" in card and "base model" not in card

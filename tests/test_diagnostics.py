@@ -588,3 +588,14 @@ def test_a_macro_f1_dip_on_balanced_classes_is_not_called_imbalance():
         if "eval/support/a" in r:
             r["eval/support/a"] = 500
     assert diagnose_run(recs, recipe={"train": {"metric": "accuracy"}}).imbalanced
+
+
+def test_imbalance_watch_refuses_minority_labels_the_data_lacks():
+    from types import SimpleNamespace
+
+    from nlp_cv_tricks.diagnostics.imbalance import ImbalanceWatch
+
+    trainer = SimpleNamespace(label_counts=[50, 50], task=SimpleNamespace(label_names=["negative", "positive"]))
+    with pytest.raises(ValueError, match=r"imbalance_watch.minority: \['neg'\] not among the labels"):
+        ImbalanceWatch(minority=["neg"]).on_fit_start(trainer)
+    ImbalanceWatch(minority=["negative"]).on_fit_start(trainer)

@@ -475,3 +475,13 @@ def test_annotation_files_as_people_really_send_them(setup, tmp_path):
     with pytest.raises(ImportValidationError, match=r"gbk.csv: not UTF-8 text"):
         import_annotations(gbk, recipe, tmp_path / "v")
     assert VersionStore(tmp_path / "v", recipe).names() == ["v0001"] and sha(setup["data"]["train"]) == setup["sha"]
+
+
+def test_export_and_versions_name_what_is_missing(setup, tmp_path):
+    from nlp_cv_tricks.hardcases.export import export_hard_cases as export
+
+    with pytest.raises(FileNotFoundError, match="no finished mining here"):
+        export(tmp_path / "nothing", tmp_path / "out", top=3)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(FileExistsError, match="is a file; export writes its files into a directory"):
+        export(setup["dir"] / "mine", tmp_path / "afile", top=3)
