@@ -668,14 +668,19 @@ def test_sgd_momentum_refused_with_sparse_embeddings():
     assert all(p is not model[0].weight for p in decayed)
 
 
+def _tiny_textcnn_with_vectors(tmp_path):
+    """A word-level TextCNN whose embeddings come from a 4-d vector file ``v.txt`` (good / bad)."""
+    vec = tmp_path / "v.txt"
+    vec.write_text("good 0.5 0.5 0.5 0.5\nbad -0.5 -0.5 -0.5 -0.5\n")
+    return build_baseline("textcnn", {"embedding_dim": 4, "num_filters": 3, "filter_sizes": [2],
+                                      "pretrained_vectors": str(vec)},
+                          {"level": "word"}, ["good film", "bad film"] * 5, {0: "neg", 1: "pos"})
+
+
 def test_init_all_keeps_pretrained_vectors(tmp_path):
     from nlp_cv_tricks.tricks.init import Init
 
-    vec = tmp_path / "v.txt"
-    vec.write_text("good 0.5 0.5 0.5 0.5\nbad -0.5 -0.5 -0.5 -0.5\n")
-    model, tok = build_baseline("textcnn", {"embedding_dim": 4, "num_filters": 3, "filter_sizes": [2],
-                                            "pretrained_vectors": str(vec)},
-                                {"level": "word"}, ["good film", "bad film"] * 5, {0: "neg", 1: "pos"})
+    model, tok = _tiny_textcnn_with_vectors(tmp_path)
     before = model.embeddings.weight.detach().clone()
     conv = model.convs[0].weight.detach().clone()
     Init(target="all", scheme="xavier_normal").apply(model)
@@ -697,15 +702,10 @@ def test_vector_files_with_a_wrong_dimension_or_encoding_are_reported(tmp_path, 
         read_vectors(str(latin))
 
 
-
 def test_model_card_of_a_baseline_trained_from_pretrained_vectors(tmp_path):
     from nlp_cv_tricks.hub import model_card
 
-    vec = tmp_path / "v.txt"
-    vec.write_text("good 0.5 0.5 0.5 0.5\nbad -0.5 -0.5 -0.5 -0.5\n")
-    model, tok = build_baseline("textcnn", {"embedding_dim": 4, "num_filters": 3, "filter_sizes": [2],
-                                            "pretrained_vectors": str(vec)},
-                                {"level": "word"}, ["good film", "bad film"] * 5, {0: "neg", 1: "pos"})
+    model, tok = _tiny_textcnn_with_vectors(tmp_path)
     model.save_pretrained(tmp_path / "m")
     tok.save_pretrained(tmp_path / "m")
     card = model_card(tmp_path / "m", "me/tc")
