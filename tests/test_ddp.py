@@ -34,3 +34,32 @@ def test_ddp_two_processes_equal_single_process(tiny_bert, toy_data, tmp_path):
     # every example was evaluated exactly once across the two processes (gather_for_metrics drops duplicates)
     evals = [json.loads(l) for l in (tmp_path / "ddp/history.jsonl").read_text().splitlines() if "eval/n" in l]
     assert evals[-1]["eval/n"] == 64
+
+
+def test_ddp_fasttext_sparse_sgd_equals_single_process(tiny_bert, toy_data, tmp_path):
+    """FastText's sparse bag gradients (built by its own backward) all-reduced by DDP and applied by
+    SparseRowSGD's compiled row update: two processes of 4 end where one process of 8 does."""
+    from conftest import tiny_recipe
+    from nlp_cv_tricks.config import save_recipe
+
+    common = ["model.name=fasttext", "model.kwargs.embedding_dim=8", "model.kwargs.word_ngrams=2",
+              "model.kwargs.bucket=101", "model.kwargs.tokenizer.level=word", "train.optimizer=sgd",
+              "train.momentum=0", "train.weight_decay=0", "train.learning_rate=4.0", "train.max_grad_norm=null",
+              "train.epochs=2", "output.save_best=false"]
+    _, res = fit(tiny_bert, toy_data, tmp_path / "single", "train.batch_size=8", *common)
+    recipe = tiny_recipe(tiny_bert, toy_data, tmp_path / "ddp", "train.batch_size=4", *common)
+    save_recipe(recipe, tmp_path / "ddp.yaml")
+    launcher = Path(sys.executable).with_name("accelerate")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
+         str(ROOT / "scripts" / "train.py"), str(tmp_path / "ddp.yaml")],
+        capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["num_processes"] == 2
+    assert_same_weights(tmp_path / "single/final", tmp_path / "ddp/final", atol=2e-5)
+    # and training moved the model (two untrained models would also be "equal")
+    losses = [json.loads(ln)["train/loss"] for ln in (tmp_path / "single/history.jsonl").read_text().splitlines()
+              if "train/loss" in ln]
+    assert losses[-1] < losses[0] - 0.05, losses

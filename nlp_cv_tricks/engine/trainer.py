@@ -97,10 +97,14 @@ def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(groups, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
     if name == "sgd":
-        if cfg.momentum and any(getattr(m, "sparse", False) for m in model.modules()
-                                if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag))):
-            raise ValueError("train.momentum must be 0 with sparse gradients (e.g. FastText's sparse embeddings): "
-                             "torch's SGD momentum buffer of sparse gradients grows every step; set train.momentum=0")
+        if sparse:
+            if cfg.momentum:
+                raise ValueError("train.momentum must be 0 with sparse gradients (e.g. FastText's sparse embeddings): "
+                                 "torch's SGD momentum buffer of sparse gradients grows every step; set "
+                                 "train.momentum=0")
+            from ..optim import SparseRowSGD  # torch's SGD with a compiled CPU update of sparse rows
+
+            return SparseRowSGD(groups, lr=lr, momentum=0.0)
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
     if name == "adagrad":
         return torch.optim.Adagrad(groups, lr=lr)
