@@ -711,3 +711,14 @@ def test_model_card_of_a_baseline_trained_from_pretrained_vectors(tmp_path):
     card = model_card(tmp_path / "m", "me/tc")
     assert "architecture `nct-textcnn`, trained from scratch, word vectors initialised from `v.txt`" in card
     assert "biases of its training data and of its pretrained word vectors" in card and "base model" not in card
+
+
+def test_fasttext_bag_starts_with_fasttexts_uniform_init(titles, id2label):
+    """The bag table is filled once, by fastText's U(-1/dim, 1/dim) (not left as torch.empty's memory)."""
+    model, tok = _build("fasttext", titles, id2label)
+    w = model.get_input_embeddings().weight.detach()
+    bound = 1.0 / model.config.embedding_dim
+    assert torch.isfinite(w).all() and w.abs().max() <= bound
+    assert w.abs().mean() > bound / 4  # uniform, not zeros: the mean of |U(-b, b)| is b / 2
+    assert w[tok.pad_token_id].abs().sum() == 0
+    assert (model.classifier.weight == 0).all()  # and the output matrix at zero, as fastText

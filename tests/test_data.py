@@ -143,3 +143,69 @@ def test_encodings_bom_and_multiline_rows_are_reported_where_they_are(tmp_path):
     (tmp_path / "names.csv").write_text("text,label\ngood,positive\nbad,negative\n")
     with pytest.raises(DataError, match=r"names.csv: label 'negative' is not an integer: data.label_names names"):
         load_text_classification(cfg(train_file=str(tmp_path / "names.csv"), label_names=["negative", "positive"]))
+
+
+def _tok_ds(n_repeat=1):
+    import datasets
+
+    texts = ["the movie was good", "A really, REALLY awful plot and the actor was sad " * 3, "", "fine film",
+             "ünïcode café story"] * n_repeat
+    pairs = ["it was nice", "bad", "the story", "", "good good good good good good good good"] * n_repeat
+    return datasets.Dataset.from_dict({"text": texts, "text_b": pairs, "labels": [0, 1, 0, 1, 0] * n_repeat})
+
+
+@pytest.mark.parametrize("max_length,side,pair", [(8, "right", None), (8, "left", None), (10, "right", "text_b"),
+                                                  (9, "left", "text_b"), (None, "right", None)])
+def test_tokenize_dataset_backend_path_equals_the_tokenizer_call(tiny_bert, max_length, side, pair):
+    """The Rust-backend encoding gives what ``tokenizer(texts, [pairs], truncation=True, max_length=...)`` gives:
+    ids, type ids, masks; truncation on either side, pairs (longest first), and no max_length (the tokenizer's
+    own limit)."""
+    from transformers import AutoTokenizer
+
+    from nlp_cv_tricks.data.text import _backend_encoder, tokenize_dataset
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    tok.truncation_side = side
+    if max_length is None:
+        tok.model_max_length = 12
+    ds = _tok_ds()
+    out = tokenize_dataset(ds, tok, cfg(max_length=max_length, text_pair_column=pair))
+    ref = tok(list(ds["text"]), list(ds["text_b"]) if pair else None, truncation=True, max_length=max_length)
+    assert set(out.column_names) == {"labels"} | set(ref.keys())
+    for k in ref.keys():
+        assert list(out[k]) == ref[k], k
+    # the backend encoder itself (not the fall-back) gives the same
+    direct = _backend_encoder(tok, max_length)(list(ds["text"]), list(ds["text_b"]) if pair else None)
+    assert direct == {k: ref[k] for k in ref.keys()}
+    assert max(len(x) for x in out["input_ids"]) == (max_length or 12)  # something was truncated
+
+
+def test_tokenize_dataset_checks_the_backend_once_and_falls_back_on_a_difference(tiny_bert, monkeypatch):
+    from transformers import AutoTokenizer
+
+    from nlp_cv_tricks.data.text import tokenize_dataset
+
+    tok = AutoTokenizer.from_pretrained(tiny_bert)
+    ds = _tok_ds(500)  # 2,500 rows: three batches of datasets.map
+    original = type(tok).__call__
+    calls = []
+
+    def counting(self, *a, **k):
+        calls.append(len(a[0]))
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(type(tok), "__call__", counting)
+    out = tokenize_dataset(ds, tok, cfg(max_length=8))
+    assert calls == [1000]  # the first batch compared with the tokenizer's call, the rest from the backend
+    assert list(out["input_ids"]) == original(tok, list(ds["text"]), truncation=True, max_length=8)["input_ids"]
+
+    # a tokenizer whose call does more than its backend (here: drops the last id): its own call for every batch
+    def different(self, *a, **k):
+        enc = original(self, *a, **k)
+        for key in list(enc.keys()):
+            enc[key] = [x[:-1] for x in enc[key]]
+        return enc
+
+    monkeypatch.setattr(type(tok), "__call__", different)
+    out = tokenize_dataset(ds, tok, cfg(max_length=8))
+    assert list(out["input_ids"]) == different(tok, list(ds["text"]), truncation=True, max_length=8)["input_ids"]

@@ -292,7 +292,19 @@ def encode_labels(ds: datasets.Dataset, path: str, fmt: str, cfg: DataConfig, la
                             f"(known: {', '.join(label_map.names[:20])})")
         ids.append(index[key])
     ds = ds.remove_columns([cfg.label_column]) if cfg.label_column != "labels" else ds.remove_columns(["labels"])
-    return ds.add_column("labels", ids)
+    return ds.add_column("labels", ids, **_fresh_fingerprint(ds, "labels"))
+
+
+def _fresh_fingerprint(ds: datasets.Dataset, what: str) -> dict:
+    """``{"new_fingerprint": ...}`` for a dataset held in memory, else ``{}``. datasets names each transform's
+    result by hashing its inputs (here the label list or the tokenizer: ~0.1-0.3 s each on 45k texts) to find
+    cache files; an in-memory dataset (the line formats) has none, so a fresh name loses nothing. Datasets read
+    from files keep the hash chain, and with it the reuse of their cached transforms."""
+    if ds.cache_files:
+        return {}
+    import uuid
+
+    return {"new_fingerprint": f"nct-{what}-{uuid.uuid4().hex}"}
 
 
 @dataclass
@@ -402,14 +414,76 @@ def load_eval_file(path: str, cfg: DataConfig, label_map: LabelMap, need_labels:
 
 
 def tokenize_dataset(ds: datasets.Dataset, tokenizer, cfg: DataConfig, keep: Sequence[str] = ("labels",)) -> datasets.Dataset:
-    """Batched fast tokenization, truncation to ``max_length``, no padding (the collator pads per batch)."""
+    """Batched fast tokenization, truncation to ``max_length``, no padding (the collator pads per batch).
 
-    def fn(batch):
-        pair = batch[cfg.text_pair_column] if cfg.text_pair_column else None
+    With a ``tokenizers``-backed tokenizer the batches are encoded by its Rust tokenizer directly
+    (:func:`_backend_encoder`): the same ids, masks and type ids as ``tokenizer(texts, truncation=True,
+    max_length=...)`` -- checked on the first batch, with a fall-back to that call on any difference -- without
+    transformers' per-text conversion, which took 2/3 of the time (45k THUCNews titles: 1.48 s -> 0.52 s)."""
+    pair_col = cfg.text_pair_column
+
+    def slow(batch):
+        pair = batch[pair_col] if pair_col else None
         return tokenizer(batch[cfg.text_column], pair, truncation=True, max_length=cfg.max_length)
 
+    state = {"encode": _backend_encoder(tokenizer, cfg.max_length), "checked": False}
+
+    def fn(batch):
+        encode = state["encode"]
+        if encode is None:
+            return slow(batch)
+        try:
+            out = encode(batch[cfg.text_column], batch[pair_col] if pair_col else None)
+        except Exception:  # e.g. a non-string text: the tokenizer's own call gives the error (or handles it)
+            return slow(batch)
+        if not state["checked"]:
+            state["checked"] = True
+            ref = slow(batch)
+            if set(ref.keys()) != set(out.keys()) or any(list(ref[k]) != out[k] for k in out):
+                logger.debug("tokenize_dataset: the backend encoding differs from the tokenizer's call; using the "
+                             "tokenizer's call")
+                state["encode"] = None
+                return ref
+        return out
+
     drop = [c for c in ds.column_names if c not in keep]
-    return ds.map(fn, batched=True, remove_columns=drop, desc="tokenizing")
+    return ds.map(fn, batched=True, remove_columns=drop, desc="tokenizing", **_fresh_fingerprint(ds, "tokenize"))
+
+
+def _backend_encoder(tokenizer, max_length: Optional[int]):
+    """``encode(texts, pairs) -> {"input_ids": ..., ["attention_mask"], ["token_type_ids"]}`` through a copy of
+    the tokenizer's ``tokenizers.Tokenizer`` (truncation as ``truncation=True``: longest first, the tokenizer's
+    truncation side; no padding), or None when the tokenizer has no such backend."""
+    backend = getattr(tokenizer, "backend_tokenizer", None) if getattr(tokenizer, "is_fast", False) else None
+    if backend is None:
+        return None
+    try:
+        from tokenizers import Tokenizer
+
+        bt = Tokenizer.from_str(backend.to_str())
+        bt.no_padding()
+        if not max_length:  # truncation=True without max_length: the tokenizer's own limit, if it has one
+            limit = getattr(tokenizer, "model_max_length", None)
+            max_length = limit if isinstance(limit, int) and limit < 10**20 else None
+        if max_length:
+            bt.enable_truncation(int(max_length), stride=0, strategy="longest_first",
+                                 direction=getattr(tokenizer, "truncation_side", "right"))
+        else:
+            bt.no_truncation()
+    except Exception:  # pragma: no cover - an unusual backend: the tokenizer's own call
+        return None
+    names = list(getattr(tokenizer, "model_input_names", ["input_ids", "attention_mask"]))
+
+    def encode(texts, pairs=None):
+        encs = bt.encode_batch(list(zip(texts, pairs)) if pairs is not None else list(texts))
+        out = {"input_ids": [e.ids for e in encs]}
+        if "token_type_ids" in names:
+            out["token_type_ids"] = [e.type_ids for e in encs]
+        if "attention_mask" in names:
+            out["attention_mask"] = [e.attention_mask for e in encs]
+        return out
+
+    return encode
 
 
 class LengthGroupedSampler(torch.utils.data.Sampler):

@@ -630,7 +630,9 @@ class FastTextForSequenceClassification(_BaselinePreTrainedModel):
         rows = config.vocab_size + (config.bucket if config.word_ngrams > 1 else 0)
         # no padding_idx: padding never reaches the bag (see features), and on CPU a padding_idx makes the lookup
         # and its sparse backward ~5x slower
-        self.embeddings = _FastTextBag(rows, config.embedding_dim, mode="mean", sparse=config.sparse)
+        # _weight: no N(0, 1) fill of the (often 100 MB) table here; _init_weights sets fastText's uniform init
+        self.embeddings = _FastTextBag(rows, config.embedding_dim, mode="mean", sparse=config.sparse,
+                                       _weight=torch.empty(rows, config.embedding_dim))
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         dim = config.embedding_dim
         if config.hidden_size > 0:
