@@ -1,13 +1,13 @@
 """Plain SGD with a faster update of sparse row gradients on CPU.
 
-``SparseRowSGD`` is ``torch.optim.SGD`` (same arguments, same state, same hooks, same results) except for one
-case: a parameter whose gradient is a sparse COO tensor of whole rows (what ``nn.Embedding``/``nn.EmbeddingBag``
-with ``sparse=True`` produce), on CPU, in float32/float64, in a group without momentum or weight decay. There
+``SparseRowSGD`` is ``torch.optim.SGD`` (same arguments, same state, same hooks) except for one case: a
+parameter whose gradient is a sparse COO tensor of whole rows (what ``nn.Embedding``/``nn.EmbeddingBag`` with
+``sparse=True`` produce), on CPU, in float32/float64, in a group without momentum or weight decay. There
 the update ``weight[rows[k]] -= lr * values[k]`` runs as one compiled loop over the gradient's rows (numba),
 instead of torch's dense-plus-sparse ``add_``, which on CPU takes about 1.7x as long for FastText's bag of
 ~7,000 random rows of a 260k x 100 table per batch of 128 (benchmarks/RESULTS.md, baselines section 1). Duplicate
-rows (the same n-gram in several texts) are applied one after the other, which is what ``add_`` of an
-uncoalesced gradient computes.
+rows (the same n-gram in several texts) are applied one after the other: the same sum as ``add_`` of the
+uncoalesced gradient, added in another order (results agree to float rounding, ~1e-7; tests/test_optim.py).
 
 Why hand-written: neither torch nor a library that installs with any torch version has a CPU kernel for this
 update (FBGEMM's table-batched embeddings fuse it into their own backward, but their wheels are built for one
@@ -25,7 +25,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SparseRowSGD", "fast_sparse_available"]
+__all__ = ["SparseRowAdagrad", "SparseRowSGD", "fast_sparse_available"]
 
 _KERNEL = None  # the compiled row update, or False when numba is missing
 _DTYPES = (torch.float32, torch.float64)
@@ -45,8 +45,48 @@ def _rows_axpy(weight, rows, values, alpha):  # pragma: no cover - compiled by n
     return -1
 
 
-def _kernel():
-    """The compiled :func:`_rows_axpy` (cached on disk by numba where it can write), or False without numba."""
+def _rows_adagrad_sums(state_sum, rows, values, slot, uniq, acc, sums):  # pragma: no cover - compiled
+    """The first half of torch's sparse Adagrad step: the gradient's duplicate rows summed (``coalesce``) into
+    ``acc[:m]`` with their row ids in ``uniq[:m]``, then ``state_sum[row] += g * g`` for each distinct row, the new
+    sums copied to ``sums[:m]``. ``slot`` (one int64 per weight row, all -1) marks rows already seen and is left
+    all -1 again. Returns m, or -(k + 1) for the first k whose row is out of range (nothing changed)."""
+    n, d = values.shape
+    limit = state_sum.shape[0]
+    for k in range(n):
+        r = rows[k]
+        if r < 0 or r >= limit:
+            return -(k + 1)
+    m = 0
+    for k in range(n):
+        r = rows[k]
+        s = slot[r]
+        if s < 0:
+            slot[r] = m
+            uniq[m] = r
+            for j in range(d):
+                acc[m, j] = values[k, j]
+            m += 1
+        else:
+            for j in range(d):
+                acc[s, j] += values[k, j]
+    for i in range(m):
+        r = uniq[i]
+        slot[r] = -1
+        for j in range(d):
+            total = state_sum[r, j] + acc[i, j] * acc[i, j]
+            state_sum[r, j] = total
+            sums[i, j] = total
+    return m
+
+
+def _kernel(name: str = "sgd"):
+    """The compiled :func:`_rows_axpy` (``"sgd"``) or :func:`_rows_adagrad` (``"adagrad"``), cached on disk by
+    numba where it can write; False without numba."""
+    kernels = _kernels()
+    return kernels[name] if kernels else False
+
+
+def _kernels():
     global _KERNEL
     if _KERNEL is None:
         try:
@@ -57,10 +97,13 @@ def _kernel():
                         "(pip install 'nlp-cv-tricks[fast]' for the faster CPU update)", e)
             return _KERNEL
         try:
-            _KERNEL = numba.njit(cache=True, nogil=True)(_rows_axpy)
+            _KERNEL = {name: numba.njit(cache=True, nogil=True)(fn) for name, fn in _PY_KERNELS.items()}
         except RuntimeError:  # no writable cache location: compile in each process
-            _KERNEL = numba.njit(nogil=True)(_rows_axpy)
+            _KERNEL = {name: numba.njit(nogil=True)(fn) for name, fn in _PY_KERNELS.items()}
     return _KERNEL
+
+
+_PY_KERNELS = {"sgd": _rows_axpy, "adagrad": _rows_adagrad_sums}
 
 
 def fast_sparse_available() -> bool:
@@ -76,28 +119,62 @@ def _fast_case(p: torch.Tensor, g: torch.Tensor) -> bool:
 
 
 def _apply_rows(p: torch.Tensor, g: torch.Tensor, alpha: float, kernel) -> None:
-    rows = g._indices()[0]
-    if rows.dtype != torch.int64:
-        rows = rows.long()
-    values = g._values().contiguous()
-    if values.shape[1] != p.shape[1]:
-        raise ValueError(f"SparseRowSGD: gradient rows have {values.shape[1]} columns, the parameter "
-                         f"{tuple(p.shape)} has {p.shape[1]}")
+    rows, values = _rows_and_values(p, g)
     # alpha in the parameter's precision, as torch's add_ computes it
     a = np.float32(alpha) if p.dtype == torch.float32 else np.float64(alpha)
-    bad = kernel(p.detach().numpy(), rows.contiguous().numpy(), values.numpy(), a)
+    bad = kernel(p.detach().numpy(), rows.numpy(), values.numpy(), a)
     if bad >= 0:
         raise IndexError(f"SparseRowSGD: gradient row index {int(rows[bad])} is outside the parameter's "
                          f"{p.shape[0]} rows (entries before it were applied)")
 
 
-def _warm(dtype: torch.dtype) -> None:
-    kernel = _kernel()
-    if kernel:
-        w = torch.zeros(1, 1, dtype=dtype)
-        g = torch.sparse_coo_tensor(torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 1, dtype=dtype), (1, 1),
-                                    check_invariants=True)
-        _apply_rows(w, g, 0.0, kernel)
+def _rows_and_values(p: torch.Tensor, g: torch.Tensor, negate: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    rows = g._indices()[0]
+    if rows.dtype != torch.int64:
+        rows = rows.long()
+    values = g._values()
+    if values.shape[1] != p.shape[1]:
+        raise ValueError(f"sparse row gradient with {values.shape[1]} columns for a parameter of shape "
+                         f"{tuple(p.shape)}")
+    return rows.contiguous(), (-values if negate else values).contiguous()
+
+
+def _apply_adagrad(p: torch.Tensor, g: torch.Tensor, state_sum: torch.Tensor, clr: float, eps: float,
+                   maximize: bool, slot: np.ndarray, kernel) -> None:
+    """torch's sparse Adagrad step (``coalesce``; ``sum += g^2``; ``p -= clr * g / (sqrt(sum) + eps)``) in three
+    passes: the compiled coalesce + sum update, torch's vectorised sqrt/divide on the distinct rows (a compiled
+    scalar loop was slower there), the compiled row update."""
+    rows, values = _rows_and_values(p, g, negate=maximize)
+    n, d = rows.numel(), p.shape[1]
+    np_dtype = np.float32 if p.dtype == torch.float32 else np.float64
+    uniq, acc, sums = np.empty(n, np.int64), np.empty((n, d), np_dtype), np.empty((n, d), np_dtype)
+    m = kernel(state_sum.numpy(), rows.numpy(), values.numpy(), slot, uniq, acc, sums)
+    if m < 0:
+        raise IndexError(f"SparseRowAdagrad: gradient row index {int(rows[-m - 1])} is outside the parameter's "
+                         f"{p.shape[0]} rows (nothing was applied)")
+    update = torch.from_numpy(acc[:m]) / torch.from_numpy(sums[:m]).sqrt_().add_(eps)
+    _kernel("sgd")(p.detach().numpy(), uniq[:m], update.numpy(), np_dtype(-clr))
+
+
+def _warm(dtype: torch.dtype, name: str) -> None:
+    """Import numba and load (or compile) kernel ``name`` for ``dtype``."""
+    if not _kernels():
+        return
+    w = torch.zeros(1, 1, dtype=dtype)
+    g = torch.sparse_coo_tensor(torch.zeros(1, 1, dtype=torch.long), torch.zeros(1, 1, dtype=dtype), (1, 1),
+                                check_invariants=True)
+    _apply_rows(w, g, 0.0, _kernel("sgd"))
+    if name == "adagrad":
+        _apply_adagrad(w, g, torch.zeros(1, 1, dtype=dtype), 0.0, 1e-10, False, np.full(1, -1, np.int64),
+                       _kernel("adagrad"))
+
+
+def _base_step(cls, optimizer) -> None:
+    """``cls.step`` (torch's) on ``optimizer`` without its hook wrapper: the subclass's own wrapped step already
+    ran the hooks once."""
+    base = cls.step
+    base = getattr(base, "__wrapped__", base) if getattr(base, "hooked", False) else base
+    base(optimizer)
 
 
 class SparseRowSGD(torch.optim.SGD):
@@ -113,7 +190,7 @@ class SparseRowSGD(torch.optim.SGD):
         if fast_sparse:  # import numba and load (or compile) the kernel now, not inside the first training step
             for dtype in {p.dtype for g in self.param_groups for p in g["params"]
                           if p.device.type == "cpu" and p.dim() == 2 and p.dtype in _DTYPES}:
-                _warm(dtype)
+                _warm(dtype, "sgd")
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -121,7 +198,7 @@ class SparseRowSGD(torch.optim.SGD):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        kernel = _kernel() if self.fast_sparse else False
+        kernel = _kernel("sgd") if self.fast_sparse else False
         taken: list[tuple[torch.Tensor, torch.Tensor]] = []
         if kernel and getattr(self, "grad_scale", None) is None and getattr(self, "found_inf", None) is None:
             for group in self.param_groups:
@@ -140,10 +217,64 @@ class SparseRowSGD(torch.optim.SGD):
                     p.grad = None  # torch's step below skips it
         try:
             if len(taken) < sum(len(g["params"]) for g in self.param_groups):
-                # the rest is torch's SGD; its hook-wrapped step would run this optimizer's hooks a second time
-                base = torch.optim.SGD.step
-                base = getattr(base, "__wrapped__", base) if getattr(base, "hooked", False) else base
-                base(self)
+                _base_step(torch.optim.SGD, self)  # the rest is torch's SGD
+        finally:
+            for p, g in taken:
+                p.grad = g
+        return loss
+
+
+class SparseRowAdagrad(torch.optim.Adagrad):
+    """``torch.optim.Adagrad`` whose update of sparse row gradients on CPU is a compiled loop: the gradient's
+    duplicate rows summed (what torch's ``coalesce`` does, without its sort), then each distinct row's squared
+    sum and weights updated in place -- torch's sparse Adagrad step, in one pass (FastText on THUCNews:
+    benchmarks/RESULTS.md). Same state (``step``, ``sum``), hooks and arguments as ``torch.optim.Adagrad``;
+    dense parameters, weight decay, GPU tensors and complex numbers take torch's own step, as does everything
+    when numba is missing or ``fast_sparse=False``.
+    """
+
+    def __init__(self, params, lr: float = 1e-2, *args, fast_sparse: bool = True, **kwargs):
+        super().__init__(params, lr, *args, **kwargs)
+        self.fast_sparse = fast_sparse
+        self._row_slots: dict[int, np.ndarray] = {}  # per parameter: the kernel's "row seen" marks, all -1
+        if fast_sparse:
+            for dtype in {p.dtype for g in self.param_groups for p in g["params"]
+                          if p.device.type == "cpu" and p.dim() == 2 and p.dtype in _DTYPES}:
+                _warm(dtype, "adagrad")
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss: Optional[torch.Tensor] = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        kernel = _kernel("adagrad") if self.fast_sparse else False
+        taken: list[tuple[torch.Tensor, torch.Tensor]] = []
+        if kernel and getattr(self, "grad_scale", None) is None and getattr(self, "found_inf", None) is None:
+            for group in self.param_groups:
+                if group["weight_decay"] or group.get("differentiable") or group.get("foreach") \
+                        or group.get("fused"):
+                    continue
+                lr = float(group["lr"])
+                for p in group["params"]:
+                    g = p.grad
+                    if g is None or not _fast_case(p, g):
+                        continue
+                    state = self.state[p]
+                    total = state["sum"]
+                    if total.dtype != p.dtype or not total.is_contiguous() or total.device.type != "cpu":
+                        continue
+                    state["step"] += 1
+                    clr = lr / (1 + (float(state["step"]) - 1) * group["lr_decay"])
+                    slot = self._row_slots.get(id(p))
+                    if slot is None:
+                        slot = self._row_slots[id(p)] = np.full(p.shape[0], -1, np.int64)
+                    _apply_adagrad(p, g, total, clr, group["eps"], group.get("maximize", False), slot, kernel)
+                    taken.append((p, g))
+                    p.grad = None
+        try:
+            if len(taken) < sum(len(g["params"]) for g in self.param_groups):
+                _base_step(torch.optim.Adagrad, self)
         finally:
             for p, g in taken:
                 p.grad = g

@@ -98,8 +98,8 @@ def test_sparse_row_sgd_matches_torch_sgd(dtype):
 @needs_numba
 def test_sparse_row_sgd_uses_the_kernel_and_hooks_run_once(monkeypatch):
     calls = []
-    kernel = nct_optim._kernel()
-    monkeypatch.setattr(nct_optim, "_KERNEL", lambda *a: calls.append(1) or kernel(*a))
+    kernels = nct_optim._kernels()
+    monkeypatch.setattr(nct_optim, "_KERNEL", {**kernels, "sgd": lambda *a: calls.append(1) or kernels["sgd"](*a)})
     torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)  # torch's SGD.step gets hook-wrapped
     ours, _ = _pair()
     lin = torch.nn.Linear(5, 2)
@@ -157,3 +157,64 @@ def test_trainer_uses_sparse_row_sgd_for_sparse_models():
     cfg = TrainConfig(optimizer="sgd", momentum=0.0, weight_decay=0.0)
     assert type(build_optimizer(sparse, cfg)) is SparseRowSGD
     assert type(build_optimizer(dense, cfg)) is torch.optim.SGD
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_sparse_row_adagrad_matches_torch_adagrad(dtype):
+    """Duplicate rows summed before squaring (torch coalesces), lr_decay, initial accumulator, maximize, a dense
+    layer in its own group: the same weights and the same state as torch.optim.Adagrad after several steps."""
+    from nlp_cv_tricks.optim import SparseRowAdagrad
+
+    ours, ref = _pair(dtype=dtype)
+    lin_a, lin_b = torch.nn.Linear(5, 3).to(dtype), torch.nn.Linear(5, 3).to(dtype)
+    lin_b.load_state_dict(lin_a.state_dict())
+    kw = dict(lr=0.3, lr_decay=0.01, initial_accumulator_value=0.1, eps=1e-10)
+    for maximize in (False, True):
+        opt_a = SparseRowAdagrad([{"params": ours.parameters(), "lr": 0.5}, {"params": lin_a.parameters()}],
+                                 maximize=maximize, **kw)
+        opt_b = torch.optim.Adagrad([{"params": ref.parameters(), "lr": 0.5}, {"params": lin_b.parameters()}],
+                                    maximize=maximize, **kw)
+        y = torch.tensor([0, 1, 2, 0, 1, 2])
+        for seed in range(6):
+            ids, offsets = _bags(seed)
+            for emb, lin, opt in ((ours, lin_a, opt_a), (ref, lin_b, opt_b)):
+                opt.zero_grad(set_to_none=True)
+                torch.nn.functional.cross_entropy(lin(emb(ids, offsets)), y).backward()
+                grad = emb.weight.grad
+                opt.step()
+                assert emb.weight.grad is grad
+        tol = 1e-5 if dtype == torch.float32 else 1e-12
+        assert torch.allclose(ours.weight, ref.weight, atol=tol, rtol=0)
+        assert torch.allclose(lin_a.weight, lin_b.weight, atol=tol, rtol=0)
+        sa, sb = opt_a.state[ours.weight], opt_b.state[ref.weight]
+        assert torch.equal(sa["step"], sb["step"]) and torch.allclose(sa["sum"], sb["sum"], atol=tol, rtol=0)
+    assert not torch.equal(ours.weight, _pair(dtype=dtype)[0].weight)
+    # the "row seen" marks are left clean for the next step
+    assert (opt_a._row_slots[id(ours.weight)] == -1).all()
+    torch.optim.Adagrad([{"params": ref.parameters()}, {"params": lin_b.parameters()}]).load_state_dict(
+        opt_a.state_dict())
+
+
+@needs_numba
+def test_sparse_row_adagrad_rejects_rows_out_of_range_untouched():
+    from nlp_cv_tricks.optim import SparseRowAdagrad
+
+    w = torch.nn.Parameter(torch.zeros(4, 2))
+    w.grad = torch.sparse_coo_tensor(torch.tensor([[1, 7]]), torch.ones(2, 2), (4, 2), check_invariants=False)
+    opt = SparseRowAdagrad([w], lr=1.0)
+    with pytest.raises(IndexError, match="row index 7 is outside the parameter's 4 rows"):
+        opt.step()
+    assert (w == 0).all() and (opt.state[w]["sum"] == 0).all()
+
+
+def test_trainer_uses_sparse_row_adagrad_for_sparse_models():
+    from nlp_cv_tricks.config import TrainConfig
+    from nlp_cv_tricks.engine.trainer import build_optimizer
+    from nlp_cv_tricks.optim import SparseRowAdagrad
+
+    sparse = torch.nn.Sequential(torch.nn.EmbeddingBag(10, 4, sparse=True), torch.nn.Linear(4, 2))
+    dense = torch.nn.Sequential(torch.nn.EmbeddingBag(10, 4), torch.nn.Linear(4, 2))
+    cfg = TrainConfig(optimizer="adagrad", weight_decay=0.0)
+    assert type(build_optimizer(sparse, cfg)) is SparseRowAdagrad
+    assert type(build_optimizer(dense, cfg)) is torch.optim.Adagrad

@@ -107,6 +107,10 @@ def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
             return SparseRowSGD(groups, lr=lr, momentum=0.0)
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
     if name == "adagrad":
+        if sparse:
+            from ..optim import SparseRowAdagrad  # torch's Adagrad with a compiled CPU update of sparse rows
+
+            return SparseRowAdagrad(groups, lr=lr)
         return torch.optim.Adagrad(groups, lr=lr)
     if name == "adadelta":  # Zeiler 2012 as used by Kim 2014: rho 0.95, eps 1e-6; learning_rate 1.0 is the paper's
         return torch.optim.Adadelta(groups, lr=lr, rho=0.95, eps=1e-6)

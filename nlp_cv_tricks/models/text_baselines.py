@@ -1096,6 +1096,10 @@ def create_optimizer(
     if hint["sparse"] and wd:
         raise ValueError("weight decay is not supported with sparse gradients (FastText sparse=True)")
     if name == "adagrad":
+        if hint["sparse"]:
+            from ..optim import SparseRowAdagrad
+
+            return SparseRowAdagrad(params, lr=lr, weight_decay=wd)
         return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
     if name == "sgd":
         from ..optim import SparseRowSGD
