@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["SparseRowAdagrad", "SparseRowSGD", "fast_sparse_available"]
 
-_KERNEL = None  # the compiled row update, or False when numba is missing
+_KERNEL = None  # the compiled row updates by name, or False when numba is missing
 _DTYPES = (torch.float32, torch.float64)
 
 
@@ -89,17 +89,10 @@ def _kernel(name: str = "sgd"):
 def _kernels():
     global _KERNEL
     if _KERNEL is None:
-        try:
-            import numba
-        except Exception as e:  # not installed, or built for another numpy
-            _KERNEL = False
-            logger.info("numba is not usable (%s): sparse SGD updates use torch's add_ "
-                        "(pip install 'nlp-cv-tricks[fast]' for the faster CPU update)", e)
-            return _KERNEL
-        try:
-            _KERNEL = {name: numba.njit(cache=True, nogil=True)(fn) for name, fn in _PY_KERNELS.items()}
-        except RuntimeError:  # no writable cache location: compile in each process
-            _KERNEL = {name: numba.njit(nogil=True)(fn) for name, fn in _PY_KERNELS.items()}
+        from ._jit import njit
+
+        compiled = {name: njit(fn) for name, fn in _PY_KERNELS.items()}
+        _KERNEL = compiled if all(compiled.values()) else False
     return _KERNEL
 
 
