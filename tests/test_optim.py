@@ -218,3 +218,22 @@ def test_trainer_uses_sparse_row_adagrad_for_sparse_models():
     cfg = TrainConfig(optimizer="adagrad", weight_decay=0.0)
     assert type(build_optimizer(sparse, cfg)) is SparseRowAdagrad
     assert type(build_optimizer(dense, cfg)) is torch.optim.Adagrad
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "sgd"])
+def test_fasttext_kill_and_resume_with_sparse_row_optimizers(optimizer, tiny_bert, toy_data, tmp_path):
+    """A FastText run with SparseRowAdagrad/SparseRowSGD killed mid-epoch and resumed from its checkpoint ends
+    with the weights of the uninterrupted run: the optimizer state (Adagrad's step and squared sums) round-trips."""
+    from test_trainer import _Kill, assert_same_weights, fit
+
+    common = ["model.name=fasttext", "model.kwargs.embedding_dim=8", "model.kwargs.word_ngrams=2",
+              "model.kwargs.bucket=101", "model.kwargs.tokenizer.level=word", f"train.optimizer={optimizer}",
+              "train.momentum=0", "train.weight_decay=0", "train.learning_rate=0.5", "train.max_grad_norm=null",
+              "train.epochs=2", "train.save_steps=5", "train.save_total_limit=null", "output.save_best=false"]
+    t, _ = fit(tiny_bert, toy_data, tmp_path / "full", *common)
+    assert type(t.optimizer.optimizer).__name__ == ("SparseRowAdagrad" if optimizer == "adagrad" else "SparseRowSGD")
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_bert, toy_data, tmp_path / "crash", *common, tricks=[_Kill(at=13)])
+    _, res = fit(tiny_bert, toy_data, tmp_path / "crash", *common, "train.resume_from=latest")
+    assert res.global_step == 48
+    assert_same_weights(tmp_path / "full/final", tmp_path / "crash/final", atol=1e-6)
