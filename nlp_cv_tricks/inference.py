@@ -166,11 +166,14 @@ def predict_file(model_dir: str, data: str, out: str, fmt: Optional[str] = None,
     texts = ds[cfg.text_column]
     gold = ds["labels"] if "labels" in ds.column_names else None
     # the input's other columns (an id, metadata) travel with each prediction, so results join back easily
-    reserved = {"row", "text", "pred_label", "pred_prob", "label", cfg.text_column, cfg.text_pair_column, "labels"}
+    reserved = {"row", "text", "text_pair", "pred_label", "pred_prob", "label", cfg.text_column, cfg.text_pair_column,
+                "labels"}
     extra = {c: ds[c] for c in ds.column_names if c not in reserved
              and all(v is None or isinstance(v, (str, int, float, bool)) for v in ds[c][:50])}
     logits, _ = predict_logits(model, tokenizer, ds, cfg, batch_size, saved_long_options(model_dir))
-    lead = [{"row": i + 1, **{c: v[i] for c, v in extra.items()}, "text": texts[i]} for i in range(len(texts))]
+    pairs = ds[cfg.text_pair_column] if cfg.text_pair_column else None  # a pair model's second text
+    lead = [{"row": i + 1, **{c: v[i] for c, v in extra.items()}, "text": texts[i],
+             **({"text_pair": pairs[i]} if pairs is not None else {})} for i in range(len(texts))]
     rows = _prediction_rows(lead, logits, label_map.names, gold)
     _write_rows(out, rows)
     return len(rows)

@@ -18,6 +18,7 @@ above, the step is torch's own.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -32,14 +33,16 @@ _DTYPES = (torch.float32, torch.float64)
 
 
 def _rows_axpy(weight, rows, values, alpha):  # pragma: no cover - compiled by numba
-    """weight[rows[k]] += alpha * values[k], k in order; returns the first k whose row is out of range (nothing
-    from it on is applied) or -1."""
+    """weight[rows[k]] += alpha * values[k], k in order; returns -1, or the first k whose row is out of range
+    (then nothing is applied)."""
     n, d = values.shape
     limit = weight.shape[0]
     for k in range(n):
         r = rows[k]
         if r < 0 or r >= limit:
             return k
+    for k in range(n):
+        r = rows[k]
         for j in range(d):
             weight[r, j] += alpha * values[k, j]
     return -1
@@ -118,7 +121,7 @@ def _apply_rows(p: torch.Tensor, g: torch.Tensor, alpha: float, kernel) -> None:
     bad = kernel(p.detach().numpy(), rows.numpy(), values.numpy(), a)
     if bad >= 0:
         raise IndexError(f"SparseRowSGD: gradient row index {int(rows[bad])} is outside the parameter's "
-                         f"{p.shape[0]} rows (entries before it were applied)")
+                         f"{p.shape[0]} rows (this parameter was left unchanged)")
 
 
 def _rows_and_values(p: torch.Tensor, g: torch.Tensor, negate: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -144,7 +147,7 @@ def _apply_adagrad(p: torch.Tensor, g: torch.Tensor, state_sum: torch.Tensor, cl
     m = kernel(state_sum.numpy(), rows.numpy(), values.numpy(), slot, uniq, acc, sums)
     if m < 0:
         raise IndexError(f"SparseRowAdagrad: gradient row index {int(rows[-m - 1])} is outside the parameter's "
-                         f"{p.shape[0]} rows (nothing was applied)")
+                         f"{p.shape[0]} rows (this parameter was left unchanged)")
     update = torch.from_numpy(acc[:m]) / torch.from_numpy(sums[:m]).sqrt_().add_(eps)
     _kernel("sgd")(p.detach().numpy(), uniq[:m], update.numpy(), np_dtype(-clr))
 
@@ -193,22 +196,23 @@ class SparseRowSGD(torch.optim.SGD):
                 loss = closure()
         kernel = _kernel("sgd") if self.fast_sparse else False
         taken: list[tuple[torch.Tensor, torch.Tensor]] = []
-        if kernel and getattr(self, "grad_scale", None) is None and getattr(self, "found_inf", None) is None:
-            for group in self.param_groups:
-                if group["momentum"] or group["weight_decay"] or group.get("differentiable"):
-                    continue
-                lr = group["lr"]
-                if isinstance(lr, torch.Tensor):
-                    lr = float(lr)
-                alpha = lr if group.get("maximize") else -lr
-                for p in group["params"]:
-                    g = p.grad
-                    if g is None or not _fast_case(p, g):
+        try:  # whatever happens, the gradients are back in place afterwards
+            if kernel and getattr(self, "grad_scale", None) is None and getattr(self, "found_inf", None) is None:
+                for group in self.param_groups:
+                    if group["momentum"] or group["weight_decay"] or group.get("differentiable") \
+                            or group.get("fused"):  # torch's step: it refuses fused sparse updates
                         continue
-                    _apply_rows(p, g, alpha, kernel)
-                    taken.append((p, g))
-                    p.grad = None  # torch's step below skips it
-        try:
+                    lr = group["lr"]
+                    if isinstance(lr, torch.Tensor):
+                        lr = float(lr)
+                    alpha = lr if group.get("maximize") else -lr
+                    for p in group["params"]:
+                        g = p.grad
+                        if g is None or not _fast_case(p, g):
+                            continue
+                        _apply_rows(p, g, alpha, kernel)
+                        taken.append((p, g))
+                        p.grad = None  # torch's step below skips it
             if len(taken) < sum(len(g["params"]) for g in self.param_groups):
                 _base_step(torch.optim.SGD, self)  # the rest is torch's SGD
         finally:
@@ -243,31 +247,37 @@ class SparseRowAdagrad(torch.optim.Adagrad):
                 loss = closure()
         kernel = _kernel("adagrad") if self.fast_sparse else False
         taken: list[tuple[torch.Tensor, torch.Tensor]] = []
-        if kernel and getattr(self, "grad_scale", None) is None and getattr(self, "found_inf", None) is None:
-            for group in self.param_groups:
-                if group["weight_decay"] or group.get("differentiable") or group.get("foreach") \
-                        or group.get("fused"):
-                    continue
-                lr = float(group["lr"])
-                for p in group["params"]:
-                    g = p.grad
-                    if g is None or not _fast_case(p, g):
+        try:  # whatever happens, the gradients are back in place afterwards
+            if kernel and getattr(self, "grad_scale", None) is None and getattr(self, "found_inf", None) is None:
+                for group in self.param_groups:
+                    if group["weight_decay"] or group.get("differentiable") or group.get("foreach") \
+                            or group.get("fused"):
                         continue
-                    state = self.state[p]
-                    total = state["sum"]
-                    if total.dtype != p.dtype or not total.is_contiguous() or total.device.type != "cpu":
-                        continue
-                    state["step"] += 1
-                    clr = lr / (1 + (float(state["step"]) - 1) * group["lr_decay"])
-                    slot = self._row_slots.get(id(p))
-                    if slot is None:
-                        slot = self._row_slots[id(p)] = np.full(p.shape[0], -1, np.int64)
-                    _apply_adagrad(p, g, total, clr, group["eps"], group.get("maximize", False), slot, kernel)
-                    taken.append((p, g))
-                    p.grad = None
-        try:
+                    lr = float(group["lr"])
+                    for p in group["params"]:
+                        g = p.grad
+                        if g is None or not _fast_case(p, g):
+                            continue
+                        state = self.state[p]
+                        total = state["sum"]
+                        if total.dtype != p.dtype or not total.is_contiguous() or total.device.type != "cpu":
+                            continue
+                        step = float(state["step"]) + 1
+                        clr = lr / (1 + (step - 1) * group["lr_decay"])
+                        slot = self._row_slots.get(id(p))
+                        if slot is None:
+                            slot = self._row_slots[id(p)] = np.full(p.shape[0], -1, np.int64)
+                        _apply_adagrad(p, g, total, clr, group["eps"], group.get("maximize", False), slot, kernel)
+                        state["step"] += 1  # counted once the update went through
+                        taken.append((p, g))
+                        p.grad = None
             if len(taken) < sum(len(g["params"]) for g in self.param_groups):
-                _base_step(torch.optim.Adagrad, self)
+                with warnings.catch_warnings():
+                    # torch's own sparse Adagrad builds its tensors without saying whether to check them, and
+                    # torch warns about memory errors "when operating on a sparse tensor which violates the
+                    # invariants": nothing the user can act on (the gradient came from autograd)
+                    warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+                    _base_step(torch.optim.Adagrad, self)
         finally:
             for p, g in taken:
                 p.grad = g

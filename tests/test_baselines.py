@@ -722,3 +722,10 @@ def test_fasttext_bag_starts_with_fasttexts_uniform_init(titles, id2label):
     assert w.abs().mean() > bound / 4  # uniform, not zeros: the mean of |U(-b, b)| is b / 2
     assert w[tok.pad_token_id].abs().sum() == 0
     assert (model.classifier.weight == 0).all()  # and the output matrix at zero, as fastText
+
+
+def test_frozen_fasttext_bag_takes_dense_optimizers(titles, id2label):
+    """With the bag frozen there are no sparse gradients: Adam and weight decay are fine (as in the trainer)."""
+    model, _ = _build("fasttext", titles, id2label, freeze_embeddings=True)
+    assert preferred_optimizer(model)["name"] == "adam"
+    assert isinstance(create_optimizer(model, name="adam", weight_decay=0.01), torch.optim.Adam)

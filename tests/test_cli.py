@@ -59,6 +59,22 @@ def test_predict_jsonl_and_csv(trained, tmp_path):
     assert rows[0]["text"] == "the movie was good" and rows[0]["pred_label"] == "positive"
 
 
+def test_predict_keeps_the_pair_text_and_refuses_a_labels_column(trained, tmp_path, capsys):
+    pair = tmp_path / "pair.csv"
+    pair.write_text("id,text,text2\na7,the movie was good,really\n")
+    out = tmp_path / "pair.jsonl"
+    assert main(["predict", str(trained), "--data", str(pair), "--out", str(out), "--text-pair-column", "text2"]) == 0
+    row = json.loads(out.read_text())
+    assert (row["id"], row["text"], row["text_pair"]) == ("a7", "the movie was good", "really")
+    # a column named "labels" would be taken for the encoded labels: refused with the file and what to do
+    bad = tmp_path / "labels.csv"
+    bad.write_text("text,labels\ngood movie,pos\n")
+    assert main(["predict", str(trained), "--data", str(bad), "--out", str(tmp_path / "x.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "labels.csv: has a column named 'labels'" in err and "data.label_column=labels" in err
+    assert not (tmp_path / "x.jsonl").exists()
+
+
 def test_cli_errors_name_the_problem(trained, tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("sentence,label\nhi,1\n")

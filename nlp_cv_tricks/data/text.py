@@ -183,6 +183,11 @@ def load_split(path: str, cfg: DataConfig) -> tuple[datasets.Dataset, str]:
 
 
 def _check_columns(ds: datasets.Dataset, path: str, cfg: DataConfig, need_label: bool) -> None:
+    if "labels" in ds.column_names and cfg.label_column != "labels":
+        # the encoded label ids live in a column of that name: a user's own would be taken for them
+        raise DataError(f"{path}: has a column named 'labels', the name this package gives the encoded labels "
+                        f"(data.label_column is {cfg.label_column!r}); rename that column, or set "
+                        "data.label_column=labels if it holds the labels")
     need = [("data.text_column", cfg.text_column)]
     if cfg.text_pair_column:
         need.append(("data.text_pair_column", cfg.text_pair_column))

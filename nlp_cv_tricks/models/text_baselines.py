@@ -597,12 +597,14 @@ class _MeanBagSparseGrad(torch.autograd.Function):
 
 class _FastTextBag(nn.EmbeddingBag):
     """The FastText bag: an ``nn.EmbeddingBag`` (same parameter, same hooks) whose sparse mean lookup over flat
-    ids + offsets takes :class:`_MeanBagSparseGrad`; every other use is ``nn.EmbeddingBag.forward``."""
+    ids + offsets (increasing, as :func:`nlp_cv_tricks.data.vocab.fasttext_bags` makes them) takes
+    :class:`_MeanBagSparseGrad`; every other use is ``nn.EmbeddingBag.forward``."""
 
     def forward(self, input, offsets=None, per_sample_weights=None):
         if (self.sparse and self.mode == "mean" and offsets is not None and per_sample_weights is None
                 and input.dim() == 1 and self.padding_idx is None and self.max_norm is None
-                and not self.include_last_offset and self.weight.requires_grad and torch.is_grad_enabled()):
+                and not self.scale_grad_by_freq and not self.include_last_offset and self.weight.requires_grad
+                and torch.is_grad_enabled()):
             return _MeanBagSparseGrad.apply(self.weight, input, offsets)
         return super().forward(input, offsets, per_sample_weights)
 
@@ -1056,8 +1058,9 @@ def preferred_optimizer(model: nn.Module) -> dict:
 
     The fastest choice for FastText is plain SGD with a linearly decaying learning rate -- what the official
     fastText does (Joulin et al. 2016) -- and what ``recipes/thucnews_fasttext.yaml`` uses: its sparse update is
-    one scatter-add, while torch's sparse Adagrad coalesces the gradient, squares it, masks its accumulator and
-    divides (~3-4x the optimizer time, measured in benchmarks/baselines.md). SGD needs ``momentum: 0`` with sparse
+    one row update (compiled with numba, the ``fast`` extra: :class:`nlp_cv_tricks.optim.SparseRowSGD`), while
+    Adagrad also sums the duplicate rows and keeps a squared-gradient table as large as the bag (about 2x the
+    training time with :class:`nlp_cv_tricks.optim.SparseRowAdagrad`; benchmarks/RESULTS.md). SGD needs ``momentum: 0`` with sparse
     gradients (a momentum buffer of sparse gradients grows with every step) and a learning rate scaled with the
     batch (``lr ~ per-example lr x batch_size``, as the loss is the batch mean; 48 for batch 128 on THUCNews).
 
@@ -1068,7 +1071,9 @@ def preferred_optimizer(model: nn.Module) -> dict:
     """
     m = getattr(model, "module", model)  # DDP
     cfg = getattr(m, "config", None)
-    if isinstance(cfg, FastTextConfig) and cfg.sparse:
+    bag = m.get_input_embeddings() if hasattr(m, "get_input_embeddings") else None
+    trainable = bag is None or any(p.requires_grad for p in bag.parameters())  # frozen: no sparse gradients
+    if isinstance(cfg, FastTextConfig) and cfg.sparse and trainable:
         return {
             "name": "adagrad",
             "lr": 0.2,
