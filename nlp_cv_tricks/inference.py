@@ -155,8 +155,9 @@ def evaluate_file(model_dir: str, data: str, fmt: Optional[str] = None, text_col
 
 def predict_file(model_dir: str, data: str, out: str, fmt: Optional[str] = None, text_column: Optional[str] = None,
                  text_pair_column: Optional[str] = None, batch_size: int = 64, overwrite: bool = False) -> int:
-    """Write one prediction per input row (JSONL, or CSV when ``out`` ends in .csv): the text, the predicted
-    label, its probability and the probability of every label. Returns the number of rows."""
+    """Write one prediction per input row (JSONL, or CSV when ``out`` ends in .csv): the input's other columns,
+    the text (and ``text_pair`` for a pair model), the predicted label, its probability and the probability of
+    every label. Returns the number of rows."""
     if os.path.exists(out) and not overwrite:
         raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
     model, tokenizer, saved = load_model_dir(model_dir)
