@@ -173,112 +173,111 @@ def _base_step(cls, optimizer) -> None:
     base(optimizer)
 
 
-class SparseRowSGD(torch.optim.SGD):
+class _SparseRowsMixin:
+    """The shared step of the two optimizers: each sparse row gradient the kernel can take is applied by
+    ``_apply_fast`` and hidden from torch's own step, which then updates everything else; the gradients are back in
+    place afterwards, whatever happens. Subclasses set ``_KIND`` and ``_TORCH`` and define ``_group_is_fast`` and
+    ``_apply_fast``."""
+
+    _KIND = ""
+    _TORCH: type = torch.optim.Optimizer
+
+    def _init_fast(self, fast_sparse: bool) -> None:
+        self.fast_sparse = fast_sparse
+        if fast_sparse:  # import numba and load (or compile) the kernel now, not inside the first training step
+            for dtype in {p.dtype for g in self.param_groups for p in g["params"]
+                          if p.device.type == "cpu" and p.dim() == 2 and p.dtype in _DTYPES}:
+                _warm(dtype, self._KIND)
+
+    def _torch_step(self) -> None:
+        _base_step(self._TORCH, self)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss: Optional[torch.Tensor] = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        kernel = _kernel(self._KIND) if self.fast_sparse else False
+        taken: list[tuple[torch.Tensor, torch.Tensor]] = []
+        try:
+            if kernel and getattr(self, "grad_scale", None) is None and getattr(self, "found_inf", None) is None:
+                for group in self.param_groups:
+                    if group.get("differentiable") or group.get("fused") or not self._group_is_fast(group):
+                        continue  # torch's step (which refuses fused sparse updates itself)
+                    for p in group["params"]:
+                        g = p.grad
+                        if g is None or not _fast_case(p, g) or not self._apply_fast(p, g, group, kernel):
+                            continue
+                        taken.append((p, g))
+                        p.grad = None  # torch's step below skips it
+            if len(taken) < sum(len(g["params"]) for g in self.param_groups):
+                self._torch_step()
+        finally:
+            for p, g in taken:
+                p.grad = g
+        return loss
+
+
+class SparseRowSGD(_SparseRowsMixin, torch.optim.SGD):
     """``torch.optim.SGD`` whose update of sparse row gradients on CPU is a compiled loop (see the module doc).
 
     Everything else -- dense parameters, momentum, weight decay, GPU tensors, gradient scaling -- is
     ``torch.optim.SGD.step`` itself. Set ``fast_sparse=False`` to always use torch's update.
     """
 
+    _KIND, _TORCH = "sgd", torch.optim.SGD
+
     def __init__(self, params, lr: float = 1e-3, *args, fast_sparse: bool = True, **kwargs):
         super().__init__(params, lr, *args, **kwargs)
-        self.fast_sparse = fast_sparse
-        if fast_sparse:  # import numba and load (or compile) the kernel now, not inside the first training step
-            for dtype in {p.dtype for g in self.param_groups for p in g["params"]
-                          if p.device.type == "cpu" and p.dim() == 2 and p.dtype in _DTYPES}:
-                _warm(dtype, "sgd")
+        self._init_fast(fast_sparse)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss: Optional[torch.Tensor] = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        kernel = _kernel("sgd") if self.fast_sparse else False
-        taken: list[tuple[torch.Tensor, torch.Tensor]] = []
-        try:  # whatever happens, the gradients are back in place afterwards
-            if kernel and getattr(self, "grad_scale", None) is None and getattr(self, "found_inf", None) is None:
-                for group in self.param_groups:
-                    if group["momentum"] or group["weight_decay"] or group.get("differentiable") \
-                            or group.get("fused"):  # torch's step: it refuses fused sparse updates
-                        continue
-                    lr = group["lr"]
-                    if isinstance(lr, torch.Tensor):
-                        lr = float(lr)
-                    alpha = lr if group.get("maximize") else -lr
-                    for p in group["params"]:
-                        g = p.grad
-                        if g is None or not _fast_case(p, g):
-                            continue
-                        _apply_rows(p, g, alpha, kernel)
-                        taken.append((p, g))
-                        p.grad = None  # torch's step below skips it
-            if len(taken) < sum(len(g["params"]) for g in self.param_groups):
-                _base_step(torch.optim.SGD, self)  # the rest is torch's SGD
-        finally:
-            for p, g in taken:
-                p.grad = g
-        return loss
+    def _group_is_fast(self, group: dict) -> bool:
+        return not (group["momentum"] or group["weight_decay"])
+
+    def _apply_fast(self, p, g, group, kernel) -> bool:
+        lr = float(group["lr"])
+        _apply_rows(p, g, lr if group.get("maximize") else -lr, kernel)
+        return True
 
 
-class SparseRowAdagrad(torch.optim.Adagrad):
+class SparseRowAdagrad(_SparseRowsMixin, torch.optim.Adagrad):
     """``torch.optim.Adagrad`` whose update of sparse row gradients on CPU is a compiled loop: the gradient's
     duplicate rows summed (what torch's ``coalesce`` does, without its sort), then each distinct row's squared
-    sum and weights updated in place -- torch's sparse Adagrad step, in one pass (FastText on THUCNews:
-    benchmarks/RESULTS.md). Same state (``step``, ``sum``), hooks and arguments as ``torch.optim.Adagrad``;
-    dense parameters, weight decay, GPU tensors and complex numbers take torch's own step, as does everything
-    when numba is missing or ``fast_sparse=False``.
+    sum and weights updated in place -- torch's sparse Adagrad step (FastText on THUCNews: benchmarks/RESULTS.md).
+    Same state (``step``, ``sum``), hooks and arguments as ``torch.optim.Adagrad``; dense parameters, weight
+    decay, GPU tensors and complex numbers take torch's own step, as does everything when numba is missing or
+    ``fast_sparse=False``.
     """
+
+    _KIND, _TORCH = "adagrad", torch.optim.Adagrad
 
     def __init__(self, params, lr: float = 1e-2, *args, fast_sparse: bool = True, **kwargs):
         super().__init__(params, lr, *args, **kwargs)
-        self.fast_sparse = fast_sparse
         self._row_slots: dict[int, np.ndarray] = {}  # per parameter: the kernel's "row seen" marks, all -1
-        if fast_sparse:
-            for dtype in {p.dtype for g in self.param_groups for p in g["params"]
-                          if p.device.type == "cpu" and p.dim() == 2 and p.dtype in _DTYPES}:
-                _warm(dtype, "adagrad")
+        self._init_fast(fast_sparse)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss: Optional[torch.Tensor] = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        kernel = _kernel("adagrad") if self.fast_sparse else False
-        taken: list[tuple[torch.Tensor, torch.Tensor]] = []
-        try:  # whatever happens, the gradients are back in place afterwards
-            if kernel and getattr(self, "grad_scale", None) is None and getattr(self, "found_inf", None) is None:
-                for group in self.param_groups:
-                    if group["weight_decay"] or group.get("differentiable") or group.get("foreach") \
-                            or group.get("fused"):
-                        continue
-                    lr = float(group["lr"])
-                    for p in group["params"]:
-                        g = p.grad
-                        if g is None or not _fast_case(p, g):
-                            continue
-                        state = self.state[p]
-                        total = state["sum"]
-                        if total.dtype != p.dtype or not total.is_contiguous() or total.device.type != "cpu":
-                            continue
-                        step = float(state["step"]) + 1
-                        clr = lr / (1 + (step - 1) * group["lr_decay"])
-                        slot = self._row_slots.get(id(p))
-                        if slot is None:
-                            slot = self._row_slots[id(p)] = np.full(p.shape[0], -1, np.int64)
-                        _apply_adagrad(p, g, total, clr, group["eps"], group.get("maximize", False), slot, kernel)
-                        state["step"] += 1  # counted once the update went through
-                        taken.append((p, g))
-                        p.grad = None
-            if len(taken) < sum(len(g["params"]) for g in self.param_groups):
-                with warnings.catch_warnings():
-                    # torch's own sparse Adagrad builds its tensors without saying whether to check them, and
-                    # torch warns about memory errors "when operating on a sparse tensor which violates the
-                    # invariants": nothing the user can act on (the gradient came from autograd)
-                    warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
-                    _base_step(torch.optim.Adagrad, self)
-        finally:
-            for p, g in taken:
-                p.grad = g
-        return loss
+    def _group_is_fast(self, group: dict) -> bool:
+        return not (group["weight_decay"] or group.get("foreach"))
+
+    def _apply_fast(self, p, g, group, kernel) -> bool:
+        state = self.state[p]
+        total = state["sum"]
+        if total.dtype != p.dtype or not total.is_contiguous() or total.device.type != "cpu":
+            return False
+        step = float(state["step"]) + 1
+        clr = float(group["lr"]) / (1 + (step - 1) * group["lr_decay"])
+        slot = self._row_slots.get(id(p))
+        if slot is None:
+            slot = self._row_slots[id(p)] = np.full(p.shape[0], -1, np.int64)
+        _apply_adagrad(p, g, total, clr, group["eps"], group.get("maximize", False), slot, kernel)
+        state["step"] += 1  # counted once the update went through
+        return True
+
+    def _torch_step(self) -> None:
+        with warnings.catch_warnings():
+            # torch's own sparse Adagrad builds its tensors without saying whether to check them, and torch then
+            # warns about memory errors "when operating on a sparse tensor which violates the invariants":
+            # nothing a user can act on (the gradient came from autograd)
+            warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
+            _base_step(torch.optim.Adagrad, self)
