@@ -10,6 +10,18 @@ from conftest import ROOT
 from test_trainer import assert_same_weights, fit
 
 
+def launch_two_processes(recipe_path: Path, port: int) -> None:
+    """``accelerate launch --multi_gpu --num_processes 2 scripts/train.py recipe`` (DDP over gloo on CPU)."""
+    launcher = Path(sys.executable).with_name("accelerate")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
+         str(ROOT / "scripts" / "train.py"), str(recipe_path)],
+        capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 def test_ddp_two_processes_equal_single_process(tiny_bert, toy_data, tmp_path):
     common = ["train.epochs=1", "output.save_best=false", "train.eval_each_epoch=true"]
     # one process, global batch 8
@@ -20,14 +32,7 @@ def test_ddp_two_processes_equal_single_process(tiny_bert, toy_data, tmp_path):
 
     recipe = tiny_recipe(tiny_bert, toy_data, tmp_path / "ddp", "train.batch_size=4", *common)
     save_recipe(recipe, tmp_path / "ddp.yaml")
-    launcher = Path(sys.executable).with_name("accelerate")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(
-        [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29531",
-         str(ROOT / "scripts" / "train.py"), str(tmp_path / "ddp.yaml")],
-        capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    launch_two_processes(tmp_path / "ddp.yaml", port=29531)
     summary = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert summary["num_processes"] == 2 and "MULTI_CPU" in summary["distributed_type"]
     assert_same_weights(tmp_path / "single/final", tmp_path / "ddp/final", atol=2e-5)
@@ -49,14 +54,7 @@ def test_ddp_fasttext_sparse_sgd_equals_single_process(tiny_bert, toy_data, tmp_
     _, res = fit(tiny_bert, toy_data, tmp_path / "single", "train.batch_size=8", *common)
     recipe = tiny_recipe(tiny_bert, toy_data, tmp_path / "ddp", "train.batch_size=4", *common)
     save_recipe(recipe, tmp_path / "ddp.yaml")
-    launcher = Path(sys.executable).with_name("accelerate")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(
-        [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533",
-         str(ROOT / "scripts" / "train.py"), str(tmp_path / "ddp.yaml")],
-        capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    launch_two_processes(tmp_path / "ddp.yaml", port=29533)
     assert json.loads((tmp_path / "ddp" / "metrics.json").read_text())["num_processes"] == 2
     assert_same_weights(tmp_path / "single/final", tmp_path / "ddp/final", atol=2e-5)
     # and training moved the model (two untrained models would also be "equal")
