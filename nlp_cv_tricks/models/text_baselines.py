@@ -1060,9 +1060,10 @@ def preferred_optimizer(model: nn.Module) -> dict:
     fastText does (Joulin et al. 2016) -- and what ``recipes/thucnews_fasttext.yaml`` uses: its sparse update is
     one row update (compiled with numba, the ``fast`` extra: :class:`nlp_cv_tricks.optim.SparseRowSGD`), while
     Adagrad also sums the duplicate rows and keeps a squared-gradient table as large as the bag (about 2x the
-    training time with :class:`nlp_cv_tricks.optim.SparseRowAdagrad`; benchmarks/RESULTS.md). SGD needs ``momentum: 0`` with sparse
-    gradients (a momentum buffer of sparse gradients grows with every step) and a learning rate scaled with the
-    batch (``lr ~ per-example lr x batch_size``, as the loss is the batch mean; 48 for batch 128 on THUCNews).
+    training time with :class:`nlp_cv_tricks.optim.SparseRowAdagrad`; benchmarks/RESULTS.md). SGD needs
+    ``momentum: 0`` with sparse gradients (a momentum buffer of sparse gradients grows with every step) and a
+    learning rate scaled with the batch (``lr ~ per-example lr x batch_size``, as the loss is the batch mean; 48
+    for batch 128 on THUCNews).
 
     Returns:
         ``{"name": "adagrad" | "adam", "lr": float, "weight_decay": 0.0, "sparse": bool, "reason": str}``.
@@ -1071,9 +1072,8 @@ def preferred_optimizer(model: nn.Module) -> dict:
     """
     m = getattr(model, "module", model)  # DDP
     cfg = getattr(m, "config", None)
-    bag = m.get_input_embeddings() if hasattr(m, "get_input_embeddings") else None
-    trainable = bag is None or any(p.requires_grad for p in bag.parameters())  # frozen: no sparse gradients
-    if isinstance(cfg, FastTextConfig) and cfg.sparse and trainable:
+    if isinstance(cfg, FastTextConfig) and cfg.sparse \
+            and any(p.requires_grad for p in m.get_input_embeddings().parameters()):  # frozen: no sparse gradients
         return {
             "name": "adagrad",
             "lr": 0.2,
@@ -1107,9 +1107,11 @@ def create_optimizer(
             return SparseRowAdagrad(params, lr=lr, weight_decay=wd)
         return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
     if name == "sgd":
-        from ..optim import SparseRowSGD
+        if hint["sparse"]:
+            from ..optim import SparseRowSGD
 
-        return SparseRowSGD(params, lr=lr, momentum=0.0, weight_decay=wd)
+            return SparseRowSGD(params, lr=lr, momentum=0.0, weight_decay=wd)
+        return torch.optim.SGD(params, lr=lr, momentum=0.0, weight_decay=wd)
     if name == "adadelta":
         return torch.optim.Adadelta(params, lr=lr, rho=0.95, eps=1e-6, weight_decay=wd)
     if hint["sparse"]:
