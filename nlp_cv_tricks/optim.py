@@ -17,14 +17,11 @@ above, the step is torch's own.
 
 from __future__ import annotations
 
-import logging
 import warnings
 from typing import Optional
 
 import numpy as np
 import torch
-
-logger = logging.getLogger(__name__)
 
 __all__ = ["SparseRowAdagrad", "SparseRowSGD", "fast_sparse_available"]
 
