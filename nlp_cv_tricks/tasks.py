@@ -53,6 +53,9 @@ register_task("text-classification", _text_classification)
 
 def _image_classification(recipe: Recipe, accelerator) -> dict:
     # imported on use: timm is slow to import; importing it also registers the "mixup" and "ema" tricks
+    from .utils.optional import require
+
+    require("timm", purpose="task: image-classification")
     from .vision_task import build_image_classification
 
     return build_image_classification(recipe, accelerator)
