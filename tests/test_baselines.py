@@ -34,6 +34,8 @@ from nlp_cv_tricks.models.text_baselines import (  # noqa: E402
     register_auto_classes,
 )
 
+from conftest import shared_data  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 THUC_SAMPLE = ROOT / "tests" / "fixtures" / "thucnews"  # first 300 training titles + class.txt
 SST2_DEV = ROOT / "data" / "sst2" / "dev.txt"  # the bundled copy of kim2014/stsa.binary.dev
