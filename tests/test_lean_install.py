@@ -91,14 +91,19 @@ def test_core_install_names_the_extra_for_images_and_diagnostics(tmp_path):
             make_folds([0, 1, 0, 1], 2, 0)
         except MissingExtraError as e:
             out["folds"] = str(e)
+        from nlp_cv_tricks.cli import main
+        out["cli_rc"] = main(["train", %r, "data.train_file=core_only.py", "output.report_to=none"])
         print("RESULT", json.dumps(out))
-    """ % str(ROOT / "recipes" / "vision_mnist.yaml"))
+    """ % (str(ROOT / "recipes" / "vision_mnist.yaml"), str(ROOT / "recipes" / "vision_mnist.yaml")))
     assert proc.returncode == 0, proc.stderr[-4000:]
     out = json.loads(proc.stdout.split("RESULT", 1)[1])
     assert "task: image-classification needs timm" in out["image"]
     assert 'pip install "nlp-cv-tricks[vision]"' in out["image"]
     assert 'pip install "nlp-cv-tricks[diagnostics]"' in out["plots"] and "scikit-learn" in out["plots"]
     assert 'pip install "nlp-cv-tricks[hardcases]"' in out["folds"]
+    # the command line: one error line naming the extra, exit status 2, no traceback
+    assert out["cli_rc"] == 2
+    assert 'error: task: image-classification needs timm' in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_require_names_the_extra_and_keeps_other_import_errors(tmp_path, monkeypatch):
