@@ -79,8 +79,8 @@ def test_missing_dataset_error_says_what_was_tried_and_what_to_do(layout, monkey
         resolve_data_paths(load_recipe(recipe, ["data.train_file=kim2014/stsa.binary.train"]))
     msg = str(e.value)
     assert msg.startswith(f"{recipe}: data.train_file='kim2014/stsa.binary.train': dataset 'kim2014' not found")
-    assert "kim2014/stsa.binary.train  (as given (current directory))" in msg
-    assert f"{tmp / 'nowhere' / 'kim2014' / 'stsa.binary.train'}  (under the data root (${DATA_ENV}))" in msg
+    assert "kim2014/stsa.binary.train  (from the current directory)" in msg
+    assert f"{tmp / 'nowhere' / 'kim2014' / 'stsa.binary.train'}  (under the data root, from ${DATA_ENV})" in msg
     assert "data.root=DIR" in msg and f"export {DATA_ENV}=DIR" in msg
     assert "Data: a toy set from somewhere public" in msg and "(second line of the source)" in msg
     assert "Hub: data.format=hub data.hub_name=someone/toy" in msg

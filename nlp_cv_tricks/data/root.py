@@ -127,7 +127,7 @@ def _not_found_message(recipe, key: str, value: str, tried: list[Path], root: Op
     where = f"{recipe.source}: " if recipe.source else ""
     lines = [f"{where}{key}={value!r}: dataset {_dataset_name(value)!r} not found; tried:"]
     for i, c in enumerate(tried):
-        label = "as given (current directory)" if i == 0 else f"under the data root ({how})"
+        label = "from the current directory" if i == 0 else f"under the data root, from {how}"
         lines.append(f"  {c}  ({label})")
     if root is None:
         lines.append(f"  (no data root: data.root is not set, ${DATA_ENV} is not set, {DEFAULT_DATA_ROOT} does "
