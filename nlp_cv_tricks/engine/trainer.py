@@ -627,8 +627,6 @@ class Trainer:
                     else:
                         skipped += 1
                         optimizer.zero_grad(set_to_none=True)
-                    for k, v in step.logs.items():
-                        trick_logs.setdefault(k, []).append(v)
                     if acc.sync_gradients:
                         if finite and cfg.max_grad_norm:
                             grad_norm = acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
@@ -643,8 +641,8 @@ class Trainer:
                         optimizer.zero_grad(set_to_none=True)
                         for trick in self.tricks:
                             trick.after_optimizer_step(step)
-                        for k, v in step.logs.items():
-                            trick_logs.setdefault(k, []).append(v)
+                    for k, v in step.logs.items():  # once per micro-batch, after all of its hooks
+                        trick_logs.setdefault(k, []).append(v)
                 if not acc.sync_gradients:
                     continue
                 self.global_step += 1
