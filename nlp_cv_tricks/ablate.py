@@ -699,9 +699,9 @@ def _worker_main(argv: Sequence[str]) -> int:
     p.add_argument("--result", required=True)
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
-    from .cli import _setup_logging
+    from .utils.logs import setup_logging
 
-    _setup_logging()
+    setup_logging()
     fields = _train_in_process(args.recipe, args.overrides)
     if fields.pop("is_main", True):
         _atomic_json(Path(args.result), fields)

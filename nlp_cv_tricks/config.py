@@ -160,8 +160,11 @@ class Recipe:
         return self
 
 
+# The built-in tasks (their builders: nlp_cv_tricks.tasks.TASKS); plug-ins add theirs with register_task_name.
+BUILTIN_TASKS = ("text-classification", "long-text-classification", "question-answering", "image-classification")
+
 _CHOICES = {
-    "task": {"text-classification"},
+    "task": set(BUILTIN_TASKS),
     "data.format": {"auto", "csv", "tsv", "json", "jsonl", "parquet", "kim2014", "thucnews", "hub"},
     "train.optimizer": {"adamw", "adam", "sgd", "adagrad", "adadelta", "sparse_adam", "auto"},
     "train.lr_scheduler": {"linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts",

@@ -35,7 +35,9 @@ def resolve_model_dir(path: str) -> Path:
 
 def load_model_dir(path: str):
     """Return ``(model, tokenizer, data_cfg)``; the data settings come from the saved recipe when present."""
-    import nlp_cv_tricks  # noqa: F401  (registers this package's architectures with the Auto classes)
+    from .models.auto import register_auto_classes
+
+    register_auto_classes()  # this package's own architectures load through the Auto classes
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     d = resolve_model_dir(path)

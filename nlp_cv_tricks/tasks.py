@@ -1,28 +1,37 @@
 """Task builders: from a recipe to the model, tokenizer, datasets and task object the trainer needs.
 
 Each task name (``recipe.task``) maps to a builder ``(recipe, accelerator) -> dict`` whose keys are
-:class:`~nlp_cv_tricks.engine.trainer.Trainer` constructor arguments. Other modules register their tasks with
-:func:`register_task`.
+:class:`~nlp_cv_tricks.engine.trainer.Trainer` constructor arguments. The built-in builders are named in a static
+table and imported when a recipe asks for them (so a recipe's ``task:`` validates the same whatever was imported
+before); third-party tasks register with :func:`register_task` or the entry point group ``nlp_cv_tricks.tasks``.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-from .config import Recipe, register_task_name
+from .config import BUILTIN_TASKS, Recipe, register_task_name
+from .utils.registry import LazyRegistry
 
-_BUILDERS: dict[str, Callable] = {}
+TASKS = LazyRegistry("task", {
+    "text-classification": "nlp_cv_tricks.tasks:_text_classification",
+    "long-text-classification": "nlp_cv_tricks.models.long:build_long_text_task",
+    "question-answering": "nlp_cv_tricks.data.mrc_task:build_qa_components",
+    "image-classification": "nlp_cv_tricks.vision_task:build_image_classification",
+}, entry_point_group="nlp_cv_tricks.tasks")
+assert set(TASKS.names()) >= set(BUILTIN_TASKS)
 
 
-def register_task(name: str, builder: Callable) -> None:
-    _BUILDERS[name] = builder
+def register_task(name: str, builder: Callable | str) -> None:
+    """Add a task (a builder, or ``"module:attr"`` imported on use) under ``name``."""
+    TASKS.register(name, builder)
     register_task_name(name)
 
 
 def build_task_components(recipe: Recipe, accelerator) -> dict:
-    if recipe.task not in _BUILDERS:
-        raise ValueError(f"task {recipe.task!r} has no builder (known: {sorted(_BUILDERS)})")
-    return _BUILDERS[recipe.task](recipe, accelerator)
+    if recipe.task not in TASKS:
+        raise ValueError(TASKS.unknown_message(recipe.task, "task"))
+    return TASKS.get(recipe.task)(recipe, accelerator)
 
 
 def _text_classification(recipe: Recipe, accelerator) -> dict:
@@ -46,16 +55,3 @@ def _text_classification(recipe: Recipe, accelerator) -> dict:
         "eval_dataset": dev,
         "task": ClassificationTask(splits.label_map.names),
     }
-
-
-register_task("text-classification", _text_classification)
-
-
-def _image_classification(recipe: Recipe, accelerator) -> dict:
-    # imported on use: timm is slow to import; importing it also registers the "mixup" and "ema" tricks
-    from .vision_task import build_image_classification
-
-    return build_image_classification(recipe, accelerator)
-
-
-register_task("image-classification", _image_classification)

@@ -31,7 +31,6 @@ import torch.nn.functional as F
 
 from .engine.events import Trick
 from .engine.task import ClassificationTask
-from .tasks import register_task
 from .tricks.registry import register_trick
 
 logger = logging.getLogger(__name__)
@@ -263,7 +262,5 @@ def build_image_classification(recipe, accelerator) -> dict:
         "collate_fn": image_collate,
     }
 
-
-register_task("image-classification", build_image_classification)
 # the EMA trick lives with the model code; importing it registers the ``ema`` recipe key
 from .models import vision as _vision  # noqa: E402,F401

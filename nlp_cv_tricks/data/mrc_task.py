@@ -345,6 +345,7 @@ def _load_splits(recipe, opts: QAOptions):
 
 def build_qa_components(recipe, accelerator=None) -> dict:
     """Task builder for ``task: question-answering`` (see the module docstring for the options)."""
+    register_auto_classes()  # the selected model is reloaded through AutoModelForQuestionAnswering
     opts = QAOptions.from_recipe(recipe)
     ctx = accelerator.main_process_first() if accelerator is not None else _null()
     with ctx:
@@ -505,15 +506,6 @@ def add_cli(subparsers) -> None:
 
 
 def register() -> None:
-    """Register the ``question-answering`` task, the Auto classes and the CLI subcommands (idempotent)."""
-    from ..tasks import register_task
-
+    """Register the QA heads with the Auto classes (idempotent). The ``question-answering`` task is named in
+    :data:`nlp_cv_tricks.tasks.TASKS` and the ``qa-eval``/``qa-predict`` verbs in the CLI's verb table."""
     register_auto_classes()
-    register_task("question-answering", build_qa_components)
-    try:
-        from ..cli import _EXTRA_CLIS, register_cli
-
-        if add_cli not in _EXTRA_CLIS:
-            register_cli(add_cli)
-    except ImportError:  # pragma: no cover
-        pass

@@ -595,6 +595,7 @@ def _is_hyperpartisan_dir(path: Optional[str]) -> bool:
 def build_long_text_task(recipe, accelerator) -> dict:
     """Task builder for ``task: long-text-classification`` (register with ``nlp_cv_tricks.tasks.register_task``):
     :func:`prepare_long_text` without the test split (which the trainer does not take)."""
+    register_auto_classes()  # the selected chunk-and-pool model is reloaded through the Auto classes
     comps = prepare_long_text(recipe, accelerator)
     comps.pop("test_dataset", None)
     return comps
@@ -708,19 +709,7 @@ def prepare_long_text(recipe, accelerator) -> dict:
     }
 
 
-_CLI_REGISTERED = False
-
-
 def register() -> None:
-    """Everything the package wires in on import: Auto classes, the ``long-text-classification`` task and the
-    ``convert-long`` subcommand (idempotent)."""
-    global _CLI_REGISTERED
+    """Register the chunk-and-pool model with the Auto classes (idempotent). The ``long-text-classification`` task
+    is named in :data:`nlp_cv_tricks.tasks.TASKS` and ``convert-long`` in the CLI's verb table."""
     register_auto_classes()
-    from ..tasks import register_task
-
-    register_task("long-text-classification", build_long_text_task)
-    if not _CLI_REGISTERED:
-        from ..cli import register_cli
-
-        register_cli(add_cli)
-        _CLI_REGISTERED = True

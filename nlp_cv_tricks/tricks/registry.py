@@ -14,8 +14,54 @@ import inspect
 from typing import Any, Callable, Iterable
 
 from ..engine.events import Trick
+from ..utils.registry import import_target
 
 _REGISTRY: dict[str, type[Trick]] = {}
+
+# Where each built-in trick lives: imported when a recipe names it (``import nlp_cv_tricks`` imports none of
+# them). Third-party tricks: entry point group ``nlp_cv_tricks.tricks`` (name = "module:Class"), or
+# :func:`register_trick` in code that runs before the recipe is built.
+BUILTIN_TRICKS: dict[str, str] = {
+    "label_smoothing": "nlp_cv_tricks.tricks.label_smoothing:LabelSmoothing",
+    "grad_norm_logging": "nlp_cv_tricks.tricks.grad_norm:GradNormLogging",
+    "fgm": "nlp_cv_tricks.tricks.adversarial:FGM",
+    "pgd": "nlp_cv_tricks.tricks.adversarial:PGD",
+    "freelb": "nlp_cv_tricks.tricks.adversarial:FreeLB",
+    "awp": "nlp_cv_tricks.tricks.adversarial:AWP",
+    "pixel_fgsm": "nlp_cv_tricks.tricks.adversarial:PixelFGSM",
+    "pixel_pgd": "nlp_cv_tricks.tricks.adversarial:PixelPGD",
+    "rdrop": "nlp_cv_tricks.tricks.rdrop:RDrop",
+    "focal_loss": "nlp_cv_tricks.tricks.losses:FocalLoss",
+    "class_weights": "nlp_cv_tricks.tricks.losses:ClassWeights",
+    "embedding_dropout": "nlp_cv_tricks.tricks.regularization:EmbeddingDropout",
+    "lr_halving": "nlp_cv_tricks.tricks.lr:LRHalving",
+    "init": "nlp_cv_tricks.tricks.init:Init",
+    "imbalance_watch": "nlp_cv_tricks.diagnostics.imbalance:ImbalanceWatch",
+    "train_eval": "nlp_cv_tricks.diagnostics.train_eval:TrainEval",
+    "layer_report": "nlp_cv_tricks.diagnostics.layers:LayerReportTrick",
+    "mixup": "nlp_cv_tricks.vision_task:MixupCutmix",
+    "ema": "nlp_cv_tricks.models.vision:ModelEma",
+}
+ENTRY_POINT_GROUP = "nlp_cv_tricks.tricks"
+
+
+def _entry_points() -> dict[str, str]:
+    from importlib import metadata
+
+    return {ep.name: ep.value for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load(name: str) -> None:
+    """Import the trick ``name`` from the built-in table or an entry point (registering it) if not yet known."""
+    if name in _REGISTRY:
+        return
+    target = BUILTIN_TRICKS.get(name) or _entry_points().get(name)
+    if target is None:
+        return
+    cls = import_target(target)
+    if name not in _REGISTRY:  # a class without the decorator (e.g. a third-party entry point)
+        cls.name = name
+        _REGISTRY[name] = cls
 
 
 def register_trick(name: str) -> Callable[[type[Trick]], type[Trick]]:
@@ -32,7 +78,7 @@ def register_trick(name: str) -> Callable[[type[Trick]], type[Trick]]:
 
 
 def available_tricks() -> list[str]:
-    return sorted(set(_REGISTRY) | set(_DEFERRED))
+    return sorted(set(_REGISTRY) | set(BUILTIN_TRICKS) | set(_entry_points()))
 
 
 def _parse_spec(spec: Any, where: str) -> tuple[str, dict]:
@@ -48,18 +94,12 @@ def _parse_spec(spec: Any, where: str) -> tuple[str, dict]:
     raise ValueError(f"{where}: a trick is a name or a one-key mapping name -> options, got {spec!r}")
 
 
-# tricks registered by modules that import heavier dependencies (timm): loaded when a recipe names them
-_DEFERRED = {"mixup": "nlp_cv_tricks.vision_task", "ema": "nlp_cv_tricks.models.vision"}
-
 
 def build_trick(spec: Any, where: str = "tricks") -> Trick:
     name, opts = _parse_spec(spec, where)
-    if name not in _REGISTRY and name in _DEFERRED:
-        import importlib
-
-        importlib.import_module(_DEFERRED[name])
+    _load(name)
     if name not in _REGISTRY:
-        near = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+        near = difflib.get_close_matches(name, available_tricks(), n=1)
         hint = f"; did you mean {near[0]!r}?" if near else ""
         raise ValueError(f"{where}: unknown trick {name!r}{hint} (available: {', '.join(available_tricks())})")
     cls = _REGISTRY[name]
