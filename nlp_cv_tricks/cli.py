@@ -30,9 +30,9 @@ VERBS: dict[str, tuple[str, str]] = {
                   "is [CLS] a usable sentence embedding? per-layer, per-pooling probes (text models only)"),
     "plot-embeddings": ("nlp_cv_tricks.diagnostics.cli:add_cli",
                         "PCA → t-SNE plot of sentence or image embeddings coloured by label"),
-    "qa-eval": ("nlp_cv_tricks.data.mrc_task:add_cli",
+    "qa-eval": ("nlp_cv_tricks.tasks.question_answering:add_cli",
                 "score a saved question-answering model on a SQuAD-format file"),
-    "qa-predict": ("nlp_cv_tricks.data.mrc_task:add_cli",
+    "qa-predict": ("nlp_cv_tricks.tasks.question_answering:add_cli",
                    "answer the questions of a SQuAD-format file with a saved model"),
     "convert-long": ("nlp_cv_tricks.models.long:add_cli",
                      "turn a BERT/RoBERTa-style checkpoint into a Longformer (tiled positions, global q/k/v from local)"),
@@ -95,8 +95,8 @@ def _cmd_train(args) -> int:
 
 def _cmd_eval(args) -> int:
     from .config import atomic_write_text
-    from .data import mrc_task
-    from .diagnostics.images import is_image_model_dir
+    from .tasks import question_answering as mrc_task
+    from .tasks.image_classification import is_image_model_dir
     from .inference import evaluate_file, evaluate_image_file
 
     if args.out and os.path.isdir(args.out):
@@ -121,8 +121,8 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .data import mrc_task
-    from .diagnostics.images import is_image_model_dir
+    from .tasks import question_answering as mrc_task
+    from .tasks.image_classification import is_image_model_dir
     from .inference import predict_file, predict_image_file
 
     if mrc_task.is_qa_model_dir(args.model_dir):  # --out is a folder: predictions.json + nbest_predictions.json

@@ -31,7 +31,6 @@ IMAGE = {"input_size": 16, "mean": 0.5, "std": 0.5, "crop_pct": 1.0, "hflip": 0.
 
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory):
-    import nlp_cv_tricks.vision_task  # noqa: F401  (registers the task)
     from nlp_cv_tricks.config import recipe_from_dict
     from nlp_cv_tricks.engine.trainer import Trainer
 

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ["sklearn", "scipy", "timm", "matplotlib", "cleanlab", "tensorboard", "pandas", "numba", "datasets",
-         "accelerate", "nlp_cv_tricks.diagnostics", "nlp_cv_tricks.models.text_baselines", "nlp_cv_tricks.data.mrc_task",
+         "accelerate", "nlp_cv_tricks.diagnostics", "nlp_cv_tricks.models.text_baselines", "nlp_cv_tricks.tasks.question_answering",
          "nlp_cv_tricks.engine.trainer", "nlp_cv_tricks.tricks", "nlp_cv_tricks.hardcases"]
 
 

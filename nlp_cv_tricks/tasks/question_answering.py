@@ -47,8 +47,8 @@ from ..config import RecipeError
 from ..engine.task import Task
 from ..metrics.squad import squad_metrics
 from ..models.mrc_heads import HEADS, build_qa_model, register_auto_classes, span_loss
-from .mrc import load_squad, split_by_article, tokenize_eval, tokenize_train
-from .mrc_postprocess import postprocess_qa_predictions
+from ..data.mrc import load_squad, split_by_article, tokenize_eval, tokenize_train
+from ..data.mrc_postprocess import postprocess_qa_predictions
 
 __all__ = [
     "QAOptions",
@@ -246,7 +246,7 @@ def build_char_tokenizer(texts, save_dir: Optional[str] = None, min_freq: int = 
 
 
 def _resolve_model_dir(path: str) -> Optional[Path]:
-    from ..inference import resolve_model_dir
+    from ..utils.model_dir import resolve_model_dir
 
     try:
         return resolve_model_dir(path)

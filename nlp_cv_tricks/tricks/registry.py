@@ -39,8 +39,8 @@ BUILTIN_TRICKS: dict[str, str] = {
     "imbalance_watch": "nlp_cv_tricks.diagnostics.imbalance:ImbalanceWatch",
     "train_eval": "nlp_cv_tricks.diagnostics.train_eval:TrainEval",
     "layer_report": "nlp_cv_tricks.diagnostics.layers:LayerReportTrick",
-    "mixup": "nlp_cv_tricks.vision_task:MixupCutmix",
-    "ema": "nlp_cv_tricks.models.vision:ModelEma",
+    "mixup": "nlp_cv_tricks.tricks.mixup:MixupCutmix",
+    "ema": "nlp_cv_tricks.tricks.ema:ModelEma",
 }
 ENTRY_POINT_GROUP = "nlp_cv_tricks.tricks"
 
