@@ -94,7 +94,7 @@ def test_unknown_task_names_the_nearest():
 
 
 def test_every_builtin_trick_loads_on_use_and_unknown_names_get_a_suggestion():
-    from nlp_cv_tricks.tricks.registry import BUILTIN_TRICKS, _REGISTRY, _load, build_trick
+    from nlp_cv_tricks.engine.plugins import BUILTIN_TRICKS, _REGISTRY, _load, build_trick
 
     for name in BUILTIN_TRICKS:
         if name in ("mixup", "ema"):
@@ -106,7 +106,7 @@ def test_every_builtin_trick_loads_on_use_and_unknown_names_get_a_suggestion():
 
 
 def test_a_third_party_trick_registers_through_an_entry_point(monkeypatch, tmp_path):
-    from nlp_cv_tricks.tricks import registry
+    from nlp_cv_tricks.engine import plugins as registry
 
     (tmp_path / "my_plugin.py").write_text(textwrap.dedent("""
         from nlp_cv_tricks.engine.events import Trick

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from ..config import Recipe, atomic_write_text, recipe_to_dict, save_recipe
 from .events import Trick
+from .optimizer_factory import build_optimizer, build_scheduler, param_groups  # noqa: F401  (their home)
 from .step import StepContext
 from .task import ClassificationTask, Task
 
@@ -63,65 +64,6 @@ class FitResult:
     metrics: dict
     train_seconds: float
     stopped_early: bool = False
-
-
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on weight matrices only: biases and normalisation parameters are excluded (one
-    implementation, shared with the weight-decay trick: :func:`nlp_cv_tricks.tricks.regularization.decay_parameter_groups`)."""
-    from ..tricks.regularization import decay_parameter_groups
-
-    return decay_parameter_groups(model, weight_decay)
-
-
-def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
-    name = cfg.optimizer
-    if name == "auto":
-        name = getattr(model, "preferred_optimizer", None) or "adamw"
-        if callable(name):
-            name = name()
-    lr = cfg.learning_rate
-    sparse = any(getattr(m, "sparse", False) and any(p.requires_grad for p in m.parameters())
-                 for m in model.modules() if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag)))
-    if sparse and name not in ("sgd", "adagrad", "sparse_adam"):
-        raise ValueError(f"train.optimizer={name!r} cannot update sparse gradients (the model has sparse embeddings, "
-                         "e.g. FastText's sparse: true): use train.optimizer=auto (Adagrad), sgd with "
-                         "train.momentum=0 or sparse_adam, or set model.kwargs.sparse=false")
-    if name == "sparse_adam":
-        return torch.optim.SparseAdam([p for p in model.parameters() if p.requires_grad], lr=lr,
-                                      betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
-    # a model may bring its own groups (e.g. layer-wise LR decay of timm models: each group has its own lr)
-    hook = getattr(model, "optimizer_param_groups", None)
-    groups = hook(cfg.weight_decay, lr) if callable(hook) else param_groups(model, cfg.weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
-    if name == "sgd":
-        if sparse:
-            if cfg.momentum:
-                raise ValueError("train.momentum must be 0 with sparse gradients (e.g. FastText's sparse embeddings): "
-                                 "torch's SGD momentum buffer of sparse gradients grows every step; set "
-                                 "train.momentum=0")
-            from ..optim import SparseRowSGD  # torch's SGD with a compiled CPU update of sparse rows
-
-            return SparseRowSGD(groups, lr=lr, momentum=0.0)
-        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
-    if name == "adagrad":
-        if sparse:
-            from ..optim import SparseRowAdagrad  # torch's Adagrad with a compiled CPU update of sparse rows
-
-            return SparseRowAdagrad(groups, lr=lr)
-        return torch.optim.Adagrad(groups, lr=lr)
-    if name == "adadelta":  # Zeiler 2012 as used by Kim 2014: rho 0.95, eps 1e-6; learning_rate 1.0 is the paper's
-        return torch.optim.Adadelta(groups, lr=lr, rho=0.95, eps=1e-6)
-    raise ValueError(f"train.optimizer: unknown optimizer {name!r}")
-
-
-def build_scheduler(optimizer, cfg, num_training_steps: int):
-    from transformers import get_scheduler
-
-    warmup = cfg.warmup_steps or int(math.ceil(cfg.warmup_ratio * num_training_steps))
-    return get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=num_training_steps)
 
 
 def _other_accelerator() -> bool:
@@ -187,7 +129,7 @@ class Trainer:
             [model.config.id2label[i] for i in range(len(model.config.id2label))] if hasattr(model, "config") else None
         )
         if tricks is None:
-            from ..tricks import build_tricks
+            from .plugins import build_tricks
 
             tricks = build_tricks(recipe.tricks)
         self.tricks = list(tricks)
@@ -216,7 +158,7 @@ class Trainer:
     @classmethod
     def from_recipe(cls, recipe: Recipe, output_dir: Optional[str] = None) -> "Trainer":
         """Load and validate the data, build the model and tokenizer, tokenize: everything before step one."""
-        from ..tasks import build_task_components
+        from .plugins import build_task_components
 
         accelerator = cls._make_accelerator_for(recipe, output_dir)
         set_seed(recipe.train.seed)

@@ -11,27 +11,4 @@ before); third-party tasks register with :func:`register_task` or the entry poin
 
 from __future__ import annotations
 
-from typing import Callable
-
-from ..config import BUILTIN_TASKS, Recipe, register_task_name
-from ..utils.registry import LazyRegistry
-
-TASKS = LazyRegistry("task", {
-    "text-classification": "nlp_cv_tricks.tasks.text_classification:build_text_classification",
-    "long-text-classification": "nlp_cv_tricks.tasks.long_text:build_long_text_task",
-    "question-answering": "nlp_cv_tricks.tasks.question_answering:build_qa_components",
-    "image-classification": "nlp_cv_tricks.tasks.image_classification:build_image_classification",
-}, entry_point_group="nlp_cv_tricks.tasks")
-assert set(TASKS.names()) >= set(BUILTIN_TASKS)
-
-
-def register_task(name: str, builder: Callable | str) -> None:
-    """Add a task (a builder, or ``"module:attr"`` imported on use) under ``name``."""
-    TASKS.register(name, builder)
-    register_task_name(name)
-
-
-def build_task_components(recipe: Recipe, accelerator) -> dict:
-    if recipe.task not in TASKS:
-        raise ValueError(TASKS.unknown_message(recipe.task, "task"))
-    return TASKS.get(recipe.task)(recipe, accelerator)
+from ..engine.plugins import TASKS, build_task_components, register_task  # noqa: F401  (the table is the engine's)

@@ -253,22 +253,21 @@ def load_labelled_images(data: Optional[str] = None, run_dir: Optional[Union[str
     run = Path(run_dir) if run_dir else None
     rec = _read_recipe(run)
     recipe_opts = run_image_options(run) if rec else {}
+    if data:
+        opts = {k: v for k, v in recipe_opts.items() if k in IMAGE_LOADER_KEYS}
+        opts.update(options or {})
+        opts["dev_fraction"] = 0  # the whole source
+        splits = load_image_classification(DataConfig(train_file=str(data)), opts)
+        return splits.train, splits.label_names, f"{len(splits.train)} images of {data}"
+    if rec is None:
+        raise ImageDataError("image model without data: pass --data (an image folder, a pixel CSV or an "
+                             ".npy array with labels), or give a run directory whose recipe.yaml names its data")
     try:
-        if data:
-            opts = {k: v for k, v in recipe_opts.items() if k in IMAGE_LOADER_KEYS}
-            opts.update(options or {})
-            opts["dev_fraction"] = 0  # the whole source
-            splits = load_image_classification(DataConfig(train_file=str(data)), opts)
-            return splits.train, splits.label_names, f"{len(splits.train)} images of {data}"
-        if rec is None:
-            raise ImageDataError("image model without data: pass --data (an image folder, a pixel CSV or an "
-                                   ".npy array with labels), or give a run directory whose recipe.yaml names its data")
-        try:
-            recipe = recipe_from_dict(rec, source=str(run / "recipe.yaml"))
-        except RecipeError as e:
-            raise ImageDataError(str(e)) from None
-        opts = {**recipe_opts, **(options or {})}
-        splits = load_image_classification(recipe.data, opts)
+        recipe = recipe_from_dict(rec, source=str(run / "recipe.yaml"))
+    except RecipeError as e:
+        raise ImageDataError(str(e)) from None
+    opts = {**recipe_opts, **(options or {})}
+    splits = load_image_classification(recipe.data, opts)
     if splits.dev is not None and len(splits.dev):
         return splits.dev, splits.label_names, f"{len(splits.dev)} dev images of run {run}"
     return splits.train, splits.label_names, f"{len(splits.train)} training images of run {run}"
