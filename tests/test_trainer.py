@@ -196,7 +196,7 @@ def test_bf16_autocast_on_cpu_and_tensorboard(tiny_bert, toy_data, tmp_path):
                 emb = step.unwrapped_model.get_input_embeddings()
                 h = emb.register_forward_hook(lambda m, i, o: seen.append(torch.get_autocast_dtype("cpu")
                                                                           if torch.is_autocast_enabled("cpu") else None))
-                step.trainer._probe_handle = h
+                step.state._trainer._probe_handle = h
 
     t, res = fit(tiny_bert, toy_data, tmp_path / "bf16", "train.mixed_precision=bf16", "output.report_to=tensorboard",
                  tricks=[DtypeProbe()])

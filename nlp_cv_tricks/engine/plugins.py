@@ -26,7 +26,7 @@ _REGISTRY: dict[str, type[Trick]] = {}
 # :func:`register_trick` in code that runs before the recipe is built.
 BUILTIN_TRICKS: dict[str, str] = {
     "label_smoothing": "nlp_cv_tricks.tricks.label_smoothing:LabelSmoothing",
-    "grad_norm_logging": "nlp_cv_tricks.tricks.grad_norm:GradNormLogging",
+    "grad_norm_logging": "nlp_cv_tricks.callbacks.grad_norm:GradNormLogging",
     "fgm": "nlp_cv_tricks.tricks.adversarial:FGM",
     "pgd": "nlp_cv_tricks.tricks.adversarial:PGD",
     "freelb": "nlp_cv_tricks.tricks.adversarial:FreeLB",

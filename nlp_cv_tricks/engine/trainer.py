@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from ..config import Recipe, atomic_write_text, recipe_to_dict, save_recipe
 from .events import Trick
+from .state import TrainState
 from .optimizer_factory import build_optimizer, build_scheduler, param_groups  # noqa: F401  (their home)
 from .step import StepContext
 from .task import ClassificationTask, Task
@@ -132,8 +133,9 @@ class Trainer:
             from .plugins import build_tricks
 
             tricks = build_tricks(recipe.tricks)
-        self.tricks = list(tricks)
+        self.tricks = list(tricks)  # every plug-in (tricks act on the step, callbacks observe)
         self._criterion_trick = next((t for t in self.tricks if t.replaces_criterion), None)
+        self.state = TrainState(self)  # what plug-ins see of the run
         self.collate_fn = collate_fn or self._default_collator()
         self.eval_collate_fn = eval_collate_fn or self.collate_fn
         # the default collator pads token columns per batch; such data can be served from pre-padded tensors
@@ -234,7 +236,7 @@ class Trainer:
 
         fn = compute
         for trick in reversed(self.tricks):  # the first listed trick is the outermost wrapper
-            if type(trick).forward_loss is not Trick.forward_loss:
+            if getattr(type(trick), "forward_loss", Trick.forward_loss) is not Trick.forward_loss:
                 fn = (lambda t, inner: (lambda: t.forward_loss(step, inner)))(trick, fn)
         return fn()
 
@@ -341,7 +343,7 @@ class Trainer:
 
     def _after_eval(self, metrics: dict, epoch: float) -> None:
         for trick in self.tricks:
-            trick.on_eval_end(self, metrics)
+            trick.on_eval_end(self.state, metrics)
         self.metrics = metrics
         key = self._metric_key()
         value = metrics.get(key)
@@ -513,8 +515,9 @@ class Trainer:
                             start_epoch, skip_batches)
 
         extra_backward = any(t.extra_backward for t in self.tricks)
+        acting = [t for t in self.tricks if isinstance(t, Trick)]  # callbacks only observe
         for trick in self.tricks:
-            trick.on_fit_start(self)
+            trick.on_fit_start(self.state)
         # the run's first files: a run that failed while starting left the directory empty, so the corrected
         # command can use it again
         if acc.is_main_process:
@@ -551,9 +554,9 @@ class Trainer:
                     rng_after_load = None
                 batches_in_epoch += 1
                 with acc.accumulate(self.model):
-                    step = StepContext(self, batch, self.global_step, acc.sync_gradients)
+                    step = StepContext(self.state, batch, self.global_step, acc.sync_gradients)
                     step.deferred_sync = extra_backward
-                    for trick in self.tricks:
+                    for trick in acting:
                         trick.on_step_start(step)
                     with step.no_sync():
                         loss, outputs = self._compute(step)
@@ -562,7 +565,7 @@ class Trainer:
                         if finite:
                             acc.backward(loss)
                     if finite:
-                        for trick in self.tricks:
+                        for trick in acting:
                             trick.after_backward(step)
                         loss_sum += loss.detach().float()
                         loss_count += 1
@@ -615,21 +618,21 @@ class Trainer:
                     cfg.eval_steps and self.global_step % cfg.eval_steps == 0):
                     self._after_eval(self.evaluate(), epoch + 1)
                 for trick in self.tricks:
-                    trick.on_epoch_end(self, epoch)
+                    trick.on_epoch_end(self.state, epoch)
                 continue
             # stopped inside the epoch (max_steps or early stopping): evaluate the final state if not yet done
             if self._eval_dl is not None and not (cfg.eval_steps and self.global_step % cfg.eval_steps == 0) \
                     and not self.should_stop and cfg.eval_each_epoch:
                 self._after_eval(self.evaluate(), epoch + batches_in_epoch / len(train_dl))
             for trick in self.tricks:
-                trick.on_epoch_end(self, epoch)
+                trick.on_epoch_end(self.state, epoch)
         bar.close()
         train_seconds = time.perf_counter() - t0
         if cfg.save_steps and self.global_step % cfg.save_steps and self.global_step > first_step:
             # the last step too (not only every save_steps): a run extended later resumes from its end
             self.save_checkpoint(epoch, batches_in_epoch, loss_sum, loss_count)
         for trick in self.tricks:
-            trick.on_fit_end(self)
+            trick.on_fit_end(self.state)
         model_dir = self.output_dir / "best"
         acc.wait_for_everyone()
         if not (self.recipe.output.save_best and self.best_step is not None and model_dir.is_dir()):

@@ -51,12 +51,12 @@ class ModelEma(Trick):
             self._pending_state = None
 
     def after_optimizer_step(self, step):
-        self._restore(step.trainer)
+        self._restore(step.state)
         if step.sync_gradients:
             self.ema.update(step.unwrapped_model, step=step.global_step + 1)
 
     def on_step_start(self, step):
-        self._restore(step.trainer)
+        self._restore(step.state)
 
     def _restore(self, trainer):
         if self._raw is not None:
