@@ -94,7 +94,7 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from .config import atomic_write_text
+    from .utils.io import atomic_write_text
     from .tasks import question_answering as mrc_task
     from .tasks.image_classification import is_image_model_dir
     from .inference import evaluate_file, evaluate_image_file

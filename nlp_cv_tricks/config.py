@@ -20,6 +20,8 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from .utils.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (their home is utils/io.py)
+
 __all__ = [
     "DataConfig",
     "ModelConfig",
@@ -416,31 +418,6 @@ def load_recipe(path: Union[str, os.PathLike], overrides: Optional[list[str]] = 
     # relative data paths in a recipe file are resolved against the current directory, like the CLI's other
     # paths; nothing to do here.
     return r
-
-
-def atomic_write_bytes(path: Union[str, os.PathLike], data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same directory, then rename: readers see the
-    old file or the new one, never a half-written one. The one implementation the package uses."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: Union[str, os.PathLike], text: str) -> Path:
-    """:func:`atomic_write_bytes` for UTF-8 text."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def save_recipe(r: Recipe, path: Union[str, os.PathLike]) -> None:

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 import yaml
 
-from .config import DataConfig, atomic_write_text
+from .config import DataConfig
+from .utils.io import atomic_write_text
 from .data.text import _EXT_FORMATS, DataError, LabelMap, load_eval_file, tokenize_dataset
 from .metrics.classification import classification_metrics, softmax
 from .utils.model_dir import resolve_model_dir

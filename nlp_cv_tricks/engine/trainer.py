@@ -35,7 +35,8 @@ from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 
-from ..config import Recipe, atomic_write_text, recipe_to_dict, save_recipe
+from ..config import Recipe, recipe_to_dict, save_recipe
+from ..utils.io import atomic_write_text, json_default
 from .events import Trick
 from .state import TrainState
 from .optimizer_factory import build_optimizer, build_scheduler, param_groups  # noqa: F401  (their home)
@@ -89,12 +90,16 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _json_default(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, torch.Tensor):
-        return o.item() if o.numel() == 1 else o.tolist()
-    return str(o)
+def reset_accelerate_state() -> None:
+    """Accelerate keeps process-wide singletons (precision, accumulation); several single-process runs in one
+    process (sweeps, ablations, tests) that differ in them need them cleared. A no-op under a distributed
+    launcher, whose state it is."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    if PartialState._shared_state.get("num_processes", 1) > 1:
+        return
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
 
 
 class Trainer:
@@ -187,12 +192,7 @@ class Trainer:
         # otherwise each launched process would silently train alone.
         cpu = cfg.cpu or (world_size > 1 and not torch.cuda.is_available() and not _other_accelerator())
         if world_size == 1:
-            # several runs in one process (sweeps, ablations, tests) may differ in precision or accumulation;
-            # Accelerate keeps those in process-wide singletons, so start each single-process run afresh
-            from accelerate.state import AcceleratorState, GradientState
-
-            AcceleratorState._reset_state(reset_partial_state=True)
-            GradientState._reset_state()
+            reset_accelerate_state()  # start each single-process run afresh
         if output_dir is None:
             state = PartialState(cpu=cpu)
             stamp = [datetime.now().strftime("%Y%m%d-%H%M%S")]
@@ -309,7 +309,7 @@ class Trainer:
         record = {k: v for k, v in record.items() if v is not None}
         if self.accelerator.is_main_process:
             with open(self.history_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record, default=_json_default) + "\n")
+                f.write(json.dumps(record, default=json_default) + "\n")
         scalars = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k not in ("step",)}
         if self.accelerator.trackers:
             self.accelerator.log(scalars, step=record.get("step", self.global_step))
@@ -389,7 +389,7 @@ class Trainer:
             save_recipe(self.recipe, tmp / "recipe.yaml")
             if metrics is not None:
                 atomic_write_text(tmp / "eval_metrics.json",
-                                  json.dumps({"step": self.global_step, **metrics}, indent=2, default=_json_default))
+                                  json.dumps({"step": self.global_step, **metrics}, indent=2, default=json_default))
             old = directory.with_name(directory.name + ".old")
             if directory.exists():
                 if old.exists():
@@ -422,7 +422,7 @@ class Trainer:
         self.accelerator.save_state(str(path), safe_serialization=True)
         if self.accelerator.is_main_process:
             atomic_write_text(path / "trainer_state.json", json.dumps(self._trainer_state(epoch, batches_in_epoch),
-                                                                       indent=2, default=_json_default))
+                                                                       indent=2, default=json_default))
             limit = self.cfg.save_total_limit
             if limit:
                 for old in _list_checkpoints(self.output_dir)[:-limit]:
@@ -653,7 +653,7 @@ class Trainer:
             "model_dir": str(model_dir),
         }
         if acc.is_main_process:
-            atomic_write_text(self.output_dir / "metrics.json", json.dumps(summary, indent=2, default=_json_default))
+            atomic_write_text(self.output_dir / "metrics.json", json.dumps(summary, indent=2, default=json_default))
         acc.wait_for_everyone()
         for tracker in acc.trackers:  # finish trackers; the process group stays up for further runs
             tracker.finish()
