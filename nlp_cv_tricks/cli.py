@@ -59,10 +59,10 @@ _AUTO_CLASS = {
 
 def train_main(recipe_path: str, overrides: list[str]):
     from .config import load_recipe
-    from .engine.trainer import Trainer
+    from .runner import build_trainer
 
     recipe = load_recipe(recipe_path, overrides)
-    trainer = Trainer.from_recipe(recipe)
+    trainer = build_trainer(recipe)
     result = trainer.fit()
     if trainer.accelerator.is_main_process:
         key = trainer._metric_key()
