@@ -1,46 +1,53 @@
 """nlp-cv-tricks: fine-tuning NLP and CV models with the tuning tricks practitioners swear by.
 
-Importing the package registers its model architectures with the ``transformers`` Auto classes, so
-``AutoModelFor*.from_pretrained(dir)`` loads models it trained.
+The public names below are imported on first use (PEP 562), so ``import nlp_cv_tricks`` loads nothing beyond the
+recipe schema; tasks, tricks, architectures and CLI verbs are named in static tables and imported when a recipe
+or a command asks for them. To load a model of the package's own architectures (text baselines, chunk-and-pool,
+MRC heads) with the ``transformers`` Auto classes, call :func:`register_auto_classes` first (the package's own
+loaders do).
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-from .config import Recipe, RecipeError, load_recipe  # noqa: E402
-from .engine.events import Trick  # noqa: E402
-from . import tasks as _tasks  # noqa: E402,F401  (registers the built-in tasks)
+# public name -> "module:attr" (relative to this package)
+_LAZY = {
+    "Recipe": "config:Recipe",
+    "RecipeError": "config:RecipeError",
+    "load_recipe": "config:load_recipe",
+    "Trainer": "engine.trainer:Trainer",
+    "FitResult": "engine.trainer:FitResult",
+    "Trick": "engine.events:Trick",
+    "Callback": "engine.events:Callback",
+    "TrainState": "engine.state:TrainState",
+    "build_trainer": "runner:build_trainer",
+    "train": "runner:train",
+    "StepContext": "engine.step:StepContext",
+    "register_trick": "tricks.registry:register_trick",
+    "available_tricks": "tricks.registry:available_tricks",
+    "build_tricks": "tricks.registry:build_tricks",
+    "register_task": "tasks:register_task",
+    "register_architecture": "models.factory:register_architecture",
+    "register_auto_classes": "models.auto:register_auto_classes",
+    "evaluate_file": "inference:evaluate_file",
+    "predict_file": "inference:predict_file",
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
 
 
-def _register() -> None:
-    """Registration hooks of the package's own modules (architectures, tasks, subcommands)."""
-    from .models import text_baselines
-
-    text_baselines.register_auto_classes()  # AutoModelForSequenceClassification loads TextCNN & co.
-    text_baselines.register_architectures()  # model.name: textcnn | fasttext | dpcnn | textrnn | ...
-    from .data.mrc_task import register as _register_qa
-
-    _register_qa()  # question-answering task, Auto classes of the QA heads, qa-eval / qa-predict
-    from . import diagnostics  # noqa: F401  (diagnose/inspect/probe-cls/plot-embeddings; imbalance_watch, ...)
-    from .ablate import add_cli as _ablate_cli
-    from .cli import register_cli
-
-    register_cli(_ablate_cli)  # ablate, lr-sweep
-    from .hardcases.cli import add_cli as _hardcases_cli
-
-    register_cli(_hardcases_cli)  # hardcases mine|export|import|retrain|loop|versions
-    from .models.long import register as _register_long
-
-    _register_long()  # chunk_pool Auto classes, the long-text-classification task, convert-long
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'nlp_cv_tricks' has no attribute {name!r}")
+    module, _, attr = _LAZY[name].partition(":")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), attr)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
 
 
-_register()
-
-__all__ = ["Recipe", "RecipeError", "load_recipe", "Trick", "__version__"]
-
-
-def __getattr__(name):  # lazy: importing the package stays cheap
-    if name == "Trainer":
-        from .engine.trainer import Trainer
-
-        return Trainer
-    raise AttributeError(name)
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -291,13 +291,9 @@ def _peak_rss_mb() -> float:
 
 
 def _reset_accelerate_state() -> None:
-    """Accelerate keeps process-wide singletons; a new run with other settings needs them cleared."""
-    from accelerate.state import AcceleratorState, GradientState, PartialState
+    from .engine.trainer import reset_accelerate_state
 
-    if PartialState._shared_state.get("num_processes", 1) > 1:
-        return  # under a distributed launcher the state is the launcher's
-    AcceleratorState._reset_state(reset_partial_state=True)
-    GradientState._reset_state()
+    reset_accelerate_state()
 
 
 def _train_in_process(recipe: str, overrides: list[str]) -> dict:
@@ -328,9 +324,9 @@ def _train_in_process(recipe: str, overrides: list[str]) -> dict:
 
 
 def _atomic_json(path: Path, obj: Any) -> None:
-    from .config import atomic_write_text
+    from .utils.io import atomic_write_json
 
-    atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n")
+    atomic_write_json(path, obj)
 
 
 def run_one(recipe: str | os.PathLike, variant: Variant, seed: int, run_dir: str | os.PathLike,
@@ -514,7 +510,7 @@ def _seeds(recipe, overrides, seeds: int | Sequence[int]) -> list[int]:
 
 
 def _write_report(out: Path, title: str, md: str, summaries, runs, extra: Optional[dict] = None) -> None:
-    from .config import atomic_write_text
+    from .utils.io import atomic_write_text
 
     atomic_write_text(out / "ablation.md", f"# {title}\n\n{md}")
     _atomic_json(out / "ablation.json", {"title": title, "summaries": [s.__dict__ for s in summaries],
@@ -701,9 +697,9 @@ def _worker_main(argv: Sequence[str]) -> int:
     p.add_argument("--result", required=True)
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
-    from .cli import _setup_logging
+    from .utils.logs import setup_logging
 
-    _setup_logging()
+    setup_logging()
     fields = _train_in_process(args.recipe, args.overrides)
     if fields.pop("is_main", True):
         _atomic_json(Path(args.result), fields)

@@ -13,24 +13,42 @@ __all__ = ["main", "train_main", "register_cli"]
 
 _EXTRA_CLIS: list[Callable] = []
 
+# The verbs other modules define: verb -> ("module:add_cli", one-line help). Only the module of the verb being run
+# is imported (``--help`` imports none), so the CLI is the one place that knows every verb and no module imports
+# the CLI back. One ``add_cli(subparsers)`` may define several verbs.
+VERBS: dict[str, tuple[str, str]] = {
+    "ablate": ("nlp_cv_tricks.ablate:add_cli",
+               "baseline vs variants over N seeds: mean ± std, paired deltas, time, memory (resumable)"),
+    "lr-sweep": ("nlp_cv_tricks.ablate:add_cli",
+                 "learning-rate halving search from --start until the dev metric stops improving"),
+    "hardcases": ("nlp_cv_tricks.hardcases.cli:add_cli",
+                  "mine, annotate, import, retrain: the hard-case relabeling loop"),
+    "diagnose": ("nlp_cv_tricks.diagnostics.cli:add_cli", "classify a run's fit regime and prescribe remedies"),
+    "inspect": ("nlp_cv_tricks.diagnostics.cli:add_cli",
+                "per-layer parameter/activation/gradient statistics (JSON + PNG)"),
+    "probe-cls": ("nlp_cv_tricks.diagnostics.cli:add_cli",
+                  "is [CLS] a usable sentence embedding? per-layer, per-pooling probes (text models only)"),
+    "plot-embeddings": ("nlp_cv_tricks.diagnostics.cli:add_cli",
+                        "PCA → t-SNE plot of sentence or image embeddings coloured by label"),
+    "qa-eval": ("nlp_cv_tricks.tasks.question_answering:add_cli",
+                "score a saved question-answering model on a SQuAD-format file"),
+    "qa-predict": ("nlp_cv_tricks.tasks.question_answering:add_cli",
+                   "answer the questions of a SQuAD-format file with a saved model"),
+    "convert-long": ("nlp_cv_tricks.models.long:add_cli",
+                     "turn a BERT/RoBERTa-style checkpoint into a Longformer (tiled positions, global q/k/v from local)"),
+}
+
 
 def register_cli(add: Callable) -> None:
-    """Other modules add subcommands: ``add(subparsers)`` must set ``func`` on its parser."""
-    _EXTRA_CLIS.append(add)
+    """Third-party verbs: ``add(subparsers)`` adds parsers and sets ``func`` on each (built-in verbs: ``VERBS``)."""
+    if add not in _EXTRA_CLIS:
+        _EXTRA_CLIS.append(add)
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO,
-                        datefmt="%H:%M:%S")
-    for noisy in ("transformers", "datasets", "accelerate", "huggingface_hub", "urllib3", "filelock"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        import transformers
+    from .utils.logs import setup_logging
 
-        transformers.logging.set_verbosity_error()
-        transformers.utils.logging.disable_progress_bar()  # per-file load/save bars; the trainer has its own
-    except ImportError:  # pragma: no cover
-        pass
+    setup_logging()
 
 
 _AUTO_CLASS = {
@@ -41,10 +59,10 @@ _AUTO_CLASS = {
 
 def train_main(recipe_path: str, overrides: list[str]):
     from .config import load_recipe
-    from .engine.trainer import Trainer
+    from .runner import build_trainer
 
     recipe = load_recipe(recipe_path, overrides)
-    trainer = Trainer.from_recipe(recipe)
+    trainer = build_trainer(recipe)
     result = trainer.fit()
     if trainer.accelerator.is_main_process:
         key = trainer._metric_key()
@@ -59,8 +77,8 @@ def train_main(recipe_path: str, overrides: list[str]):
         auto = _AUTO_CLASS.get(recipe.task, "AutoModelForSequenceClassification")
         print(f"model saved to: {result.model_dir}")
         image = recipe.task == "image-classification"
-        print(f"load it with  : import nlp_cv_tricks; from transformers import {auto}"
-              + ("" if image else ", AutoTokenizer"))
+        print(f"load it with  : import nlp_cv_tricks; nlp_cv_tricks.register_auto_classes()")
+        print(f"                from transformers import {auto}" + ("" if image else ", AutoTokenizer"))
         print(f"                model = {auto}.from_pretrained({result.model_dir!r})")
         if not image:
             print(f"                tokenizer = AutoTokenizer.from_pretrained({result.model_dir!r})")
@@ -76,9 +94,9 @@ def _cmd_train(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from .config import atomic_write_text
-    from .data import mrc_task
-    from .diagnostics.images import is_image_model_dir
+    from .utils.io import atomic_write_text
+    from .tasks import question_answering as mrc_task
+    from .tasks.image_classification import is_image_model_dir
     from .inference import evaluate_file, evaluate_image_file
 
     if args.out and os.path.isdir(args.out):
@@ -103,8 +121,8 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .data import mrc_task
-    from .diagnostics.images import is_image_model_dir
+    from .tasks import question_answering as mrc_task
+    from .tasks.image_classification import is_image_model_dir
     from .inference import predict_file, predict_image_file
 
     if mrc_task.is_qa_model_dir(args.model_dir):  # --out is a folder: predictions.json + nbest_predictions.json
@@ -156,7 +174,9 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: Optional[str] = None) -> argparse.ArgumentParser:
+    """The full parser of ``verb`` (its module imported), with one-line entries for the other verbs; ``verb=None``
+    builds every verb (imports every CLI module: for tests and documentation)."""
     parser = argparse.ArgumentParser(prog="nlp-cv-tricks", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -187,16 +207,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--message", default=None, help="commit message")
     p.set_defaults(func=_cmd_push)
 
-    import nlp_cv_tricks  # noqa: F401  (modules register their subcommands on import)
+    from .utils.registry import import_target
 
+    wanted = {target for name, (target, _) in VERBS.items() if verb is None or name == verb}
+    for name, (target, helptext) in VERBS.items():
+        if target not in wanted:
+            sub.add_parser(name, help=helptext)  # listed by --help; its module is not imported
+    for target in dict.fromkeys(t for t, _ in VERBS.values()):
+        if target in wanted:
+            import_target(target)(sub)
     for add in _EXTRA_CLIS:
         add(sub)
     return parser
 
 
+def _verb_of(argv: list[str]) -> Optional[str]:
+    for a in argv:
+        if not a.startswith("-"):
+            return a
+    return None
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     _setup_logging()
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_verb_of(argv) or "")
     args = parser.parse_args(argv)
     from .config import RecipeError
     from .data.text import DataError

@@ -20,6 +20,8 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from .utils.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (their home is utils/io.py)
+
 __all__ = [
     "DataConfig",
     "ModelConfig",
@@ -165,8 +167,11 @@ class Recipe:
         return self
 
 
+# The built-in tasks (their builders: nlp_cv_tricks.tasks.TASKS); plug-ins add theirs with register_task_name.
+BUILTIN_TASKS = ("text-classification", "long-text-classification", "question-answering", "image-classification")
+
 _CHOICES = {
-    "task": {"text-classification"},
+    "task": set(BUILTIN_TASKS),
     "data.format": {"auto", "csv", "tsv", "json", "jsonl", "parquet", "kim2014", "thucnews", "hub"},
     "train.optimizer": {"adamw", "adam", "sgd", "adagrad", "adadelta", "sparse_adam", "auto"},
     "train.lr_scheduler": {"linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts",
@@ -418,31 +423,6 @@ def load_recipe(path: Union[str, os.PathLike], overrides: Optional[list[str]] = 
     # relative data paths are resolved when the data are read (nlp_cv_tricks.data.root): the recipe keeps them
     # as written, so a saved recipe and a model card show no local paths
     return r
-
-
-def atomic_write_bytes(path: Union[str, os.PathLike], data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same directory, then rename: readers see the
-    old file or the new one, never a half-written one. The one implementation the package uses."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: Union[str, os.PathLike], text: str) -> Path:
-    """:func:`atomic_write_bytes` for UTF-8 text."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def save_recipe(r: Recipe, path: Union[str, os.PathLike]) -> None:

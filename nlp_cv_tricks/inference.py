@@ -14,28 +14,21 @@ import numpy as np
 import torch
 import yaml
 
-from .config import DataConfig, atomic_write_text
+from .config import DataConfig
+from .utils.io import atomic_write_text
 from .data.text import _EXT_FORMATS, DataError, LabelMap, load_eval_file, tokenize_dataset
 from .metrics.classification import classification_metrics, softmax
+from .utils.model_dir import resolve_model_dir
 
 __all__ = ["load_model_dir", "predict_logits", "evaluate_file", "predict_file", "evaluate_image_file",
            "predict_image_file"]
 
 
-def resolve_model_dir(path: str) -> Path:
-    """A run directory resolves to its ``best/`` (or ``final/``) model; a model directory is used as is."""
-    p = Path(path)
-    if (p / "config.json").is_file():
-        return p
-    for sub in ("best", "final"):
-        if (p / sub / "config.json").is_file():
-            return p / sub
-    raise FileNotFoundError(f"{path}: not a model directory (no config.json) nor a run directory with best/ or final/")
-
-
 def load_model_dir(path: str):
     """Return ``(model, tokenizer, data_cfg)``; the data settings come from the saved recipe when present."""
-    import nlp_cv_tricks  # noqa: F401  (registers this package's architectures with the Auto classes)
+    from .models.auto import register_auto_classes
+
+    register_auto_classes()  # this package's own architectures load through the Auto classes
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     d = resolve_model_dir(path)
@@ -61,7 +54,7 @@ def saved_long_options(path: str) -> Optional[dict]:
     raw = _saved_recipe(resolve_model_dir(path))
     if raw.get("task") != "long-text-classification":
         return None
-    from .models.long import long_options
+    from .tasks.long_text import long_options
 
     return long_options((raw.get("model") or {}).get("kwargs"), where=f"{path}: recipe.yaml model.kwargs")
 
@@ -203,19 +196,19 @@ def _image_logits(model_dir: str, data: str, batch_size: int):
     ``.npy`` array, read with the loader options of the recipe saved with the model). ``gold`` holds model label
     ids, or None when the data's label names are not all the model's (``predict`` then writes no ``label``)."""
     from .data.vision import image_collate
-    from .diagnostics.images import _eval_dataset, _label_map, load_image_model, load_labelled_images
-    from .diagnostics._io import DiagnosticsError
+    from .data.vision import ImageDataError
+    from .tasks.image_classification import eval_view, label_map_for_model, load_image_model, load_labelled_images
 
     path = resolve_model_dir(model_dir)
     try:
         model = load_image_model(path)
         ds, data_names, _ = load_labelled_images(data, run_dir=path)
-    except DiagnosticsError as e:
+    except ImageDataError as e:
         raise DataError(str(e)) from None
     names = [str(model.config.id2label[i]) for i in sorted(int(k) for k in model.config.id2label)]
-    mapping = _label_map(model, data_names)
+    mapping = label_map_for_model(model, data_names)
     sources = _image_sources(ds, data)
-    view = _eval_dataset(model, ds, range(len(ds)))
+    view = eval_view(model, ds, range(len(ds)))
     dl = torch.utils.data.DataLoader(view, batch_size=batch_size, shuffle=False, collate_fn=image_collate)
     logits, labels = [], []
     with torch.no_grad():

@@ -166,7 +166,8 @@ def compact_fasttext(args, train, dev, recipe_kwargs: dict, optimizer: str, lr: 
     """Our FastText in a minimal loop: the model and optimizer alone on pre-tokenised tensors (each batch cut to
     its longest title), linear lr decay to 0, no evaluation inside. Tokenizer training + encoding are timed apart
     (``tokenize_s``)."""
-    from nlp_cv_tricks.models.text_baselines import build_baseline, create_optimizer
+    from nlp_cv_tricks.engine.optimizer_factory import create_optimizer
+    from nlp_cv_tricks.models.text_baselines import build_baseline
 
     torch.manual_seed(args.seed)
     t0 = time.perf_counter()
@@ -343,7 +344,8 @@ def part_speed(args) -> list[dict]:
 
     import yaml
 
-    from nlp_cv_tricks.models.text_baselines import build_baseline, create_optimizer
+    from nlp_cv_tricks.engine.optimizer_factory import create_optimizer
+    from nlp_cv_tricks.models.text_baselines import build_baseline
 
     train = _read_thuc(THUC / "train.txt", args.max_train or 45000)
     dev = _read_thuc(THUC / "dev.txt", 2048)[0]

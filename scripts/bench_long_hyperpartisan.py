@@ -43,7 +43,7 @@ def run_one(recipe_path: str, seed: int, overrides: list[str], run_root: Path) -
 
     from nlp_cv_tricks.config import load_recipe
     from nlp_cv_tricks.engine.trainer import Trainer
-    from nlp_cv_tricks.models.long import prepare_long_text
+    from nlp_cv_tricks.tasks.long_text import prepare_long_text
 
     name = Path(recipe_path).stem
     out_dir = run_root / name / f"seed{seed}"

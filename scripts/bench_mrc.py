@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nlp_cv_tricks.data.mrc import load_squad, split_by_article, tokenize_eval, tokenize_train  # noqa: E402
 from nlp_cv_tricks.data.mrc_postprocess import postprocess_qa_predictions, write_json_atomic  # noqa: E402
-from nlp_cv_tricks.data.mrc_task import QACollator, prepare_eval_dataset  # noqa: E402
+from nlp_cv_tricks.tasks.question_answering import QACollator, prepare_eval_dataset  # noqa: E402
 from nlp_cv_tricks.metrics.squad import squad_v1_evaluate  # noqa: E402
 from nlp_cv_tricks.models.mrc_heads import build_qa_model, head_parameter_count  # noqa: E402
 

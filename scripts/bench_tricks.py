@@ -164,9 +164,9 @@ def main(argv=None) -> int:
                    help="results JSON (default under runs/; benchmarks/ files only when named)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from nlp_cv_tricks.cli import _setup_logging
+    from nlp_cv_tricks.utils.logs import setup_logging
 
-    _setup_logging()
+    setup_logging()
     result = {"machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                           "torch": torch.__version__, "threads": args.threads,
                           "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},

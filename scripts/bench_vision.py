@@ -102,7 +102,7 @@ def main(argv=None):
                    help="results JSON (default under runs/; benchmarks/ files only when named)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    import nlp_cv_tricks.vision_task  # noqa: F401  (registers the task and tricks)
+    import nlp_cv_tricks.tasks.image_classification  # noqa: F401
     from nlp_cv_tricks.config import atomic_write_text
 
     work = Path(tempfile.mkdtemp(prefix="bench_vision_"))

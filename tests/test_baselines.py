@@ -23,12 +23,12 @@ from nlp_cv_tricks.data.vocab import (  # noqa: E402
     load_pretrained_vectors,
     read_vectors,
 )
+from nlp_cv_tricks.engine.optimizer_factory import create_optimizer  # noqa: E402
 from nlp_cv_tricks.models.text_baselines import (  # noqa: E402
     BASELINES,
     FastTextConfig,
     FastTextForSequenceClassification,
     build_baseline,
-    create_optimizer,
     preferred_optimizer,
     register_architectures,
     register_auto_classes,

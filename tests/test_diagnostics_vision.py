@@ -31,7 +31,6 @@ IMAGE = {"input_size": 16, "mean": 0.5, "std": 0.5, "crop_pct": 1.0, "hflip": 0.
 
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory):
-    import nlp_cv_tricks.vision_task  # noqa: F401  (registers the task)
     from nlp_cv_tricks.config import recipe_from_dict
     from nlp_cv_tricks.engine.trainer import Trainer
 
@@ -111,7 +110,8 @@ def test_inspect_image_model_on_other_data_with_image_options(image_run, tmp_pat
 
 def test_image_features_are_what_the_classifier_reads(image_run):
     from nlp_cv_tricks.data.vision import load_image_classification
-    from nlp_cv_tricks.diagnostics.images import _eval_dataset, image_features, load_image_model, n_feature_layers
+    from nlp_cv_tricks.diagnostics.images import image_features, load_image_model, n_feature_layers
+    from nlp_cv_tricks.tasks.image_classification import eval_view
 
     model = load_image_model(image_run / "best")
     from nlp_cv_tricks.config import DataConfig
@@ -121,7 +121,7 @@ def test_image_features_are_what_the_classifier_reads(image_run):
                                                                       "dev_fraction": 0}).train
     idx = [0, 5, 150, 199]
     feats = image_features(model, ds, idx)
-    x = torch.stack([torch.as_tensor(e["pixel_values"]) for e in _eval_dataset(model, ds, idx)])
+    x = torch.stack([torch.as_tensor(e["pixel_values"]) for e in eval_view(model, ds, idx)])
     inner = model.timm_model
     with torch.no_grad():
         logits = model(pixel_values=x).logits

@@ -17,7 +17,6 @@ import pytest
 import torch
 from PIL import Image
 
-import nlp_cv_tricks.vision_task  # noqa: F401  (registers the image-classification task)
 from conftest import read_csv_rows as _read_csv, shared_data, write_csv_rows as _write_csv
 from nlp_cv_tricks.config import load_recipe
 from nlp_cv_tricks.hardcases import HardCaseLoop, ImportValidationError, VersionStore, export_hard_cases, \

@@ -563,9 +563,8 @@ RECIPES = Path(__file__).parents[1] / "recipes"
 @pytest.mark.parametrize("name", ["head", "headtail", "chunkpool", "longformer"])
 def test_long_recipes_load(name):
     from nlp_cv_tricks.config import load_recipe
-    from nlp_cv_tricks.models.long import long_options, register
+    from nlp_cv_tricks.tasks.long_text import long_options
 
-    register()
     r = load_recipe(RECIPES / f"long_hyperpartisan_{name}.yaml")
     assert r.task == "long-text-classification"
     opts = long_options(r.model.kwargs)

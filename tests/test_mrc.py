@@ -66,7 +66,7 @@ def cmrc():
 
 @pytest.fixture(scope="module")
 def char_tok(cmrc, tmp_path_factory):
-    from nlp_cv_tricks.data.mrc_task import build_char_tokenizer
+    from nlp_cv_tricks.tasks.question_answering import build_char_tokenizer
 
     return build_char_tokenizer(list(cmrc["context"]) + list(cmrc["question"]), str(tmp_path_factory.mktemp("cv")))
 
@@ -470,7 +470,7 @@ def test_tiny_training_learns_toy_span_task(head):
 # --------------------------------------------------------------------------------------------------------
 def test_qa_task_loss_views_agree_and_options_are_checked():
     from nlp_cv_tricks.config import RecipeError, recipe_from_dict
-    from nlp_cv_tricks.data.mrc_task import QAOptions, QATask, register
+    from nlp_cv_tricks.tasks.question_answering import QAOptions, QATask, register
     from nlp_cv_tricks.models.mrc_heads import span_loss
     from nlp_cv_tricks.tricks.label_smoothing import label_smoothing_loss
 
@@ -516,7 +516,7 @@ def test_qa_task_with_trainer_eval_and_predict(tmp_path):
     from transformers import AutoModelForQuestionAnswering
 
     from nlp_cv_tricks.config import recipe_from_dict
-    from nlp_cv_tricks.data.mrc_task import evaluate_qa_file, is_qa_model_dir, predict_qa_file, register
+    from nlp_cv_tricks.tasks.question_answering import evaluate_qa_file, is_qa_model_dir, predict_qa_file, register
     from nlp_cv_tricks.engine.trainer import Trainer
 
     register()

@@ -4,9 +4,9 @@ give torch's own results."""
 import pytest
 import torch
 
-from nlp_cv_tricks import optim as nct_optim
+from nlp_cv_tricks.engine import optim as nct_optim
 from nlp_cv_tricks.models.text_baselines import _FastTextBag
-from nlp_cv_tricks.optim import SparseRowSGD, fast_sparse_available
+from nlp_cv_tricks.engine.optim import SparseRowSGD, fast_sparse_available
 
 needs_numba = pytest.mark.skipif(not fast_sparse_available(), reason="numba is not installed")
 
@@ -172,7 +172,7 @@ def test_trainer_uses_sparse_row_sgd_for_sparse_models():
 def test_sparse_row_adagrad_matches_torch_adagrad(dtype):
     """Duplicate rows summed before squaring (torch coalesces), lr_decay, initial accumulator, maximize, a dense
     layer in its own group: the same weights and the same state as torch.optim.Adagrad after several steps."""
-    from nlp_cv_tricks.optim import SparseRowAdagrad
+    from nlp_cv_tricks.engine.optim import SparseRowAdagrad
 
     ours, ref = _pair(dtype=dtype)
     lin_a, lin_b = torch.nn.Linear(5, 3).to(dtype), torch.nn.Linear(5, 3).to(dtype)
@@ -206,7 +206,7 @@ def test_sparse_row_adagrad_matches_torch_adagrad(dtype):
 
 @needs_numba
 def test_sparse_row_adagrad_rejects_rows_out_of_range_untouched():
-    from nlp_cv_tricks.optim import SparseRowAdagrad
+    from nlp_cv_tricks.engine.optim import SparseRowAdagrad
 
     w = torch.nn.Parameter(torch.zeros(4, 2))
     w.grad = torch.sparse_coo_tensor(torch.tensor([[1, 7]]), torch.ones(2, 2), (4, 2), check_invariants=False)
@@ -220,7 +220,7 @@ def test_sparse_row_adagrad_rejects_rows_out_of_range_untouched():
 def test_sparse_row_adagrad_without_numba_is_quiet(monkeypatch, recwarn):
     """torch's own sparse Adagrad (the path without numba) warns about "memory errors" on every run; nothing a
     user can act on, so SparseRowAdagrad keeps it out of the output."""
-    from nlp_cv_tricks.optim import SparseRowAdagrad
+    from nlp_cv_tricks.engine.optim import SparseRowAdagrad
 
     monkeypatch.setattr(nct_optim, "_KERNEL", False)
     ours, _ = _pair()
@@ -233,7 +233,7 @@ def test_sparse_row_adagrad_without_numba_is_quiet(monkeypatch, recwarn):
 def test_trainer_uses_sparse_row_adagrad_for_sparse_models():
     from nlp_cv_tricks.config import TrainConfig
     from nlp_cv_tricks.engine.trainer import build_optimizer
-    from nlp_cv_tricks.optim import SparseRowAdagrad
+    from nlp_cv_tricks.engine.optim import SparseRowAdagrad
 
     sparse = torch.nn.Sequential(torch.nn.EmbeddingBag(10, 4, sparse=True), torch.nn.Linear(4, 2))
     dense = torch.nn.Sequential(torch.nn.EmbeddingBag(10, 4), torch.nn.Linear(4, 2))

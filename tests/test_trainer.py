@@ -196,7 +196,7 @@ def test_bf16_autocast_on_cpu_and_tensorboard(tiny_bert, toy_data, tmp_path):
                 emb = step.unwrapped_model.get_input_embeddings()
                 h = emb.register_forward_hook(lambda m, i, o: seen.append(torch.get_autocast_dtype("cpu")
                                                                           if torch.is_autocast_enabled("cpu") else None))
-                step.trainer._probe_handle = h
+                step.state._trainer._probe_handle = h
 
     t, res = fit(tiny_bert, toy_data, tmp_path / "bf16", "train.mixed_precision=bf16", "output.report_to=tensorboard",
                  tricks=[DtypeProbe()])
@@ -259,3 +259,24 @@ def test_a_run_that_fails_while_starting_leaves_its_directory_reusable(tiny_bert
     assert not out.exists() or not any(out.iterdir())
     ok = tiny_recipe(tiny_bert, toy_data, out, "train.max_steps=2")
     assert Trainer.from_recipe(ok).fit().global_step == 2 and (out / "recipe.yaml").is_file()
+
+
+class _LogMicroBatch(Trick):
+    """Logs 1, 2, 1, 2, ... in after_backward: the micro-batch's place in its accumulation block."""
+
+    def __init__(self):
+        self.n = 0
+
+    def after_backward(self, step):
+        self.n += 1
+        step.log("probe", 1.0 if self.n % 2 else 2.0)
+
+
+def test_trick_logs_count_each_micro_batch_once_with_accumulation(tiny_bert, toy_data, tmp_path):
+    # two micro-batches per optimizer step log 1 and 2: the logged mean is 1.5 (the old loop appended the last
+    # micro-batch's logs twice, giving 5/3)
+    _, res = fit(tiny_bert, toy_data, tmp_path / "run", "train.gradient_accumulation_steps=2", "train.logging_steps=1",
+                 "train.max_steps=3", tricks=[_LogMicroBatch()])
+    rows = [r for r in history(tmp_path / "run") if "train/probe" in r]
+    assert len(rows) == 3
+    assert all(r["train/probe"] == pytest.approx(1.5) for r in rows), rows

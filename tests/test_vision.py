@@ -16,7 +16,8 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
-import nlp_cv_tricks.vision_task as vt  # noqa: E402  (registers the task and the mixup/ema tricks)
+import nlp_cv_tricks.tasks.image_classification as vt  # noqa: E402
+from nlp_cv_tricks.tricks.mixup import MixupCutmix  # noqa: E402
 from nlp_cv_tricks.config import recipe_from_dict  # noqa: E402
 from nlp_cv_tricks.data.vision import (ImageDataError, build_transforms, check_images, image_collate,  # noqa: E402
                                        load_image_classification, resolve_data_config, with_image_transform)
@@ -276,7 +277,7 @@ def test_gradient_checkpointing_gives_the_same_gradients():
 @pytest.mark.parametrize("n", [8, 7])
 def test_mixup_targets_sum_to_one(n):
     torch.manual_seed(0)
-    trick = vt.MixupCutmix(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1, num_classes=10)
+    trick = MixupCutmix(mixup_alpha=0.8, cutmix_alpha=1.0, label_smoothing=0.1, num_classes=10)
     x, y = torch.randn(n, 3, 16, 16), torch.arange(n) % 10
     original = x.clone()
     seen_mixed = False
@@ -390,7 +391,7 @@ def test_pixel_fgsm_and_label_smoothing_run_on_images(mnist_small, tmp_path):
 def test_ema_use_for_eval_selects_and_saves_the_ema_weights(mnist_small, tmp_path):
     from safetensors.torch import load_file
 
-    from nlp_cv_tricks.models.vision import ModelEma
+    from nlp_cv_tricks.tricks.ema import ModelEma
 
     recipe = _recipe(mnist_small, tmp_path, tricks=[{"ema": {"decay": 0.5, "use_for_eval": True}}], max_steps=3)
     trainer = Trainer.from_recipe(recipe)

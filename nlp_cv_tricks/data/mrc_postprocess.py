@@ -27,7 +27,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 
 import numpy as np
 
-from ..config import atomic_write_text
+from ..utils.io import atomic_write_text
 
 __all__ = ["postprocess_qa_predictions", "write_json_atomic", "QAPredictions"]
 

@@ -28,25 +28,3 @@ __all__ = [
     "pca_tsne", "plot_embeddings", "sample_per_class", "POOLINGS", "probe_cls", "probe_embeddings",
     "pooled_layers", "LabelledTexts", "read_labelled_texts", "TrainEval",
 ]
-
-
-def _add_cli(subparsers) -> None:
-    from .cli import add_cli
-
-    add_cli(subparsers)
-
-
-_add_cli.nct_diagnostics = True
-
-
-def _register_cli() -> None:
-    """Add the four subcommands to ``nlp-cv-tricks`` (once) through the main CLI's ``register_cli`` hook."""
-    try:
-        from ..cli import _EXTRA_CLIS, register_cli
-    except ImportError:  # pragma: no cover - main CLI not in this build
-        return
-    if not any(getattr(f, "nct_diagnostics", False) for f in _EXTRA_CLIS):
-        register_cli(_add_cli)
-
-
-_register_cli()

@@ -18,38 +18,13 @@ class DiagnosticsError(ValueError):
     """Bad input to a diagnostic: the message names the file, the line/key and what was expected."""
 
 
-from ..config import atomic_write_bytes, atomic_write_text  # noqa: E402  (one implementation)
-
-
-def _json_default(o: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-
-def _finite(o: Any) -> Any:
-    """Replace NaN/inf by None so the JSON is standard (readable by any JSON parser)."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: _finite(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_finite(v) for v in o]
-    return o
+from ..utils.io import atomic_write_bytes, atomic_write_text  # noqa: E402,F401  (one implementation)
+from ..utils.io import atomic_write_json as _write_json  # noqa: E402
 
 
 def atomic_write_json(path: PathLike, obj: Any) -> Path:
-    text = json.dumps(_finite(json.loads(json.dumps(obj, default=_json_default))), indent=2, allow_nan=False)
-    return atomic_write_text(path, text + "\n")
+    """Standard JSON (NaN/inf as null) written atomically."""
+    return _write_json(path, obj, finite=True)
 
 
 def atomic_save_figure(fig, path: PathLike, dpi: int = 110) -> Path:

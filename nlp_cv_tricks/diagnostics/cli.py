@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from ..data.vision import ImageDataError
 from ._io import DiagnosticsError, atomic_write_json
 
 __all__ = ["add_cli", "main"]
@@ -49,7 +50,7 @@ def _parse_thresholds(items):
 # ---- diagnose ----------------------------------------------------------------------------------------------
 
 def cmd_diagnose(args) -> int:
-    from .doctor import ablate_command, diagnose_run, format_diagnosis, run_remedies
+    from .doctor import ablate_command, diagnose_run, format_diagnosis
 
     if args.json and Path(args.json).exists() and not args.overwrite:  # checked before the work
         raise FileExistsError(f"{args.json} already exists; pass --overwrite to replace it")
@@ -144,7 +145,7 @@ def cmd_inspect(args) -> int:
             print(f"note: the run's dev file {dev} is not found from {Path.cwd()} (relative paths are read from the "
                   "current directory): the sample batch uses built-in sentences; pass --data for the run's data",
                   file=sys.stderr)
-    from ..data.mrc_task import is_qa_model_dir
+    from ..tasks.question_answering import is_qa_model_dir
 
     if is_qa_model_dir(path):
         raise DiagnosticsError(f"{path}: a question-answering model; inspect supports text-classification and "
@@ -350,7 +351,7 @@ def _guard(fn):
     def run(args) -> int:
         try:
             return fn(args)
-        except (DiagnosticsError, FileExistsError, MissingExtraError) as e:
+        except (DiagnosticsError, ImageDataError, FileExistsError, MissingExtraError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
     return run
@@ -428,5 +429,21 @@ def main(argv=None) -> int:
     return args.func(args)
 
 
+def run_remedies(diag, seeds: int = 3, out_dir: Optional[str] = None, in_process: bool = False,
+                 **kwargs):
+    """Run the baseline and each runnable remedy over ``seeds`` seeds through the ablation harness
+    (:func:`nlp_cv_tricks.ablate.ablate`); results go to ``out_dir`` (default ``RUN_DIR/remedies``)."""
+    from ..ablate import ablate
+    from .doctor import _recipe_file
+
+    recipe = _recipe_file(diag)
+    vary = [r.vary or r.override for r in diag.remedies if r.override and r.available]
+    if not vary:
+        raise DiagnosticsError(f"no runnable remedy for regime {diag.regime!r}")
+    out = out_dir or str(Path(diag.run_dir) / "remedies")
+    return ablate(str(recipe), vary=vary, seeds=seeds, out_dir=out, in_process=in_process, **kwargs)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+

@@ -51,7 +51,7 @@ from ._io import DiagnosticsError, load_history
 from .imbalance import FLAG_KEY, imbalance_signal
 
 __all__ = ["Thresholds", "Diagnosis", "Remedy", "diagnose", "diagnose_run", "format_diagnosis", "prescribe",
-           "ablate_command", "run_remedies", "REGIMES"]
+           "ablate_command", "REGIMES"]
 
 REGIMES = ("underfitting", "overfitting", "healthy", "not_converging", "diverging")
 
@@ -656,13 +656,7 @@ def _check(remedies: list[Remedy], recipe: dict) -> None:
     try:
         from ..tricks.registry import available_tricks
 
-        import nlp_cv_tricks.tricks  # noqa: F401  (registers the built-in tricks)
-        from . import imbalance, layers, train_eval  # noqa: F401  (register this package's tricks)
-
-        if str((recipe or {}).get("task", "")) == "image-classification":
-            import nlp_cv_tricks.vision_task  # noqa: F401  (registers mixup and ema; imports timm)
-
-        tricks = set(available_tricks())
+        tricks = set(available_tricks())  # the static table: nothing is imported
     except ImportError:  # pragma: no cover
         tricks = None
     for rem in remedies:
@@ -774,19 +768,3 @@ def ablate_command(diag: Diagnosis, seeds: int = 3) -> Optional[list]:
     for v in vary:
         cmd += ["--vary", v]
     return cmd + ["--seeds", str(seeds)]
-
-
-def run_remedies(diag: Diagnosis, seeds: int = 3, out_dir: Optional[str] = None, in_process: bool = False,
-                 **kwargs):
-    """Run the baseline and each runnable remedy over ``seeds`` seeds through the ablation harness
-    (:func:`nlp_cv_tricks.ablate.ablate`); results go to ``out_dir`` (default ``RUN_DIR/remedies``)."""
-    try:
-        from ..ablate import ablate
-    except ImportError:
-        raise DiagnosticsError("the ablation harness (nlp_cv_tricks.ablate) is not in this build") from None
-    recipe = _recipe_file(diag)
-    vary = [r.vary or r.override for r in diag.remedies if r.override and r.available]
-    if not vary:
-        raise DiagnosticsError(f"no runnable remedy for regime {diag.regime!r}")
-    out = out_dir or str(Path(diag.run_dir) / "remedies")
-    return ablate(str(recipe), vary=vary, seeds=seeds, out_dir=out, in_process=in_process, **kwargs)

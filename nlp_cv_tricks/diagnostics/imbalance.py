@@ -7,7 +7,7 @@ overfitting — the loss is dominated by the majority class, so watch per-class 
 Two forms, as for every trick in this package:
 
 * :func:`imbalance_signal` — a pure function comparing two evaluation dicts;
-* :class:`ImbalanceWatch` — a :class:`~nlp_cv_tricks.engine.events.Trick` (recipe name ``imbalance_watch``)
+* :class:`ImbalanceWatch` — a :class:`~nlp_cv_tricks.engine.events.Callback` (recipe name ``imbalance_watch``)
   whose ``on_eval_end`` logs a warning and sets ``metrics["eval/imbalance_warning"] = 1`` (0 otherwise), which
   the trainer writes into ``history.jsonl``.
 
@@ -20,7 +20,7 @@ import logging
 import math
 from typing import Iterable, Optional, Sequence
 
-from ..engine.events import Trick
+from ..engine.events import Callback
 
 __all__ = ["imbalance_signal", "minority_labels", "ImbalanceWatch", "FLAG_KEY"]
 
@@ -81,7 +81,7 @@ def imbalance_signal(prev: dict, cur: dict, minority: Optional[Sequence[str]] = 
     return events
 
 
-class ImbalanceWatch(Trick):
+class ImbalanceWatch(Callback):
     """Warn when the dev loss improves while minority-class recall/F1, macro-F1 or AUC falls.
 
     Options: ``minority`` (labels to watch; default: derived from the logged class support), ``drop``

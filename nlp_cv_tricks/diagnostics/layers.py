@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..engine.events import Trick
+from ..engine.events import Callback
 from ._io import DiagnosticsError, atomic_save_figure, atomic_write_json
 
 __all__ = ["tensor_stats", "parameter_stats", "activation_stats", "gradient_norms", "layer_report",
@@ -40,7 +40,7 @@ def layer_of(name: str) -> str:
     """Group a parameter or module name into a layer: ``bert.encoder.layer.3.attention.self.query.weight`` →
     ``encoder.layer.3``; ``bert.embeddings.word_embeddings.weight`` → ``embeddings``; ``classifier.bias`` →
     ``classifier``; ``net.2.weight`` → ``net.2``."""
-    from ..tricks.grad_norm import layer_key  # the grouping the gradient-norm trick logs, so reports line up
+    from ..callbacks.grad_norm import layer_key  # the grouping the gradient-norm trick logs, so reports line up
 
     if name.startswith("timm_model."):  # timm classifiers (TimmImageClassifier): timm_model.layer1.0.conv1.weight
         name = name[len("timm_model."):]  # → layer1.0; timm_model.fc.weight → fc
@@ -468,7 +468,7 @@ def format_layer_report(report: dict, top: int = 40) -> str:
 
 # ---- during training -------------------------------------------------------------------------------------
 
-class LayerReportTrick(Trick):
+class LayerReportTrick(Callback):
     """Write the parameter statistics and per-layer gradient norms every ``every`` optimizer steps (and at the
     end of training) to ``<run dir>/layer_reports/step_<N>.json`` (+ ``.png`` when ``figure``).
 
@@ -518,7 +518,7 @@ class LayerReportTrick(Trick):
 
     def before_optimizer_step(self, step) -> None:
         if (step.global_step + 1) % self.every == 0:
-            self._write(step.unwrapped_model, step.trainer, step.global_step + 1)
+            self._write(step.unwrapped_model, step.state, step.global_step + 1)
 
     def on_fit_end(self, trainer) -> None:
         model = getattr(trainer, "model", None)

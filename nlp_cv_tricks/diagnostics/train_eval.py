@@ -11,14 +11,14 @@ evaluation.
 
 from __future__ import annotations
 
-from ..engine.events import Trick
+from ..engine.events import Callback
 
 __all__ = ["TrainEval"]
 
 _KEEP = ("accuracy", "loss", "f1_macro", "auc")
 
 
-class TrainEval(Trick):
+class TrainEval(Callback):
     """Recipe key ``train_eval`` (options ``max_samples`` 512, ``seed`` 0): a fixed seeded subset of the training
     set is evaluated next to every dev evaluation and written as ``train_eval/<metric>``; the doctor reads the
     train/dev gap from it. Expected effect on training: none. Cost: one evaluation pass over ``max_samples``."""

@@ -1,24 +1,28 @@
-"""Hook points of the training step, and the base class every trick derives from.
+"""Hook points of the training step, and the two kinds of plug-in: a :class:`Trick` acts on the step (extra
+passes, a replaced loss, perturbed embeddings); a :class:`Callback` only observes (logs, evaluations, reports,
+warnings). Both receive a :class:`~nlp_cv_tricks.engine.state.TrainState` (the narrow view of the run), never the
+Trainer.
 
-The trainer owns the loop; a trick owns one idea. A trick overrides any of the hooks below; the defaults do
-nothing, so a trick pays only for what it uses. The order of one optimizer step (one accumulation block) is::
+The trainer owns the loop; a plug-in owns one idea and overrides any of the hooks below; the defaults do
+nothing, so it pays only for what it uses. The order of one optimizer step (one accumulation block) is
+(``*`` = tricks only)::
 
-    on_fit_start(trainer)                                  once, after accelerator.prepare
+    on_fit_start(state)                                  once, after accelerator.prepare
     for each micro-batch:
         with accelerator.accumulate(model):
-            on_step_start(step)                            e.g. register an embedding hook
-            loss, outputs = forward_loss(step, compute)    R-Drop: two forwards + KL; default: compute()
+          * on_step_start(step)                            e.g. register an embedding hook
+          * loss, outputs = forward_loss(step, compute)    R-Drop: two forwards + KL; default: compute()
                 (compute() = model forward + criterion; the criterion may be replaced by loss_fn)
             step.backward(loss)
-            after_backward(step)                           FGM/PGD/AWP: extra forward/backward passes
+          * after_backward(step)                           FGM/PGD/AWP: extra forward/backward passes
             if step.sync_gradients:                        end of the accumulation block
                 gradient clipping
                 before_optimizer_step(step)                e.g. read per-layer gradient norms
                 optimizer.step(); scheduler.step(); zero_grad
                 after_optimizer_step(step)
-    on_eval_end(trainer, metrics)                          after every evaluation
-    on_epoch_end(trainer, epoch)
-    on_fit_end(trainer)
+    on_eval_end(state, metrics)                            after every evaluation
+    on_epoch_end(state, epoch)
+    on_fit_end(state)
 
 Every extra forward/backward a trick makes happens inside the same ``accelerator.accumulate`` block, through
 ``step.backward`` (which scales the loss for gradient accumulation and, in fp16, for the GradScaler). A trick
@@ -34,14 +38,63 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import torch
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .state import TrainState
     from .step import StepContext
-    from .trainer import Trainer
 
-__all__ = ["Trick"]
+__all__ = ["Callback", "Trick"]
 
 
-class Trick:
-    """Base class of a trick: override any hook; every default is a no-op.
+class _Plugin:
+    """The hooks both kinds of plug-in share: the fit level, the observation points of a step, and state."""
+
+    name: str = "plugin"
+    extra_backward: bool = False
+    replaces_criterion: bool = False
+
+    # ---- fit level -------------------------------------------------------------------------------
+    def on_fit_start(self, state: "TrainState") -> None:
+        """Called once after ``accelerator.prepare`` and before the first step (and after a resume)."""
+
+    def on_epoch_end(self, state: "TrainState", epoch: int) -> None:
+        """Called at the end of every epoch (after the epoch-end evaluation, if any)."""
+
+    def on_eval_end(self, state: "TrainState", metrics: dict) -> None:
+        """Called after every evaluation with the metrics dict (keys like ``eval/accuracy``)."""
+
+    def on_fit_end(self, state: "TrainState") -> None:
+        """Called once when training ends (normally, by early stopping or by ``max_steps``)."""
+
+    # ---- observation points of a step -------------------------------------------------------------
+    def before_optimizer_step(self, step: "StepContext") -> None:
+        """Called at the end of each accumulation block, after clipping, before ``optimizer.step()``."""
+
+    def after_optimizer_step(self, step: "StepContext") -> None:
+        """Called after ``optimizer.step()``, ``scheduler.step()`` and ``zero_grad()``."""
+
+    # ---- state -----------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """JSON-serialisable state saved with checkpoints (for exact resume). Default: nothing."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what ``state_dict`` returned. On resume the trainer adds ``_checkpoint_dir`` (the checkpoint
+        directory being read), so files a plug-in wrote next to the checkpoint are found after the run moved."""
+
+    def __repr__(self) -> str:  # pragma: no cover - cosmetic
+        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
+
+
+class Callback(_Plugin):
+    """An observer: it logs, evaluates, writes reports or warns, and never changes the step (its step hooks are
+    the observation points only: ``before_optimizer_step`` / ``after_optimizer_step``; it may still ask the run to
+    stop through ``state.should_stop``). Recipes list callbacks under ``tricks:`` like tricks."""
+
+    name: str = "callback"
+
+
+class Trick(_Plugin):
+    """Base class of a trick: it acts on the step. Override any hook; every default is a no-op.
 
     Attributes:
         name: the recipe key the trick is registered under.
@@ -51,21 +104,6 @@ class Trick:
     """
 
     name: str = "trick"
-    extra_backward: bool = False
-    replaces_criterion: bool = False
-
-    # ---- fit level -------------------------------------------------------------------------------
-    def on_fit_start(self, trainer: "Trainer") -> None:
-        """Called once after ``accelerator.prepare`` and before the first step (and after a resume)."""
-
-    def on_epoch_end(self, trainer: "Trainer", epoch: int) -> None:
-        """Called at the end of every epoch (after the epoch-end evaluation, if any)."""
-
-    def on_eval_end(self, trainer: "Trainer", metrics: dict) -> None:
-        """Called after every evaluation with the metrics dict (keys like ``eval/accuracy``)."""
-
-    def on_fit_end(self, trainer: "Trainer") -> None:
-        """Called once when training ends (normally, by early stopping or by ``max_steps``)."""
 
     # ---- step level ------------------------------------------------------------------------------
     def on_step_start(self, step: "StepContext") -> None:
@@ -89,22 +127,3 @@ class Trick:
     def after_backward(self, step: "StepContext") -> None:
         """Called after the clean backward of each micro-batch. Extra passes go here; call
         ``step.backward(loss)`` for each, and make the last one inside ``with step.sync_pass():``."""
-
-    def before_optimizer_step(self, step: "StepContext") -> None:
-        """Called at the end of each accumulation block, after clipping, before ``optimizer.step()``."""
-
-    def after_optimizer_step(self, step: "StepContext") -> None:
-        """Called after ``optimizer.step()``, ``scheduler.step()`` and ``zero_grad()``."""
-
-    # ---- helpers ---------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
-        """JSON-serialisable state saved with checkpoints (for exact resume). Default: nothing."""
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore what ``state_dict`` returned. On resume the trainer adds ``_checkpoint_dir`` (the checkpoint
-        directory being read), so files a trick wrote next to the checkpoint are found after the run moved."""
-
-    def __repr__(self) -> str:  # pragma: no cover - cosmetic
-        fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
-        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})"

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import torch
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .trainer import Trainer
+    from .state import TrainState
 
 __all__ = ["StepContext"]
 
@@ -17,7 +17,7 @@ class StepContext:
     """One micro-batch inside an ``accelerator.accumulate`` block.
 
     Attributes:
-        trainer: the running :class:`~nlp_cv_tricks.engine.trainer.Trainer`.
+        state: the run as plug-ins see it (:class:`~nlp_cv_tricks.engine.state.TrainState`).
         model: the prepared (possibly DDP-wrapped) model; ``unwrapped_model`` is the bare module.
         batch: the micro-batch (a dict of tensors, labels included).
         global_step: optimizer steps completed before this one.
@@ -26,10 +26,10 @@ class StepContext:
         loss / outputs: set by the trainer after the clean forward.
     """
 
-    def __init__(self, trainer: "Trainer", batch: dict, global_step: int, sync_gradients: bool):
-        self.trainer = trainer
-        self.accelerator = trainer.accelerator
-        self.model = trainer.model
+    def __init__(self, state: "TrainState", batch: dict, global_step: int, sync_gradients: bool):
+        self.state = state
+        self.accelerator = state.accelerator
+        self.model = state.model
         self.batch = batch
         self.global_step = global_step
         self.sync_gradients = sync_gradients
@@ -48,15 +48,15 @@ class StepContext:
 
     @property
     def labels(self) -> Optional[torch.Tensor]:
-        return self.trainer.task.labels_of(self.batch)
+        return self.state.task.labels_of(self.batch)
 
     def forward(self, batch: Optional[dict] = None) -> Any:
         """Run the model on ``batch`` (default: this micro-batch) without computing the loss inside the model."""
-        return self.trainer.task.forward(self.model, self.batch if batch is None else batch)
+        return self.state.task.forward(self.model, self.batch if batch is None else batch)
 
     def criterion(self, outputs: Any, batch: Optional[dict] = None) -> torch.Tensor:
         """The loss of ``outputs`` against the labels of ``batch``, through any trick's ``loss_fn``."""
-        return self.trainer.criterion(outputs, self.batch if batch is None else batch, self)
+        return self.state.criterion(outputs, self.batch if batch is None else batch, self)
 
     def compute_loss(self, batch: Optional[dict] = None) -> tuple[torch.Tensor, Any]:
         """Plain forward + criterion (no ``forward_loss`` wrappers): what adversarial passes use."""

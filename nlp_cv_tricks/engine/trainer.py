@@ -35,8 +35,11 @@ from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list, set_seed
 from tqdm.auto import tqdm
 
-from ..config import Recipe, atomic_write_text, recipe_to_dict, save_recipe
+from ..config import Recipe, recipe_to_dict, save_recipe
+from ..utils.io import atomic_write_text, json_default
 from .events import Trick
+from .state import TrainState
+from .optimizer_factory import build_optimizer, build_scheduler, param_groups  # noqa: F401  (their home)
 from .step import StepContext
 from .task import ClassificationTask, Task
 
@@ -65,65 +68,6 @@ class FitResult:
     stopped_early: bool = False
 
 
-def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on weight matrices only: biases and normalisation parameters are excluded (one
-    implementation, shared with the weight-decay trick: :func:`nlp_cv_tricks.tricks.regularization.decay_parameter_groups`)."""
-    from ..tricks.regularization import decay_parameter_groups
-
-    return decay_parameter_groups(model, weight_decay)
-
-
-def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
-    name = cfg.optimizer
-    if name == "auto":
-        name = getattr(model, "preferred_optimizer", None) or "adamw"
-        if callable(name):
-            name = name()
-    lr = cfg.learning_rate
-    sparse = any(getattr(m, "sparse", False) and any(p.requires_grad for p in m.parameters())
-                 for m in model.modules() if isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag)))
-    if sparse and name not in ("sgd", "adagrad", "sparse_adam"):
-        raise ValueError(f"train.optimizer={name!r} cannot update sparse gradients (the model has sparse embeddings, "
-                         "e.g. FastText's sparse: true): use train.optimizer=auto (Adagrad), sgd with "
-                         "train.momentum=0 or sparse_adam, or set model.kwargs.sparse=false")
-    if name == "sparse_adam":
-        return torch.optim.SparseAdam([p for p in model.parameters() if p.requires_grad], lr=lr,
-                                      betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
-    # a model may bring its own groups (e.g. layer-wise LR decay of timm models: each group has its own lr)
-    hook = getattr(model, "optimizer_param_groups", None)
-    groups = hook(cfg.weight_decay, lr) if callable(hook) else param_groups(model, cfg.weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
-    if name == "adam":
-        return torch.optim.Adam(groups, lr=lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
-    if name == "sgd":
-        if sparse:
-            if cfg.momentum:
-                raise ValueError("train.momentum must be 0 with sparse gradients (e.g. FastText's sparse embeddings): "
-                                 "torch's SGD momentum buffer of sparse gradients grows every step; set "
-                                 "train.momentum=0")
-            from ..optim import SparseRowSGD  # torch's SGD with a compiled CPU update of sparse rows
-
-            return SparseRowSGD(groups, lr=lr, momentum=0.0)
-        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
-    if name == "adagrad":
-        if sparse:
-            from ..optim import SparseRowAdagrad  # torch's Adagrad with a compiled CPU update of sparse rows
-
-            return SparseRowAdagrad(groups, lr=lr)
-        return torch.optim.Adagrad(groups, lr=lr)
-    if name == "adadelta":  # Zeiler 2012 as used by Kim 2014: rho 0.95, eps 1e-6; learning_rate 1.0 is the paper's
-        return torch.optim.Adadelta(groups, lr=lr, rho=0.95, eps=1e-6)
-    raise ValueError(f"train.optimizer: unknown optimizer {name!r}")
-
-
-def build_scheduler(optimizer, cfg, num_training_steps: int):
-    from transformers import get_scheduler
-
-    warmup = cfg.warmup_steps or int(math.ceil(cfg.warmup_ratio * num_training_steps))
-    return get_scheduler(cfg.lr_scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=num_training_steps)
-
-
 def _other_accelerator() -> bool:
     """An accelerator other than CUDA that Accelerate would use for multi-process training."""
     from accelerate.utils import is_mlu_available, is_npu_available, is_xpu_available
@@ -146,12 +90,16 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _json_default(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, torch.Tensor):
-        return o.item() if o.numel() == 1 else o.tolist()
-    return str(o)
+def reset_accelerate_state() -> None:
+    """Accelerate keeps process-wide singletons (precision, accumulation); several single-process runs in one
+    process (sweeps, ablations, tests) that differ in them need them cleared. A no-op under a distributed
+    launcher, whose state it is."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    if PartialState._shared_state.get("num_processes", 1) > 1:
+        return
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
 
 
 class Trainer:
@@ -187,11 +135,12 @@ class Trainer:
             [model.config.id2label[i] for i in range(len(model.config.id2label))] if hasattr(model, "config") else None
         )
         if tricks is None:
-            from ..tricks import build_tricks
+            from .plugins import build_tricks
 
             tricks = build_tricks(recipe.tricks)
-        self.tricks = list(tricks)
+        self.tricks = list(tricks)  # every plug-in (tricks act on the step, callbacks observe)
         self._criterion_trick = next((t for t in self.tricks if t.replaces_criterion), None)
+        self.state = TrainState(self)  # what plug-ins see of the run
         self.collate_fn = collate_fn or self._default_collator()
         self.eval_collate_fn = eval_collate_fn or self.collate_fn
         # the default collator pads token columns per batch; such data can be served from pre-padded tensors
@@ -216,7 +165,7 @@ class Trainer:
     @classmethod
     def from_recipe(cls, recipe: Recipe, output_dir: Optional[str] = None) -> "Trainer":
         """Load and validate the data, build the model and tokenizer, tokenize: everything before step one."""
-        from ..tasks import build_task_components
+        from .plugins import build_task_components
 
         accelerator = cls._make_accelerator_for(recipe, output_dir)
         set_seed(recipe.train.seed)
@@ -243,12 +192,7 @@ class Trainer:
         # otherwise each launched process would silently train alone.
         cpu = cfg.cpu or (world_size > 1 and not torch.cuda.is_available() and not _other_accelerator())
         if world_size == 1:
-            # several runs in one process (sweeps, ablations, tests) may differ in precision or accumulation;
-            # Accelerate keeps those in process-wide singletons, so start each single-process run afresh
-            from accelerate.state import AcceleratorState, GradientState
-
-            AcceleratorState._reset_state(reset_partial_state=True)
-            GradientState._reset_state()
+            reset_accelerate_state()  # start each single-process run afresh
         if output_dir is None:
             state = PartialState(cpu=cpu)
             stamp = [datetime.now().strftime("%Y%m%d-%H%M%S")]
@@ -293,7 +237,7 @@ class Trainer:
 
         fn = compute
         for trick in reversed(self.tricks):  # the first listed trick is the outermost wrapper
-            if type(trick).forward_loss is not Trick.forward_loss:
+            if getattr(type(trick), "forward_loss", Trick.forward_loss) is not Trick.forward_loss:
                 fn = (lambda t, inner: (lambda: t.forward_loss(step, inner)))(trick, fn)
         return fn()
 
@@ -366,7 +310,7 @@ class Trainer:
         record = {k: v for k, v in record.items() if v is not None}
         if self.accelerator.is_main_process:
             with open(self.history_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record, default=_json_default) + "\n")
+                f.write(json.dumps(record, default=json_default) + "\n")
         scalars = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k not in ("step",)}
         if self.accelerator.trackers:
             self.accelerator.log(scalars, step=record.get("step", self.global_step))
@@ -400,7 +344,7 @@ class Trainer:
 
     def _after_eval(self, metrics: dict, epoch: float) -> None:
         for trick in self.tricks:
-            trick.on_eval_end(self, metrics)
+            trick.on_eval_end(self.state, metrics)
         self.metrics = metrics
         key = self._metric_key()
         value = metrics.get(key)
@@ -446,7 +390,7 @@ class Trainer:
             save_recipe(self.recipe, tmp / "recipe.yaml")
             if metrics is not None:
                 atomic_write_text(tmp / "eval_metrics.json",
-                                  json.dumps({"step": self.global_step, **metrics}, indent=2, default=_json_default))
+                                  json.dumps({"step": self.global_step, **metrics}, indent=2, default=json_default))
             old = directory.with_name(directory.name + ".old")
             if directory.exists():
                 if old.exists():
@@ -479,7 +423,7 @@ class Trainer:
         self.accelerator.save_state(str(path), safe_serialization=True)
         if self.accelerator.is_main_process:
             atomic_write_text(path / "trainer_state.json", json.dumps(self._trainer_state(epoch, batches_in_epoch),
-                                                                       indent=2, default=_json_default))
+                                                                       indent=2, default=json_default))
             limit = self.cfg.save_total_limit
             if limit:
                 for old in _list_checkpoints(self.output_dir)[:-limit]:
@@ -572,8 +516,9 @@ class Trainer:
                             start_epoch, skip_batches)
 
         extra_backward = any(t.extra_backward for t in self.tricks)
+        acting = [t for t in self.tricks if isinstance(t, Trick)]  # callbacks only observe
         for trick in self.tricks:
-            trick.on_fit_start(self)
+            trick.on_fit_start(self.state)
         # the run's first files: a run that failed while starting left the directory empty, so the corrected
         # command can use it again
         if acc.is_main_process:
@@ -610,9 +555,9 @@ class Trainer:
                     rng_after_load = None
                 batches_in_epoch += 1
                 with acc.accumulate(self.model):
-                    step = StepContext(self, batch, self.global_step, acc.sync_gradients)
+                    step = StepContext(self.state, batch, self.global_step, acc.sync_gradients)
                     step.deferred_sync = extra_backward
-                    for trick in self.tricks:
+                    for trick in acting:
                         trick.on_step_start(step)
                     with step.no_sync():
                         loss, outputs = self._compute(step)
@@ -621,15 +566,13 @@ class Trainer:
                         if finite:
                             acc.backward(loss)
                     if finite:
-                        for trick in self.tricks:
+                        for trick in acting:
                             trick.after_backward(step)
                         loss_sum += loss.detach().float()
                         loss_count += 1
                     else:
                         skipped += 1
                         optimizer.zero_grad(set_to_none=True)
-                    for k, v in step.logs.items():
-                        trick_logs.setdefault(k, []).append(v)
                     if acc.sync_gradients:
                         if finite and cfg.max_grad_norm:
                             grad_norm = acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
@@ -644,8 +587,8 @@ class Trainer:
                         optimizer.zero_grad(set_to_none=True)
                         for trick in self.tricks:
                             trick.after_optimizer_step(step)
-                        for k, v in step.logs.items():
-                            trick_logs.setdefault(k, []).append(v)
+                    for k, v in step.logs.items():  # once per micro-batch, after all of its hooks
+                        trick_logs.setdefault(k, []).append(v)
                 if not acc.sync_gradients:
                     continue
                 self.global_step += 1
@@ -676,21 +619,21 @@ class Trainer:
                     cfg.eval_steps and self.global_step % cfg.eval_steps == 0):
                     self._after_eval(self.evaluate(), epoch + 1)
                 for trick in self.tricks:
-                    trick.on_epoch_end(self, epoch)
+                    trick.on_epoch_end(self.state, epoch)
                 continue
             # stopped inside the epoch (max_steps or early stopping): evaluate the final state if not yet done
             if self._eval_dl is not None and not (cfg.eval_steps and self.global_step % cfg.eval_steps == 0) \
                     and not self.should_stop and cfg.eval_each_epoch:
                 self._after_eval(self.evaluate(), epoch + batches_in_epoch / len(train_dl))
             for trick in self.tricks:
-                trick.on_epoch_end(self, epoch)
+                trick.on_epoch_end(self.state, epoch)
         bar.close()
         train_seconds = time.perf_counter() - t0
         if cfg.save_steps and self.global_step % cfg.save_steps and self.global_step > first_step:
             # the last step too (not only every save_steps): a run extended later resumes from its end
             self.save_checkpoint(epoch, batches_in_epoch, loss_sum, loss_count)
         for trick in self.tricks:
-            trick.on_fit_end(self)
+            trick.on_fit_end(self.state)
         model_dir = self.output_dir / "best"
         acc.wait_for_everyone()
         if not (self.recipe.output.save_best and self.best_step is not None and model_dir.is_dir()):
@@ -711,7 +654,7 @@ class Trainer:
             "model_dir": str(model_dir),
         }
         if acc.is_main_process:
-            atomic_write_text(self.output_dir / "metrics.json", json.dumps(summary, indent=2, default=_json_default))
+            atomic_write_text(self.output_dir / "metrics.json", json.dumps(summary, indent=2, default=json_default))
         acc.wait_for_everyone()
         for tracker in acc.trackers:  # finish trackers; the process group stays up for further runs
             tracker.finish()

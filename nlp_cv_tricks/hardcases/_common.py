@@ -14,18 +14,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import Recipe, atomic_write_bytes, atomic_write_text
+from ..config import Recipe
+from ..utils.io import (atomic_write_bytes, atomic_write_json, atomic_write_jsonl,  # noqa: F401  (used across hardcases)
+                        atomic_write_text, json_default)
 from ..engine.task import Task
 
 ID_COLUMN = "idx"
-
-
-def atomic_write_json(path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n")
-
-
-def atomic_write_jsonl(path, rows: Sequence[dict]) -> None:
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=_json_default) + "\n" for r in rows))
 
 
 def atomic_write_csv(path, rows: Sequence[dict], columns: Sequence[str]) -> None:
@@ -33,7 +27,7 @@ def atomic_write_csv(path, rows: Sequence[dict], columns: Sequence[str]) -> None
     w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
     w.writeheader()
     for r in rows:
-        w.writerow({k: (json.dumps(v, default=_json_default) if isinstance(v, (list, dict)) else v)
+        w.writerow({k: (json.dumps(v, default=json_default) if isinstance(v, (list, dict)) else v)
                     for k, v in r.items()})
     atomic_write_text(path, buf.getvalue())
 
@@ -42,14 +36,6 @@ def atomic_save_npz(path, **arrays) -> None:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
-
-
-def _json_default(o):
-    if isinstance(o, (np.floating, np.integer, np.bool_)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)
 
 
 def sha256_file(path) -> str:
@@ -119,7 +105,7 @@ class IdTask(Task):
 def build_components(recipe: Recipe, accelerator) -> dict:
     """The recipe's model, tokenizer, datasets and task (fresh weights every call), with an ``idx`` column
     (row position in the training file) on the training set."""
-    from ..tasks import build_task_components
+    from ..engine.plugins import build_task_components
 
     comps = build_task_components(recipe, accelerator)
     train = comps["train_dataset"]

@@ -115,7 +115,7 @@ def export_hard_cases(mine_dir, out_dir, top: Optional[int] = None, budget: Opti
         atomic_write_json(targets["labelstudio"], tasks)
         cfg = out_dir / "label_config.xml"
         if not cfg.exists():
-            from ..config import atomic_write_text
+            from ..utils.io import atomic_write_text
 
             atomic_write_text(cfg, label_studio_config(names, kind))
         paths["labelstudio"] = str(targets["labelstudio"])

@@ -31,7 +31,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..config import Recipe, atomic_write_bytes
+from ..config import Recipe
+from ..utils.io import atomic_write_bytes
 
 __all__ = ["ImageSource", "is_image_recipe", "write_png", "fingerprint_dir", "IMAGE_TASKS"]
 

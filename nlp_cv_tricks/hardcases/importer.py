@@ -41,7 +41,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..config import Recipe, atomic_write_text
+from ..config import Recipe
+from ..utils.io import atomic_write_text
 from ._common import atomic_write_json, atomic_write_jsonl, sha256_file
 from .images import ImageSource, fingerprint_dir, id_of_version_file, is_image_recipe, load_image_file
 

@@ -20,7 +20,8 @@ import json
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..config import Recipe, atomic_write_text
+from ..config import Recipe
+from ..utils.io import atomic_write_text
 from ._common import atomic_write_json
 from .export import export_hard_cases
 from .importer import VersionStore, import_annotations

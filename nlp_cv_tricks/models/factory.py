@@ -38,8 +38,27 @@ def register_architecture(name: str, builder: Callable[..., tuple[Any, Any]]) ->
     _ARCHITECTURES[name] = builder
 
 
+# The built-in architectures trained from scratch, by the module that builds them (imported when a recipe names
+# one; the module registers its builders with register_architecture).
+BUILTIN_ARCHITECTURES = {name: "nlp_cv_tricks.models.text_baselines:register_architectures"
+                         for name in ("textcnn", "fasttext", "dpcnn", "textrnn", "textrnn_att", "textrcnn")}
+
+
+def _load_architecture(name: str) -> None:
+    if name not in _ARCHITECTURES and name in BUILTIN_ARCHITECTURES:
+        from ..utils.registry import import_target
+
+        import_target(BUILTIN_ARCHITECTURES[name])()
+
+
 def architectures() -> list[str]:
-    return sorted(_ARCHITECTURES)
+    return sorted(set(_ARCHITECTURES) | set(BUILTIN_ARCHITECTURES))
+
+
+def is_architecture(name: str) -> bool:
+    """True when ``name`` is a built-in or registered architecture (not a Hub id or a path)."""
+    _load_architecture(name)
+    return name in _ARCHITECTURES
 
 
 def resolve_model_name(name: str) -> str:
@@ -49,6 +68,7 @@ def resolve_model_name(name: str) -> str:
 
 def build_classifier(model_cfg, id2label: dict[int, str], train_texts: Optional[list[str]] = None):
     """Return ``(model, tokenizer)`` for sequence classification with the given label map."""
+    _load_architecture(model_cfg.name)
     if model_cfg.name in _ARCHITECTURES:
         return _ARCHITECTURES[model_cfg.name](model_cfg, train_texts or [], id2label)
     import torch

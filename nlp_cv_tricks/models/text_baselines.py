@@ -61,7 +61,6 @@ __all__ = [
     "register_auto_classes",
     "build_baseline",
     "preferred_optimizer",
-    "create_optimizer",
     "register_architectures",
 ]
 
@@ -1058,9 +1057,9 @@ def preferred_optimizer(model: nn.Module) -> dict:
 
     The fastest choice for FastText is plain SGD with a linearly decaying learning rate -- what the official
     fastText does (Joulin et al. 2016) -- and what ``recipes/thucnews_fasttext.yaml`` uses: its sparse update is
-    one row update (compiled with numba, the ``fast`` extra: :class:`nlp_cv_tricks.optim.SparseRowSGD`), while
+    one row update (compiled with numba, the ``fast`` extra: :class:`nlp_cv_tricks.engine.optim.SparseRowSGD`), while
     Adagrad also sums the duplicate rows and keeps a squared-gradient table as large as the bag (about 2x the
-    training time with :class:`nlp_cv_tricks.optim.SparseRowAdagrad`; benchmarks/RESULTS.md). SGD needs
+    training time with :class:`nlp_cv_tricks.engine.optim.SparseRowAdagrad`; benchmarks/RESULTS.md). SGD needs
     ``momentum: 0`` with sparse gradients (a momentum buffer of sparse gradients grows with every step) and a
     learning rate scaled with the batch (``lr ~ per-example lr x batch_size``, as the loss is the batch mean; 48
     for batch 128 on THUCNews).
@@ -1082,41 +1081,6 @@ def preferred_optimizer(model: nn.Module) -> dict:
             "reason": "sparse EmbeddingBag gradients: Adagrad supports them; Adam/AdamW do not",
         }
     return {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "sparse": False, "reason": "dense gradients"}
-
-
-def create_optimizer(
-    model: nn.Module, lr: Optional[float] = None, weight_decay: Optional[float] = None, name: Optional[str] = None
-):
-    """Instantiate an optimizer over the trainable parameters: :func:`preferred_optimizer` by default, or ``name``
-    (``"adagrad"``, ``"adam"``, ``"sgd"`` -- plain SGD without momentum, fastText's optimizer --, ``"adadelta"``
-    -- Kim 2014's, rho 0.95, eps 1e-6, lr 1.0 by default). ``lr``/``weight_decay`` override the defaults."""
-    hint = preferred_optimizer(model)
-    name = (name or hint["name"]).lower()
-    defaults = {"adagrad": 0.2, "adam": 1e-3, "sgd": 0.5, "adadelta": 1.0}
-    if name not in defaults:
-        raise ValueError(f"create_optimizer: unknown optimizer {name!r}; choose one of {sorted(defaults)}")
-    lr = (hint["lr"] if name == hint["name"] else defaults[name]) if lr is None else lr
-    wd = hint["weight_decay"] if weight_decay is None else weight_decay
-    params = [p for p in model.parameters() if p.requires_grad]
-    if hint["sparse"] and wd:
-        raise ValueError("weight decay is not supported with sparse gradients (FastText sparse=True)")
-    if name == "adagrad":
-        if hint["sparse"]:
-            from ..optim import SparseRowAdagrad
-
-            return SparseRowAdagrad(params, lr=lr, weight_decay=wd)
-        return torch.optim.Adagrad(params, lr=lr, weight_decay=wd)
-    if name == "sgd":
-        if hint["sparse"]:
-            from ..optim import SparseRowSGD
-
-            return SparseRowSGD(params, lr=lr, momentum=0.0, weight_decay=wd)
-        return torch.optim.SGD(params, lr=lr, momentum=0.0, weight_decay=wd)
-    if name == "adadelta":
-        return torch.optim.Adadelta(params, lr=lr, rho=0.95, eps=1e-6, weight_decay=wd)
-    if hint["sparse"]:
-        raise ValueError("Adam does not support sparse gradients (FastText sparse=True): use adagrad or sgd")
-    return torch.optim.Adam(params, lr=lr, weight_decay=wd)
 
 
 def _split_recipe_kwargs(name: str, kwargs: dict, overrides: Optional[dict]) -> tuple[dict, dict]:

@@ -1,13 +1,14 @@
 """Tricks as composable plug-ins: each module holds a pure function and a :class:`Trick` class.
 
-Recipe keys: label_smoothing, grad_norm_logging, fgm, pgd, freelb, awp, pixel_fgsm, pixel_pgd, rdrop,
-focal_loss, class_weights, embedding_dropout, lr_halving, init; the diagnostics add imbalance_watch, train_eval
-and layer_report, the image task mixup and ema (loaded when a recipe names them). ``decay_parameter_groups``
-(weight decay with bias and norm parameters excluded) is the optimizer helper the trainer uses.
+Recipe keys: label_smoothing, fgm, pgd, freelb, awp, pixel_fgsm, pixel_pgd, rdrop, focal_loss, class_weights,
+embedding_dropout, lr_halving, init, mixup, ema (each module imported when a recipe names it: the table is
+``nlp_cv_tricks.engine.plugins.BUILTIN_TRICKS``). Observers (grad_norm_logging, imbalance_watch, train_eval,
+layer_report) are callbacks (``nlp_cv_tricks.callbacks``). ``decay_parameter_groups`` (weight decay with bias and
+norm parameters excluded) is re-exported from the optimizer factory the trainer uses.
 """
 
 from .registry import available_tricks, build_trick, build_tricks, register_trick
-from . import grad_norm, label_smoothing  # noqa: F401  (registration)
+from . import label_smoothing  # noqa: F401  (registration)
 from . import adversarial, init, losses, lr, rdrop, regularization  # noqa: F401  (registration)
 from .adversarial import AWP, FGM, PGD, FreeLB, PixelFGSM, PixelPGD
 from .init import Init, reinit_

@@ -193,7 +193,7 @@ def _fold(grads: list, shape: torch.Size) -> Optional[torch.Tensor]:
 
 def _adv_key(step, trick) -> str:
     """``adv_loss``, or ``adv_loss/<trick>`` when several adversarial tricks run together (each keeps its own)."""
-    tricks = getattr(step.trainer, "tricks", None) or []
+    tricks = getattr(step.state, "tricks", None) or []
     n = sum(1 for t in tricks if isinstance(t, (_EmbeddingAdversarial, AWP, _PixelAdversarial)))
     return "adv_loss" if n <= 1 else f"adv_loss/{trick.name}"
 

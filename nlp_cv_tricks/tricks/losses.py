@@ -188,7 +188,7 @@ class FocalLoss(Trick):
 
     def loss_fn(self, logits, labels, step):
         if isinstance(self.alpha, str) and self._alpha is None:
-            self._alpha = _resolve_weights(self.alpha, step.trainer, self.beta, "focal_loss.alpha")
+            self._alpha = _resolve_weights(self.alpha, step.state, self.beta, "focal_loss.alpha")
         return focal_loss(logits, labels, self.gamma, self._alpha)
 
 
@@ -215,5 +215,5 @@ class ClassWeights(Trick):
 
     def loss_fn(self, logits, labels, step):
         if self._weights is None:
-            self._weights = _resolve_weights(self.weights, step.trainer, self.beta, "class_weights.weights")
+            self._weights = _resolve_weights(self.weights, step.state, self.beta, "class_weights.weights")
         return weighted_cross_entropy(logits, labels, self._weights)

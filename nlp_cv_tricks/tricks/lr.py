@@ -95,8 +95,8 @@ class PlateauState:
 def tracked_metric(trainer) -> tuple[str, str]:
     """``(metric key, mode)`` the trainer tracks (``train.metric`` / ``train.greater_is_better``); falls back to
     ``("eval/accuracy", "max")``."""
-    if callable(getattr(trainer, "_metric_key", None)) and callable(getattr(trainer, "_greater_is_better", None)):
-        return trainer._metric_key(), ("max" if trainer._greater_is_better() else "min")
+    if isinstance(getattr(trainer, "metric_key", None), str):  # a TrainState
+        return trainer.metric_key, ("max" if trainer.greater_is_better else "min")
     cfg = getattr(trainer, "config", None)
     train = getattr(cfg, "train", None)
     for src in (trainer, train, cfg):

@@ -15,72 +15,12 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.events import Trick
+from ..engine.optimizer_factory import NORM_TYPES, decay_parameter_groups, no_decay_parameter_names  # noqa: F401
 from .adversarial import input_embeddings
 from .registry import register_trick
 
 __all__ = ["NORM_TYPES", "no_decay_parameter_names", "decay_parameter_groups", "embedding_dropout",
            "EmbeddingDropout"]
-
-NORM_TYPES: tuple[type, ...] = (torch.nn.LayerNorm, torch.nn.GroupNorm, torch.nn.LocalResponseNorm,
-                                torch.nn.modules.batchnorm._NormBase)
-if hasattr(torch.nn, "RMSNorm"):
-    NORM_TYPES = NORM_TYPES + (torch.nn.RMSNorm,)
-
-
-def _is_norm(module: torch.nn.Module) -> bool:
-    # HF models define their own norms (T5LayerNorm, LlamaRMSNorm, DebertaLayerNorm): match by class name too
-    return isinstance(module, NORM_TYPES) or "norm" in type(module).__name__.lower()
-
-
-def no_decay_parameter_names(model: torch.nn.Module, exclude_embeddings: bool = False,
-                             extra: Iterable[str] = ()) -> set[str]:
-    """Names of parameters that get no weight decay: every bias, every parameter of a normalisation module
-    (LayerNorm, BatchNorm, GroupNorm, RMSNorm and custom ``*Norm`` classes), embeddings with sparse gradients,
-    optionally all embedding tables, and any name containing one of ``extra``."""
-    names: set[str] = set()
-    extra = tuple(extra)
-    for mod_name, module in model.named_modules():
-        norm = _is_norm(module)
-        emb = exclude_embeddings and isinstance(module, torch.nn.Embedding)
-        # torch optimizers refuse weight decay on sparse gradients (FastText's EmbeddingBag(sparse=True))
-        emb = emb or bool(getattr(module, "sparse", False))
-        for p_name, _ in module.named_parameters(recurse=False):
-            full = f"{mod_name}.{p_name}" if mod_name else p_name
-            if norm or emb or p_name == "bias" or p_name.endswith("_bias") or any(e in full for e in extra):
-                names.add(full)
-    return names
-
-
-def decay_parameter_groups(model: torch.nn.Module, weight_decay: float, lr: Optional[float] = None,
-                           exclude_embeddings: bool = False, extra_no_decay: Iterable[str] = ()) -> list[dict]:
-    """Optimizer parameter groups: ``[{params: decayed, weight_decay}, {params: others, weight_decay: 0}]``.
-
-    Only trainable parameters are included; empty groups are left out; ``lr`` is set on each group when given.
-    With ``weight_decay == 0`` a single group is returned. Usage::
-
-        torch.optim.AdamW(decay_parameter_groups(model, 0.01), lr=2e-5)
-    """
-    if weight_decay < 0:
-        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
-    skip = no_decay_parameter_names(model, exclude_embeddings, extra_no_decay)
-    decay, no_decay = [], []
-    seen: set[int] = set()
-    for name, p in model.named_parameters():
-        if not p.requires_grad or id(p) in seen:
-            continue
-        seen.add(id(p))
-        (no_decay if name in skip or weight_decay == 0 else decay).append(p)
-    groups = []
-    if decay:
-        groups.append({"params": decay, "weight_decay": float(weight_decay)})
-    if no_decay:
-        groups.append({"params": no_decay, "weight_decay": 0.0})
-    if not groups:
-        raise ValueError(f"{type(model).__name__} has no trainable parameters")
-    if lr is not None:
-        for g in groups:
-            g["lr"] = float(lr)
-    return groups
 
 
 def embedding_dropout(x: torch.Tensor, p: float, mode: str = "element", training: bool = True,

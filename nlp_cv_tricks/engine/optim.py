@@ -89,7 +89,7 @@ def _kernel(name: str = "sgd"):
 def _kernels():
     global _KERNEL
     if _KERNEL is None:
-        from ._jit import njit
+        from ..utils.jit import njit
 
         compiled = {name: njit(fn) for name, fn in _PY_KERNELS.items()}
         _KERNEL = compiled if all(compiled.values()) else False

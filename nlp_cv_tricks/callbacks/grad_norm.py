@@ -11,8 +11,8 @@ from collections import defaultdict
 
 import torch
 
-from ..engine.events import Trick
-from .registry import register_trick
+from ..engine.events import Callback
+from ..engine.plugins import register_trick
 
 
 _PREFIXES = {"bert", "roberta", "distilbert", "electra", "deberta", "longformer", "albert", "xlm_roberta",
@@ -47,7 +47,7 @@ def layer_grad_norms(model: torch.nn.Module) -> dict[str, float]:
 
 
 @register_trick("grad_norm_logging")
-class GradNormLogging(Trick):
+class GradNormLogging(Callback):
     """Recipe key ``grad_norm_logging`` (option ``every``, default 50): the L2 gradient norm of each top-level
     block, measured every ``every`` optimizer steps and written as ``train/grad_norm/<block>`` in the next
     logging row (the mean of the measurements since the previous row; rows come every ``train.logging_steps``).

@@ -23,20 +23,22 @@ and transform options — see /work/notes/vision_config_requests.md for the prop
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import Optional
+import os
+from pathlib import Path
+from typing import Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
 
-from .engine.events import Trick
-from .engine.task import ClassificationTask
-from .tasks import register_task
-from .tricks.registry import register_trick
+from ..data.vision import ImageDataError, build_transforms, resolve_data_config, with_image_transform
+from ..engine.losses import soft_target_cross_entropy
+from ..engine.task import ClassificationTask
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ImageClassificationTask", "MixupCutmix", "build_image_classification", "MODEL_KWARGS"]
+__all__ = ["ImageClassificationTask", "build_image_classification", "MODEL_KWARGS"]
 
 MODEL_KWARGS = ("pretrained", "pretrained_file", "model_args", "in_chans", "drop_rate", "drop_path_rate",
                 "layer_decay", "freeze_stages", "image")
@@ -45,13 +47,6 @@ IMAGE_KWARGS = ("format", "on_error", "dev_fraction", "split_seed", "csv_header"
                 "input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode",
                 "scale", "ratio", "hflip", "vflip", "color_jitter", "auto_augment", "re_prob", "re_mode",
                 "re_count", "train_crop_mode")
-
-
-def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """timm's ``SoftTargetCrossEntropy``: mean over the batch of ``-sum(targets * log_softmax(logits))``."""
-    from timm.loss import SoftTargetCrossEntropy
-
-    return SoftTargetCrossEntropy()(logits.float(), targets.float())
 
 
 class ImageClassificationTask(ClassificationTask):
@@ -70,96 +65,6 @@ class ImageClassificationTask(ClassificationTask):
         return F.cross_entropy(logits.float(), labels.view(-1))
 
 
-@register_trick("mixup")
-class MixupCutmix(Trick):
-    """Mixup / CutMix on image batches with timm's ``Mixup`` and its soft-target loss.
-
-    Sources: Zhang et al., "mixup: Beyond Empirical Risk Minimization", ICLR 2018; Yun et al., "CutMix",
-    ICCV 2019. Each training batch is blended with its reverse (mixup: pixel-wise ``lam``; cutmix: a pasted box
-    whose area sets ``lam``), targets become ``lam * onehot(y) + (1 - lam) * onehot(y_flipped)`` (smoothed
-    by ``label_smoothing``), and the loss is soft-target cross-entropy. Expected effect: better generalisation
-    and calibration for longer trainings (hundreds of epochs on ImageNet); on short runs it usually slows
-    convergence. Cost: negligible compute, no extra forward.
-
-    Recipe key ``mixup``: ``mixup_alpha`` (0.8), ``cutmix_alpha`` (1.0), ``prob`` (1.0), ``switch_prob``
-    (0.5), ``mode`` (batch|pair|elem), ``label_smoothing`` (0.1), ``key`` (pixel_values). It replaces the
-    criterion, so it does not combine with the ``label_smoothing`` trick (use its own option). timm mixes even
-    batches only: an odd batch mixes all but its last example, which keeps a smoothed one-hot target.
-    """
-
-    replaces_criterion = True
-
-    def __init__(self, mixup_alpha: float = 0.8, cutmix_alpha: float = 1.0, prob: float = 1.0,
-                 switch_prob: float = 0.5, mode: str = "batch", label_smoothing: float = 0.1,
-                 key: str = "pixel_values", num_classes: Optional[int] = None):
-        if mixup_alpha < 0 or cutmix_alpha < 0 or (mixup_alpha == 0 and cutmix_alpha == 0):
-            raise ValueError("mixup: mixup_alpha and cutmix_alpha must be >= 0 and not both 0")
-        if not 0.0 <= prob <= 1.0 or not 0.0 <= switch_prob <= 1.0:
-            raise ValueError("mixup: prob and switch_prob must be in [0, 1]")
-        if mode not in ("batch", "pair", "elem"):
-            raise ValueError(f"mixup.mode must be batch, pair or elem, got {mode!r}")
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"mixup.label_smoothing must be in [0, 1), got {label_smoothing}")
-        self.mixup_alpha, self.cutmix_alpha = float(mixup_alpha), float(cutmix_alpha)
-        self.prob, self.switch_prob, self.mode = float(prob), float(switch_prob), mode
-        self.label_smoothing, self.key = float(label_smoothing), key
-        self.num_classes = num_classes
-        self._mixup = None
-
-    def _make(self, num_classes: int):
-        from timm.data import Mixup
-
-        self.num_classes = num_classes
-        self._mixup = Mixup(mixup_alpha=self.mixup_alpha, cutmix_alpha=self.cutmix_alpha, prob=self.prob,
-                            switch_prob=self.switch_prob, mode=self.mode, label_smoothing=self.label_smoothing,
-                            num_classes=num_classes)
-
-    def on_fit_start(self, trainer):
-        names = getattr(trainer.task, "label_names", None)
-        n = self.num_classes or (len(names) if names else None)
-        if not n:
-            raise ValueError("mixup: the number of classes is unknown (task.label_names is empty); "
-                             "set mixup.num_classes")
-        if names and n != len(names):
-            raise ValueError(f"mixup.num_classes={n} but the data has {len(names)} labels; leave num_classes out "
-                             "(it is taken from the data)")
-        self._make(n)
-
-    def mix(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mixed inputs and soft targets for a batch of images ``x`` (B, C, H, W) and class ids ``y`` (B,)."""
-        from timm.data.mixup import mixup_target
-
-        if self._mixup is None:
-            if self.num_classes is None:
-                raise ValueError("mixup: call on_fit_start or give num_classes")
-            self._make(self.num_classes)
-        x = x.clone()  # timm mixes in place
-        if len(x) % 2 == 0:
-            return self._mixup(x, y)
-        if len(x) == 1:
-            return x, mixup_target(y, self.num_classes, 1.0, self.label_smoothing)
-        xm, ym = self._mixup(x[:-1], y[:-1])
-        last = mixup_target(y[-1:], self.num_classes, 1.0, self.label_smoothing)
-        return torch.cat([xm, x[-1:]]), torch.cat([ym, last.to(ym.dtype)])
-
-    def forward_loss(self, step, compute):
-        batch = step.batch
-        y = batch.get("labels")
-        if y is not None and not y.is_floating_point():
-            x = batch.get(self.key)
-            if not torch.is_tensor(x):
-                raise ValueError(f"mixup: the batch has no tensor {self.key!r} (keys: {sorted(batch)})")
-            xm, ym = self.mix(x, y)
-            step.batch = {**batch, self.key: xm, "labels": ym}
-        return compute()
-
-    def loss_fn(self, logits, labels, step):
-        if labels.is_floating_point() and labels.ndim == 2:
-            return soft_target_cross_entropy(logits, labels)
-        return F.cross_entropy(logits.float(), labels.view(-1), label_smoothing=self.label_smoothing)
-
-
-# where a key that is valid elsewhere in the recipe belongs (a misplaced key gets its full dotted path)
 _SECTIONS = {"model.kwargs": MODEL_KWARGS, "model.kwargs.image": IMAGE_KWARGS}
 # first-class recipe keys users may put under model.kwargs(.image) by mistake
 _CORE_KEYS = {"gradient_checkpointing": "model.gradient_checkpointing", "from_scratch": "model.from_scratch",
@@ -204,7 +109,7 @@ def _check_layer_decay_wired(model) -> None:
     """Refuse a layer_decay the trainer's optimizer would silently drop."""
     from types import SimpleNamespace
 
-    from .engine.trainer import build_optimizer
+    from ..engine.trainer import build_optimizer
 
     cfg = SimpleNamespace(optimizer="adamw", learning_rate=1.0, weight_decay=0.0, adam_beta1=0.9,
                           adam_beta2=0.999, adam_epsilon=1e-8)
@@ -217,9 +122,9 @@ def _check_layer_decay_wired(model) -> None:
 
 def build_image_classification(recipe, accelerator) -> dict:
     """Task builder for ``image-classification``: data, timm model and transforms from the recipe."""
-    from .data.vision import (build_transforms, image_collate, load_image_classification, resolve_data_config,
+    from ..data.vision import (build_transforms, image_collate, load_image_classification, resolve_data_config,
                               with_image_transform)
-    from .models.vision import create_timm_classifier, freeze_stages
+    from ..models.vision import create_timm_classifier, freeze_stages
 
     source = f"{recipe.source}: " if getattr(recipe, "source", None) else ""
     opts = dict(recipe.model.kwargs or {})
@@ -264,6 +169,122 @@ def build_image_classification(recipe, accelerator) -> dict:
     }
 
 
-register_task("image-classification", build_image_classification)
-# the EMA trick lives with the model code; importing it registers the ``ema`` recipe key
-from .models import vision as _vision  # noqa: E402,F401
+# ---------------------------------------------------------------------------------------------------------------
+# Inference side: a saved image model and the images to run it on, read with the run's own loader options
+# ---------------------------------------------------------------------------------------------------------------
+# options of model.kwargs.image that choose how files are read (the transform keys come from the model itself)
+IMAGE_LOADER_KEYS = ("format", "on_error", "csv_header", "csv_label_column", "image_shape", "labels_file",
+                     "label_blocks", "image_column")
+
+
+def _config(path: Union[str, os.PathLike]) -> Optional[dict]:
+    cfg = Path(path) / "config.json"
+    if not cfg.is_file():
+        return None
+    try:
+        data = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_image_model_dir(path: Union[str, os.PathLike]) -> bool:
+    """True for a directory holding a timm classifier in timm's Hub format (what the trainer saves for
+    ``task: image-classification``), or a run directory whose ``best/`` (or ``final/``) holds one."""
+    from ..utils.model_dir import resolve_model_dir
+
+    try:
+        cfg = _config(resolve_model_dir(str(path)))
+    except FileNotFoundError:
+        return False
+    if not cfg:
+        return False
+    return "architecture" in cfg and ("pretrained_cfg" in cfg or cfg.get("model_type") == "timm_wrapper")
+
+
+def load_image_model(path: Union[str, os.PathLike]):
+    """The :class:`~nlp_cv_tricks.models.vision.TimmImageClassifier` saved at ``path`` (eval mode)."""
+    from ..models.vision import load_timm_classifier
+
+    try:
+        return load_timm_classifier(str(path)).eval()
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        raise ImageDataError(f"{path}: cannot load the timm image model saved here ({type(e).__name__}: {e})") from None
+
+
+def _read_recipe(run_dir: Optional[Path]) -> Optional[dict]:
+    if run_dir is None:
+        return None
+    path = run_dir / "recipe.yaml"
+    if not path.is_file():
+        return None
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise ImageDataError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ImageDataError(f"{path}: expected a mapping (the resolved recipe), got {type(data).__name__}")
+    return data
+
+
+def run_image_options(run_dir: Optional[Union[str, os.PathLike]]) -> dict:
+    """``model.kwargs.image`` of the run's ``recipe.yaml`` (empty without a run directory or recipe)."""
+    rec = _read_recipe(Path(run_dir) if run_dir else None) or {}
+    opts = ((rec.get("model") or {}).get("kwargs") or {}).get("image") or {}
+    if not isinstance(opts, dict):
+        raise ImageDataError(f"{run_dir}/recipe.yaml: model.kwargs.image must be a mapping, got {opts!r}")
+    return dict(opts)
+
+
+def load_labelled_images(data: Optional[str] = None, run_dir: Optional[Union[str, os.PathLike]] = None,
+                         options: Optional[dict] = None):
+    """``(dataset, label_names, source)``: a ``datasets.Dataset`` with an ``image`` column and ``labels``
+    (ids into ``label_names``).
+
+    With ``data`` (an image folder, pixel CSV or ``.npy`` array) every image of it is used; without it, the
+    dev split of the run in ``run_dir`` as its recipe defines it (the training split when it has none).
+    Reading options: the run recipe's ``model.kwargs.image`` loader keys, updated by ``options``.
+    """
+    from ..config import DataConfig, RecipeError, recipe_from_dict
+    from ..data.vision import load_image_classification
+
+    run = Path(run_dir) if run_dir else None
+    rec = _read_recipe(run)
+    recipe_opts = run_image_options(run) if rec else {}
+    if data:
+        opts = {k: v for k, v in recipe_opts.items() if k in IMAGE_LOADER_KEYS}
+        opts.update(options or {})
+        opts["dev_fraction"] = 0  # the whole source
+        splits = load_image_classification(DataConfig(train_file=str(data)), opts)
+        return splits.train, splits.label_names, f"{len(splits.train)} images of {data}"
+    if rec is None:
+        raise ImageDataError("image model without data: pass --data (an image folder, a pixel CSV or an "
+                             ".npy array with labels), or give a run directory whose recipe.yaml names its data")
+    try:
+        recipe = recipe_from_dict(rec, source=str(run / "recipe.yaml"))
+    except RecipeError as e:
+        raise ImageDataError(str(e)) from None
+    opts = {**recipe_opts, **(options or {})}
+    splits = load_image_classification(recipe.data, opts)
+    if splits.dev is not None and len(splits.dev):
+        return splits.dev, splits.label_names, f"{len(splits.dev)} dev images of run {run}"
+    return splits.train, splits.label_names, f"{len(splits.train)} training images of run {run}"
+
+
+def label_map_for_model(model, data_names: Sequence[str]) -> Optional[dict[int, int]]:
+    """Data label id → model label id, by name; None when some data label is not one of the model's."""
+    l2i = {str(k): int(v) for k, v in (getattr(model.config, "label2id", None) or {}).items()}
+    if not l2i or not all(str(n) in l2i for n in data_names):
+        return None
+    return {i: l2i[str(n)] for i, n in enumerate(data_names)}
+
+
+def eval_view(model, ds, indices: Sequence[int]):
+
+    cfg = getattr(model, "data_config", None) or resolve_data_config(model)
+    cfg = resolve_data_config(model, {k: cfg[k] for k in ("input_size", "interpolation", "mean", "std",
+                                                           "crop_pct", "crop_mode") if k in cfg})
+    transform = build_transforms(cfg, is_training=False)
+    return with_image_transform(ds.select([int(i) for i in indices]), transform, int(cfg["input_size"][0]))

@@ -1,5 +1,5 @@
 """Optional numba compilation of the package's hand-written loops (the sparse-row optimizer updates in
-:mod:`nlp_cv_tricks.optim`). numba is the optional ``fast`` extra; without it (or with a numba built for another
+:mod:`nlp_cv_tricks.engine.optim`). numba is the optional ``fast`` extra; without it (or with a numba built for another
 numpy) every caller keeps its torch path."""
 
 from __future__ import annotations

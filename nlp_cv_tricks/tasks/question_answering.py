@@ -47,8 +47,8 @@ from ..config import RecipeError
 from ..engine.task import Task
 from ..metrics.squad import squad_metrics
 from ..models.mrc_heads import HEADS, build_qa_model, register_auto_classes, span_loss
-from .mrc import load_squad, split_by_article, tokenize_eval, tokenize_train
-from .mrc_postprocess import postprocess_qa_predictions
+from ..data.mrc import load_squad, split_by_article, tokenize_eval, tokenize_train
+from ..data.mrc_postprocess import postprocess_qa_predictions
 
 __all__ = [
     "QAOptions",
@@ -246,7 +246,7 @@ def build_char_tokenizer(texts, save_dir: Optional[str] = None, min_freq: int = 
 
 
 def _resolve_model_dir(path: str) -> Optional[Path]:
-    from ..inference import resolve_model_dir
+    from ..utils.model_dir import resolve_model_dir
 
     try:
         return resolve_model_dir(path)
@@ -345,6 +345,7 @@ def _load_splits(recipe, opts: QAOptions):
 
 def build_qa_components(recipe, accelerator=None) -> dict:
     """Task builder for ``task: question-answering`` (see the module docstring for the options)."""
+    register_auto_classes()  # the selected model is reloaded through AutoModelForQuestionAnswering
     opts = QAOptions.from_recipe(recipe)
     ctx = accelerator.main_process_first() if accelerator is not None else _null()
     with ctx:
@@ -505,15 +506,6 @@ def add_cli(subparsers) -> None:
 
 
 def register() -> None:
-    """Register the ``question-answering`` task, the Auto classes and the CLI subcommands (idempotent)."""
-    from ..tasks import register_task
-
+    """Register the QA heads with the Auto classes (idempotent). The ``question-answering`` task is named in
+    :data:`nlp_cv_tricks.tasks.TASKS` and the ``qa-eval``/``qa-predict`` verbs in the CLI's verb table."""
     register_auto_classes()
-    register_task("question-answering", build_qa_components)
-    try:
-        from ..cli import _EXTRA_CLIS, register_cli
-
-        if add_cli not in _EXTRA_CLIS:
-            register_cli(add_cli)
-    except ImportError:  # pragma: no cover
-        pass

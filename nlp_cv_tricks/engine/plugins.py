@@ -1,0 +1,165 @@
+"""The plug-in tables of the engine: tricks and tasks by name, imported on use.
+
+Tricks: recipes name them, :func:`build_tricks` builds them.
+
+A recipe's ``tricks`` list holds names or one-key mappings of name → options::
+
+    tricks:
+      - label_smoothing: {epsilon: 0.1}
+      - grad_norm_logging
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any, Callable, Iterable
+
+from ..config import BUILTIN_TASKS, Recipe, register_task_name
+from ..utils.registry import LazyRegistry, import_target
+from .events import Trick
+
+_REGISTRY: dict[str, type[Trick]] = {}
+
+# Where each built-in trick lives: imported when a recipe names it (``import nlp_cv_tricks`` imports none of
+# them). Third-party tricks: entry point group ``nlp_cv_tricks.tricks`` (name = "module:Class"), or
+# :func:`register_trick` in code that runs before the recipe is built.
+BUILTIN_TRICKS: dict[str, str] = {
+    "label_smoothing": "nlp_cv_tricks.tricks.label_smoothing:LabelSmoothing",
+    "grad_norm_logging": "nlp_cv_tricks.callbacks.grad_norm:GradNormLogging",
+    "fgm": "nlp_cv_tricks.tricks.adversarial:FGM",
+    "pgd": "nlp_cv_tricks.tricks.adversarial:PGD",
+    "freelb": "nlp_cv_tricks.tricks.adversarial:FreeLB",
+    "awp": "nlp_cv_tricks.tricks.adversarial:AWP",
+    "pixel_fgsm": "nlp_cv_tricks.tricks.adversarial:PixelFGSM",
+    "pixel_pgd": "nlp_cv_tricks.tricks.adversarial:PixelPGD",
+    "rdrop": "nlp_cv_tricks.tricks.rdrop:RDrop",
+    "focal_loss": "nlp_cv_tricks.tricks.losses:FocalLoss",
+    "class_weights": "nlp_cv_tricks.tricks.losses:ClassWeights",
+    "embedding_dropout": "nlp_cv_tricks.tricks.regularization:EmbeddingDropout",
+    "lr_halving": "nlp_cv_tricks.tricks.lr:LRHalving",
+    "init": "nlp_cv_tricks.tricks.init:Init",
+    "imbalance_watch": "nlp_cv_tricks.diagnostics.imbalance:ImbalanceWatch",
+    "train_eval": "nlp_cv_tricks.diagnostics.train_eval:TrainEval",
+    "layer_report": "nlp_cv_tricks.diagnostics.layers:LayerReportTrick",
+    "mixup": "nlp_cv_tricks.tricks.mixup:MixupCutmix",
+    "ema": "nlp_cv_tricks.tricks.ema:ModelEma",
+}
+ENTRY_POINT_GROUP = "nlp_cv_tricks.tricks"
+
+
+def _entry_points() -> dict[str, str]:
+    from importlib import metadata
+
+    return {ep.name: ep.value for ep in metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def _load(name: str) -> None:
+    """Import the trick ``name`` from the built-in table or an entry point (registering it) if not yet known."""
+    if name in _REGISTRY:
+        return
+    target = BUILTIN_TRICKS.get(name) or _entry_points().get(name)
+    if target is None:
+        return
+    cls = import_target(target)
+    if name not in _REGISTRY:  # a class without the decorator (e.g. a third-party entry point)
+        cls.name = name
+        _REGISTRY[name] = cls
+
+
+def register_trick(name: str) -> Callable[[type[Trick]], type[Trick]]:
+    """Class decorator: make a trick available to recipes under ``name``."""
+
+    def wrap(cls: type[Trick]) -> type[Trick]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"trick name {name!r} is already registered by {_REGISTRY[name].__name__}")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def available_tricks() -> list[str]:
+    return sorted(set(_REGISTRY) | set(BUILTIN_TRICKS) | set(_entry_points()))
+
+
+def _parse_spec(spec: Any, where: str) -> tuple[str, dict]:
+    if isinstance(spec, str):
+        return spec, {}
+    if isinstance(spec, dict) and len(spec) == 1:
+        (name, opts), = spec.items()
+        if opts is None:
+            opts = {}
+        if not isinstance(opts, dict):
+            raise ValueError(f"{where}: options of trick {name!r} must be a mapping, got {type(opts).__name__}")
+        return str(name), dict(opts)
+    raise ValueError(f"{where}: a trick is a name or a one-key mapping name -> options, got {spec!r}")
+
+
+
+def build_trick(spec: Any, where: str = "tricks") -> Trick:
+    name, opts = _parse_spec(spec, where)
+    _load(name)
+    if name not in _REGISTRY:
+        near = difflib.get_close_matches(name, available_tricks(), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise ValueError(f"{where}: unknown trick {name!r}{hint} (available: {', '.join(available_tricks())})")
+    cls = _REGISTRY[name]
+    params = inspect.signature(cls.__init__).parameters
+    valid = [p for p in params if p != "self"]
+    for key in opts:
+        if key not in valid:
+            near = difflib.get_close_matches(key, valid, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ValueError(f"{where}.{name}: unknown option {key!r}{hint} (valid: {', '.join(valid) or 'none'})")
+    try:
+        return cls(**opts)
+    except (TypeError, ValueError) as e:
+        if str(e).startswith(f"{name}.") or where in str(e):
+            raise
+        raise ValueError(f"{where}.{name} {opts}: {e}") from None
+
+
+def build_tricks(specs: Iterable[Any] | None, where: str = "tricks") -> list[Trick]:
+    """Build the tricks of a recipe, in order; at most one may replace the criterion."""
+    tricks = [build_trick(s, f"{where}[{i}]") for i, s in enumerate(specs or [])]
+    seen: dict[str, int] = {}
+    for i, t in enumerate(tricks):
+        if t.name in seen:
+            raise ValueError(f"{where}: {t.name!r} appears twice ({where}[{seen[t.name]}] and {where}[{i}]); a trick "
+                             "runs once per step — keep one (tricks+= appends to the recipe's list)")
+        seen[t.name] = i
+    crit = [t.name for t in tricks if t.replaces_criterion]
+    if len(crit) > 1:
+        raise ValueError(f"{where}: {crit} all replace the loss; choose one")
+    return tricks
+
+
+# ---- tasks -----------------------------------------------------------------------------------------------------
+# Each task name (``recipe.task``) maps to a builder ``(recipe, accelerator) -> dict`` of Trainer constructor
+# arguments; the builders live in ``nlp_cv_tricks/tasks/`` and are imported when a recipe asks for them.
+BUILTIN_TASK_BUILDERS = {
+    "text-classification": "nlp_cv_tricks.tasks.text_classification:build_text_classification",
+    "long-text-classification": "nlp_cv_tricks.tasks.long_text:build_long_text_task",
+    "question-answering": "nlp_cv_tricks.tasks.question_answering:build_qa_components",
+    "image-classification": "nlp_cv_tricks.tasks.image_classification:build_image_classification",
+}
+assert set(BUILTIN_TASK_BUILDERS) == set(BUILTIN_TASKS)
+TASKS = LazyRegistry("task", BUILTIN_TASK_BUILDERS, entry_point_group="nlp_cv_tricks.tasks")
+
+
+def register_task(name: str, builder: Callable | str) -> None:
+    """Add a task (a builder, or ``"module:attr"`` imported on use) under ``name``."""
+    TASKS.register(name, builder)
+    register_task_name(name)
+
+
+def build_task_components(recipe: Recipe, accelerator) -> dict:
+    """The task's components, built from a copy of ``recipe`` whose relative data paths are resolved against
+    the data root (:mod:`nlp_cv_tricks.data.root`); a missing dataset fails here, before anything is read."""
+    from ..data.root import resolve_data_paths
+
+    if recipe.task not in TASKS:
+        raise ValueError(TASKS.unknown_message(recipe.task, "task"))
+    return TASKS.get(recipe.task)(resolve_data_paths(recipe), accelerator)

@@ -1,0 +1,33 @@
+"""From a recipe to a trained model: the entry points the CLI, ``scripts/train.py`` and user code call.
+
+:func:`build_trainer` wires the recipe's task (data, model, tokenizer, collator, metrics) and its tricks and
+callbacks into the engine's :class:`~nlp_cv_tricks.engine.trainer.Trainer` (through the plug-in tables of
+:mod:`nlp_cv_tricks.engine.plugins`); :func:`train` also runs it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, Sequence, Union
+
+from .config import Recipe, load_recipe
+from .engine.trainer import FitResult, Trainer
+
+__all__ = ["build_trainer", "train"]
+
+
+def build_trainer(recipe: Union[Recipe, str, os.PathLike], overrides: Sequence[str] = (),
+                  output_dir: Optional[str] = None) -> Trainer:
+    """Load and validate the data, build the model and tokenizer, tokenize: everything before step one.
+    ``recipe`` is a :class:`Recipe` or a YAML path (then ``overrides`` are ``section.key=value`` strings)."""
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe, list(overrides))
+    elif overrides:
+        raise ValueError("overrides apply to a recipe file; change the Recipe object itself instead")
+    return Trainer.from_recipe(recipe, output_dir=output_dir)
+
+
+def train(recipe: Union[Recipe, str, os.PathLike], overrides: Sequence[str] = (),
+          output_dir: Optional[str] = None) -> FitResult:
+    """:func:`build_trainer` then ``fit()``: the run directory, the best model and its metrics."""
+    return build_trainer(recipe, overrides, output_dir).fit()

@@ -1,0 +1,175 @@
+"""Long-document classification (``task: long-text-classification``): head / tail / head+tail truncation,
+chunk-and-pool, or a Longformer (converted on the fly from a BERT-style encoder), with typed options from
+``model.kwargs``."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import torch
+from transformers import AutoConfig
+
+from ..data.long import HYPERPARTISAN_ARTICLES, LongformerCollator, load_hyperpartisan, make_truncation_fn
+from ..engine.task import ClassificationTask
+from ..models.factory import build_classifier
+from ..models.long import (POOLINGS, ChunkPoolForSequenceClassification, convert_to_longformer,
+                           register_auto_classes, resolve_model_path)
+
+logger = logging.getLogger(__name__)
+
+LONG_STRATEGIES = ("head", "tail", "head+tail", "chunk_pool", "longformer")
+_LONG_OPTION_DEFAULTS = {
+    "strategy": "head",  # head | tail | head+tail | chunk_pool | longformer
+    "head_tokens": 128,  # head+tail: tokens kept from the start (Sun et al. 2019: 128, then 382 from the end)
+    "chunk_size": 512,  # chunk_pool: tokens per chunk, specials included
+    "chunk_overlap": 128,  # chunk_pool: tokens shared by consecutive chunks
+    "pooling": "mean",  # chunk_pool: mean | max | attention
+    "chunk_representation": "cls",  # chunk_pool: cls | mean
+    "encoder_batch_size": None,  # chunk_pool: chunks per encoder call (None: all)
+    "attention_window": 256,  # longformer: window (converted models) or override (long models)
+    "global_on_question": False,  # longformer: global attention on the question tokens (text_pair_column)
+    "hyperpartisan_split": "stratified",  # data.train_file = a Hyperpartisan directory: stratified | paper
+    "split_seed": 42,  # seed of the stratified Hyperpartisan split (fixed across training seeds)
+}
+
+
+def long_options(kwargs: Optional[dict], where: str = "model.kwargs") -> dict:
+    """Validated long-text options from a recipe's ``model.kwargs`` (unknown keys are errors)."""
+    kwargs = dict(kwargs or {})
+    unknown = sorted(set(kwargs) - set(_LONG_OPTION_DEFAULTS))
+    if unknown:
+        import difflib
+
+        near = difflib.get_close_matches(unknown[0], list(_LONG_OPTION_DEFAULTS), n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise ValueError(f"{where}: unknown long-text option {unknown[0]!r}{hint} (known: {sorted(_LONG_OPTION_DEFAULTS)})")
+    opts = {**_LONG_OPTION_DEFAULTS, **kwargs}
+    if opts["strategy"] not in LONG_STRATEGIES:
+        raise ValueError(f"{where}.strategy={opts['strategy']!r}; expected one of {LONG_STRATEGIES}")
+    if opts["pooling"] not in POOLINGS:
+        raise ValueError(f"{where}.pooling={opts['pooling']!r}; expected one of {POOLINGS}")
+    if opts["hyperpartisan_split"] not in ("stratified", "paper"):
+        raise ValueError(f"{where}.hyperpartisan_split={opts['hyperpartisan_split']!r}; expected stratified or paper")
+    return opts
+
+
+def _is_hyperpartisan_dir(path: Optional[str]) -> bool:
+
+    return bool(path) and Path(path).is_dir() and (Path(path) / HYPERPARTISAN_ARTICLES).is_file()
+
+
+def build_long_text_task(recipe, accelerator) -> dict:
+    """Task builder for ``task: long-text-classification`` (register with ``nlp_cv_tricks.tasks.register_task``):
+    :func:`prepare_long_text` without the test split (which the trainer does not take)."""
+    register_auto_classes()  # the selected chunk-and-pool model is reloaded through the Auto classes
+    comps = prepare_long_text(recipe, accelerator)
+    comps.pop("test_dataset", None)
+    return comps
+
+
+def prepare_long_text(recipe, accelerator) -> dict:
+    """Model, tokenizer, tokenized train/dev/test datasets, task and collator for a long-text recipe.
+
+    ``data.train_file`` is either a Hyperpartisan directory (split in memory, seeded, stratified 80/10/10 - the
+    test split is kept out of training) or files the text-classification reader understands (CSV/TSV/JSONL/...
+    with ``data.text_column``). ``data.max_length`` is the model input length for ``head``/``tail``/``head+tail``
+    (512 for BERT) and the document length read by ``chunk_pool``/``longformer`` (e.g. 4096; longer documents
+    are cut, and the number of dropped tokens is logged). Options live in ``model.kwargs`` (see
+    :func:`long_options`).
+    """
+    from transformers import AutoTokenizer, LongformerForSequenceClassification
+
+
+    data, mcfg = recipe.data, recipe.model
+    opts = long_options(mcfg.kwargs)
+    strategy = opts["strategy"]
+    with accelerator.main_process_first():
+        if _is_hyperpartisan_dir(data.train_file):
+            dd = load_hyperpartisan(data.train_file, split=opts["hyperpartisan_split"], seed=opts["split_seed"])
+            names = dd["train"].features["label"].names
+            dd = dd.rename_column("label", "labels")
+            train, dev, test = dd["train"], dd["validation"], dd["test"]
+            text_column = "text"
+            if data.max_train_samples:
+                train = train.select(range(min(data.max_train_samples, len(train))))
+            if data.max_eval_samples:
+                dev = dev.select(range(min(data.max_eval_samples, len(dev))))
+        else:
+            from ..data.text import load_text_classification
+
+            splits = load_text_classification(data)
+            names = list(splits.label_map.names)
+            train, dev, test = splits.train, splits.dev, splits.test
+            text_column = data.text_column
+    id2label = dict(enumerate(names))
+    label2id = {n: i for i, n in id2label.items()}
+    path = resolve_model_path(mcfg.name)
+    collate_fn = None
+
+    if strategy in ("head", "tail", "head+tail"):
+
+        model, tokenizer = build_classifier(mcfg, id2label)
+    elif strategy == "chunk_pool":
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(mcfg.tokenizer or mcfg.name))
+        model = ChunkPoolForSequenceClassification.from_encoder(
+            path, tokenizer=tokenizer, num_labels=len(names), id2label=id2label, label2id=label2id,
+            chunk_size=opts["chunk_size"], chunk_overlap=opts["chunk_overlap"], pooling=opts["pooling"],
+            chunk_representation=opts["chunk_representation"], encoder_batch_size=opts["encoder_batch_size"],
+        )
+    else:  # longformer
+        src_type = AutoConfig.from_pretrained(path).model_type
+        kw = dict(num_labels=len(names), id2label=id2label, label2id=label2id, **(mcfg.config_overrides or {}))
+        if src_type == "longformer":
+            if "attention_window" in (mcfg.kwargs or {}):
+                kw["attention_window"] = opts["attention_window"]
+                saved = AutoConfig.from_pretrained(path).attention_window
+                saved = saved[0] if isinstance(saved, (list, tuple)) and len(set(saved)) == 1 else saved
+                if saved != opts["attention_window"]:
+                    logger.warning("model.kwargs.attention_window=%s replaces the window %s saved with %s (drop the "
+                                   "key to keep the converted model's)", opts["attention_window"], saved, path)
+            model = LongformerForSequenceClassification.from_pretrained(path, dtype=torch.float32, **kw)
+            tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(mcfg.tokenizer or mcfg.name))
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                convert_to_longformer(path, max_length=data.max_length, attention_window=opts["attention_window"],
+                                      out_dir=Path(tmp) / "long", tokenizer_name_or_path=mcfg.tokenizer)
+                model = LongformerForSequenceClassification.from_pretrained(Path(tmp) / "long", dtype=torch.float32,
+                                                                            **kw)
+                tokenizer = AutoTokenizer.from_pretrained(Path(tmp) / "long")
+        limit = model.config.max_position_embeddings - (model.config.pad_token_id + 1)
+        if data.max_length > limit:
+            raise ValueError(f"data.max_length={data.max_length} exceeds the Longformer's {limit} positions")
+        collate_fn = LongformerCollator(tokenizer, attention_window=model.config.attention_window,
+                                        global_on_question=opts["global_on_question"])
+    if strategy in ("chunk_pool", "longformer") and mcfg.gradient_checkpointing:
+        enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+        enable()
+
+    trunc = strategy if strategy in ("tail", "head+tail") else "head"
+    fn = make_truncation_fn(tokenizer, trunc, max_length=data.max_length, head_tokens=opts["head_tokens"],
+                            text_column=text_column, question_column=data.text_pair_column)
+    keep = {"input_ids", "attention_mask", "token_type_ids", "labels"}
+
+    def prepare(ds, role):
+        if ds is None:
+            return None
+        with accelerator.main_process_first():
+            out = ds.map(fn, batched=True, desc=f"tokenizing {role} ({trunc})")
+        dropped = sum(out["num_truncated"])
+        cut = sum(1 for n in out["num_truncated"] if n)
+        logger.info("%s: %d documents, %d truncated to %d tokens (%s), %d tokens dropped of %d", role, len(out), cut,
+                    data.max_length, trunc, dropped, sum(out["num_tokens"]))
+        return out.remove_columns([c for c in out.column_names if c not in keep])
+
+    return {
+        "model": model,
+        "tokenizer": tokenizer,
+        "train_dataset": prepare(train, "train"),
+        "eval_dataset": prepare(dev, "dev"),
+        "test_dataset": prepare(test, "test"),
+        "task": ClassificationTask(names),
+        **({"collate_fn": collate_fn} if collate_fn is not None else {}),
+    }

@@ -1,0 +1,130 @@
+"""The layer contract of the package (README, Architecture): every import — at module level or inside a function
+— points down the layers, siblings do not import each other, and no import cycle exists between modules.
+
+Plug-ins, tasks, architectures and CLI verbs are reached through registry tables of ``"module:attr"`` strings
+(imported on use), which is how a lower layer calls into a higher one without importing it."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "nlp_cv_tricks"
+
+# top to bottom; modules of one row may import only rows below them, and within a row only their own group
+LAYERS = [
+    {"cli": ["cli", "diagnostics.cli", "hardcases.cli", "__main__"]},
+    {"experiments": ["ablate", "experiments"], "diagnostics": ["diagnostics"], "hardcases": ["hardcases"],
+     "hub": ["hub"], "report": ["report"]},
+    {"inference": ["inference"]},
+    {"runner": ["runner"]},
+    {"tasks": ["tasks"], "tricks": ["tricks"], "callbacks": ["callbacks"]},
+    {"engine": ["engine", "optim", "_jit"]},
+    {"models": ["models"]},
+    {"data": ["data"], "metrics": ["metrics"]},
+    {"config": ["config"]},
+    {"utils": ["utils"]},
+]
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PKG).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _place(mod: str):
+    """(row, group) of a module name relative to the package ('' = the package's __init__)."""
+    best = None
+    for row, groups in enumerate(LAYERS):
+        for group, prefixes in groups.items():
+            for p in prefixes:
+                if mod == p or mod.startswith(p + "."):
+                    if best is None or len(p) > best[2]:
+                        best = (row, group, len(p))
+    return None if best is None else best[:2]
+
+
+def _imports(path: Path, mod: str):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    is_pkg = path.name == "__init__.py"
+    base = mod.split(".") if is_pkg else mod.split(".")[:-1]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name == "nlp_cv_tricks" or a.name.startswith("nlp_cv_tricks."):
+                    yield node.lineno, a.name[len("nlp_cv_tricks."):] if "." in a.name else ""
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = base[: len(base) - (node.level - 1)] if node.level > 1 else base
+                target = ".".join([*anchor, *(node.module.split(".") if node.module else [])])
+            elif node.module and (node.module == "nlp_cv_tricks" or node.module.startswith("nlp_cv_tricks.")):
+                target = node.module[len("nlp_cv_tricks."):] if "." in node.module else ""
+            else:
+                continue
+            names = [a.name for a in node.names]
+            # "from . import x" / "from .pkg import sub": the submodule is the target when it is one
+            for n in names:
+                cand = f"{target}.{n}" if target else n
+                if (PKG / cand.replace(".", "/")).with_suffix(".py").exists() or (PKG / cand.replace(".", "/")).is_dir():
+                    yield node.lineno, cand
+                else:
+                    yield node.lineno, target
+
+
+def _graph():
+    graph = {}
+    for path in sorted(PKG.rglob("*.py")):
+        mod = _module_name(path)
+        graph[mod] = (path, sorted({t for _, t in _imports(path, mod)} - {mod}), list(_imports(path, mod)))
+    return graph
+
+
+def test_every_module_has_a_layer():
+    missing = [m for m in _graph() if m and _place(m) is None]
+    assert not missing, f"modules outside the layer table: {missing}"
+
+
+def test_imports_only_point_down():
+    bad = []
+    for mod, (path, _, imports) in _graph().items():
+        if not mod:
+            continue  # the package __init__ is lazy: it imports nothing of its own
+        here = _place(mod)
+        for line, target in imports:
+            if not target:
+                bad.append(f"{path.relative_to(PKG.parent)}:{line} imports the package root")
+                continue
+            there = _place(target)
+            if there is None or there == here:
+                continue
+            if there[0] <= here[0]:
+                bad.append(f"{path.relative_to(PKG.parent)}:{line} {mod} ({here[1]}) -> {target} ({there[1]})")
+    assert not bad, "upward or sideways imports:\n" + "\n".join(bad)
+
+
+def test_no_import_cycles():
+    graph = {m: deps for m, (_, deps, _) in _graph().items()}
+    state, stack, cycles = {}, [], []
+
+    def visit(m):
+        state[m] = 1
+        stack.append(m)
+        for d in graph.get(m, []):
+            if d not in graph or d == "":
+                continue
+            if state.get(d) == 1:
+                cycles.append(stack[stack.index(d):] + [d])
+            elif d not in state:
+                visit(d)
+        stack.pop()
+        state[m] = 2
+
+    for m in graph:
+        if m not in state:
+            visit(m)
+    # a package importing its own submodules (and them importing helpers of the package) is one unit
+    cycles = [c for c in cycles if len({x.split(".")[0] for x in c}) > 1 or len(c) > 2 and c[0].count(".") == 0]
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)

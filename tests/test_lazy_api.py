@@ -1,0 +1,137 @@
+"""The public API is lazy and registries import on use: what `import nlp_cv_tricks` and `--help` load, and that a
+recipe's names resolve the same whatever was imported before."""
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HEAVY = ["sklearn", "scipy", "timm", "matplotlib", "cleanlab", "tensorboard", "pandas", "numba", "datasets",
+         "accelerate", "nlp_cv_tricks.diagnostics", "nlp_cv_tricks.models.text_baselines", "nlp_cv_tricks.tasks.question_answering",
+         "nlp_cv_tricks.engine.trainer", "nlp_cv_tricks.tricks", "nlp_cv_tricks.hardcases"]
+
+
+def _run(code: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_loads_nothing_heavy_until_a_name_is_used():
+    r = _run(f"""
+        import json, sys
+        import nlp_cv_tricks
+        before = [m for m in {HEAVY!r} if m in sys.modules]
+        n = len([m for m in sys.modules if m.startswith("nlp_cv_tricks")])
+        recipe = nlp_cv_tricks.load_recipe("recipes/quickstart.yaml")
+        after_recipe = [m for m in {HEAVY!r} if m in sys.modules]
+        trainer = nlp_cv_tricks.Trainer
+        print(json.dumps({{"before": before, "n": n, "after_recipe": after_recipe,
+                          "trainer": trainer.__module__, "all": sorted(nlp_cv_tricks.__all__)}}))
+    """)
+    assert r["before"] == [] and r["n"] == 1, r
+    assert r["after_recipe"] == [], r
+    assert r["trainer"] == "nlp_cv_tricks.engine.trainer"
+    assert {"Trainer", "Trick", "load_recipe", "register_trick", "register_auto_classes"} <= set(r["all"])
+
+
+def test_help_lists_every_verb_and_imports_no_verb_module():
+    r = _run(f"""
+        import contextlib, io, json, sys
+        from nlp_cv_tricks.cli import VERBS, main
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            try:
+                main(["--help"])
+            except SystemExit:
+                pass
+        loaded = sorted({{t.split(":")[0] for t, _ in VERBS.values()}} & set(sys.modules))
+        print(json.dumps({{"help": buf.getvalue(), "loaded": loaded, "verbs": list(VERBS),
+                          "heavy": [m for m in {HEAVY!r} if m in sys.modules]}}))
+    """)
+    assert r["loaded"] == [] and r["heavy"] == [], r
+    for verb in ["train", "eval", "predict", "push", *r["verbs"]]:
+        assert verb in r["help"]
+
+
+def test_every_verb_of_the_table_is_defined_by_its_module():
+    from nlp_cv_tricks.cli import VERBS, build_parser
+
+    for verb in VERBS:
+        parser = build_parser(verb)
+        sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+        # the verb's own parser has options beyond -h (a one-line stub would have none)
+        assert len(sub.choices[verb]._actions) > 1, verb
+    full = build_parser(None)
+    sub = next(a for a in full._actions if a.__class__.__name__ == "_SubParsersAction")
+    assert set(VERBS) <= set(sub.choices)
+
+
+def test_tasks_validate_and_resolve_whatever_was_imported_before():
+    # a fresh process that imported nothing else: the QA and image task names are valid recipe values
+    r = _run("""
+        import json
+        from nlp_cv_tricks.config import load_recipe
+        from nlp_cv_tricks.tasks import TASKS
+        r = load_recipe("recipes/mrc_xquad_en.yaml")
+        print(json.dumps({"task": r.task, "tasks": TASKS.names()}))
+    """)
+    assert r["task"] == "question-answering"
+    assert set(r["tasks"]) == {"text-classification", "long-text-classification", "question-answering",
+                               "image-classification"}
+
+
+def test_unknown_task_names_the_nearest():
+    from nlp_cv_tricks.tasks import TASKS
+
+    msg = TASKS.unknown_message("question-answerin", "task")
+    assert "did you mean 'question-answering'" in msg
+
+
+def test_every_builtin_trick_loads_on_use_and_unknown_names_get_a_suggestion():
+    from nlp_cv_tricks.engine.plugins import BUILTIN_TRICKS, _REGISTRY, _load, build_trick
+
+    for name in BUILTIN_TRICKS:
+        if name in ("mixup", "ema"):
+            pytest.importorskip("timm")
+        _load(name)
+        assert _REGISTRY[name].name == name
+    with pytest.raises(ValueError, match="did you mean 'fgm'"):
+        build_trick("fgn")
+
+
+def test_a_third_party_trick_registers_through_an_entry_point(monkeypatch, tmp_path):
+    from nlp_cv_tricks.engine import plugins as registry
+
+    (tmp_path / "my_plugin.py").write_text(textwrap.dedent("""
+        from nlp_cv_tricks.engine.events import Trick
+
+        class Whisper(Trick):
+            def __init__(self, volume: float = 1.0):
+                self.volume = volume
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "_entry_points", lambda: {"whisper": "my_plugin:Whisper"})
+    monkeypatch.delitem(registry._REGISTRY, "whisper", raising=False)
+    trick = registry.build_trick({"whisper": {"volume": 0.5}})
+    assert type(trick).__name__ == "Whisper" and trick.volume == 0.5 and trick.name == "whisper"
+    assert "whisper" in registry.available_tricks()
+    registry._REGISTRY.pop("whisper", None)
+
+
+def test_architectures_load_on_use():
+    r = _run("""
+        import json, sys
+        from nlp_cv_tricks.models.factory import architectures, is_architecture
+        names = architectures()
+        before = "nlp_cv_tricks.models.text_baselines" in sys.modules
+        ok = is_architecture("textcnn")
+        print(json.dumps({"names": names, "before": before, "ok": ok, "hub": is_architecture("bert-base-uncased")}))
+    """)
+    assert {"textcnn", "fasttext", "dpcnn"} <= set(r["names"])
+    assert r["before"] is False and r["ok"] is True and r["hub"] is False
