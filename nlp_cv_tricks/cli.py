@@ -229,10 +229,10 @@ def _verb_of(argv: list[str]) -> Optional[str]:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    _setup_logging()
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_verb_of(argv) or "")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --help and argument errors exit here, before transformers is imported
+    _setup_logging()
     from .config import RecipeError
     from .data.text import DataError
     from .utils.optional import MissingExtraError
