@@ -28,6 +28,9 @@ def _register() -> None:
     from .hardcases.cli import add_cli as _hardcases_cli
 
     register_cli(_hardcases_cli)  # hardcases mine|export|import|retrain|loop|versions
+    from .report.cli import add_cli as _report_cli
+
+    register_cli(_report_cli)  # report
     from .models.long import register as _register_long
 
     _register_long()  # chunk_pool Auto classes, the long-text-classification task, convert-long

@@ -1,0 +1,85 @@
+"""matplotlib, imported only when a figure is drawn (Agg backend: no display needed), and small shared helpers:
+PNG rendering at a fixed size, downsampling of long series, the series of one history key."""
+
+from __future__ import annotations
+
+import io
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .errors import MissingDependencyError
+
+__all__ = ["pyplot", "render_png", "downsample", "series", "DPI", "INSTALL_HINT"]
+
+DPI = 100
+INSTALL_HINT = 'pip install "nlp-cv-tricks[diagnostics]"'
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend, or :class:`MissingDependencyError` naming the extra."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg", force=True)
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise MissingDependencyError(f"the report's figures need matplotlib, which is not installed: "
+                                     f"{INSTALL_HINT}") from None
+    return plt
+
+
+def render_png(fig) -> bytes:
+    """The figure as PNG bytes at exactly its size in inches × :data:`DPI` (no tight bounding box, so the
+    image size is known in advance), then closed."""
+    plt = pyplot()
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=DPI)
+    finally:
+        plt.close(fig)
+    return buf.getvalue()
+
+
+def downsample(x: np.ndarray, y: np.ndarray, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """At most about ``max_points`` points that keep the curve's envelope: the series is cut into
+    ``max_points / 2`` consecutive buckets and each keeps its lowest and highest point (in step order), so
+    spikes survive and a 100k-step history draws as fast as a short one. Non-finite values are kept out."""
+    x, y = np.asarray(x), np.asarray(y, dtype=np.float64)
+    ok = np.isfinite(y)
+    x, y = x[ok], y[ok]
+    n = len(y)
+    if n <= max_points:
+        return x, y
+    buckets = max(1, max_points // 2)
+    size = int(np.ceil(n / buckets))
+    pad = buckets * size - n
+    yp = np.concatenate([y, np.full(pad, np.nan)]).reshape(buckets, size)
+    base = np.arange(buckets) * size
+    with np.errstate(invalid="ignore"):
+        lo = base + np.nanargmin(np.where(np.isnan(yp), np.inf, yp), axis=1)
+        hi = base + np.nanargmax(np.where(np.isnan(yp), -np.inf, yp), axis=1)
+    idx = np.unique(np.concatenate([lo, hi, [0, n - 1]]))
+    idx = idx[idx < n]
+    return x[idx], y[idx]
+
+
+def series(history: Sequence[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, values)`` of one history key, sorted by step; a repeated step (after a resume) keeps its last
+    value; rows without a number for the key are skipped."""
+    by_step: dict[int, float] = {}
+    for r in history:
+        v = r.get(key)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        by_step[int(r["step"])] = float(v)
+    steps = np.array(sorted(by_step), dtype=np.int64)
+    return steps, np.array([by_step[s] for s in steps], dtype=np.float64)
+
+
+def step_to_epoch(history: Sequence[dict]) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """``(steps, epochs)`` for a secondary epoch axis, or None when the history logs no epochs."""
+    s, e = series(history, "epoch")
+    if len(s) < 2 or np.ptp(s) == 0 or np.any(np.diff(e) < 0):
+        return None
+    return s.astype(np.float64), e
