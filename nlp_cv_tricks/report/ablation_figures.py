@@ -150,6 +150,12 @@ def lr_sweep_figure(summaries: Sequence[dict], runs: Sequence[dict], metric_name
         if _finite(m):
             ax.plot([best_lr], [m], "*", ms=16, color="#c0392b", zorder=4, label=f"best: {best_lr:g} ({m:.4f})")
     ax.set_xscale("log")
+    tried = [lr for lr, _ in pts]
+    if tried:
+        ax.set_xticks(tried)
+        ax.set_xticklabels([f"{lr:g}" for lr in tried], fontsize=8)
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+        ax.set_xlim(min(tried) / 1.5, max(tried) * 1.5)
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel(metric_name)
     ax.grid(alpha=0.25, which="both")

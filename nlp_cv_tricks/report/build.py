@@ -266,7 +266,7 @@ def overlay_page(runs: Sequence[PathLike], max_points: int = 2000, log: Callable
     runs = [Path(r) for r in runs]
     for r in runs:
         if detect_kind(r) != "run":
-            raise ReportError(f"{r}: only run directories can be overlaid (this is a {detect_kind(r)} directory)")
+            raise ReportError(f"{r}: only run directories can be overlaid (this one holds: {detect_kind(r)})")
     step = _Steps(f"{len(runs)} runs", log)
     names = _run_names(runs)
     hist = {n: _history(r) for n, r in zip(names, runs)}
@@ -424,8 +424,8 @@ def mining_page(path: PathLike, true_labels: Optional[PathLike] = None, top: int
         rec = recall_at_budget(order, wrong)
         n = len(order)
         figs.items.append(Table("Found at budget", ["budget", "reviewed", "wrong labels found", "share found"],
-                                [(f"{b:.0%}", max(1, round(b * n)), int(rec[max(1, round(b * n)) - 1] * wrong.sum()),
-                                  float(rec[max(1, round(b * n)) - 1])) for b in (0.05, 0.10, 0.15, 0.20)],
+                                [(f"{b:.0%}", k, int(round(rec[k - 1] * wrong.sum())), float(rec[k - 1]))
+                                 for b in (0.05, 0.10, 0.15, 0.20) for k in [max(1, round(b * n))]],
                                 "mine error ranking (flagged first), as in benchmarks/RESULTS.md"))
     else:
         figs.items.append(Note("budget curve: the true labels are not known here. Pass them with "
