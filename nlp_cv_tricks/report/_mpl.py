@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import MissingDependencyError
 
-__all__ = ["pyplot", "render_png", "downsample", "series", "DPI", "INSTALL_HINT"]
+__all__ = ["pyplot", "render_png", "downsample", "series", "columns", "Columns", "step_to_epoch", "DPI", "INSTALL_HINT"]
 
 DPI = 100
 INSTALL_HINT = 'pip install "nlp-cv-tricks[diagnostics]"'
@@ -64,20 +64,46 @@ def downsample(x: np.ndarray, y: np.ndarray, max_points: int = 2000) -> tuple[np
     return x[idx], y[idx]
 
 
-def series(history: Sequence[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
-    """``(steps, values)`` of one history key, sorted by step; a repeated step (after a resume) keeps its last
-    value; rows without a number for the key are skipped."""
-    by_step: dict[int, float] = {}
-    for r in history:
-        v = r.get(key)
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            continue
-        by_step[int(r["step"])] = float(v)
-    steps = np.array(sorted(by_step), dtype=np.int64)
-    return steps, np.array([by_step[s] for s in steps], dtype=np.float64)
+class Columns:
+    """A history (list of row dicts) read once into one series per numeric key, so drawing many curves of a
+    100k-row history does not scan it again for each. Figure functions accept rows or a ``Columns``."""
+
+    def __init__(self, rows: Sequence[dict]):
+        self.rows = rows
+        cols: dict[str, dict[int, float]] = {}
+        for r in rows:
+            step = int(r["step"])
+            for k, v in r.items():
+                if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    col = cols.get(k)
+                    if col is None:
+                        col = cols[k] = {}
+                    col[step] = v  # a repeated step (after a resume) keeps its last value
+        self.keys = list(cols)
+        self._cols = cols
+        self._cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def series(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        if key not in self._cache:
+            col = self._cols.get(key, {})
+            steps = np.fromiter(col.keys(), dtype=np.int64, count=len(col))
+            vals = np.fromiter(col.values(), dtype=np.float64, count=len(col))
+            order = np.argsort(steps, kind="stable")
+            self._cache[key] = (steps[order], vals[order])
+        return self._cache[key]
 
 
-def step_to_epoch(history: Sequence[dict]) -> Optional[tuple[np.ndarray, np.ndarray]]:
+def columns(history) -> Columns:
+    return history if isinstance(history, Columns) else Columns(history)
+
+
+def series(history, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, values)`` of one history key (rows or :class:`Columns`), sorted by step; a repeated step (after a
+    resume) keeps its last value; rows without a number for the key are skipped."""
+    return columns(history).series(key)
+
+
+def step_to_epoch(history) -> Optional[tuple[np.ndarray, np.ndarray]]:
     """``(steps, epochs)`` for a secondary epoch axis, or None when the history logs no epochs."""
     s, e = series(history, "epoch")
     if len(s) < 2 or np.ptp(s) == 0 or np.any(np.diff(e) < 0):

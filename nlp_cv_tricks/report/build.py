@@ -114,9 +114,12 @@ def _fmt_s(x) -> str:
 def run_page(run: PathLike, max_points: int = 2000, log: Callable[[str], None] = logger.info) -> Page:
     from .run_figures import confusion_matrix_figure, grad_norm_figure, per_class_figure, training_curves
 
+    from ._mpl import Columns
+
     run = Path(run)
     step = _Steps(str(run), log)
-    history = _history(run)
+    records = _history(run)
+    history = Columns(records)  # read once: every figure takes its series from here
     metrics = _read_json(run / "metrics.json") if (run / "metrics.json").is_file() else None
     recipe = _read_yaml(run / "recipe.yaml")
     train = recipe.get("train") or {}
@@ -146,8 +149,8 @@ def run_page(run: PathLike, max_points: int = 2000, log: Callable[[str], None] =
     page.sections.append(summary)
 
     curves = Section("Training curves")
-    has_eval = any(k.startswith("eval/") for r in history for k in r)
-    has_train = any("train/loss" in r for r in history)
+    has_eval = any(k.startswith("eval/") for k in history.keys)
+    has_train = "train/loss" in history.keys
     if not has_eval:
         curves.items.append(Note("This run has no dev evaluation (no data.dev_file / data.dev_fraction, or "
                                  "train.eval_steps and train.eval_each_epoch off): the curves show training only, "
@@ -193,20 +196,24 @@ def run_page(run: PathLike, max_points: int = 2000, log: Callable[[str], None] =
         step("gradient norms")
         page.sections.append(Section("Gradients", [g]))
 
-    page.sections.append(_doctor_section(run, history, step))
+    page.sections.append(_doctor_section(run, records, history, recipe, step))
     extra = _existing_figures(run)
     if extra:
         page.sections.append(Section("Diagnostics figures", extra))
     return page
 
 
-def _doctor_section(run: Path, history: list[dict], step) -> Section:
-    from ..diagnostics import DiagnosticsError, diagnose_run
+def _doctor_section(run: Path, rows: list[dict], history, recipe: dict, step) -> Section:
+    """The doctor's verdict on the history already read (what ``nlp-cv-tricks diagnose RUN_DIR`` prints)."""
+    from ..diagnostics import DiagnosticsError, diagnose, prescribe
     from .doctor_figures import regime_figure
 
     sec = Section("Doctor")
     try:
-        diag = diagnose_run(run)
+        diag = diagnose(rows, recipe=recipe or None)
+        cfg = run / "best" / "config.json"
+        diag.run_dir = str(run)
+        diag.remedies = prescribe(diag, recipe or None, _read_json(cfg) if cfg.is_file() else None)
     except DiagnosticsError as e:
         sec.items.append(Note(f"the doctor cannot judge this run: {e}", "warn"))
         return sec

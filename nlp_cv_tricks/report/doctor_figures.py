@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ._mpl import downsample, pyplot, render_png, series
+from ._mpl import columns, downsample, pyplot, render_png, series
 from .page import Figure
 
 __all__ = ["regime_segment", "regime_figure"]
@@ -26,7 +26,8 @@ _WHAT = {
 def regime_segment(history: Sequence[dict], diagnosis: dict) -> Optional[tuple[int, int]]:
     """``(first step, last step)`` of the stretch of the run that supports the verdict, or None (healthy)."""
     regime, onset = diagnosis.get("regime"), diagnosis.get("onset_step")
-    steps = [int(r["step"]) for r in history]
+    history = columns(history)
+    steps = [int(r["step"]) for r in history.rows]
     if not steps or regime == "healthy":
         return None
     end = max(steps)
@@ -46,6 +47,7 @@ def regime_segment(history: Sequence[dict], diagnosis: dict) -> Optional[tuple[i
 def regime_figure(history: Sequence[dict], diagnosis: dict, max_points: int = 2000) -> Figure:
     """Train/dev loss and the doctor's dev metric against step, the supporting segment shaded and labelled."""
     plt = pyplot()
+    history = columns(history)
     regime = diagnosis.get("regime", "?")
     colour = _COLOURS.get(regime, "#555555")
     metric = (diagnosis.get("evidence") or {}).get("primary_metric")

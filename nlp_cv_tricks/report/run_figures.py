@@ -8,7 +8,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ._mpl import downsample, pyplot, render_png, series, step_to_epoch
+from ._mpl import columns, downsample, pyplot, render_png, series, step_to_epoch
 from .page import Figure
 
 __all__ = ["training_curves", "confusion_matrix_figure", "per_class_figure", "grad_norm_figure", "overlay_figure",
@@ -21,12 +21,7 @@ _SKIP = ("eval/loss", "eval/n", "eval/imbalance_warning")
 def eval_metric_keys(history: Sequence[dict], primary: Optional[str] = None) -> list[str]:
     """The dev metrics worth a curve: aggregate ``eval/*`` numbers (per-class keys, support and counts left out),
     the primary metric first."""
-    keys = []
-    for r in history:
-        for k, v in r.items():
-            if (k.startswith("eval/") and k.count("/") == 1 and k not in _SKIP and k not in keys
-                    and isinstance(v, (int, float)) and not isinstance(v, bool)):
-                keys.append(k)
+    keys = [k for k in columns(history).keys if k.startswith("eval/") and k.count("/") == 1 and k not in _SKIP]
     if primary in keys:
         keys.remove(primary)
         keys.insert(0, primary)
@@ -48,6 +43,7 @@ def training_curves(history: Sequence[dict], metric_key: Optional[str] = None, b
     """Train (and dev) loss, every dev metric and the learning rate against the optimizer step (epochs on the
     top axis), the best evaluation marked."""
     plt = pyplot()
+    history = columns(history)
     ts, tl = series(history, "train/loss")
     es, el = series(history, "eval/loss")
     metrics = eval_metric_keys(history, metric_key)
@@ -85,7 +81,7 @@ def training_curves(history: Sequence[dict], metric_key: Optional[str] = None, b
                         label=f"best {metric_key.split('/', 1)[1]} {v[j]:.4f} (step {s[j]})")
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("dev score (fraction, 1 = perfect)" if all(
-            0 <= v <= 1 for k in metrics for v in series(history, k)[1]) else "dev score")
+            np.all((series(history, k)[1] >= 0) & (series(history, k)[1] <= 1)) for k in metrics) else "dev score")
         ax.set_title("dev metrics", fontsize=10)
         ax.legend(fontsize=7, loc="best", framealpha=0.7)
         _epoch_axis(ax, history)
@@ -186,9 +182,8 @@ def per_class_figure(per_class: dict, step: Optional[int] = None, which: str = "
 def grad_norm_figure(history: Sequence[dict], max_points: int = MAX_POINTS, max_groups: int = 12) -> Optional[Figure]:
     """L2 gradient norm of each layer group (``train/grad_norm/<group>``, the grad_norm_logging trick) per step,
     log scale; None when none was logged."""
-    keys = []
-    for r in history:
-        keys += [k for k in r if k.startswith("train/grad_norm/") and k not in keys]
+    history = columns(history)
+    keys = [k for k in history.keys if k.startswith("train/grad_norm/")]
     if not keys:
         return None
     plt = pyplot()
@@ -221,6 +216,7 @@ def overlay_figure(histories: dict, metric_key: Optional[str] = None, max_points
     cmap = plt.get_cmap("tab10")
     for i, (name, h) in enumerate(histories.items()):
         c = cmap(i % 10)
+        h = columns(h)
         s, v = series(h, "train/loss")
         x, y = downsample(s, v, max_points)
         a1.plot(x, y, lw=1.1, color=c, label=name)
