@@ -164,8 +164,8 @@ def run_page(run: PathLike, max_points: int = 2000, log: Callable[[str], None] =
         dev = Section("Dev set: the best model")
         em, which = _model_eval_metrics(run)
         if em is None:
-            dev.items.append(Note("no saved dev metrics of a model (best/eval_metrics.json or final/eval_metrics.json); "
-                                  "no confusion matrix", "warn"))
+            dev.items.append(Note("no saved dev metrics of a model (best/eval_metrics.json or "
+                                  "final/eval_metrics.json); no confusion matrix", "warn"))
         else:
             at = em.get("step")
             if which == "final":
@@ -277,7 +277,8 @@ def overlay_page(runs: Sequence[PathLike], max_points: int = 2000, log: Callable
     step = _Steps(f"{len(runs)} runs", log)
     names = _run_names(runs)
     hist = {n: _history(r) for n, r in zip(names, runs)}
-    metrics = {n: (_read_json(r / "metrics.json") if (r / "metrics.json").is_file() else {}) for n, r in zip(names, runs)}
+    metrics = {n: (_read_json(r / "metrics.json") if (r / "metrics.json").is_file() else {})
+               for n, r in zip(names, runs)}
     keys = [m.get("metric") for m in metrics.values() if m.get("metric")]
     key = keys[0] if keys and all(k == keys[0] for k in keys) else next(
         (k for k in (eval_metric_keys(h) for h in hist.values()) for k in k), None)
@@ -323,9 +324,11 @@ def ablation_page(path: PathLike, log: Callable[[str], None] = logger.info) -> P
 
     rows = []
     for s in summaries:
-        ci = f"[{f(s.get('ci_low'), signed=True)}, {f(s.get('ci_high'), signed=True)}]" if s.get("ci_low") is not None else "–"
+        ci = (f"[{f(s.get('ci_low'), signed=True)}, {f(s.get('ci_high'), signed=True)}]"
+              if s.get("ci_low") is not None else "–")
         rows.append((s["name"], f"{f(s.get('mean'))} ± {f(s.get('std'))}", f(s.get("delta"), signed=True), ci,
-                     f(s.get("p_value"), ".3f"), f"{s.get('n')}" + (f" ({s['failed']} failed)" if s.get("failed") else ""),
+                     f(s.get("p_value"), ".3f"),
+                     f"{s.get('n')}" + (f" ({s['failed']} failed)" if s.get("failed") else ""),
                      f(s.get("seconds"), ".1f")))
     sec.items.append(Table("Variants", ["variant", f"{metric} mean ± std", "Δ vs baseline", "95% CI of Δ",
                                         "p (paired t)", "seeds", "time/run (s)"], rows,
@@ -333,7 +336,8 @@ def ablation_page(path: PathLike, log: Callable[[str], None] = logger.info) -> P
                            + (" (the first learning rate)" if sweep else "")))
     failed = [r for r in runs if r.get("error")]
     if failed:
-        sec.items.append(Note(f"{len(failed)} run(s) failed, e.g. {failed[0].get('variant')} seed {failed[0].get('seed')}: "
+        first = failed[0]
+        sec.items.append(Note(f"{len(failed)} run(s) failed, e.g. {first.get('variant')} seed {first.get('seed')}: "
                               f"{str(failed[0].get('error'))[:300]}", "warn"))
     if sweep:
         best = data.get("best_lr")

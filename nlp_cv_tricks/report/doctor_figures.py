@@ -91,6 +91,7 @@ def regime_figure(history: Sequence[dict], diagnosis: dict, max_points: int = 20
                  fontsize=11, color=colour, fontweight="bold")
     fig.tight_layout()
     return Figure("doctor", f"Fit regime: {regime}",
-                  f"The curves the doctor (nlp-cv-tricks diagnose) judged; the shaded stretch ({_WHAT.get(regime, '')}) "
+                  f"The curves the doctor (nlp-cv-tricks diagnose) judged; the shaded stretch "
+                  f"({_WHAT.get(regime, '')}) "
                   "is the evidence for the verdict. The reasons and the remedies, as recipe overrides, are in the "
                   "table below.", render_png(fig))

@@ -3,7 +3,7 @@ cartography map, the error-score histogram and the budget curve (when the true l
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 

@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Sequence, Union
 
 from ..config import atomic_write_bytes, atomic_write_text
 

@@ -69,7 +69,8 @@ def training_curves(history: Sequence[dict], metric_key: Optional[str] = None, b
             s, v = series(history, k)
             x, y = downsample(s, v, max_points)
             ax.plot(x, y, "o-" if len(x) < 60 else "-", ms=3, lw=1.6 if i == 0 else 1, color=cmap(i % 10),
-                    alpha=1 if i == 0 else 0.75, label=k.split("/", 1)[1] + (" (selects the best model)" if i == 0 else ""))
+                    alpha=1 if i == 0 else 0.75,
+                    label=k.split("/", 1)[1] + (" (selects the best model)" if i == 0 else ""))
         if metric_key in metrics:
             s, v = series(history, metric_key)
             if len(v):
@@ -92,7 +93,9 @@ def training_curves(history: Sequence[dict], metric_key: Optional[str] = None, b
         ax.set_xlabel("optimizer step")
         ax.set_ylabel("learning rate")
         ax.set_title("learning-rate schedule", fontsize=10)
-        ax.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+        from matplotlib.ticker import FormatStrFormatter
+
+        ax.yaxis.set_major_formatter(FormatStrFormatter("%.1e"))
         _mark_best(ax, best_step)
     for a in fig.axes:
         a.tick_params(labelsize=8)
