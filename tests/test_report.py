@@ -407,3 +407,16 @@ def test_page_writer_escapes_and_refuses_repeated_names(tmp_path):
     with pytest.raises(ValueError, match="not a PNG"):
         png_size(b"GIF89a")
     assert isinstance(ReportError("x"), ValueError)
+
+
+def test_run_without_a_best_model_reports_the_final_one(run_dir, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    shutil.move(str(copy / "best"), str(copy / "final"))  # output.save_best=false keeps the final model only
+    write_report(copy)
+    html = (copy / "report.html").read_text()
+    assert "no best/ model was kept (output.save_best=false)" in html
+    assert {"confusion_matrix", "per_class"} <= set(figures(html))
+    assert f"final model, step {json.loads((copy / 'final' / 'eval_metrics.json').read_text())['step']}" in html
