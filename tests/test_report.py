@@ -420,3 +420,21 @@ def test_run_without_a_best_model_reports_the_final_one(run_dir, tmp_path):
     assert "no best/ model was kept (output.save_best=false)" in html
     assert {"confusion_matrix", "per_class"} <= set(figures(html))
     assert f"final model, step {json.loads((copy / 'final' / 'eval_metrics.json').read_text())['step']}" in html
+
+
+def test_mining_folds_write_no_run_report(tiny_bert, tmp_path):
+    from nlp_cv_tricks.hardcases import mine
+    from nlp_cv_tricks.models.text_baselines import register_architectures
+
+    register_architectures()
+    data = {"train": write_kim(tmp_path / "train.txt", toy_sentences(48, 1)),
+            "dev": write_kim(tmp_path / "dev.txt", toy_sentences(8, 2))}
+    recipe = tiny_recipe(tiny_bert, data, tmp_path / "run", "output.report=true", "model.name=fasttext",
+                         "model.kwargs={embedding_dim: 8, word_ngrams: 1, bucket: 100, hidden_size: 0, sparse: false, "
+                         "tokenizer: {level: word, split: whitespace_split, max_length: 16}}", "train.optimizer=adam",
+                         "train.epochs=1", "train.batch_size=16", "train.eval_each_epoch=false")
+    assert recipe.output.report
+    mine(recipe, tmp_path / "mine", folds=2, fold=0)
+    run = tmp_path / "mine" / "folds" / "fold_0" / "run"
+    assert (run / "history.jsonl").is_file() and not (run / "report.html").exists()
+    assert recipe.output.report  # the caller's recipe is left as it was
