@@ -438,3 +438,19 @@ def test_mining_folds_write_no_run_report(tiny_bert, tmp_path):
     run = tmp_path / "mine" / "folds" / "fold_0" / "run"
     assert (run / "history.jsonl").is_file() and not (run / "report.html").exists()
     assert recipe.output.report  # the caller's recipe is left as it was
+
+
+def test_doctor_section_names_an_imbalance_finding(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    recs = []
+    for e in range(1, 9):  # the minority class gets worse after epoch 3 while the dev loss keeps falling
+        recs.append({"step": 10 * e - 5, "epoch": e - 0.5, "train/loss": 0.5 * 0.8 ** e})
+        recs.append({"step": 10 * e, "epoch": float(e), "eval/loss": 0.5 - 0.02 * e, "eval/accuracy": 0.92,
+                     "eval/f1_macro": 0.80 - 0.04 * max(0, e - 3), "eval/recall/spam": 0.7 - 0.08 * max(0, e - 3),
+                     "eval/recall/ham": 0.99, "eval/support/spam": 50, "eval/support/ham": 950})
+    (run / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    write_report(run)
+    html = (run / "report.html").read_text()
+    assert "imbalance: the dev loss improved while these fell: step 40: eval/f1_macro 0.8000 → 0.7600" in html
+    assert "tricks+=focal_loss" in html

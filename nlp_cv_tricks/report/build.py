@@ -112,9 +112,8 @@ def _fmt_s(x) -> str:
 
 
 def run_page(run: PathLike, max_points: int = 2000, log: Callable[[str], None] = logger.info) -> Page:
-    from .run_figures import confusion_matrix_figure, grad_norm_figure, per_class_figure, training_curves
-
     from ._mpl import Columns
+    from .run_figures import confusion_matrix_figure, grad_norm_figure, per_class_figure, training_curves
 
     run = Path(run)
     step = _Steps(str(run), log)
@@ -191,19 +190,18 @@ def run_page(run: PathLike, max_points: int = 2000, log: Callable[[str], None] =
             dev.items.append(Table("Dev metrics", ["metric", "value"], agg, f"{which} model, step {at}"))
         page.sections.append(dev)
 
-    g = grad_norm_figure(history, max_points)
-    if g is not None:
+    if any(k.startswith("train/grad_norm/") for k in history.keys):
         step("gradient norms")
-        page.sections.append(Section("Gradients", [g]))
+        page.sections.append(Section("Gradients", [grad_norm_figure(history, max_points)]))
 
-    page.sections.append(_doctor_section(run, records, history, recipe, step))
+    page.sections.append(_doctor_section(run, records, history, recipe, step, max_points))
     extra = _existing_figures(run)
     if extra:
         page.sections.append(Section("Diagnostics figures", extra))
     return page
 
 
-def _doctor_section(run: Path, rows: list[dict], history, recipe: dict, step) -> Section:
+def _doctor_section(run: Path, rows: list[dict], history, recipe: dict, step, max_points: int = 2000) -> Section:
     """The doctor's verdict on the history already read (what ``nlp-cv-tricks diagnose RUN_DIR`` prints)."""
     from ..diagnostics import DiagnosticsError, diagnose, prescribe
     from .doctor_figures import regime_figure
@@ -219,8 +217,13 @@ def _doctor_section(run: Path, rows: list[dict], history, recipe: dict, step) ->
         return sec
     d = diag.as_dict()
     step("doctor")
-    sec.items.append(regime_figure(history, d))
+    sec.items.append(regime_figure(history, d, max_points))
     sec.items.append(Table("Why", ["reason"], [(r,) for r in d["reasons"]] or [("–",)]))
+    if d["imbalanced"]:
+        events = "; ".join(f"step {e['step']}: {e['key']}" + (f" {e['before']:.4f} → {e['after']:.4f}"
+                                                              if e.get("before") is not None else " flagged")
+                           for e in d["imbalance_events"][:6])
+        sec.items.append(Note(f"imbalance: the dev loss improved while these fell: {events}", "warn"))
     if d["remedies"]:
         sec.items.append(Table("Remedies, in order", ["override", "why", "note", "runnable here"],
                                [(r["override"] or "(advice)", r["why"], r["note"], r["available"])
