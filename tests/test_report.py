@@ -328,6 +328,7 @@ def test_bad_paths_give_clear_errors(run_dir, tmp_path, capsys):
     f = tmp_path / "file"
     f.write_text("x")
     assert "--out" in err(run_dir, "--out", f) and f.read_text() == "x"
+    assert "--max-points must be at least 10" in err(run_dir, "--max-points", 3)
 
 
 # ---- the doctor's verdict on the page; long histories ---------------------------------------------------------

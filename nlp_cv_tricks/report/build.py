@@ -466,6 +466,8 @@ def write_report(paths: Union[PathLike, Sequence[PathLike]], out: Optional[PathL
 
     Returns ``{"kind", "html", "figures", "seconds"}``."""
     t0 = time.perf_counter()
+    if max_points < 10:
+        raise ReportError(f"--max-points must be at least 10 (points per drawn curve), got {max_points}")
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     paths = [Path(p) for p in paths]
