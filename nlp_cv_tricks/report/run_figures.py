@@ -168,11 +168,12 @@ def per_class_figure(per_class: dict, step: Optional[int] = None, which: str = "
     ax.set_xticks(x)
     ax.set_xticklabels([f"{str(n)[:16]}\n(n={int(per_class[n].get('support') or 0):,})" for n in names],
                        rotation=30 if k > 6 else 0, ha="right" if k > 6 else "center", fontsize=8)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.16)  # room for the legend above the bars
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("score (fraction)")
     ax.set_title(f"per-class scores on the dev set, {which} model" + (f" (step {step})" if step is not None else ""),
                  fontsize=10)
-    ax.legend(fontsize=8, ncol=3, loc="lower right")
+    ax.legend(fontsize=8, ncol=3, loc="upper right")
     ax.grid(axis="y", alpha=0.25)
     fig.tight_layout()
     return Figure("per_class", "Per-class precision, recall and F1",
