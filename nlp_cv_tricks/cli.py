@@ -200,10 +200,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     from .config import RecipeError
     from .data.text import DataError
+    from .utils.optional import MissingExtraError
 
     try:
         return int(args.func(args) or 0)
-    except (RecipeError, DataError, FileExistsError, FileNotFoundError) as e:
+    except (RecipeError, DataError, FileExistsError, FileNotFoundError, MissingExtraError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except (ValueError, OSError) as e:

@@ -389,16 +389,16 @@ def load_text_classification(cfg: DataConfig, need_dev_labels: bool = True) -> T
 
 def split_dev(ds: datasets.Dataset, fraction: float, seed: int, path: str,
               label_column: str = "labels") -> tuple[datasets.Dataset, datasets.Dataset]:
-    """Seeded, stratified train/dev split of an encoded dataset (scikit-learn's ``train_test_split``).
+    """Seeded, stratified train/dev split of an encoded dataset (scikit-learn's ``train_test_split``, through
+    :func:`nlp_cv_tricks.data.split.stratified_split`).
 
     Each row lands in exactly one split and both keep the file order; the same data, fraction and seed always
     give the same split. Classes too rare to stratify (one row) make a clear error."""
-    from sklearn.model_selection import train_test_split
+    from .split import stratified_split
 
     labels = ds[label_column][:]
-    idx = list(range(len(ds)))
     try:
-        tr, dv = train_test_split(idx, test_size=fraction, random_state=seed, stratify=labels)
+        tr, dv = stratified_split(labels, fraction, seed)
     except ValueError as e:
         raise DataError(f"{path}: cannot carve a stratified dev split of {fraction:g} from {len(ds)} rows: {e}") \
             from None
