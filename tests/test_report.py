@@ -17,7 +17,7 @@ import torch
 
 from conftest import tiny_recipe, write_kim, toy_sentences
 from nlp_cv_tricks.cli import main
-from nlp_cv_tricks.report import MissingDependencyError, ReportError, detect_kind, write_report
+from nlp_cv_tricks.report import ReportError, detect_kind, write_report
 from nlp_cv_tricks.report._mpl import DPI, downsample
 from nlp_cv_tricks.report.page import Figure, Page, Section, png_size, write_page
 
@@ -139,7 +139,8 @@ def test_layer_report_and_embedding_figures_are_embedded(run_dir, tmp_path):
 
 # ---- a run without dev evaluation; matplotlib missing ----------------------------------------------------
 
-def test_run_without_dev_evaluation_and_without_matplotlib(tiny_bert, toy_data, tmp_path, monkeypatch, caplog):
+def test_run_without_dev_evaluation_and_without_matplotlib(tiny_bert, toy_data, tmp_path, monkeypatch, caplog,
+                                                           capsys):
     from nlp_cv_tricks.engine.trainer import Trainer
 
     out = tmp_path / "nodev"
@@ -153,8 +154,13 @@ def test_run_without_dev_evaluation_and_without_matplotlib(tiny_bert, toy_data, 
     assert not (out / "report.html").exists()  # ... it says why there is no report
     assert any('report.html not written' in r.message and 'pip install "nlp-cv-tricks[diagnostics]"' in r.message
                for r in caplog.records)
-    with pytest.raises(MissingDependencyError, match=r'pip install "nlp-cv-tricks\[diagnostics\]"'):
+    from nlp_cv_tricks.utils.optional import MissingExtraError
+
+    with pytest.raises(MissingExtraError, match=r'pip install "nlp-cv-tricks\[diagnostics\]"'):
         write_report(out)
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 2  # one error line naming the extra, as for every command
+    assert 'pip install "nlp-cv-tricks[diagnostics]"' in capsys.readouterr().err
     monkeypatch.undo()
     write_report(out)
     html = (out / "report.html").read_text()

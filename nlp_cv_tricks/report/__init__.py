@@ -24,11 +24,11 @@ highest point), so a 100k-step run renders in seconds.
 """
 
 from .build import KINDS, detect_kind, write_report
-from .errors import MissingDependencyError, ReportError
+from .errors import ReportError
 from .page import FILES_DIR, REPORT_FILE
 
-__all__ = ["write_report", "detect_kind", "ReportError", "MissingDependencyError", "KINDS", "REPORT_FILE",
-           "FILES_DIR", "report_after_training"]
+__all__ = ["write_report", "detect_kind", "ReportError", "KINDS", "REPORT_FILE", "FILES_DIR",
+           "report_after_training"]
 
 
 def report_after_training(run_dir) -> str:

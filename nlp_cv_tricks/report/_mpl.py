@@ -8,25 +8,18 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .errors import MissingDependencyError
-
-__all__ = ["pyplot", "render_png", "downsample", "series", "columns", "Columns", "step_to_epoch", "DPI", "INSTALL_HINT"]
+__all__ = ["pyplot", "render_png", "downsample", "series", "columns", "Columns", "step_to_epoch", "DPI"]
 
 DPI = 100
-INSTALL_HINT = 'pip install "nlp-cv-tricks[diagnostics]"'
 
 
 def pyplot():
-    """``matplotlib.pyplot`` on the Agg backend, or :class:`MissingDependencyError` naming the extra."""
-    try:
-        import matplotlib
+    """``matplotlib.pyplot`` on the Agg backend; a missing matplotlib raises
+    :class:`~nlp_cv_tricks.utils.optional.MissingExtraError` naming ``pip install "nlp-cv-tricks[diagnostics]"``."""
+    from ..utils.optional import require
 
-        matplotlib.use("Agg", force=True)
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise MissingDependencyError(f"the report's figures need matplotlib, which is not installed: "
-                                     f"{INSTALL_HINT}") from None
-    return plt
+    require("matplotlib", extra="diagnostics", purpose="the report's figures").use("Agg", force=True)
+    return require("matplotlib.pyplot", extra="diagnostics", purpose="the report's figures")
 
 
 def render_png(fig) -> bytes:

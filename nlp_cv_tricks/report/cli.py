@@ -8,12 +8,13 @@ __all__ = ["add_cli"]
 
 
 def _cmd_report(args) -> int:
+    from ..utils.optional import MissingExtraError
     from . import ReportError, write_report
 
     try:
         res = write_report(args.paths, out=args.out, true_labels=args.true_labels, max_points=args.max_points,
                            log=lambda msg: print(msg, file=sys.stderr, flush=True))
-    except ReportError as e:
+    except (ReportError, MissingExtraError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {res['html']} ({res['kind']} report, {len(res['figures'])} figures, {res['seconds']:.1f} s); "

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["ReportError", "MissingDependencyError"]
+__all__ = ["ReportError"]
 
 
 class ReportError(ValueError):
-    """A path the report cannot read (not a run, ablation or mining directory; a malformed file in it)."""
-
-
-class MissingDependencyError(ReportError, ImportError):
-    """An optional library the figures need is not installed; the message names the pip extra."""
+    """A path the report cannot read (not a run, ablation or mining directory; a malformed file in it). A missing
+    matplotlib is :class:`nlp_cv_tricks.utils.optional.MissingExtraError`, as everywhere in the package."""
