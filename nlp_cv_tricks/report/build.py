@@ -204,6 +204,7 @@ def run_page(run: PathLike, max_points: int = 2000, log: Callable[[str], None] =
 def _doctor_section(run: Path, rows: list[dict], history, recipe: dict, step, max_points: int = 2000) -> Section:
     """The doctor's verdict on the history already read (what ``nlp-cv-tricks diagnose RUN_DIR`` prints)."""
     from ..diagnostics import DiagnosticsError, diagnose, prescribe
+    from ..utils.optional import MissingExtraError
     from .doctor_figures import regime_figure
 
     sec = Section("Doctor")
@@ -212,7 +213,7 @@ def _doctor_section(run: Path, rows: list[dict], history, recipe: dict, step, ma
         cfg = run / "best" / "config.json"
         diag.run_dir = str(run)
         diag.remedies = prescribe(diag, recipe or None, _read_json(cfg) if cfg.is_file() else None)
-    except DiagnosticsError as e:
+    except (DiagnosticsError, MissingExtraError) as e:
         sec.items.append(Note(f"the doctor cannot judge this run: {e}", "warn"))
         return sec
     d = diag.as_dict()
