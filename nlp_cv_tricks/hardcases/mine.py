@@ -27,6 +27,7 @@ results and training logs).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -217,8 +218,6 @@ def run_fold(recipe: Recipe, out_dir, k: int, folds: np.ndarray, keep_models: bo
 
     from ..engine.trainer import Trainer
     from ..tricks import build_tricks
-
-    import dataclasses
 
     # a fold is an intermediate run: the mining's own page (nlp-cv-tricks report OUT_DIR) is the one to read
     recipe = dataclasses.replace(recipe, output=dataclasses.replace(recipe.output, report=False))
