@@ -305,7 +305,8 @@ def _train_in_process(recipe: str, overrides: list[str]) -> dict:
 
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
-    r = load_recipe(recipe, overrides)
+    # no report.html per run: the ablation's own page (nlp-cv-tricks report OUT_DIR) shows them side by side
+    r = load_recipe(recipe, list(overrides) + ["output.report=false"])
     _reset_accelerate_state()  # runs in one process may differ in mixed precision or accumulation
     trainer = Trainer.from_recipe(r)
     res = trainer.fit()

@@ -34,6 +34,8 @@ VERBS: dict[str, tuple[str, str]] = {
                 "score a saved question-answering model on a SQuAD-format file"),
     "qa-predict": ("nlp_cv_tricks.tasks.question_answering:add_cli",
                    "answer the questions of a SQuAD-format file with a saved model"),
+    "report": ("nlp_cv_tricks.report.cli:add_cli",
+               "write report.html with figures for a run, ablation, lr-sweep or hardcases mine directory"),
     "convert-long": ("nlp_cv_tricks.models.long:add_cli",
                      "turn a BERT/RoBERTa-style checkpoint into a Longformer (tiled positions, global q/k/v from local)"),
 }

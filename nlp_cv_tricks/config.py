@@ -149,6 +149,7 @@ class OutputConfig:
     overwrite: bool = False
     report_to: str = "tensorboard"
     save_best: bool = True
+    report: bool = True  # report.html + report_files/ with figures at the end of training (nlp_cv_tricks.report)
 
 
 @dataclass

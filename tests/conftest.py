@@ -118,6 +118,7 @@ def tiny_recipe(tiny_bert: Path, toy_data: dict, out: Path, *overrides: str):
         "data.label_names=[negative,positive]", "data.max_length=16",
         f"model.name={tiny_bert}", "train.epochs=3", "train.batch_size=8", "train.learning_rate=1e-3",
         "train.logging_steps=4", "train.progress_bar=false", "output.report_to=none", f"output.dir={out}",
+        "output.report=false",  # the end-of-training report (about 1 s a run) is tested in test_report.py
         "train.warmup_ratio=0.0", "train.eval_batch_size=32", "train.lr_scheduler=linear", "train.max_grad_norm=1.0",
     ]
     return load_recipe(ROOT / "recipes" / "quickstart.yaml", base + list(overrides) + ["tricks=[]"]

@@ -551,7 +551,7 @@ def test_real_short_run_history_is_diagnosable(tiny_bert, toy_data, tmp_path):
     evals = [r for r in lines if "eval/loss" in r]
     assert evals and all("train_eval/accuracy" in r and "eval/imbalance_warning" in r for r in evals)
     d = diagnose_run(res.output_dir)
-    assert d.regime in ("healthy", "underfitting", "overfitting", "not_converging")
+    assert d.regime in ("healthy", "not_converged", "underfitting", "overfitting", "not_converging")
     assert d.evidence["n_evals"] == len(evals)
     assert d.evidence["train_accuracy_end"] == evals[-1]["train_eval/accuracy"]
     reports = sorted((Path(res.output_dir) / "layer_reports").glob("step_*.json"))
@@ -600,3 +600,58 @@ def test_imbalance_watch_refuses_minority_labels_the_data_lacks():
     with pytest.raises(ValueError, match=r"imbalance_watch.minority: \['neg'\] not among the labels"):
         ImbalanceWatch(minority=["neg"]).on_fit_start(trainer)
     ImbalanceWatch(minority=["negative"]).on_fit_start(trainer)
+
+
+# ---- "not converged": the dev metric still improving at the last evaluation ------------------------------
+
+def _still_rising(accs, losses, train_start=0.70, train_end=0.30, per_eval=5, every=100):
+    """A history whose dev metric keeps rising up to its last evaluation (train loss falling meanwhile)."""
+    recs, n = [], len(accs)
+    for e, (acc, loss) in enumerate(zip(accs, losses), 1):
+        for j in range(per_eval):
+            step = (e - 1) * every + (j + 1) * every // per_eval
+            t = step / (n * every)
+            recs.append({"step": step, "epoch": t, "train/loss": train_start + (train_end - train_start) * t})
+        recs.append({"step": e * every, "epoch": e / n, "eval/loss": loss, "eval/accuracy": acc})
+    return recs
+
+
+def test_not_converged_when_the_dev_metric_still_rises_at_the_end():
+    import yaml
+
+    from nlp_cv_tricks.config import apply_overrides, recipe_from_dict
+
+    # the quick start's own curve: 0.839 → 0.873 → 0.884 at the three evaluations of its one epoch
+    recipe = yaml.safe_load((ROOT / "recipes" / "quickstart.yaml").read_text())
+    d = diagnose_run(_still_rising([0.839, 0.873, 0.884], [0.37, 0.31, 0.29]), recipe=recipe)
+    assert d.regime == "not_converged" and d.onset_step == 300, d.reasons
+    assert "still improving at the end: train longer" in d.reasons[0]
+    assert d.evidence["accuracy_last_gain"] == pytest.approx(0.884 / 0.873 - 1)
+    overrides = [r.override for r in d.remedies if r.available]
+    epochs, lr = int(recipe["train"]["epochs"]), float(recipe["train"]["learning_rate"])
+    assert overrides[:2] == [f"train.epochs={2 * epochs}", f"train.learning_rate={2 * lr:.3g}"]  # longer AND faster
+    sweep = d.remedies[1]
+    assert f"lr-sweep RECIPE --start {4 * lr:.3g}" in sweep.note and sweep.vary.startswith("train.learning_rate=")
+    for r in d.remedies:
+        if r.available:
+            recipe_from_dict(apply_overrides(recipe, [r.override]))
+    # the long-document case: two evaluations 0.78 → 0.84, loss 1.55 → 0.81, bounded by max_steps
+    d = diagnose_run(_still_rising([0.78, 0.84], [1.2, 0.9], train_start=1.55, train_end=0.81),
+                     recipe={"train": {"max_steps": 400, "learning_rate": 5e-5}})
+    assert d.regime == "not_converged"
+    assert [r.override for r in d.remedies][:2] == ["train.max_steps=800", "train.learning_rate=0.0001"]
+
+
+def test_a_plateau_or_a_single_lucky_evaluation_is_not_not_converged():
+    # flat at the end: healthy
+    assert diagnose(_still_rising([0.80, 0.85, 0.86, 0.86], [0.5, 0.4, 0.38, 0.38])).regime == "healthy"
+    # the last evaluation is a new best by more than the threshold, but the one before was not a best: noise
+    d = diagnose(_still_rising([0.80, 0.86, 0.85, 0.87], [0.5, 0.4, 0.41, 0.39]))
+    assert d.regime == "healthy" and d.evidence["accuracy_previous_eval_was_best"] is False
+    # a gain below the threshold (0.5 % relative) is convergence
+    assert diagnose(_still_rising([0.80, 0.85, 0.852, 0.854], [0.5, 0.4, 0.4, 0.4])).regime == "healthy"
+    assert diagnose(_still_rising([0.80, 0.85, 0.852, 0.854], [0.5, 0.4, 0.4, 0.4]),
+                    Thresholds(improving_gain=0.001)).regime == "not_converged"
+    # without a dev metric the dev loss decides (lower is better)
+    recs = [{k: v for k, v in r.items() if k != "eval/accuracy"} for r in _still_rising([0, 0, 0], [0.5, 0.4, 0.3])]
+    assert diagnose(recs).regime == "not_converged"

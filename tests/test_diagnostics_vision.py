@@ -162,7 +162,7 @@ def test_probe_cls_says_it_is_text_only(image_run, capsys):
 
 def test_diagnose_image_run_and_image_remedies(image_run, tmp_path):
     diag = diagnose_run(image_run)
-    assert diag.regime in ("healthy", "underfitting", "overfitting", "not_converging", "diverging")
+    assert diag.regime in ("healthy", "not_converged", "underfitting", "overfitting", "not_converging", "diverging")
     assert diag_main(["diagnose", str(image_run), "--json", str(tmp_path / "d.json")]) == 0
     recipe = {"task": "image-classification",
               "model": {"name": "resnet10t", "kwargs": {"model_args": TINY, "image": IMAGE}},

@@ -13,9 +13,10 @@ PKG = Path(__file__).resolve().parents[1] / "nlp_cv_tricks"
 
 # top to bottom; modules of one row may import only rows below them, and within a row only their own group
 LAYERS = [
-    {"cli": ["cli", "diagnostics.cli", "hardcases.cli", "__main__"]},
+    {"cli": ["cli", "diagnostics.cli", "hardcases.cli", "report.cli", "__main__"]},
+    {"report": ["report"]},
     {"experiments": ["ablate", "experiments"], "diagnostics": ["diagnostics"], "hardcases": ["hardcases"],
-     "hub": ["hub"], "report": ["report"]},
+     "hub": ["hub"]},
     {"inference": ["inference"]},
     {"runner": ["runner"]},
     {"tasks": ["tasks"], "tricks": ["tricks"], "callbacks": ["callbacks"]},

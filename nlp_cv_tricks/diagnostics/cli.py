@@ -361,7 +361,8 @@ def add_cli(subparsers) -> None:
     """Add ``diagnose``, ``inspect``, ``probe-cls`` and ``plot-embeddings`` to an argparse sub-parser set."""
     p = subparsers.add_parser("diagnose", help="classify a run's fit regime and prescribe remedies",
                               description="Read RUN_DIR/history.jsonl (+ recipe.yaml) and say whether the run "
-                                          "underfits, overfits, is healthy, does not converge or diverges, with the "
+                                          "underfits, overfits, is still improving at its end (not converged), is "
+                                          "healthy, does not converge or diverges, with the "
                                           "evidence, the thresholds and the remedies as recipe overrides.")
     p.add_argument("run_dir", help="run directory (or its history.jsonl)")
     p.add_argument("--metric", help="dev metric to watch (default: the recipe's train.metric, else f1_macro/accuracy)")

@@ -27,6 +27,12 @@ Regimes (checked in this order; every threshold is a field of :class:`Thresholds
     ``underfit_train_acc`` (when ``train_eval/accuracy`` is logged), otherwise the smoothed train loss still
     above ``underfit_loss_ratio`` of its starting value. Onset: where the train loss reached its plateau
     (within 10 % of the final drop).
+``not_converged``
+    none of the above, and the dev metric (``eval/loss`` when no metric is logged) was still improving at the
+    last evaluation: its last value is its best and beats the best of all earlier evaluations by at least
+    ``improving_gain`` (relative), and (with three or more evaluations) the one before was a new best too. Not to be confused with ``not_converging`` (the train loss never fell):
+    here training works and simply stopped too early. Onset: the last evaluation. Remedies: train longer
+    *and* try a higher learning rate (``nlp-cv-tricks lr-sweep`` starting above the current one).
 ``healthy``
     none of the above.
 
@@ -53,7 +59,7 @@ from .imbalance import FLAG_KEY, imbalance_signal
 __all__ = ["Thresholds", "Diagnosis", "Remedy", "diagnose", "diagnose_run", "format_diagnosis", "prescribe",
            "ablate_command", "REGIMES"]
 
-REGIMES = ("underfitting", "overfitting", "healthy", "not_converging", "diverging")
+REGIMES = ("underfitting", "overfitting", "not_converged", "healthy", "not_converging", "diverging")
 
 
 @dataclass
@@ -73,6 +79,7 @@ class Thresholds:
     underfit_train_acc: float = 0.90
     underfit_loss_ratio: float = 0.6
     imbalance_drop: float = 0.03    # fall of AUC / macro-F1 / minority recall or F1 while dev loss improves
+    improving_gain: float = 0.005   # last evaluation beats all earlier ones by this (relative): not converged
 
 
 @dataclass
@@ -363,6 +370,13 @@ def diagnose(history: Union[str, os.PathLike, Iterable[dict]], thresholds: Optio
                            f"fit the training data")
             return done("underfitting", _plateau_step(tsteps, tloss, th))
 
+    # 5. not converged: the dev score was still improving at the last evaluation -----------------------------
+    still = _still_improving(records, metric, th)
+    ev.update(still.get("evidence", {}))
+    if "reason" in still:
+        reasons.append(still["reason"])
+        return done("not_converged", still["step"])
+
     if len(tloss) < 3 and n_evals < th.patience + 1:
         reasons.append(f"only {len(tloss)} train logs and {n_evals} evaluations: too few points to judge, so "
                        f"this 'healthy' is weak; log more often (train.logging_steps, train.eval_steps)")
@@ -372,6 +386,32 @@ def diagnose(history: Union[str, os.PathLike, Iterable[dict]], thresholds: Optio
                    + (f" (dev {metric.split('/', 1)[1]} best {ev.get(metric.split('/', 1)[1] + '_best', float('nan')):.4f})"
                       if metric and metric.split('/', 1)[1] + '_best' in ev else ""))
     return done("healthy", None)
+
+
+def _still_improving(records: Sequence[dict], metric: Optional[str], th: Thresholds) -> dict:
+    """The dev metric (else the dev loss) at its best at the last evaluation, ahead of every earlier one by at
+    least ``th.improving_gain`` (relative), the evaluation before it a new best too (when there are three or
+    more): ``{"step", "reason", "evidence"}``; only ``{"evidence"}`` (possibly empty) when not."""
+    key = metric if metric and len(_series(records, metric)[1]) >= 2 else "eval/loss"
+    steps, vals = _series(records, key)
+    if len(vals) < 2 or not np.isfinite(vals).all():
+        return {}
+    lower_better = key.endswith("loss")
+    v = -vals if lower_better else vals
+    prev_best = float(np.max(v[:-1]))
+    gain = (float(v[-1]) - prev_best) / (abs(prev_best) or 1.0)
+    name = key.split("/", 1)[1]
+    evidence = {"last_eval_step": int(steps[-1]), f"{name}_last_gain": gain}
+    if gain < th.improving_gain:
+        return {"evidence": evidence}
+    if len(v) >= 3 and v[-2] < np.max(v[:-2]):  # one lucky last evaluation after a plateau is noise, not a trend
+        evidence[f"{name}_previous_eval_was_best"] = False
+        return {"evidence": evidence}
+    trail = " → ".join(f"{x:.4g}" for x in vals[-4:])
+    return {"step": int(steps[-1]), "evidence": evidence,
+            "reason": f"still improving at the end: train longer. Dev {name} {'fell' if lower_better else 'rose'} "
+                      f"to its best at the last evaluation (step {steps[-1]}; last {min(len(vals), 4)}: {trail}), "
+                      f"{gain:.1%} past every earlier evaluation (threshold {th.improving_gain:.1%})"}
 
 
 def _plateau_step(steps: np.ndarray, loss: np.ndarray, th: Thresholds) -> Optional[int]:
@@ -518,6 +558,13 @@ def prescribe(diag: Diagnosis, recipe: Optional[dict] = None, model_config: Opti
         if not train.get("warmup_ratio") and not train.get("warmup_steps"):
             add("warm up the learning rate", "train.warmup_ratio=0.1")
         add("check the data: labels shuffled or misaligned with the text? (nlp-cv-tricks probe-cls on the data)", None)
+    elif regime == "not_converged":
+        _train_longer(train, add)
+        add(f"a higher learning rate ({lr:g} → {2 * lr:.3g}): a run still improving at its end may also be "
+            f"moving too slowly", f"train.learning_rate={2 * lr:.3g}",
+            vary=f"train.learning_rate={2 * lr:.3g},{4 * lr:.3g}",
+            note=f"search it with `nlp-cv-tricks lr-sweep RECIPE --start {4 * lr:.3g} --patience 2` (halves from "
+                 f"4× the current rate until the dev metric stops improving)")
     if diag.imbalanced or regime == "imbalanced":
         trick("focal loss (Lin et al. 2017): tune gamma in steps of 10× (0.1, 1, 10)", "focal_loss")
         trick("class weights derived from the label distribution", "class_weights")

@@ -163,3 +163,9 @@ def build_task_components(recipe: Recipe, accelerator) -> dict:
     if recipe.task not in TASKS:
         raise ValueError(TASKS.unknown_message(recipe.task, "task"))
     return TASKS.get(recipe.task)(resolve_data_paths(recipe), accelerator)
+
+
+# ---- the end of a run ------------------------------------------------------------------------------------------
+# What the trainer calls once a run is done, when output.report is on (the report is an upper layer: the engine
+# reaches it through this name, not an import).
+RUN_REPORT = "nlp_cv_tricks.report:report_after_training"

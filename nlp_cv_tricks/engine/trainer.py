@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 # what a run writes into its output directory (``output.overwrite=true`` removes these, and only these)
 RUN_ARTIFACTS = ("recipe.yaml", "history.jsonl", "metrics.json", "logs", "checkpoints", "best", "final",
-                 "best.tmp", "best.old", "final.tmp", "final.old")
+                 "best.tmp", "best.old", "final.tmp", "final.old", "report.html", "report_files")
 
 __all__ = ["Trainer", "FitResult", "NonFiniteLossError", "build_optimizer", "build_scheduler"]
 
@@ -658,6 +658,14 @@ class Trainer:
         acc.wait_for_everyone()
         for tracker in acc.trackers:  # finish trackers; the process group stays up for further runs
             tracker.finish()
+        if self.recipe.output.report and acc.is_main_process:
+            try:  # figures are a by-product: a missing matplotlib or a drawing error never fails the run
+                from .plugins import RUN_REPORT
+                from ..utils.registry import import_target
+
+                import_target(RUN_REPORT)(self.output_dir)
+            except Exception as e:
+                logger.warning("report.html not written: %s", e)
         return FitResult(str(self.output_dir), str(model_dir), self.best_metric, self.best_step, self.global_step,
                          self.metrics, train_seconds, self.should_stop)
 

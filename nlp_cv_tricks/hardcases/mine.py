@@ -27,6 +27,7 @@ results and training logs).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -218,6 +219,8 @@ def run_fold(recipe: Recipe, out_dir, k: int, folds: np.ndarray, keep_models: bo
     from ..engine.trainer import Trainer
     from ..tricks import build_tricks
 
+    # a fold is an intermediate run: the mining's own page (nlp-cv-tricks report OUT_DIR) is the one to read
+    recipe = dataclasses.replace(recipe, output=dataclasses.replace(recipe.output, report=False))
     out_dir = Path(out_dir)
     fdir = _fold_dir(out_dir, k)
     result = fdir / "result.npz"
