@@ -158,6 +158,12 @@ def _data_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nlp-cv-tricks", description=__doc__)
+    # read anywhere on the line (see _progress_options); listed here for --help
+    parser.add_argument("--progress", choices=("auto", "bar", "log", "off"), default=None,
+                        help="how long loops report: a tqdm bar, a plain log line every 10%% or 60 s, or nothing; "
+                        "auto (default) = bar on a terminal, log otherwise; also the NLP_CV_TRICKS_PROGRESS "
+                        "environment variable; may be given after the subcommand too")
+    parser.add_argument("--quiet", action="store_true", help="no progress output (--progress off)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train from a recipe: nlp-cv-tricks train RECIPE [key=value ...]")
@@ -194,8 +200,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _progress_options(argv: list[str]) -> list[str]:
+    """Take ``--quiet`` and ``--progress MODE`` from anywhere on the line (before or after the subcommand) and
+    set the progress mode (:mod:`nlp_cv_tricks.utils.progress`); returns the other arguments."""
+    from .utils.progress import MODES, set_mode
+
+    rest, mode, i = [], None, 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            rest += argv[i:]
+            break
+        if a == "--quiet":
+            mode = "off"
+        elif a == "--progress" or a.startswith("--progress="):
+            value = a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
+            i += 0 if "=" in a else 1
+            if value not in MODES:
+                raise SystemExit(f"nlp-cv-tricks: error: --progress {value!r}: choose one of {', '.join(MODES)}")
+            mode = value if mode != "off" else mode
+        else:
+            rest.append(a)
+        i += 1
+    from .utils.progress import quiet_library_bars, resolve_mode
+
+    try:
+        if mode is not None:
+            set_mode(mode)
+        elif resolve_mode() != "bar":
+            quiet_library_bars()
+    except ValueError as e:  # a bad NLP_CV_TRICKS_PROGRESS value
+        raise SystemExit(f"nlp-cv-tricks: error: {e}") from None
+    return rest
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     _setup_logging()
+    argv = _progress_options(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv)
     from .config import RecipeError

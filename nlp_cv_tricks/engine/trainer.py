@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list, set_seed
-from tqdm.auto import tqdm
 
 from ..config import Recipe, atomic_write_text, recipe_to_dict, save_recipe
+from ..utils.progress import Progress
 from .events import Trick
 from .step import StepContext
 from .task import ClassificationTask, Task
@@ -581,8 +581,8 @@ class Trainer:
             flat = _flatten(recipe_to_dict(self.recipe))
             acc.init_trackers("nlp-cv-tricks", config={k: v for k, v in flat.items()
                                                        if isinstance(v, (int, float, str, bool))})
-        bar = tqdm(total=total_steps, initial=self.global_step, disable=not (acc.is_local_main_process and cfg.progress_bar),
-                   desc="train", dynamic_ncols=True)
+        bar = Progress(total=total_steps, initial=self.global_step, desc="train", unit="step",
+                       enabled=acc.is_local_main_process and cfg.progress_bar)
         t0 = time.perf_counter()
         n_proc = acc.num_processes
         loss_sum = torch.full((), resumed_loss[0] / n_proc, device=acc.device)
