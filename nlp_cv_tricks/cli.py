@@ -135,7 +135,7 @@ def _cmd_push(args) -> int:
         print(f"from {result['model_dir']}, uploading {len(result['files'])} files:")
         for f in result["files"]:
             size = result["sizes"].get(f)
-            print(f"  {f}" + (f"  ({size:,} bytes)" if size is not None else "  (generated model card)"))
+            print(f"  {f}  ({size:,} bytes" + (", generated)" if f in result.get("generated", ()) else ")"))
         if result.get("model_card"):
             print("\ngenerated model card (README.md):\n")
             print(result["model_card"])

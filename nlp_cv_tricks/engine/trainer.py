@@ -443,6 +443,9 @@ class Trainer:
             if self.tokenizer is not None:
                 self.tokenizer.save_pretrained(tmp)
             save_recipe(self.recipe, tmp / "recipe.yaml")
+            # what the model card reports: how far training had got when these weights were saved
+            atomic_write_text(tmp / "training_summary.json",
+                              json.dumps(self._training_summary(), indent=2, default=_json_default))
             if metrics is not None:
                 atomic_write_text(tmp / "eval_metrics.json",
                                   json.dumps({"step": self.global_step, **metrics}, indent=2, default=_json_default))
@@ -455,6 +458,20 @@ class Trainer:
             if old.exists():
                 shutil.rmtree(old)
         self.accelerator.wait_for_everyone()
+
+    def _training_summary(self) -> dict:
+        """Facts of the saved weights: the optimizer step and the epochs it amounts to, and the run's plan."""
+        per_epoch = getattr(self, "steps_per_epoch", None)
+        try:
+            examples = len(self.train_dataset)
+        except TypeError:
+            examples = None
+        return {"step": self.global_step,
+                "epoch": round(self.global_step / per_epoch, 4) if per_epoch else None,
+                "steps_per_epoch": per_epoch, "planned_steps": getattr(self, "total_steps", None),
+                "train_examples": examples, "batch_size": self.cfg.batch_size,
+                "gradient_accumulation_steps": self.cfg.gradient_accumulation_steps,
+                "num_processes": self.accelerator.num_processes}
 
     def _trainer_state(self, epoch: int, batches_in_epoch: int) -> dict:
         return {
