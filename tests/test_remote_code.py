@@ -157,3 +157,30 @@ def test_mrc_head_loads_and_predicts_without_the_package(head, tiny_bert, tmp_pa
     got = _load_without_package(out, "AutoModelForQuestionAnswering", [questions, contexts], tmp_path)
     np.testing.assert_allclose(np.array(got["start"]), o.start_logits.numpy(), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.array(got["end"]), o.end_logits.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_a_model_saved_without_modeling_code_still_loads_through_the_package(toy_data, tmp_path):
+    """Models saved before the code travelled with them (no auto_map, no modeling file) load as before after
+    ``import nlp_cv_tricks``, and eval/predict read them."""
+    from transformers import AutoModelForSequenceClassification
+
+    from nlp_cv_tricks.cli import main
+    from nlp_cv_tricks.models.text_baselines import build_baseline
+
+    texts = [line.split(" ", 1)[1] for line in toy_data["train"].read_text().splitlines()]
+    model, tok = build_baseline("textcnn", {"embedding_dim": 8, "num_filters": 4}, {"level": "word"}, texts,
+                                {0: "negative", 1: "positive"})
+    out = tmp_path / "old"
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    cfg = json.loads((out / "config.json").read_text())
+    cfg.pop("auto_map")
+    (out / "config.json").write_text(json.dumps(cfg))
+    (out / "modeling_text_baselines.py").unlink()
+    (out / "recipe.yaml").write_text("data:\n  max_length: 16\n")
+    loaded = AutoModelForSequenceClassification.from_pretrained(out)
+    assert type(loaded).__name__ == "TextCNNForSequenceClassification"
+    new = tmp_path / "new.csv"
+    new.write_text("text\n" + "\n".join(texts[:10]) + "\n")
+    assert main(["predict", str(out), "--data", str(new), "--out", str(tmp_path / "p.jsonl"), "--quiet"]) == 0
+    assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 10
