@@ -124,3 +124,34 @@ def test_a_three_epoch_run_logged_to_a_file_has_plain_lines_only(tiny_bert, toy_
                                     str(tmp_path / "p.jsonl"), "--quiet"],
                             stdout=f, stderr=subprocess.STDOUT, env=env, cwd=tmp_path, timeout=600).returncode
     assert rc == 0 and "predict:" not in log.read_text() and "wrote 64 predictions" in log.read_text()
+
+
+def test_ablation_and_fold_mining_report_progress(monkeypatch, capsys, tmp_path, tiny_bert, toy_data, env_mode):
+    """Both loops over runs/folds write a progress line per unit of work when the output is not a terminal (the
+    training inside each is stubbed: only the reporting is under test here)."""
+    import importlib
+
+    from nlp_cv_tricks import ablate as ab
+
+    mn = importlib.import_module("nlp_cv_tricks.hardcases.mine")  # the module (the package exports mine())
+
+    from conftest import tiny_recipe
+
+    env_mode("log")
+
+    def fake_run(recipe, variant, seed, run_dir, overrides, **kw):
+        return ab.RunResult(variant.name, seed, 0.5, 0.5, "eval/accuracy", True, 0.1, 0.1, None, None, str(run_dir),
+                            list(overrides))
+
+    monkeypatch.setattr(ab, "run_one", fake_run)
+    ab.ablate(str(ROOT / "recipes/quickstart.yaml"), ["tricks=+fgm"], seeds=[1, 2], out_dir=tmp_path / "abl")
+    err = capsys.readouterr().err
+    assert [int(m) for m in re.findall(r"ablate: (\d)/4 runs", err)] == [1, 2, 3, 4] and "\r" not in err
+
+    done = []
+    monkeypatch.setattr(mn, "run_fold", lambda recipe, out, f, fold_of, keep: done.append(f))
+    monkeypatch.setattr(mn, "merge_folds", lambda *a, **kw: None)
+    mn.mine(tiny_recipe(tiny_bert, toy_data, tmp_path / "run"), tmp_path / "mine", folds=3)
+    err = capsys.readouterr().err
+    assert done == [0, 1, 2]
+    assert [int(m) for m in re.findall(r"hardcases mine: (\d)/3 folds", err)] == [1, 2, 3] and "\r" not in err
