@@ -245,3 +245,24 @@ def test_build_model_card_returns_a_huggingface_model_card(text_run):
     card = build_model_card(text_run / "best", "me/tiny")
     assert isinstance(card, ModelCard) and card.data.library_name == "transformers"
     assert card.data.eval_results and card.data.model_name == "tiny"
+
+
+def test_head_tail_card_on_hub_data_names_the_dataset(tmp_path):
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertForSequenceClassification"],
+                                               "id2label": {"0": "neg", "1": "pos"}}))
+    (d / "recipe.yaml").write_text(yaml.safe_dump({
+        "task": "long-text-classification",
+        "data": {"format": "hub", "hub_name": "stanfordnlp/imdb", "max_length": 512, "text_column": "text"},
+        "model": {"name": "google-bert/bert-base-uncased", "kwargs": {"strategy": "head+tail", "head_tokens": 128}},
+        "train": {"epochs": 2}}))
+    (d / "eval_metrics.json").write_text(json.dumps({"step": 7, "eval/accuracy": 0.91}))
+    card = model_card(d, "me/imdb-headtail")
+    meta = _meta(card)
+    assert meta["datasets"] == ["stanfordnlp/imdb"] and meta["base_model"] == "google-bert/bert-base-uncased"
+    assert meta["model-index"][0]["results"][0]["dataset"] == {"name": "stanfordnlp/imdb",
+                                                               "type": "stanfordnlp/imdb", "split": "validation"}
+    assert "the first 128 and the last 384 (head+tail" in card and "never seen by the model" in card
+    assert "trained for 7 optimizer steps" in card  # no summary, no history: the step only, never the recipe's 2
+    assert "2.00 epochs" not in card and "custom_code" not in meta["tags"]
