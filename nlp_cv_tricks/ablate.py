@@ -534,6 +534,9 @@ def ablate(recipe: str | os.PathLike, vary: Sequence[str], seeds: int | Sequence
     out.mkdir(parents=True, exist_ok=True)
     runs: list[RunResult] = []
     total = len(variants) * len(seed_list)
+    from .utils.progress import progress
+
+    bar = progress(total=total, desc="ablate", unit="run", enabled=verbose, every_seconds=0)
     for i, (variant, seed) in enumerate(((v, s) for s in seed_list for v in variants), 1):
         r = run_one(recipe, variant, seed, out / "runs" / _slug(variant) / f"seed{seed}", overrides,
                     in_process=in_process, launcher=launcher, force=force)
@@ -542,6 +545,8 @@ def ablate(recipe: str | os.PathLike, vary: Sequence[str], seeds: int | Sequence
             state = "reused" if r.reused else ("FAILED: " + r.error if r.error else f"{r.seconds:.1f}s")
             print(f"[{i}/{total}] {variant.name} seed={seed}: {r.metric_name}={_fmt(r.metric)} ({state})",
                   flush=True)
+        bar.update(1)
+    bar.close()
     metric_name = next((r.metric_name for r in runs if r.error is None), "metric")
     summaries = summarize(runs, [v.name for v in variants], report)
     md = markdown_table(summaries, metric_name + (" (best)" if report == "best" else " (last)"))

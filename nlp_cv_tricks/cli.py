@@ -155,7 +155,7 @@ def _cmd_push(args) -> int:
         print(f"from {result['model_dir']}, uploading {len(result['files'])} files:")
         for f in result["files"]:
             size = result["sizes"].get(f)
-            print(f"  {f}" + (f"  ({size:,} bytes)" if size is not None else "  (generated model card)"))
+            print(f"  {f}  ({size:,} bytes" + (", generated)" if f in result.get("generated", ()) else ")"))
         if result.get("model_card"):
             print("\ngenerated model card (README.md):\n")
             print(result["model_card"])
@@ -180,6 +180,12 @@ def build_parser(verb: Optional[str] = None) -> argparse.ArgumentParser:
     """The full parser of ``verb`` (its module imported), with one-line entries for the other verbs; ``verb=None``
     builds every verb (imports every CLI module: for tests and documentation)."""
     parser = argparse.ArgumentParser(prog="nlp-cv-tricks", description=__doc__)
+    # read anywhere on the line (see _progress_options); listed here for --help
+    parser.add_argument("--progress", choices=("auto", "bar", "log", "off"), default=None,
+                        help="how long loops report: a tqdm bar, a plain log line every 10%% or 60 s, or nothing; "
+                        "auto (default) = bar on a terminal, log otherwise; also the NLP_CV_TRICKS_PROGRESS "
+                        "environment variable; may be given after the subcommand too")
+    parser.add_argument("--quiet", action="store_true", help="no progress output (--progress off)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train from a recipe: nlp-cv-tricks train RECIPE [key=value ...]")
@@ -230,11 +236,49 @@ def _verb_of(argv: list[str]) -> Optional[str]:
     return None
 
 
+def _progress_options(argv: list[str]) -> list[str]:
+    """Take ``--quiet`` and ``--progress MODE`` from anywhere on the line (before or after the subcommand) and
+    set the progress mode (:mod:`nlp_cv_tricks.utils.progress`); returns the other arguments."""
+    from .utils.progress import MODES
+
+    rest, mode, i = [], None, 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            rest += argv[i:]
+            break
+        if a == "--quiet":
+            mode = "off"
+        elif a == "--progress" or a.startswith("--progress="):
+            value = a.split("=", 1)[1] if "=" in a else (argv[i + 1] if i + 1 < len(argv) else "")
+            i += 0 if "=" in a else 1
+            if value not in MODES:
+                raise SystemExit(f"nlp-cv-tricks: error: --progress {value!r}: choose one of {', '.join(MODES)}")
+            mode = value if mode != "off" else mode
+        else:
+            rest.append(a)
+        i += 1
+    from .utils.progress import ENV_VAR, _check
+
+    try:  # the libraries' own bars are switched off in main, after parsing: --help imports none of them
+        if mode is not None:
+            os.environ[ENV_VAR] = _check(mode, "progress mode")
+        else:
+            _check(os.environ.get(ENV_VAR) or "auto", ENV_VAR)
+    except ValueError as e:  # a bad NLP_CV_TRICKS_PROGRESS value
+        raise SystemExit(f"nlp-cv-tricks: error: {e}") from None
+    return rest
+
+
 def main(argv: Optional[list[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = _progress_options(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser(_verb_of(argv) or "")
     args = parser.parse_args(argv)  # --help and argument errors exit here, before transformers is imported
     _setup_logging()
+    from .utils.progress import quiet_library_bars, resolve_mode
+
+    if resolve_mode() != "bar":
+        quiet_library_bars()
     from .config import RecipeError
     from .data.text import DataError
     from .utils.optional import MissingExtraError

@@ -1,141 +1,478 @@
-"""Sharing trained models on the Hugging Face Hub: a generated model card and an upload through
-``huggingface_hub``. Tokens come from ``huggingface_hub``'s own lookup (``HF_TOKEN``, ``hf auth login``) and are
-never printed, logged or written by this module."""
+"""Sharing trained models on the Hugging Face Hub: a model card built with ``huggingface_hub.ModelCard`` from the
+facts of the run, and an upload in one commit.
+
+The card describes the model it ships, per task (text classification, long text, question answering, image
+classification): the base checkpoint or "trained from scratch", the epochs and optimizer steps actually done
+(``training_summary.json``, written with every saved model), the input size (``max_length``, chunking, the image
+size), the data by file name (or path relative to the recipe) -- never an absolute local path -- and ``model-index``
+eval results. Image models are tagged ``library_name: timm``, the others ``transformers``; the package's own
+architectures carry their modeling code (``auto_map``) and load with ``trust_remote_code=True``.
+
+Tokens come from ``huggingface_hub``'s own lookup (``HF_TOKEN``, ``hf auth login``) and are never printed, logged
+or written by this module."""
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-from pathlib import Path
-from typing import Optional
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any, Optional
 
 import yaml
 
 from .inference import resolve_model_dir
 
-__all__ = ["model_card", "files_to_upload", "push"]
+__all__ = ["ModelFacts", "model_facts", "build_model_card", "model_card", "files_to_upload", "push"]
 
 # written by the trainer but not part of a shareable model
 _EXCLUDE_SUFFIXES = (".tmp", ".old")
 _EXCLUDE_NAMES = {".DS_Store"}
 
-
-def _load(model_dir: Path) -> tuple[dict, dict, dict]:
-    config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    recipe = {}
-    if (model_dir / "recipe.yaml").is_file():
-        recipe = yaml.safe_load((model_dir / "recipe.yaml").read_text(encoding="utf-8")) or {}
-    metrics = {}
-    if (model_dir / "eval_metrics.json").is_file():
-        metrics = json.loads((model_dir / "eval_metrics.json").read_text(encoding="utf-8"))
-    return config, recipe, metrics
-
-
-def _trick_names(tricks: list) -> list[str]:
-    names = []
-    for t in tricks or []:
-        names.append(t if isinstance(t, str) else next(iter(t)))
-    return names
-
-
 # the Hub ids behind the package's offline aliases (for the card's base_model)
 _ALIAS_HUB_IDS = {"minilm-l6": "sentence-transformers/all-MiniLM-L6-v2",
                   "all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
 
+# the headline metrics that go into model-index (the card's table shows them, or every scalar when none)
+_MAIN_METRICS = ("accuracy", "f1_macro", "f1_micro", "f1_weighted", "auc", "exact_match", "f1", "loss")
 
-def model_card(model_dir: os.PathLike, repo_id: str) -> str:
-    """A README.md with YAML metadata (library, pipeline tag, metrics) and the sections users look for:
-    task, data, metrics, recipe, tricks, intended use, limitations, and how to load."""
+_TASK_NAMES = {"text-classification": "text classification", "long-text-classification": "long-document classification",
+               "question-answering": "extractive question answering", "image-classification": "image classification"}
+_PIPELINE_TAGS = {"text-classification": "text-classification", "long-text-classification": "text-classification",
+                  "question-answering": "question-answering", "image-classification": "image-classification"}
+_BASELINE_NAMES = {"nct-textcnn": "TextCNN (Kim 2014)", "nct-fasttext": "fastText (Joulin et al. 2016)",
+                   "nct-dpcnn": "DPCNN (Johnson & Zhang 2017)", "nct-textrnn": "TextRNN",
+                   "nct-textrcnn": "TextRCNN (Lai et al. 2015)"}
+_QA_HEADS = {"nct-linear-qa": "a linear start/end layer (the BERT baseline)",
+             "nct-biattention-qa": "a BiDAF bi-attention head (Seo et al. 2017)",
+             "nct-coattention-qa": "a DCN co-attention head (Xiong et al. 2017)"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the facts a card is built from
+# ---------------------------------------------------------------------------------------------------------------
+def _public_path(value: Any) -> Optional[str]:
+    """A data path as it may be published: a relative path as written in the recipe, an absolute one by its
+    file name only (no local directory names leave the machine)."""
+    if value in (None, ""):
+        return None
+    text = str(value)
+    if text.startswith(("hf://", "http://", "https://")):
+        return text
+    p = PurePath(text)
+    if p.is_absolute() or text.startswith("~"):
+        return p.name or text
+    return text
+
+
+def _public_model_name(name: Any) -> tuple[Optional[str], Optional[str]]:
+    """``(hub_id, shown)`` for a ``model.name``: a Hub id (for ``base_model``) and the text the card shows. A
+    local directory is shown by its last component and is no Hub id."""
+    if not name:
+        return None, None
+    name = str(name)
+    if name in _ALIAS_HUB_IDS:
+        return _ALIAS_HUB_IDS[name], _ALIAS_HUB_IDS[name]
+    if name.startswith("hf-hub:"):
+        name = name[len("hf-hub:"):]
+    if name.startswith("local-dir:") or os.path.isabs(name) or os.path.exists(name) or name.startswith(("~", ".")):
+        local = name[len("local-dir:"):] if name.startswith("local-dir:") else name
+        return None, f"a local checkpoint ({PurePath(local).name or local})"
+    if name.count("/") == 1 and not name.startswith("/"):
+        return name, name
+    return None, name
+
+
+def _sanitized(obj: Any) -> Any:
+    """The recipe as it may be published: every value that is an absolute local path becomes its file name."""
+    if isinstance(obj, dict):
+        return {k: _sanitized(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_sanitized(v) for v in obj]
+    if isinstance(obj, str) and (PurePath(obj).is_absolute() or obj.startswith("~")):
+        return _public_path(obj)
+    return obj
+
+
+# data keys that only mean something for text; an image card's recipe leaves them out
+_TEXT_ONLY_DATA_KEYS = ("text_column", "text_pair_column", "max_length", "group_by_length", "tensor_batches",
+                        "encoding")
+
+
+def _card_recipe(recipe: dict, task: str) -> dict:
+    """The recipe shown in the card: without unset (None) values and, for images, without text-only keys."""
+    out = {}
+    for section, value in recipe.items():
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if v is not None and v != {} and not (
+                task == "image-classification" and section == "data" and (
+                    k in _TEXT_ONLY_DATA_KEYS or (k == "label_column" and value.get("format") != "hub")))
+                and not (task == "image-classification" and section == "model" and k == "tokenizer")}
+        if value is not None:
+            out[section] = value
+    return out
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+@dataclass
+class ModelFacts:
+    """What a card says about a saved model, read from its directory (and its run directory when it has one)."""
+
+    task: str
+    library: str                      # "transformers" or "timm"
+    architecture: str                 # model_type / timm architecture
+    own_code: bool                    # the package's architecture, saved with its modeling code (auto_map)
+    base_model: Optional[str]         # a Hub id, for the card's base_model metadata
+    origin: str                       # one sentence: fine-tuned from ... / trained from scratch ...
+    from_scratch: bool
+    labels: list = field(default_factory=list)
+    inputs: list = field(default_factory=list)       # how inputs are prepared (task-specific lines)
+    data: dict = field(default_factory=dict)         # role -> public file name / Hub dataset
+    hub_dataset: Optional[str] = None
+    training: dict = field(default_factory=dict)     # step, epoch, steps_per_epoch, planned_steps, ... (+ run_*)
+    metrics: dict = field(default_factory=dict)
+    recipe: dict = field(default_factory=dict)       # sanitized
+    vectors: Optional[dict] = None
+
+
+def _task_of(config: dict, recipe: dict) -> str:
+    if recipe.get("task"):
+        return str(recipe["task"])
+    if "pretrained_cfg" in config and "architecture" in config:
+        return "image-classification"
+    if str(config.get("model_type", "")).endswith("-qa") or any(
+            "QuestionAnswering" in a for a in config.get("architectures") or []):
+        return "question-answering"
+    return "text-classification"
+
+
+def _training_facts(model_dir: Path, metrics: dict) -> dict:
+    """Steps and epochs of the saved weights (``training_summary.json``), and how far the run went on after them
+    (the run directory's ``metrics.json``). Models saved before the summary existed: the evaluation's step and,
+    from the run's ``history.jsonl``, the epoch at that step."""
+    facts = {k: v for k, v in _read_json(model_dir / "training_summary.json").items() if v is not None}
+    if "step" not in facts and metrics.get("step") is not None:
+        facts["step"] = metrics["step"]
+    run = model_dir.parent
+    history = run / "history.jsonl"
+    if "epoch" not in facts and "step" in facts and history.is_file():
+        for line in history.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if rec.get("step") == facts["step"] and rec.get("epoch") is not None:
+                facts["epoch"] = rec["epoch"]
+    summary = _read_json(run / "metrics.json")
+    if summary and Path(str(summary.get("model_dir", ""))).name == model_dir.name:
+        facts["run_steps"] = summary.get("global_step")
+        facts["stopped_early"] = bool(summary.get("stopped_early"))
+        if summary.get("best_step") is not None and model_dir.name == "best":
+            facts["selected_by"] = summary.get("metric")
+    return facts
+
+
+def _labels(config: dict) -> list:
+    if config.get("label_names"):
+        return [str(n) for n in config["label_names"]]
+    id2label = config.get("id2label") or {}
+    return [str(id2label[k]) for k in sorted(id2label, key=int)]
+
+
+def model_facts(model_dir: os.PathLike) -> ModelFacts:
+    """Read the facts of a saved model directory (``best/`` or ``final/`` of a run, or a copy of one)."""
     model_dir = Path(model_dir)
-    config, recipe, metrics = _load(model_dir)
-    data = recipe.get("data", {})
-    model = recipe.get("model", {})
-    train = recipe.get("train", {})
-    tricks = _trick_names(recipe.get("tricks", []))
-    labels = [config.get("id2label", {})[k] for k in sorted(config.get("id2label", {}), key=int)]
-    scalar = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not k.startswith(("eval/support",))}
-    main = {k: v for k, v in scalar.items() if k.split("/")[-1] in {"accuracy", "f1_macro", "f1_micro", "auc", "loss", "exact_match", "f1"}
-            and k.count("/") <= 1}
-    task = recipe.get("task", "text-classification")
-    meta = {
-        "library_name": "transformers",
-        "pipeline_tag": task if task in {"text-classification", "question-answering", "image-classification"} else None,
-        "tags": ["nlp-cv-tricks"] + tricks,
-    }
-    base = model.get("name")
-    base = _ALIAS_HUB_IDS.get(str(base), base) if base else base
-    if base and not os.path.isabs(str(base)) and "/" in str(base) and not os.path.exists(str(base)):
-        meta["base_model"] = base
-    if main:
-        meta["model-index"] = [{
-            "name": repo_id.split("/")[-1],
-            "results": [{
-                "task": {"type": task},
-                "dataset": {"name": str(data.get("dev_file") or data.get("hub_name") or "dev"), "type": "custom"},
-                "metrics": [{"type": k.split("/")[-1], "value": round(float(v), 4)} for k, v in main.items()],
-            }],
-        }]
-    meta = {k: v for k, v in meta.items() if v is not None}
-    lines = ["---", yaml.safe_dump(meta, sort_keys=False).strip(), "---", "", f"# {repo_id.split('/')[-1]}", ""]
-    own = str(config.get("model_type", "")).startswith("nct-")
-    vectors = config.get("pretrained_vectors") or {}
-    if own:  # the package's baselines are trained from scratch (optionally from pretrained word vectors)
-        lines += [f"Trained with nlp-cv-tricks (`pip install nlp-cv-tricks`) for **{task}**: architecture "
-                  f"`{config.get('model_type')}`, trained from scratch"
-                  + (f", word vectors initialised from `{os.path.basename(str(vectors.get('path', '')))}`"
-                     f" (token coverage {vectors.get('token_coverage')})" if vectors else "") + ".", ""]
+    config = _read_json(model_dir / "config.json")
+    recipe = {}
+    if (model_dir / "recipe.yaml").is_file():
+        recipe = yaml.safe_load((model_dir / "recipe.yaml").read_text(encoding="utf-8")) or {}
+    metrics = _read_json(model_dir / "eval_metrics.json")
+    task = _task_of(config, recipe)
+    data, model = recipe.get("data") or {}, recipe.get("model") or {}
+    kwargs = model.get("kwargs") or {}
+    model_type = str(config.get("model_type", ""))
+    hub_id, shown = _public_model_name(model.get("name"))
+    scratch = bool(model.get("from_scratch"))
+    inputs: list[str] = []
+    vectors = None
+    own = model_type.startswith("nct-") or model_type == "chunk_pool"
+
+    if task == "image-classification":
+        library, architecture = "timm", str(config.get("architecture") or model.get("name") or "timm model")
+        if kwargs.get("pretrained_file") and not scratch:
+            src = _public_path(kwargs["pretrained_file"])
+            origin, hub_id = f"fine-tuned from local weights (`{src}`) of the same architecture", None
+        elif kwargs.get("pretrained") and not scratch:
+            origin = f"fine-tuned from timm's pretrained `{shown}` weights"
+            if hub_id is None and shown and not shown.startswith("a local"):
+                hub_id = f"timm/{shown}"  # timm's pretrained weights live under the timm organisation
+        else:
+            scratch, hub_id = True, None
+            origin = "trained from scratch (randomly initialised weights, no pretrained checkpoint)"
+        pcfg = config.get("pretrained_cfg") or {}
+        size = pcfg.get("input_size")
+        if size:
+            chans, h, w = (list(size) + [None, None, None])[:3]
+            inputs.append(f"images resized and cropped to {h}x{w} pixels, {chans} channel{'s' if chans != 1 else ''}"
+                          + (f" (crop_pct {pcfg['crop_pct']})" if pcfg.get("crop_pct") else ""))
+        if pcfg.get("mean") is not None:
+            inputs.append(f"normalised with mean {list(pcfg['mean'])} and std {list(pcfg.get('std') or [])}")
     else:
-        lines += [f"Fine-tuned with nlp-cv-tricks (`pip install nlp-cv-tricks`) for **{task}**"
-                  + (f" from `{base}`." if base else "."), ""]
+        library = "transformers"
+        architecture = model_type or "transformers model"
+        if model_type in _BASELINE_NAMES:
+            vectors = config.get("pretrained_vectors") or None
+            scratch, hub_id = True, None
+            origin = (f"architecture `{model_type}`, trained from scratch"
+                      + (f", word vectors initialised from `{_public_path(vectors.get('path')) or 'a vector file'}`"
+                         f" (token coverage {vectors.get('token_coverage')})" if vectors else "")
+                      + "; its tokenizer was built from the training data")
+        elif scratch:
+            origin = f"the architecture of {shown if shown.startswith('a local') else f'`{shown}`'} with randomly " \
+                     "initialised weights (trained from scratch)"
+            hub_id = None
+        else:
+            origin = (f"fine-tuned from {shown}" if shown and shown.startswith("a local checkpoint") else
+                      f"fine-tuned from `{shown}`" if shown else "fine-tuned from a pretrained checkpoint")
+        max_length = data.get("max_length")
+        if task == "question-answering":
+            qa = config.get("nct_qa") or {}
+            length = qa.get("max_length") or max_length
+            stride = qa.get("doc_stride", kwargs.get("doc_stride"))
+            query = qa.get("max_query_length", kwargs.get("max_query_length"))
+            if model_type in _QA_HEADS:
+                origin += f", with {_QA_HEADS[model_type]} on top of the encoder"
+            inputs.append(f"question + context windows of at most {length} tokens"
+                          + (f"; longer contexts are split into overlapping windows (stride {stride} tokens)"
+                             if stride else "")
+                          + (f"; questions cut to {query} tokens" if query else ""))
+        elif task == "long-text-classification":
+            from .models.long import long_options
+
+            opts = long_options(kwargs, where="recipe.yaml model.kwargs")
+            s = opts["strategy"]
+            if s == "chunk_pool":
+                inputs.append(f"whole documents, cut into chunks of {opts['chunk_size']} tokens (specials included) "
+                              f"overlapping by {opts['chunk_overlap']}, each encoded separately; chunk vectors "
+                              f"({opts['chunk_representation']}) are pooled by {opts['pooling']}")
+            elif s == "longformer":
+                inputs.append(f"documents up to {max_length} tokens with Longformer's sliding-window attention "
+                              f"(window {config.get('attention_window') or opts['attention_window']})"
+                              + (", global attention on the question" if opts["global_on_question"] else ""))
+            elif s == "head+tail":
+                inputs.append(f"documents truncated to {max_length} tokens: the first {opts['head_tokens']} and the "
+                              f"last {max_length - opts['head_tokens'] if isinstance(max_length, int) else 'rest'} "
+                              "(head+tail, Sun et al. 2019)")
+            else:
+                inputs.append(f"documents truncated to their {'first' if s == 'head' else 'last'} {max_length} tokens")
+        else:
+            inputs.append(f"texts truncated to {max_length} tokens" if max_length else "texts as tokenized")
+            if data.get("text_pair_column"):
+                inputs[-1] = inputs[-1].replace("texts", "text pairs", 1)
+
+    files = {role: _public_path(data.get(key)) for role, key in (("train", "train_file"), ("dev", "dev_file"),
+                                                                   ("test", "test_file"))}
+    files = {k: v for k, v in files.items() if v}
+    hub_dataset = data.get("hub_name") if data.get("format") == "hub" else None
+    if not files.get("dev") and data.get("dev_fraction") and files.get("train"):
+        files["dev"] = f"a seeded {data['dev_fraction']:.0%} stratified split of {files['train']}"
+    return ModelFacts(task=task, library=library, architecture=architecture, own_code=own, base_model=hub_id,
+                      origin=origin, from_scratch=scratch, labels=_labels(config), inputs=inputs, data=files,
+                      hub_dataset=hub_dataset, training=_training_facts(model_dir, metrics), metrics=metrics,
+                      recipe=_sanitized(recipe), vectors=vectors)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the card
+# ---------------------------------------------------------------------------------------------------------------
+def _trick_names(tricks: list) -> list[str]:
+    return [t if isinstance(t, str) else next(iter(t)) for t in tricks or []]
+
+
+def _main_metrics(metrics: dict) -> dict:
+    scalar = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+              and k != "step" and not k.startswith("eval/support")}
+    main = {k: v for k, v in scalar.items() if k.split("/")[-1] in _MAIN_METRICS and k.count("/") <= 1}
+    return main or scalar
+
+
+def _fmt_num(v) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def _training_lines(f: ModelFacts, train: dict) -> list[str]:
+    t = f.training
+    lines = []
+    if t.get("step") is not None:
+        what = f"{t['step']} optimizer steps"
+        if t.get("epoch") is not None:
+            what = f"{float(t['epoch']):.2f} epochs ({what}"
+            what += f", {t['steps_per_epoch']} per epoch)" if t.get("steps_per_epoch") else ")"
+        lines.append(f"- trained for {what}"
+                     + (f" on {t['train_examples']:,} training examples" if t.get("train_examples") else ""))
+        if t.get("selected_by") and t.get("run_steps") is not None:
+            lines.append(f"- these weights are the checkpoint with the best `{t['selected_by']}`, at step {t['step']}"
+                         f" of the {t['run_steps']} steps the run made"
+                         + (" (stopped early)" if t.get("stopped_early") else ""))
+        elif t.get("planned_steps") and t["planned_steps"] != t["step"] and t.get("run_steps") is None:
+            lines.append(f"- the run was planned for {t['planned_steps']} steps")
+    if train.get("max_steps"):
+        lines.append(f"- recipe setting: max_steps {train['max_steps']} (instead of a number of epochs)")
+    elif train.get("epochs") is not None:
+        lines.append(f"- recipe setting: epochs {train['epochs']}")
+    batch = train.get("batch_size")
+    if batch:
+        accum, procs = t.get("gradient_accumulation_steps") or train.get("gradient_accumulation_steps") or 1, \
+            t.get("num_processes") or 1
+        lines.append(f"- batch size {batch}" + (f" x {accum} accumulation steps" if accum > 1 else "")
+                     + (f" x {procs} processes" if procs > 1 else ""))
+    return lines
+
+
+def _how_to_use(f: ModelFacts, repo_id: str) -> list[str]:
+    trust = ", trust_remote_code=True" if f.own_code else ""
+    if f.task == "image-classification":
+        return ["```python", "import timm, torch", "from PIL import Image", "",
+                f'model = timm.create_model("hf-hub:{repo_id}", pretrained=True).eval()',
+                "transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))",
+                'x = transform(Image.open("image.jpg").convert("RGB")).unsqueeze(0)',
+                "probs = model(x).softmax(-1)  # classes in the order of config.json's label_names",
+                "```", "",
+                "It also loads with `transformers.AutoModelForImageClassification.from_pretrained` (TimmWrapper)."]
+    auto = "AutoModelForQuestionAnswering" if f.task == "question-answering" else "AutoModelForSequenceClassification"
+    lines = ["```python", f"from transformers import {auto}, AutoTokenizer", "",
+             f'model = {auto}.from_pretrained("{repo_id}"{trust})',
+             f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}"{trust})']
+    if f.task == "question-answering":
+        lines += ['inputs = tokenizer("Who wrote it?", "The book was written by Ann.", return_tensors="pt")',
+                  "out = model(**inputs)  # start_logits / end_logits over the tokens"]
+    else:
+        lines += ['logits = model(**tokenizer(["some text"], return_tensors="pt", truncation=True)).logits',
+                  "label = model.config.id2label[int(logits.argmax(-1))]"]
+    lines += ["```", ""]
+    if f.own_code:
+        lines.append(f"The architecture (`{f.architecture}`) is defined by nlp-cv-tricks; its modeling code is part "
+                     "of this repository (`auto_map` in `config.json`), hence `trust_remote_code=True`: the package "
+                     "need not be installed.")
+    if f.task == "long-text-classification" and any("head+tail" in i or "last" in i for i in f.inputs):
+        lines.append("Prepare inputs the way training did (see Inputs above); `nlp-cv-tricks eval`/`predict` do.")
+    return lines
+
+
+def _limitations(f: ModelFacts, max_length) -> list[str]:
+    out = ["- Scores were measured on one dev set; they do not transfer automatically to other data."]
+    if f.task == "image-classification":
+        out.append("- Images of other sizes are resized to the input size above; content unlike the training "
+                   "images (other domains, lighting, framing) may be misclassified.")
+    elif f.task == "question-answering":
+        out.append("- Answers are spans of the given context; the model cannot answer from outside knowledge.")
+    elif f.task == "long-text-classification":
+        if not any(i.startswith("whole documents") for i in f.inputs):
+            out.append("- Text outside the kept tokens (see Inputs) is never seen by the model.")
+    elif max_length:
+        out.append(f"- Inputs longer than {max_length} tokens were truncated in training; the model never saw "
+                   "their ends.")
+    if f.vectors:
+        out.append("- The model inherits the biases of its training data and of its pretrained word vectors.")
+    elif f.from_scratch:
+        out.append("- The model inherits the biases of its training data.")
+    else:
+        out.append("- The model inherits the biases of its training data and of its base model.")
+    return out
+
+
+def build_model_card(model_dir: os.PathLike, repo_id: str) -> "ModelCard":  # noqa: F821
+    """The card of a saved model as a ``huggingface_hub.ModelCard`` (metadata from ``ModelCardData`` with
+    ``model-index`` eval results; the text from the run's facts, see :func:`model_facts`)."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    f = model_facts(model_dir)
+    recipe = f.recipe
+    train, data = recipe.get("train") or {}, recipe.get("data") or {}
+    tricks = _trick_names(recipe.get("tricks"))
+    name = repo_id.split("/")[-1]
+    main = _main_metrics(f.metrics)
+    dataset_name = f.hub_dataset or f.data.get("dev") or "dev data"
+    split = "validation"
+    evals = [EvalResult(task_type=_PIPELINE_TAGS.get(f.task, f.task), task_name=_TASK_NAMES.get(f.task, f.task),
+                        dataset_type=f.hub_dataset or "local", dataset_name=str(dataset_name), dataset_split=split,
+                        metric_type=k.split("/")[-1], metric_name=k, metric_value=round(float(v), 4))
+             for k, v in main.items()]
+    tags = ["nlp-cv-tricks", f.task] + ([f.architecture.replace("nct-", "")] if f.own_code else []) \
+        + (["custom_code"] if f.own_code else []) + (["timm"] if f.library == "timm" else []) + tricks
+    card_data = ModelCardData(
+        library_name=f.library, pipeline_tag=_PIPELINE_TAGS.get(f.task), tags=list(dict.fromkeys(tags)),
+        base_model=f.base_model, datasets=[f.hub_dataset] if f.hub_dataset else None,
+        metrics=sorted({k.split("/")[-1] for k in main}) or None,
+        model_name=name if evals else None, eval_results=evals or None)
+
+    what = _TASK_NAMES.get(f.task, f.task)
+    lines = [f"# {name}", "",
+             f"{'An' if what[0] in 'aeiou' else 'A'} {what} model trained with "
+             f"[nlp-cv-tricks](https://pypi.org/project/nlp-cv-tricks/): {f.origin}.", ""]
+    family = _BASELINE_NAMES.get(f.architecture)
+    lines += ["## Model", "", f"- task: {f.task}",
+              f"- architecture: `{f.architecture}`" + (f", {family}" if family else "") + f" ({f.library})"]
+    if f.base_model:
+        lines.append(f"- base model: [`{f.base_model}`](https://huggingface.co/{f.base_model})")
+    elif f.from_scratch:
+        lines.append("- initial weights: random (trained from scratch)")
+    if f.labels:
+        lines.append(f"- labels ({len(f.labels)}): {', '.join(f'`{n}`' for n in f.labels)}")
+    lines += ["", "## Inputs", ""] + [f"- {i}" for i in f.inputs] + [""]
     lines += ["## Data", ""]
-    for key in ("train_file", "dev_file", "hub_name", "format", "text_column", "text_pair_column", "label_column", "max_length"):
-        if data.get(key) not in (None, ""):
-            lines.append(f"- {key}: `{data[key]}`")
-    if labels:
-        lines.append(f"- labels ({len(labels)}): {', '.join(f'`{n}`' for n in labels)}")
-    lines += ["", "## Metrics", ""]
-    if scalar:
-        lines += ["| metric | value |", "|---|---|"]
-        lines += [f"| {k} | {v:.4f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in main.items() or scalar.items()]
-        if metrics.get("step") is not None:
-            lines += ["", f"Measured on the dev data at optimizer step {metrics['step']} (the selected checkpoint)."]
+    if f.hub_dataset:
+        lines.append(f"- Hub dataset: [`{f.hub_dataset}`](https://huggingface.co/datasets/{f.hub_dataset})"
+                     + (f" (config `{data['hub_config']}`)" if data.get("hub_config") else ""))
+    for role in ("train", "dev", "test"):
+        if f.data.get(role):
+            lines.append(f"- {role}: `{f.data[role]}`")
+    if f.task in ("text-classification", "long-text-classification"):
+        cols = [f"{k}: `{data[k]}`" for k in ("text_column", "text_pair_column", "label_column") if data.get(k)]
+        if cols and data.get("format") not in ("kim2014", "thucnews"):
+            lines.append("- columns: " + ", ".join(cols))
+    if data.get("format") and data.get("format") != "auto":
+        lines.append(f"- format: `{data['format']}`")
+    lines += ["", "## Training", ""] + _training_lines(f, train)
+    keys = ["optimizer", "learning_rate", "weight_decay", "lr_scheduler", "warmup_ratio", "max_grad_norm",
+            "mixed_precision", "seed", "metric"]
+    lines += [f"- {k}: `{train[k]}`" for k in keys if train.get(k) is not None]
+    lines += ["- tricks: " + (", ".join(f"`{t}`" for t in tricks) if tricks else "none"), ""]
+    lines += ["## Metrics", ""]
+    if main:
+        lines += ["| metric | value |", "|---|---|"] + [f"| {k} | {_fmt_num(v)} |" for k, v in main.items()]
+        if f.metrics.get("step") is not None:
+            lines += ["", f"Measured on the dev data ({dataset_name}) at optimizer step {f.metrics['step']}."]
     else:
         lines.append("No evaluation was recorded for this model.")
-    lines += ["", "## Training recipe", ""]
-    keys = ["epochs", "max_steps", "batch_size", "gradient_accumulation_steps", "optimizer", "learning_rate",
-            "weight_decay", "lr_scheduler", "warmup_ratio", "max_grad_norm", "mixed_precision", "seed", "metric"]
-    lines += [f"- {k}: `{train[k]}`" for k in keys if train.get(k) is not None]
-    lines += ["", "Tricks: " + (", ".join(f"`{t}`" for t in tricks) if tricks else "none") + ".", ""]
-    lines += ["The full resolved recipe is in `recipe.yaml`.", ""]
-    auto = {"question-answering": "AutoModelForQuestionAnswering",
-            "image-classification": "AutoModelForImageClassification"}.get(task, "AutoModelForSequenceClassification")
-    if task == "image-classification":
-        lines += ["## How to use", "", "```python", "import timm",
-                  f'model = timm.create_model("hf-hub:{repo_id}", pretrained=True)  # or, with transformers:',
-                  f"from transformers import {auto}",
-                  f'model = {auto}.from_pretrained("{repo_id}")', "```", ""]
-    else:
-        lines += ["## How to use", "", "```python",
-                  f"from transformers import {auto}, AutoTokenizer",
-                  f'model = {auto}.from_pretrained("{repo_id}")',
-                  f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}")',
-                  "```", ""]
-    if str(config.get("model_type", "")).startswith("nct-"):
-        lines += [f"This architecture (`{config['model_type']}`) is defined by nlp-cv-tricks: `import nlp_cv_tricks` "
-                  "before loading.", ""]
+    lines += ["", "## How to use", ""] + _how_to_use(f, repo_id) + [""]
     lines += ["## Intended use", "",
-              f"{task.replace('-', ' ').capitalize()} on text like the training data described above. "
-              "Check the metrics on your own data before relying on it.", "",
-              "## Limitations", "",
-              "- Scores were measured on one dev set; they do not transfer automatically to other domains.",
-              f"- Inputs longer than {data.get('max_length', 'the training length')} tokens were truncated in training.",
-              ("- The model inherits the biases of its training data"
-               + (" and of its pretrained word vectors." if own and vectors else "." if own else
-                  " and of its base model.")), ""]
-    return "\n".join(lines)
+              f"{_TASK_NAMES.get(f.task, f.task).capitalize()} on "
+              + ("images" if f.task == "image-classification" else "texts") + " like the training data described "
+              "above. Check the metrics on your own data before relying on it.", ""]
+    lines += ["## Limitations", ""] + _limitations(f, data.get("max_length")) + [""]
+    if recipe:
+        lines += ["## Training recipe", "", "The training recipe (in full in `recipe.yaml` in this repository; "
+                  "unset keys left out, local paths shown by file name):", "", "```yaml",
+                  yaml.safe_dump(_card_recipe(recipe, f.task), sort_keys=False, allow_unicode=True).rstrip(),
+                  "```", ""]
+    return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines))
 
 
+def model_card(model_dir: os.PathLike, repo_id: str) -> str:
+    """The README.md text of :func:`build_model_card`."""
+    return str(build_model_card(model_dir, repo_id))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# upload
+# ---------------------------------------------------------------------------------------------------------------
 def files_to_upload(model_dir: os.PathLike) -> list[str]:
     """Relative paths of the files a push uploads (the model card README.md included)."""
     model_dir = Path(model_dir)
@@ -146,36 +483,49 @@ def files_to_upload(model_dir: os.PathLike) -> list[str]:
     return sorted(files)
 
 
+def _upload_bytes(model_dir: Path, card: Optional[str]) -> dict[str, bytes]:
+    """Files whose uploaded content is generated rather than read as is: the card, and the recipe with local
+    absolute paths reduced to file names."""
+    out: dict[str, bytes] = {}
+    if card is not None:
+        out["README.md"] = card.encode("utf-8")
+    recipe = model_dir / "recipe.yaml"
+    if recipe.is_file():
+        raw = yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}
+        clean = _sanitized(raw)
+        if clean != raw:
+            out["recipe.yaml"] = yaml.safe_dump(clean, sort_keys=False, allow_unicode=True).encode("utf-8")
+    return out
+
+
 def push(run_or_model_dir: str, repo_id: str, private: bool = False, dry_run: bool = False,
          commit_message: Optional[str] = None, token: Optional[str] = None) -> dict:
-    """Upload a model directory with a generated model card. ``dry_run`` only lists what would be uploaded.
+    """Upload a model directory with a generated model card, in one commit. ``dry_run`` only lists what would
+    be uploaded.
 
-    The card is written to a temporary copy, never into the user's directory; an existing README.md in the
-    model directory is uploaded as it is."""
+    The card (and a recipe without local paths) is generated in memory, never written into the user's
+    directory; an existing README.md in the model directory is uploaded as it is."""
     from huggingface_hub.utils import validate_repo_id
 
     validate_repo_id(repo_id)  # HFValidationError (a ValueError) names what is wrong with it
     model_dir = resolve_model_dir(run_or_model_dir)
     files = files_to_upload(model_dir)
-    sizes = {f: (model_dir / f).stat().st_size if (model_dir / f).exists() else None for f in files}
     card = None if (model_dir / "README.md").exists() else model_card(model_dir, repo_id)
+    generated = _upload_bytes(model_dir, card)
+    sizes = {f: len(generated[f]) if f in generated else (model_dir / f).stat().st_size for f in files}
     result = {"repo_id": repo_id, "model_dir": str(model_dir), "private": private, "files": files,
-              "sizes": sizes, "dry_run": dry_run}
+              "sizes": sizes, "generated": sorted(generated), "dry_run": dry_run}
     if dry_run:
         result["model_card"] = card
         return result
-    from huggingface_hub import HfApi
+    from huggingface_hub import CommitOperationAdd, HfApi
 
     api = HfApi(token=token)
     url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    with tempfile.TemporaryDirectory() as tmp:
-        if card is not None:
-            Path(tmp, "README.md").write_text(card, encoding="utf-8")
-            api.upload_file(path_or_fileobj=str(Path(tmp, "README.md")), path_in_repo="README.md", repo_id=repo_id,
-                            commit_message="Add model card")
-        commit = api.upload_folder(folder_path=str(model_dir), repo_id=repo_id,
-                                   commit_message=commit_message or "Upload model trained with nlp-cv-tricks",
-                                   ignore_patterns=[f"*{s}" for s in _EXCLUDE_SUFFIXES] + list(_EXCLUDE_NAMES))
+    ops = [CommitOperationAdd(path_in_repo=f, path_or_fileobj=generated[f] if f in generated else str(model_dir / f))
+           for f in files]
+    commit = api.create_commit(repo_id=repo_id, operations=ops, repo_type="model",
+                               commit_message=commit_message or "Upload model trained with nlp-cv-tricks")
     result["url"] = str(url)
     result["commit"] = getattr(commit, "commit_url", str(commit))
     return result

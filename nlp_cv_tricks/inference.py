@@ -19,6 +19,7 @@ from .utils.io import atomic_write_text
 from .data.text import _EXT_FORMATS, DataError, LabelMap, load_eval_file, tokenize_dataset
 from .metrics.classification import classification_metrics, softmax
 from .utils.model_dir import resolve_model_dir
+from .utils.progress import progress
 
 __all__ = ["load_model_dir", "predict_logits", "evaluate_file", "predict_file", "evaluate_image_file",
            "predict_image_file"]
@@ -110,7 +111,7 @@ def predict_logits(model, tokenizer, ds, data_cfg: DataConfig, batch_size: int =
     model, dl = acc.prepare(model, dl)
     model.eval()
     logits, labels = [], []
-    for batch in dl:
+    for batch in progress(dl, desc="predict", unit="batch", enabled=acc.is_local_main_process):
         y = batch.pop("labels", None)
         out = model(**batch).logits.float()
         if y is not None:
@@ -212,7 +213,7 @@ def _image_logits(model_dir: str, data: str, batch_size: int):
     dl = torch.utils.data.DataLoader(view, batch_size=batch_size, shuffle=False, collate_fn=image_collate)
     logits, labels = [], []
     with torch.no_grad():
-        for batch in dl:
+        for batch in progress(dl, desc="predict", unit="batch"):
             labels.append(batch.pop("labels"))
             logits.append(model(pixel_values=batch["pixel_values"]).logits.float())
     logits_np = torch.cat(logits).numpy() if logits else np.zeros((0, len(names)), dtype=np.float32)

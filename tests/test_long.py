@@ -31,7 +31,6 @@ from transformers import (  # noqa: E402
 from nlp_cv_tricks.data.long import (  # noqa: E402
     LongformerCollator,
     SpecialTokenTemplate,
-    chunk_spans,
     global_attention_mask,
     load_hyperpartisan,
     make_truncation_fn,
@@ -39,6 +38,7 @@ from nlp_cv_tricks.data.long import (  # noqa: E402
     read_hyperpartisan,
     truncate_ids,
 )
+from nlp_cv_tricks.models.modeling_chunk_pool import chunk_spans  # noqa: E402
 from nlp_cv_tricks.models.long import (  # noqa: E402
     ChunkPoolConfig,
     ChunkPoolForSequenceClassification,

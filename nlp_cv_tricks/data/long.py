@@ -1,4 +1,4 @@
-"""Long-document data: truncation strategies, chunk spans, Longformer inputs, and the Hyperpartisan reader.
+"""Long-document data: truncation strategies, Longformer inputs, and the Hyperpartisan reader.
 
 Truncation strategies for encoders limited to 512 positions (Sun et al. 2019, "How to Fine-Tune BERT for Text
 Classification?", section 5.3.1, https://arxiv.org/abs/1905.05583):
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 import warnings
@@ -44,7 +43,6 @@ __all__ = [
     "SpecialTokenTemplate",
     "truncate_ids",
     "make_truncation_fn",
-    "chunk_spans",
     "global_attention_mask",
     "pad_to_window_multiple",
     "LongformerCollator",
@@ -226,27 +224,6 @@ def make_truncation_fn(
         return out
 
     return fn
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Chunking (chunk-and-pool baseline)
-# ---------------------------------------------------------------------------------------------------------------
-def chunk_spans(num_tokens: int, chunk_len: int, overlap: int) -> list[tuple[int, int]]:
-    """``[start, end)`` spans of overlapping windows covering ``range(num_tokens)``.
-
-    Window ``i`` starts at ``i * (chunk_len - overlap)``; consecutive windows share exactly ``overlap`` tokens and
-    the last one ends at ``num_tokens`` (it may be shorter). An empty document gives one empty span, so every
-    document yields at least one chunk. Every token is covered; none is dropped.
-    """
-    if chunk_len < 1:
-        raise ValueError(f"chunk_len must be >= 1, got {chunk_len}")
-    if not 0 <= overlap < chunk_len:
-        raise ValueError(f"overlap must be in [0, chunk_len={chunk_len}), got {overlap}")
-    if num_tokens <= chunk_len:
-        return [(0, num_tokens)]
-    step = chunk_len - overlap
-    n_chunks = math.ceil((num_tokens - chunk_len) / step) + 1
-    return [(i * step, min(i * step + chunk_len, num_tokens)) for i in range(n_chunks)]
 
 
 # ---------------------------------------------------------------------------------------------------------------

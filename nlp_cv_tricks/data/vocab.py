@@ -14,8 +14,9 @@ Levels:
 
 fastText-style features (Joulin et al. 2016, "Bag of Tricks for Efficient Text Classification"): a text is the
 bag of its unigrams plus its word n-grams, each n-gram hashed into one of ``bucket`` rows. The unigrams come from
-the tokenizer; the n-gram ids are computed from the unigram ids by :func:`hashed_ngram_ids` inside the model
-(:class:`~nlp_cv_tricks.models.text_baselines.FastTextForSequenceClassification`), so the saved tokenizer stays a
+the tokenizer; the n-gram ids are computed from the unigram ids inside the model
+(:func:`nlp_cv_tricks.models.modeling_text_baselines.hashed_ngram_ids`, called by
+:class:`~nlp_cv_tricks.models.text_baselines.FastTextForSequenceClassification`), so the saved tokenizer stays a
 standard ``tokenizer.json`` and ``model(**tokenizer(texts))`` works anywhere. Hashing ids instead of strings is
 what the reference PyTorch port does too (``biGramHash``/``triGramHash`` in 649453932's ``utils_fasttext.py``);
 the official fastText hashes the word strings (FNV-1a) -- with a fixed vocabulary the two are the same feature map
@@ -48,9 +49,6 @@ __all__ = [
     "UNK_TOKEN",
     "TOKENIZER_LEVELS",
     "build_tokenizer",
-    "hashed_ngram_ids",
-    "fasttext_features",
-    "fasttext_bags",
     "VectorReport",
     "read_vectors",
     "load_pretrained_vectors",
@@ -64,10 +62,6 @@ TOKENIZER_LEVELS = ("char", "word")
 _SPLITS = ("whitespace_split", "whitespace")
 # spellings of the unknown token in common vector files (the THUCNews vocab ends with <UNK>, <PAD>)
 _UNK_ALIASES = ("[UNK]", "<UNK>", "<unk>", "UNK", "</s>")
-
-# multipliers of the polynomial n-gram hash; 116049371 is the one the official fastText uses in addWordNgrams
-_HASH_MULT = 116049371
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # tokenizers
@@ -170,116 +164,6 @@ def build_tokenizer(
         clean_up_tokenization_spaces=False,
     )
     return fast
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# fastText hashed n-grams
-# ---------------------------------------------------------------------------------------------------------------
-def hashed_ngram_ids(
-    input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor], n: int, bucket: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Hash the word n-grams of each row of ``input_ids`` into ``[0, bucket)``.
-
-    The hash is the polynomial ``h = ((h * 116049371) + id) mod bucket`` over the n token ids (the multiplier of
-    fastText's ``addWordNgrams``), computed modulo ``bucket`` at each step so that it never overflows int64 and
-    gives the same ids on every device. An n-gram is valid when all its n positions are real tokens.
-
-    Args:
-        input_ids: ``(batch, length)`` token ids.
-        attention_mask: ``(batch, length)`` 1 for real tokens (``None``: all real).
-        n: n-gram order (>= 2).
-        bucket: number of hash buckets.
-
-    Returns:
-        ``(ids, valid)``, both ``(batch, max(length - n + 1, 0))``: the bucket of each n-gram starting at each
-        position, and a bool mask of valid n-grams.
-    """
-    if n < 2:
-        raise ValueError(f"n-gram order must be >= 2, got {n}")
-    if bucket < 1:
-        raise ValueError(f"bucket must be >= 1, got {bucket}")
-    b, length = input_ids.shape
-    m = length - n + 1
-    if m <= 0:
-        empty = input_ids.new_zeros((b, 0))
-        return empty, empty.bool()
-    ids = input_ids.long()
-    mult = _HASH_MULT % bucket
-    h = ids[:, 0:m] % bucket
-    for j in range(1, n):
-        h = (h * mult + ids[:, j : j + m]) % bucket
-    if attention_mask is None:
-        valid = torch.ones_like(h, dtype=torch.bool)
-    else:
-        am = attention_mask.bool()
-        valid = am[:, 0:m].clone()
-        for j in range(1, n):
-            valid &= am[:, j : j + m]
-    return h, valid
-
-
-def fasttext_features(
-    input_ids: torch.Tensor,
-    attention_mask: Optional[torch.Tensor],
-    vocab_size: int,
-    word_ngrams: int,
-    bucket: int,
-    pad_id: int = 0,
-) -> torch.Tensor:
-    """The fastText bag of one text: its unigram ids followed by the hashed ids of its 2..``word_ngrams``-grams,
-    offset by ``vocab_size`` (rows ``vocab_size .. vocab_size + bucket - 1`` of the input matrix, as in fastText).
-
-    Invalid positions (padding, n-grams that cross the padding) are set to ``pad_id`` so that an
-    ``EmbeddingBag(padding_idx=pad_id)`` leaves them out of the average.
-
-    Returns:
-        ``(batch, length + sum_{n=2..word_ngrams} (length - n + 1))`` int64 ids.
-    """
-    ids = input_ids.long()
-    if attention_mask is None:
-        attention_mask = torch.ones_like(ids)
-    parts = [ids.masked_fill(~attention_mask.bool(), pad_id)]
-    for n in range(2, word_ngrams + 1):
-        h, valid = hashed_ngram_ids(ids, attention_mask, n, bucket)
-        parts.append((h + vocab_size).masked_fill(~valid, pad_id))
-    return torch.cat(parts, dim=1)
-
-
-def fasttext_bags(
-    input_ids: torch.Tensor,
-    attention_mask: Optional[torch.Tensor],
-    vocab_size: int,
-    word_ngrams: int,
-    bucket: int,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fastText bags of a batch in ``EmbeddingBag``'s flat form: ``(ids, offsets)``, where ``ids`` holds, text
-    after text, the text's real unigram ids followed by the hashed ids of its valid 2..``word_ngrams``-grams
-    (offset by ``vocab_size``), and ``offsets[i]`` is where text ``i`` starts. The same bag as
-    :func:`fasttext_features` (same hash, same order), without padding: a lookup over it needs no
-    ``padding_idx``, which on CPU makes ``EmbeddingBag`` several times slower forward and backward.
-
-    The n-gram hashes are built incrementally (order ``n`` from order ``n - 1``: one multiply-add-mod per order),
-    so the cost is ``O(batch * length * word_ngrams)`` tensor arithmetic, a handful of vectorised ops per batch.
-    """
-    ids = input_ids.long()
-    real = torch.ones_like(ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
-    parts, masks = [ids], [real]
-    if word_ngrams > 1:
-        mult = _HASH_MULT % bucket
-        h, valid = ids % bucket, real
-        for n in range(2, word_ngrams + 1):
-            if ids.shape[1] < n:
-                break
-            # hash of ids[p .. p+n-1] = (hash of ids[p .. p+n-2]) * mult + ids[p+n-1]  (mod bucket)
-            h = (h[:, :-1] * mult + ids[:, n - 1:]) % bucket
-            valid = valid[:, :-1] & real[:, n - 1:]
-            parts.append(h + vocab_size)
-            masks.append(valid)
-    mask = torch.cat(masks, dim=1)
-    flat = torch.masked_select(torch.cat(parts, dim=1), mask)  # row-major: text after text; ~25% faster than [mask]
-    counts = mask.sum(dim=1)
-    offsets = torch.cumsum(counts, dim=0) - counts
-    return flat, offsets
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -33,10 +33,10 @@ import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list, set_seed
-from tqdm.auto import tqdm
 
 from ..config import Recipe, recipe_to_dict, save_recipe
 from ..utils.io import atomic_write_text, json_default
+from ..utils.progress import Progress
 from .events import Trick
 from .state import TrainState
 from .optimizer_factory import build_optimizer, build_scheduler, param_groups  # noqa: F401  (their home)
@@ -388,6 +388,9 @@ class Trainer:
             if self.tokenizer is not None:
                 self.tokenizer.save_pretrained(tmp)
             save_recipe(self.recipe, tmp / "recipe.yaml")
+            # what the model card reports: how far training had got when these weights were saved
+            atomic_write_text(tmp / "training_summary.json",
+                              json.dumps(self._training_summary(), indent=2, default=_json_default))
             if metrics is not None:
                 atomic_write_text(tmp / "eval_metrics.json",
                                   json.dumps({"step": self.global_step, **metrics}, indent=2, default=json_default))
@@ -400,6 +403,20 @@ class Trainer:
             if old.exists():
                 shutil.rmtree(old)
         self.accelerator.wait_for_everyone()
+
+    def _training_summary(self) -> dict:
+        """Facts of the saved weights: the optimizer step and the epochs it amounts to, and the run's plan."""
+        per_epoch = getattr(self, "steps_per_epoch", None)
+        try:
+            examples = len(self.train_dataset)
+        except TypeError:
+            examples = None
+        return {"step": self.global_step,
+                "epoch": round(self.global_step / per_epoch, 4) if per_epoch else None,
+                "steps_per_epoch": per_epoch, "planned_steps": getattr(self, "total_steps", None),
+                "train_examples": examples, "batch_size": self.cfg.batch_size,
+                "gradient_accumulation_steps": self.cfg.gradient_accumulation_steps,
+                "num_processes": self.accelerator.num_processes}
 
     def _trainer_state(self, epoch: int, batches_in_epoch: int) -> dict:
         return {
@@ -527,8 +544,8 @@ class Trainer:
             flat = _flatten(recipe_to_dict(self.recipe))
             acc.init_trackers("nlp-cv-tricks", config={k: v for k, v in flat.items()
                                                        if isinstance(v, (int, float, str, bool))})
-        bar = tqdm(total=total_steps, initial=self.global_step, disable=not (acc.is_local_main_process and cfg.progress_bar),
-                   desc="train", dynamic_ncols=True)
+        bar = Progress(total=total_steps, initial=self.global_step, desc="train", unit="step",
+                       enabled=acc.is_local_main_process and cfg.progress_bar)
         t0 = time.perf_counter()
         n_proc = acc.num_processes
         loss_sum = torch.full((), resumed_loss[0] / n_proc, device=acc.device)

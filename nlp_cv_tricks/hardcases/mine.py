@@ -404,8 +404,13 @@ def mine(recipe: Recipe, out_dir, folds: int = 5, seed: Optional[int] = None, id
     if jobs > 1 and todo:
         _run_fold_processes(out_dir, todo, folds, seed, jobs, keep_models)
     else:
-        for f in todo:
-            run_fold(recipe, out_dir, f, fold_of, keep_models)
+        from ..utils.progress import progress
+
+        with progress(total=folds, initial=folds - len(todo), desc="hardcases mine", unit="fold",
+                      every_seconds=0) as bar:
+            for f in todo:
+                run_fold(recipe, out_dir, f, fold_of, keep_models)
+                bar.update(1)
     return merge_folds(recipe, out_dir, ids, use_cleanlab)
 
 

@@ -2,7 +2,9 @@
 
 Three interchangeable heads, each a :class:`~transformers.PreTrainedModel` with its own config (the encoder
 config is nested under ``config.encoder``), registered with ``AutoConfig`` / ``AutoModelForQuestionAnswering``
-by :func:`register_auto_classes`:
+by :func:`register_auto_classes`. This file imports only ``torch`` and ``transformers`` and is saved next to
+every model (``auto_map``), so ``AutoModelForQuestionAnswering.from_pretrained(dir, trust_remote_code=True)``
+loads one without the package:
 
 ``linear`` — :class:`LinearSpanQAModel`
     The BERT baseline (Devlin et al., 2019, §4.2): one linear layer gives start/end logits per token.
@@ -460,3 +462,11 @@ def build_qa_model(encoder: Union[str, PretrainedConfig], head: str = "linear", 
 def head_parameter_count(model: MRCHeadPreTrainedModel) -> int:
     """Parameters of the head alone (what it adds on top of the encoder)."""
     return sum(p.numel() for p in model.qa_head.parameters())
+
+
+# This file imports only torch and transformers: saved models carry it and an auto_map (AutoConfig /
+# AutoModelForQuestionAnswering -> these classes), so they load with trust_remote_code=True where the package is
+# not installed.
+for _config_cls, _model_cls in HEADS.values():
+    _config_cls.register_for_auto_class()
+    _model_cls.register_for_auto_class("AutoModelForQuestionAnswering")

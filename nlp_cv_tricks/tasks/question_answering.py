@@ -398,7 +398,9 @@ def predict_qa(model, tokenizer, examples, options: QAOptions, batch_size: int =
     model.to(device).eval()
     task = QATask(options)
     starts, ends = [], []
-    for batch in dl:
+    from ..utils.progress import progress
+
+    for batch in progress(dl, desc="predict", unit="batch"):
         batch = {k: v.to(device) for k, v in batch.items()}
         s, e, _ = task.eval_outputs(task.forward(model, batch), batch)
         starts.append(s.cpu().numpy())
