@@ -137,13 +137,14 @@ def test_overwrite_starts_a_clean_run(tiny_bert, toy_data, tmp_path, capsys):
                  "train.resume_from=latest"]) == 0
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_3", "step_4"]
     assert [json.loads(l)["step"] for l in (out / "history.jsonl").read_text().splitlines()][-1] == 4
-    # a directory that holds no run keeps everything, even folders with a run output's name
+    # a directory that holds no run (no run manifest) is refused and keeps everything
     other = tmp_path / "mine"
     (other / "logs").mkdir(parents=True)
     (other / "logs" / "x.txt").write_text("user log")
     assert main(["train", *common[:-2], f"output.dir={other}", "train.eval_steps=null", "data.dev_file=null",
-                 "train.max_steps=1", "output.overwrite=true"]) == 0
-    assert (other / "logs" / "x.txt").read_text() == "user log"
+                 "train.max_steps=1", "output.overwrite=true"]) == 2
+    assert "holds no run of this package" in capsys.readouterr().err
+    assert (other / "logs" / "x.txt").read_text() == "user log" and len(list(other.rglob("*"))) == 2
 
 
 def test_bool_csv_labels_match_true_false_names(tmp_path):

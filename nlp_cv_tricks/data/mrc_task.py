@@ -196,6 +196,8 @@ class QATask(Task):
         if trainer is not None and getattr(trainer, "accelerator", None) is not None \
                 and trainer.accelerator.is_main_process and getattr(trainer, "output_dir", None) is not None:
             output_dir = os.path.join(str(trainer.output_dir), "eval_predictions", f"step_{trainer.global_step}")
+            if hasattr(trainer, "record_output"):  # listed in the run manifest: output.overwrite removes it
+                trainer.record_output(f"eval_predictions/step_{trainer.global_step}", "tree")
         o = self.options
         preds = postprocess_qa_predictions(
             self.eval_examples, self.eval_features, start, end, version_2_with_negative=o.version_2_with_negative,

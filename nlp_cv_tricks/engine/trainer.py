@@ -11,6 +11,7 @@ A run directory holds::
     checkpoints/step_N/  accelerate.save_state + trainer_state.json (for exact resume)
     best/                the selected model: save_pretrained (safetensors) + tokenizer + recipe + metrics
     metrics.json         final summary
+    .nlp_cv_tricks_run.json  the run manifest: what this run wrote (output.overwrite removes only that)
 """
 
 from __future__ import annotations
@@ -37,14 +38,11 @@ from tqdm.auto import tqdm
 
 from ..config import Recipe, atomic_write_text, recipe_to_dict, save_recipe
 from .events import Trick
+from .run_manifest import prepare_run_dir
 from .step import StepContext
 from .task import ClassificationTask, Task
 
 logger = logging.getLogger(__name__)
-
-# what a run writes into its output directory (``output.overwrite=true`` removes these, and only these)
-RUN_ARTIFACTS = ("recipe.yaml", "history.jsonl", "metrics.json", "logs", "checkpoints", "best", "final",
-                 "best.tmp", "best.old", "final.tmp", "final.old")
 
 __all__ = ["Trainer", "FitResult", "NonFiniteLossError", "build_optimizer", "build_scheduler"]
 
@@ -337,33 +335,27 @@ class Trainer:
 
     # ---- output ----------------------------------------------------------------------------------
     def _prepare_output_dir(self, resuming: bool) -> None:
-        out = self.output_dir
+        """The run directory and its manifest (``run_manifest``): ``output.overwrite=true`` removes only what a
+        run of this package recorded there, never the recipe being trained from."""
+        self._run_manifest = None
         if self.accelerator.is_main_process:
-            if out.exists() and any(out.iterdir()) and not resuming:
-                if not self.recipe.output.overwrite:
-                    raise FileExistsError(
-                        f"output directory {out} exists and is not empty; choose another output.dir, resume with "
-                        "train.resume_from=latest, or set output.overwrite=true"
-                    )
-                # a fresh run: the previous run's own outputs go (its history, checkpoints and models would
-                # otherwise mix with this run's); anything else in the directory is left alone, and nothing is
-                # removed from a directory that holds no run (no recipe.yaml / history.jsonl / metrics.json)
-                was_run = any((out / m).is_file() for m in ("recipe.yaml", "history.jsonl", "metrics.json"))
-                gone = [p for p in (out / name for name in RUN_ARTIFACTS) if was_run and (p.exists() or p.is_symlink())]
-                for p in gone:
-                    if p.is_dir() and not p.is_symlink():
-                        shutil.rmtree(p)
-                    else:
-                        p.unlink()
-                if gone:
-                    logger.warning("output.overwrite=true: removed the previous run's %s from %s",
-                                   ", ".join(p.name for p in gone), out)
-            out.mkdir(parents=True, exist_ok=True)
+            self._run_manifest = prepare_run_dir(self.output_dir, resuming=resuming,
+                                                 overwrite=self.recipe.output.overwrite,
+                                                 recipe_source=self.recipe.source)
         self.accelerator.wait_for_everyone()
+
+    def record_output(self, rel: str, kind: str = "tree") -> None:
+        """Record ``rel`` (relative to the run directory; ``file``, ``tree`` or ``dir``) in the run manifest
+        before writing it, so ``output.overwrite=true`` removes it later. Tricks that write into the run
+        directory call this too."""
+        manifest = getattr(self, "_run_manifest", None)
+        if manifest is not None:
+            manifest.add(rel, kind)
 
     def _log(self, record: dict) -> None:
         record = {k: v for k, v in record.items() if v is not None}
         if self.accelerator.is_main_process:
+            self.record_output("history.jsonl", "file")
             with open(self.history_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record, default=_json_default) + "\n")
         scalars = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k not in ("step",)}
@@ -436,6 +428,9 @@ class Trainer:
         model = self.accelerator.unwrap_model(self.model)
         state_dict = self.accelerator.get_state_dict(self.model)
         if self.accelerator.is_main_process:
+            if directory.resolve().parent == self.output_dir.resolve():
+                for name in (directory.name, directory.name + ".tmp", directory.name + ".old"):
+                    self.record_output(name, "tree")
             tmp = directory.with_name(directory.name + ".tmp")
             if tmp.exists():
                 shutil.rmtree(tmp)
@@ -475,6 +470,8 @@ class Trainer:
         path = self.output_dir / "checkpoints" / f"step_{self.global_step}"
         total = float(self.accelerator.reduce(loss_sum, "sum")) if loss_sum is not None else 0.0
         self._interval_loss = (total, loss_count * self.accelerator.num_processes)
+        if self.accelerator.is_main_process:
+            self.record_output(f"checkpoints/{path.name}", "tree")
         self.accelerator.save_state(str(path), safe_serialization=True)
         if self.accelerator.is_main_process:
             atomic_write_text(path / "trainer_state.json", json.dumps(self._trainer_state(epoch, batches_in_epoch),
@@ -576,8 +573,11 @@ class Trainer:
         # the run's first files: a run that failed while starting left the directory empty, so the corrected
         # command can use it again
         if acc.is_main_process:
+            self.record_output("recipe.yaml", "file")
             save_recipe(self.recipe, self.output_dir / "recipe.yaml")
         if not acc.trackers and acc.log_with:
+            if acc.is_main_process:
+                self.record_output("logs/nlp-cv-tricks", "tree")
             flat = _flatten(recipe_to_dict(self.recipe))
             acc.init_trackers("nlp-cv-tricks", config={k: v for k, v in flat.items()
                                                        if isinstance(v, (int, float, str, bool))})
@@ -710,6 +710,7 @@ class Trainer:
             "model_dir": str(model_dir),
         }
         if acc.is_main_process:
+            self.record_output("metrics.json", "file")
             atomic_write_text(self.output_dir / "metrics.json", json.dumps(summary, indent=2, default=_json_default))
         acc.wait_for_everyone()
         for tracker in acc.trackers:  # finish trackers; the process group stays up for further runs
