@@ -128,6 +128,7 @@ class TrainConfig:
     save_steps: Optional[int] = None
     save_total_limit: Optional[int] = 2
     resume_from: Optional[str] = None
+    resume_force: bool = False  # resume although the recipe changed (engine/resume_check.py); the change is recorded
     nonfinite: str = "error"
     cpu: bool = False
     progress_bar: bool = True

@@ -119,3 +119,111 @@ def test_manifest_entries_stay_inside_the_run_dir(tmp_path):
     (tmp_path / MANIFEST_NAME).write_text("{not json")
     with pytest.raises(FileExistsError, match="not a readable run manifest"):
         RunManifest.load(tmp_path)
+
+
+# ---- part 2: resume checks the recipe ----------------------------------------------------------------------
+
+def _textcnn(tiny_bert, toy_data, out, *extra):
+    args = _common(tiny_bert, toy_data, out, "model.name=textcnn", "train.logging_steps=1",
+                   "model.kwargs={embedding_dim: 8, num_filters: 4, filter_sizes: [2]}", "train.save_steps=2",
+                   "data.dev_file=null", *extra)
+    return args
+
+
+@pytest.fixture()
+def stopped_run(tiny_bert, toy_data, tmp_path):
+    """A TextCNN run stopped at step 4 (checkpointed) of a longer plan, to be resumed."""
+    out = tmp_path / "run"
+    assert main(_textcnn(tiny_bert, toy_data, out, "train.max_steps=4")) == 0
+    return out
+
+
+def _snapshot(out):
+    return {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def test_resume_refuses_a_changed_batch_size_with_a_diff(tiny_bert, toy_data, stopped_run, capsys):
+    before = _snapshot(stopped_run)
+    assert main(_textcnn(tiny_bert, toy_data, stopped_run, "train.max_steps=8", "train.batch_size=16",
+                         "train.seed=7", "train.resume_from=latest")) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "train.batch_size: 8 -> 16" in err and "train.seed: 42 -> 7" in err
+    assert "train.resume_force=true" in err and "Traceback" not in err
+    assert "train.max_steps" not in err.split("train.resume_force")[0]  # a safe change is not among the refused
+    assert _snapshot(stopped_run) == before  # refused before anything was touched
+
+
+def test_resume_refuses_changed_data_labels_and_model(tiny_bert, toy_data, stopped_run, tmp_path, capsys):
+    # the same file name, other content (a new vocabulary)
+    changed = tmp_path / "train.txt"
+    changed.write_text(toy_data["train"].read_text().replace("movie", "cinema"))
+    args = _textcnn(tiny_bert, toy_data, stopped_run, "train.max_steps=8", "train.resume_from=latest")
+    args = [a if not a.startswith("data.train_file=") else f"data.train_file={changed}" for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "data.train_file (file and content)" in err and "sha256" in err
+    # the same file read without the label names: the saved names negative/positive would become 0/1
+    assert main(_textcnn(tiny_bert, toy_data, stopped_run, "train.max_steps=8", "train.resume_from=latest",
+                         "data.label_names=null")) == 2
+    err = capsys.readouterr().err
+    assert "data.label_names: [\"negative\", \"positive\"] -> null" in err
+    assert "label names (from the data): [\"negative\", \"positive\"] -> [\"0\", \"1\"]" in err
+    # model kwargs (another architecture shape)
+    assert main(_textcnn(tiny_bert, toy_data, stopped_run, "train.max_steps=8", "train.resume_from=latest",
+                         "model.kwargs.num_filters=6")) == 2
+    err = capsys.readouterr().err
+    assert "model.kwargs.num_filters: 4 -> 6" in err and "Traceback" not in err
+
+
+def test_resume_force_with_a_new_shape_is_a_clear_error(tiny_bert, toy_data, stopped_run, capsys):
+    assert main(_textcnn(tiny_bert, toy_data, stopped_run, "train.max_steps=8", "train.resume_from=latest",
+                         "model.kwargs.num_filters=6", "train.resume_force=true")) == 2
+    err = capsys.readouterr().err
+    assert "does not fit the model built from the current recipe" in err and "size mismatch" in err
+    assert "Traceback" not in err and "RuntimeError" not in err
+
+
+def test_resume_safe_changes_pass_and_are_recorded(tiny_bert, toy_data, stopped_run, caplog):
+    recipe_before = (stopped_run / "recipe.yaml").read_text()
+    with caplog.at_level("INFO"):
+        assert main(_textcnn(tiny_bert, toy_data, stopped_run, "train.max_steps=6", "train.logging_steps=2",
+                             "train.resume_from=latest", "output.report_to=none")) == 0
+    assert "train.max_steps: 4 -> 6" in caplog.text
+    assert (stopped_run / "recipe.yaml").read_text() == recipe_before  # the recipe the run started with
+    changes = [json.loads(ln) for ln in (stopped_run / "resume_changes.jsonl").read_text().splitlines()]
+    assert changes[0]["forced"] is False and changes[0]["step"] == 4
+    assert changes[0]["changes"] == {"train.logging_steps": [1, 2], "train.max_steps": [4, 6]}
+    state = json.loads((stopped_run / "checkpoints" / "step_6" / "trainer_state.json").read_text())
+    assert state["resume_changes"] == changes and state["recipe"]["train"]["max_steps"] == 6
+    assert set(state["data_files"]) == {"data.train_file"} and len(state["data_files"]["data.train_file"]["sha256"]) == 64
+    assert "resume_changes.jsonl" in json.loads((stopped_run / MANIFEST_NAME).read_text())["entries"]
+
+
+def test_resume_force_continues_and_records_the_change(tiny_bert, toy_data, stopped_run, caplog):
+    recipe_before = (stopped_run / "recipe.yaml").read_text()
+    with caplog.at_level("WARNING"):
+        assert main(_textcnn(tiny_bert, toy_data, stopped_run, "train.max_steps=6", "train.batch_size=4",
+                             "train.resume_from=latest", "train.resume_force=true")) == 0
+    assert "train.resume_force=true" in caplog.text and "train.batch_size: 8 -> 4" in caplog.text
+    assert (stopped_run / "recipe.yaml").read_text() == recipe_before
+    change = json.loads((stopped_run / "resume_changes.jsonl").read_text())
+    assert change["forced"] is True and change["changes"]["train.batch_size"] == [8, 4]
+    state = json.loads((stopped_run / "checkpoints" / "step_6" / "trainer_state.json").read_text())
+    assert state["resume_changes"][0]["changes"]["train.batch_size"] == [8, 4]
+    # the next resume compares with what the run now uses (batch size 4): no refusal
+    assert main(_textcnn(tiny_bert, toy_data, stopped_run, "train.max_steps=7", "train.batch_size=4",
+                         "train.resume_from=latest")) == 0
+
+
+def test_resume_of_a_checkpoint_from_an_earlier_version(tiny_bert, toy_data, stopped_run, capsys):
+    """Checkpoints without a recorded recipe are compared with the run's recipe.yaml."""
+    for p in (stopped_run / "checkpoints").glob("step_*/trainer_state.json"):
+        state = json.loads(p.read_text())
+        for k in ("recipe", "data_files", "label_names", "resume_changes"):
+            state.pop(k)
+        p.write_text(json.dumps(state))
+    assert main(_textcnn(tiny_bert, toy_data, stopped_run, "train.max_steps=8", "train.batch_size=16",
+                         "train.resume_from=latest")) == 2
+    err = capsys.readouterr().err
+    assert "train.batch_size: 8 -> 16" in err and "records no data hashes" in err
+    assert main(_textcnn(tiny_bert, toy_data, stopped_run, "train.max_steps=6", "train.resume_from=latest")) == 0

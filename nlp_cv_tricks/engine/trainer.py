@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from ..config import Recipe, atomic_write_text, recipe_to_dict, save_recipe
 from .events import Trick
+from .resume_check import RESUME_CHANGES_FILE, check_resume, data_fingerprint, load_error
 from .run_manifest import prepare_run_dir
 from .step import StepContext
 from .task import ClassificationTask, Task
@@ -464,6 +465,11 @@ class Trainer:
             # the running training-loss average of the current logging interval, so history stays exact
             "loss_sum": self._interval_loss[0],
             "loss_count": self._interval_loss[1],
+            # what the run is trained with: a resume compares these with its own (engine/resume_check.py)
+            "recipe": recipe_to_dict(self.recipe),
+            "data_files": getattr(self, "_data_files", None) or {},
+            "label_names": list(getattr(self.task, "label_names", None) or []) or None,
+            "resume_changes": getattr(self, "_resume_changes", []),
         }
 
     def save_checkpoint(self, epoch: int, batches_in_epoch: int, loss_sum=None, loss_count: int = 0) -> Path:
@@ -521,6 +527,15 @@ class Trainer:
         acc, cfg = self.accelerator, self.cfg
         self._check_metric()
         resume_path = self._resolve_resume()
+        # the data the run trains on (content hashes, saved with each checkpoint), then, when resuming, the check
+        # that the checkpoint's recipe, data and labels are the current ones: before anything is touched
+        self._data_files = data_fingerprint(self.recipe)
+        self._resume_changes: list = []
+        resume_change = None
+        if resume_path is not None:
+            resume_change = check_resume(self.recipe, resume_path,
+                                         json.loads((resume_path / "trainer_state.json").read_text()),
+                                         getattr(self.task, "label_names", None), self._data_files, self.output_dir)
         self._prepare_output_dir(resuming=resume_path is not None)
         set_seed(cfg.seed)
         train_dl = self._train_dataloader()
@@ -544,8 +559,18 @@ class Trainer:
         start_epoch, skip_batches, rng_after_load = 0, 0, None
         resumed_loss = (0.0, 0)
         if resume_path is not None:
-            acc.load_state(str(resume_path))
+            try:
+                acc.load_state(str(resume_path))
+            except RuntimeError as e:  # e.g. size mismatch: the model built now is not the checkpoint's
+                if "state_dict" not in str(e) and "size mismatch" not in str(e):
+                    raise
+                raise load_error(resume_path, e) from None
             state = json.loads((resume_path / "trainer_state.json").read_text())
+            self._resume_changes = list(state.get("resume_changes", [])) + ([resume_change] if resume_change else [])
+            if resume_change and acc.is_main_process:
+                self.record_output(RESUME_CHANGES_FILE, "file")
+                with open(self.output_dir / RESUME_CHANGES_FILE, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(resume_change, default=_json_default, ensure_ascii=False) + "\n")
             self.global_step = state["global_step"]
             start_epoch, skip_batches = state["epoch"], state["batches_in_epoch"]
             self.best_metric, self.best_step, self.bad_evals = state["best_metric"], state["best_step"], state["bad_evals"]
@@ -571,8 +596,9 @@ class Trainer:
         for trick in self.tricks:
             trick.on_fit_start(self)
         # the run's first files: a run that failed while starting left the directory empty, so the corrected
-        # command can use it again
-        if acc.is_main_process:
+        # command can use it again. A resumed run keeps the recipe.yaml the run started with (its changes are in
+        # resume_changes.jsonl)
+        if acc.is_main_process and (resume_path is None or not (self.output_dir / "recipe.yaml").is_file()):
             self.record_output("recipe.yaml", "file")
             save_recipe(self.recipe, self.output_dir / "recipe.yaml")
         if not acc.trackers and acc.log_with:
