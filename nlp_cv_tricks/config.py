@@ -242,6 +242,16 @@ def _all_keys(cls: type = Recipe, prefix: str = "") -> list[str]:
 
 
 def _unknown_key_error(key: str, where: str) -> RecipeError:
+    top = list(_fields(Recipe))
+    head = key.split(".", 1)[0]
+    if head not in top:  # a mistyped section (trian:, trian.epochs) is matched among the sections first
+        near = difflib.get_close_matches(head, top, n=1, cutoff=0.6)
+        if near:
+            fixed = near[0] + key[len(head):]
+            if "." not in key or fixed in _all_keys() or fixed.startswith(("model.config_overrides.",
+                                                                          "model.kwargs.")):
+                what = "section" if "." not in key and near[0] in _sections() else "key"
+                return RecipeError(f"{where}unknown recipe {what} {key!r}; did you mean {fixed!r}?")
     valid = _all_keys()
     near = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     if not near:  # try the leaf name alone: "lr" → nothing, "learning_rte" → train.learning_rate
@@ -251,6 +261,10 @@ def _unknown_key_error(key: str, where: str) -> RecipeError:
         near = [leaves[m[0]]] if m else []
     hint = f"; did you mean {near[0]!r}?" if near else ""
     return RecipeError(f"{where}unknown recipe key {key!r}{hint}")
+
+
+def _sections() -> set[str]:
+    return {name for name, t in typing.get_type_hints(Recipe).items() if dataclasses.is_dataclass(t)}
 
 
 def _coerce(value: Any, t: Any, key: str, where: str) -> Any:

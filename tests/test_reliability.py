@@ -227,3 +227,186 @@ def test_resume_of_a_checkpoint_from_an_earlier_version(tiny_bert, toy_data, sto
     err = capsys.readouterr().err
     assert "train.batch_size: 8 -> 16" in err and "records no data hashes" in err
     assert main(_textcnn(tiny_bert, toy_data, stopped_run, "train.max_steps=6", "train.resume_from=latest")) == 0
+
+
+# ---- part 4: the weaker cases -------------------------------------------------------------------------------
+
+def test_label_spellings_that_mix_are_warned(tmp_path, caplog):
+    from nlp_cv_tricks.config import DataConfig
+    from nlp_cv_tricks.data.text import load_text_classification
+
+    f = tmp_path / "mixed.csv"
+    f.write_text("text,label\na b,0\nc d,1\ne f,negative\ng h,positive\ni j,Positive\n")
+    with caplog.at_level("WARNING"):
+        splits = load_text_classification(DataConfig(train_file=str(f)))
+    assert len(splits.label_map) == 5
+    assert "mixed.csv: labels that differ only in case or spaces: 'Positive' / 'positive'" in caplog.text
+    assert "integer labels (0, 1) next to named ones (Positive, negative, positive)" in caplog.text
+    caplog.clear()
+    g = tmp_path / "clean.csv"
+    g.write_text("text,label\na b,negative\nc d,positive\n")
+    with caplog.at_level("WARNING"):
+        load_text_classification(DataConfig(train_file=str(g)))
+    assert "spelling" not in caplog.text
+
+
+def test_empty_class_folder_is_warned(tmp_path, caplog):
+    from PIL import Image
+
+    from nlp_cv_tricks.data.vision import _load_imagefolder
+
+    for cls in ("ants", "bees"):
+        (tmp_path / "train" / cls).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (4, 4), (i * 50, 0, 0)).save(tmp_path / "train" / cls / f"{i}.png")
+    (tmp_path / "train" / "wasps").mkdir()
+    with caplog.at_level("WARNING"):
+        ds, names = _load_imagefolder(str(tmp_path / "train"), None)
+    assert names == ["ants", "bees"]
+    assert "class folder 'wasps' holds no images and is left out: the model gets 2 classes" in caplog.text
+
+
+def test_unknown_model_name_suggests_before_any_hub_call(tmp_path, capsys, monkeypatch):
+    import transformers
+
+    def no_hub(*a, **k):
+        raise AssertionError("the Hub was asked")
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", no_hub)
+    rc = main(["train", str(ROOT / "recipes/quickstart.yaml"), "model.name=textcnnn",
+               f"data.train_file={tmp_path / 'missing.txt'}", f"output.dir={tmp_path / 'o'}"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "model.name='textcnnn'" in err and "did you mean 'textcnn'?" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_probes_on_a_textcnn_run_say_what_is_supported(tiny_bert, toy_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(_textcnn(tiny_bert, toy_data, out, "train.max_steps=1", "train.save_steps=null")) == 0
+    capsys.readouterr()
+    for cmd in (["probe-cls", str(out), "--data", str(toy_data["dev"])],
+                ["plot-embeddings", str(out), "--data", str(toy_data["dev"]), "--out", str(tmp_path / "p.png")]):
+        assert main(cmd) == 2
+        err = capsys.readouterr().err
+        assert "no transformer encoder layers to probe" in err and "(supported: albert, bert," in err
+        assert len(err) < 800 and "Config" not in err
+
+
+def test_hardcases_overrides_anywhere_on_the_line(tmp_path):
+    from nlp_cv_tricks.cli import build_parser, parse_args_with_overrides
+
+    p = build_parser()
+    a = parse_args_with_overrides(p, ["hardcases", "mine", "r.yaml", "--out", "d", "train.epochs=1", "--folds",
+                                      "3", "tricks+=fgm"])
+    assert a.overrides == ["train.epochs=1", "tricks+=fgm"] and a.folds == 3 and a.out == "d"
+    a = parse_args_with_overrides(p, ["hardcases", "retrain", "r.yaml", "data.max_length=8", "--out", "o",
+                                      "train.seed=3"])
+    assert a.overrides == ["data.max_length=8", "train.seed=3"]
+    f = tmp_path / "ann.csv"
+    f.write_text("id\n")
+    a = parse_args_with_overrides(p, ["hardcases", "import", "r.yaml", "--files", str(f), "train.seed=1",
+                                      "--base", "v0"])
+    assert a.files == [str(f)] and a.overrides == ["train.seed=1"] and a.base == "v0"
+    with pytest.raises(SystemExit):  # an unknown option is still argparse's error
+        parse_args_with_overrides(p, ["hardcases", "mine", "r.yaml", "--out", "d", "--bogus"])
+
+
+def test_every_cli_option_has_help():
+    import argparse
+
+    from nlp_cv_tricks.cli import build_parser
+
+    missing = []
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {c.dest: c.help for c in action._choices_actions}
+                for name, sub in action.choices.items():
+                    if not helps.get(name):
+                        missing.append(f"{path} {name} (the command)")
+                    walk(sub, f"{path} {name}")
+            elif not isinstance(action, argparse._HelpAction) and (not action.help or action.help == argparse.SUPPRESS):
+                missing.append(f"{path} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "nlp-cv-tricks")
+    assert missing == []
+
+
+def test_stale_temp_files_of_an_interrupted_save_are_removed(tiny_bert, toy_data, tmp_path):
+    out = tmp_path / "run"
+    assert main(_textcnn(tiny_bert, toy_data, out, "train.max_steps=4")) == 0
+    ck4 = out / "checkpoints" / "step_4"
+    (ck4 / "trainer_state.json").unlink()  # killed while step 4 was saved
+    (ck4 / ".tmpAb3xY9").write_bytes(b"\0" * 1000)  # safetensors' temporary file
+    (out / ".history.jsonl.k2j3h4g5.tmp").write_text("half")  # an atomic write's temporary file
+    (out / ".tmpnotes").write_text("not ours")  # user files of other names stay
+    (ck4 / "my.tmp").write_text("not ours either")
+    assert main(_textcnn(tiny_bert, toy_data, out, "train.max_steps=4", "train.resume_from=latest")) == 0
+    assert not (ck4 / ".tmpAb3xY9").exists() and not (out / ".history.jsonl.k2j3h4g5.tmp").exists()
+    assert (out / ".tmpnotes").is_file() and (ck4 / "my.tmp").is_file() and (ck4 / "trainer_state.json").is_file()
+    # the next save of a checkpoint folder cleans it too
+    from nlp_cv_tricks.engine.run_manifest import remove_stale_temp_files
+
+    (ck4 / ".tmpZZZZZZ").write_text("x")
+    assert [p.name for p in remove_stale_temp_files(ck4)] == [".tmpZZZZZZ"]
+
+
+def test_predict_ignores_a_label_column_it_does_not_need(tiny_bert, toy_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(_textcnn(tiny_bert, toy_data, out, "train.max_steps=2", "train.save_steps=null")) == 0
+    data = tmp_path / "new.csv"
+    data.write_text("text,label\nthe movie was good,neutral\nawful plot,\n")
+    pred = tmp_path / "p.jsonl"
+    assert main(["predict", str(out), "--data", str(data), "--out", str(pred)]) == 0
+    rows = [json.loads(ln) for ln in pred.read_text().splitlines()]
+    assert len(rows) == 2 and all("label" not in r and r["pred_label"] in ("negative", "positive") for r in rows)
+    # eval needs the labels: still an error naming the row
+    assert main(["eval", str(out), "--data", str(data)]) == 2
+    assert "label 'neutral' never seen" in capsys.readouterr().err
+
+
+def test_jsonl_errors_name_the_line_and_datasets_says_nothing(tmp_path, capfd):
+    from nlp_cv_tricks.config import DataConfig
+    from nlp_cv_tricks.data.text import DataError, load_split
+
+    f = tmp_path / "bad.jsonl"
+    f.write_text('{"text": "a", "label": 1}\n\n{"text": "b", "label": 0}\n{"text": "c" "label": 0}\n')
+    with pytest.raises(DataError, match=r"bad.jsonl: line 4: not valid JSON \(Expecting ',' delimiter"):
+        load_split(str(f), DataConfig())
+    assert "Failed to load JSON" not in capfd.readouterr().err  # datasets' own ERROR line is not printed
+
+
+def test_header_only_csv(tmp_path):
+    from nlp_cv_tricks.config import DataConfig
+    from nlp_cv_tricks.data.text import DataError, load_text_classification
+
+    f = tmp_path / "h.csv"
+    f.write_text("text,label\n")
+    with pytest.raises(DataError, match="h.csv: the file has a header but no rows"):
+        load_text_classification(DataConfig(train_file=str(f)))
+    f.write_text("")
+    with pytest.raises(DataError, match="h.csv: the file is empty"):
+        load_text_classification(DataConfig(train_file=str(f)))
+
+
+def test_section_typo_suggests_the_section(tmp_path):
+    from nlp_cv_tricks.config import RecipeError, load_recipe
+
+    r = tmp_path / "r.yaml"
+    r.write_text("trian:\n  epochs: 2\n")
+    with pytest.raises(RecipeError, match="unknown recipe section 'trian'; did you mean 'train'"):
+        load_recipe(r)
+    with pytest.raises(RecipeError, match="unknown recipe key 'trian.epochs'; did you mean 'train.epochs'"):
+        load_recipe(ROOT / "recipes/quickstart.yaml", ["trian.epochs=3"])
+
+
+def test_one_example_class_is_named(tmp_path):
+    from nlp_cv_tricks.config import DataConfig
+    from nlp_cv_tricks.data.text import DataError, load_text_classification
+
+    f = tmp_path / "one.txt"
+    f.write_text("0 a b\n0 c d\n0 e f\n1 g h\n1 i j\n2 k l\n")
+    cfg = DataConfig(train_file=str(f), format="kim2014", dev_fraction=0.3, label_names=["neg", "pos", "neutral"])
+    with pytest.raises(DataError, match="class 'neutral' has a single example"):
+        load_text_classification(cfg)

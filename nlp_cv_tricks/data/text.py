@@ -45,6 +45,60 @@ def _silence_datasets() -> None:
     datasets.disable_progress_bars()
 
 
+class _quiet_datasets:
+    """Inside: ``datasets`` logs nothing (its own ERROR line about a file it failed to read would come before
+    the package's :class:`DataError` for the same file, which says it once, with the line)."""
+
+    def __enter__(self):
+        self._level = datasets.utils.logging.get_verbosity()
+        datasets.utils.logging.set_verbosity(logging.CRITICAL + 1)
+
+    def __exit__(self, *exc):
+        datasets.utils.logging.set_verbosity(self._level)
+        return False
+
+
+def _read_error(path: str, fmt: str, cfg: DataConfig, cause: BaseException) -> "DataError":
+    """What is wrong with a file that ``datasets`` could not read, with the line where it can be found."""
+    import json
+
+    try:
+        with open(path, encoding=cfg.encoding, newline="") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError, LookupError):
+        text = None
+    if text is not None and not text.lstrip("\ufeff").strip():
+        return DataError(f"{path}: the file is empty; expected " + (
+            "a header row and data rows" if fmt in ("csv", "tsv") else "one JSON object per line"
+            if fmt == "jsonl" else f"{fmt} data"))
+    if text is not None and fmt in ("csv", "tsv"):
+        rows = [ln for ln in text.lstrip("\ufeff").splitlines() if ln.strip()]
+        if len(rows) == 1:
+            return DataError(f"{path}: the file has a header but no rows (header: {rows[0][:80]!r})")
+    if text is not None and fmt in ("json", "jsonl"):
+        body = text.lstrip("\ufeff")
+        whole_ok = False
+        if fmt == "json":
+            try:
+                json.loads(body)
+                whole_ok = True
+            except ValueError:
+                pass
+        if not whole_ok:
+            for n, line in enumerate(body.split("\n"), 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError as e:
+                    return DataError(f"{path}: line {n}: not valid JSON ({getattr(e, 'msg', e)}, column "
+                                     f"{getattr(e, 'colno', '?')}); expected one JSON object per line")
+                if not isinstance(obj, dict):
+                    return DataError(f"{path}: line {n}: expected a JSON object ({{\"text\": ..., \"label\": ...}}), "
+                                     f"got {type(obj).__name__}")
+    return DataError(f"{path}: could not be read as {fmt}: {type(cause).__name__}: {cause}")
+
+
 def resolve_format(path: str, fmt: str) -> str:
     if fmt != "auto":
         return fmt
@@ -171,14 +225,15 @@ def load_split(path: str, cfg: DataConfig) -> tuple[datasets.Dataset, str]:
             raise DataError(f"{path}: line {line}: not valid {cfg.encoding} text; set data.encoding (e.g. gbk, "
                             "latin-1)")
     try:
-        ds = datasets.load_dataset(builder, data_files={"data": os.path.abspath(path)}, split="data", **kwargs)
+        with _quiet_datasets():
+            ds = datasets.load_dataset(builder, data_files={"data": os.path.abspath(path)}, split="data", **kwargs)
     except Exception as e:  # datasets wraps parser errors in several types
         cause = e.__cause__ or e
         if isinstance(cause, UnicodeDecodeError) or "codec can't decode" in str(cause):
             line = _first_undecodable_line(path, cfg.encoding)
             raise DataError(f"{path}: {f'line {line}: ' if line else ''}not valid {cfg.encoding} text; set "
                             "data.encoding (e.g. gbk, latin-1)") from None
-        raise DataError(f"{path}: could not be read as {fmt}: {type(cause).__name__}: {cause}") from None
+        raise _read_error(path, fmt, cfg, cause) from None
     return ds, fmt
 
 
@@ -357,13 +412,14 @@ def load_text_classification(cfg: DataConfig, need_dev_labels: bool = True) -> T
     for role, (ds, path, fmt) in raw.items():
         _check_columns(ds, path, cfg, need_label=(role == "train" or need_dev_labels))
         if len(ds) == 0:
-            raise DataError(f"{path}: no rows")
+            raise DataError(_no_rows(path, fmt))
         _check_texts(ds, path, fmt, cfg)
     train_ds, train_path, train_fmt = raw["train"]
     for i, v in enumerate(train_ds[cfg.label_column][:]):
         if v is None or (isinstance(v, str) and not v.strip()):
             raise DataError(f"{train_path}: {_row_desc(train_fmt, i)}: missing label in column {cfg.label_column!r}")
     label_map = LabelMap.from_train(train_ds[cfg.label_column][:], cfg)
+    warn_label_spellings(label_map.raw, train_path)
     if len(label_map) < 2:
         raise DataError(f"{train_path}: only one label value ({label_map.raw}) in column {cfg.label_column!r}; "
                         "classification needs at least two")
@@ -377,7 +433,8 @@ def load_text_classification(cfg: DataConfig, need_dev_labels: bool = True) -> T
         if "dev" in encoded:
             raise DataError(f"data.dev_fraction={cfg.dev_fraction} is set but a dev split exists "
                             f"({sources['dev']}); keep one of the two")
-        encoded["train"], encoded["dev"] = split_dev(encoded["train"], cfg.dev_fraction, cfg.split_seed, train_path)
+        encoded["train"], encoded["dev"] = split_dev(encoded["train"], cfg.dev_fraction, cfg.split_seed, train_path,
+                                                     label_names=label_map.names)
         sources["dev"] = f"{train_path} (seeded stratified {cfg.dev_fraction:g} dev split, seed {cfg.split_seed})"
     if cfg.max_train_samples:
         encoded["train"] = encoded["train"].select(range(min(cfg.max_train_samples, len(encoded["train"]))))
@@ -387,8 +444,36 @@ def load_text_classification(cfg: DataConfig, need_dev_labels: bool = True) -> T
     return TextSplits(encoded["train"], encoded.get("dev"), encoded.get("test"), label_map, sources)
 
 
+def _no_rows(path: str, fmt: str) -> str:
+    if fmt in ("csv", "tsv"):
+        return f"{path}: the file has a header but no rows"
+    return f"{path}: no rows"
+
+
+def warn_label_spellings(raw: Sequence[str], where: str) -> list[str]:
+    """Warn when the training labels look like one class spelled several ways: values that differ only in
+    case or spaces (``Positive``/``positive``), or integer labels next to names (``0``/``1`` with
+    ``negative``/``positive``). Each spelling trains as its own class. Returns the warnings."""
+    out = []
+    groups: dict[str, list[str]] = {}
+    for k in raw:
+        groups.setdefault(" ".join(str(k).split()).casefold(), []).append(str(k))
+    same = [v for v in groups.values() if len(v) > 1]
+    if same:
+        out.append("labels that differ only in case or spaces: " + "; ".join(" / ".join(map(repr, v)) for v in same))
+    ints = [k for k in raw if str(k).lstrip("-").isdigit()]
+    names = [k for k in raw if not str(k).lstrip("-").isdigit()]
+    if ints and names:
+        out.append(f"integer labels ({', '.join(ints[:5])}) next to named ones ({', '.join(names[:5])})")
+    for w in out:
+        logger.warning("%s: %s; each spelling trains as a separate class (%d classes: %s). If they are the same "
+                       "class, write it one way in the file", where, w, len(raw), ", ".join(map(str, raw[:10])))
+    return out
+
+
 def split_dev(ds: datasets.Dataset, fraction: float, seed: int, path: str,
-              label_column: str = "labels") -> tuple[datasets.Dataset, datasets.Dataset]:
+              label_column: str = "labels", label_names: Optional[Sequence[str]] = None
+              ) -> tuple[datasets.Dataset, datasets.Dataset]:
     """Seeded, stratified train/dev split of an encoded dataset (scikit-learn's ``train_test_split``).
 
     Each row lands in exactly one split and both keep the file order; the same data, fraction and seed always
@@ -397,6 +482,14 @@ def split_dev(ds: datasets.Dataset, fraction: float, seed: int, path: str,
 
     labels = ds[label_column][:]
     idx = list(range(len(ds)))
+    counts = np.bincount(np.asarray(labels, dtype=np.int64)) if len(labels) else np.zeros(0, dtype=np.int64)
+    rare = [int(i) for i in np.flatnonzero(counts == 1)]
+    if rare:
+        shown = ", ".join(repr(str(label_names[i])) if label_names is not None and i < len(label_names) else str(i)
+                          for i in rare[:10])
+        raise DataError(f"{path}: cannot carve a stratified dev split: class{'es' if len(rare) > 1 else ''} "
+                        f"{shown} {'have' if len(rare) > 1 else 'has'} a single example; add examples, drop "
+                        "that class, or give a data.dev_file instead of data.dev_fraction")
     try:
         tr, dv = train_test_split(idx, test_size=fraction, random_state=seed, stratify=labels)
     except ValueError as e:
@@ -411,10 +504,17 @@ def load_eval_file(path: str, cfg: DataConfig, label_map: LabelMap, need_labels:
     has_labels = cfg.label_column in ds.column_names
     _check_columns(ds, path, cfg, need_label=need_labels)
     if len(ds) == 0:
-        raise DataError(f"{path}: no rows")
+        raise DataError(_no_rows(path, fmt))
     _check_texts(ds, path, fmt, cfg)
     if has_labels:
-        ds = encode_labels(ds, path, fmt, cfg, label_map)
+        try:
+            ds = encode_labels(ds, path, fmt, cfg, label_map)
+        except DataError as e:
+            if need_labels:
+                raise
+            # predict needs no labels: a label column it cannot read (an unseen or missing label) is left out
+            logger.warning("%s: column %r is not used (%s); predicting without gold labels", path,
+                           cfg.label_column, str(e).split(": ", 1)[-1])
     return ds
 
 

@@ -26,7 +26,9 @@ Rules of :func:`prepare_run_dir`:
   (:func:`legacy_entries`);
 * the recipe being trained from is never removed or replaced: a run whose recipe file is one of the outputs
   it would rewrite is refused before anything is touched;
-* resuming keeps the manifest (a directory of an earlier version gets one, from :func:`legacy_entries`).
+* resuming keeps the manifest (a directory of an earlier version gets one, from :func:`legacy_entries`) and
+  removes the temporary files an interrupted save left in the run's folders (:func:`remove_stale_temp_files`;
+  a checkpoint written again is cleaned the same way before the write).
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ KINDS = ("file", "tree", "dir")
 # the top-level keys of a recipe.yaml this package writes (recipe_to_dict)
 _RECIPE_KEYS = {"name", "task", "data", "model", "train", "tricks", "output"}
 
-__all__ = ["MANIFEST_NAME", "RunManifest", "RunDirError", "prepare_run_dir", "legacy_entries"]
+__all__ = ["MANIFEST_NAME", "RunManifest", "RunDirError", "prepare_run_dir", "legacy_entries",
+           "remove_stale_temp_files"]
 
 
 class RunDirError(FileExistsError):
@@ -146,6 +149,28 @@ class RunManifest:
         return gone
 
 
+# temporary files of an interrupted write: ``.tmpXXXXXX`` (safetensors writes through Rust's tempfile crate) and
+# ``.NAME.XXXXXXXX.tmp`` (:func:`nlp_cv_tricks.config.atomic_write_bytes`)
+_TEMP_RE = re.compile(r"\.tmp[A-Za-z0-9_]{6}|\..+\.[A-Za-z0-9_]{8}\.tmp")
+
+
+def remove_stale_temp_files(folder: Union[str, os.PathLike], recursive: bool = True) -> list[Path]:
+    """Remove the temporary files an interrupted save left in ``folder`` (a checkpoint or model folder the run
+    writes, before it is written again or resumed from). Only names of the two temporary-file patterns the
+    package's writers use are touched."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [p for p in (folder.rglob(".*") if recursive else folder.glob(".*"))
+             if p.is_file() and not p.is_symlink() and _TEMP_RE.fullmatch(p.name)]
+    for p in found:
+        p.unlink()
+    if found:
+        logger.info("removed %d temporary file(s) of an interrupted save from %s: %s", len(found), folder,
+                    ", ".join(p.name for p in found[:5]))
+    return found
+
+
 def _check_relative(rel: str, where: Path) -> None:
     parts = Path(rel).parts
     if not parts or Path(rel).is_absolute() or ".." in parts or rel == MANIFEST_NAME:
@@ -239,6 +264,11 @@ def prepare_run_dir(out: Union[str, os.PathLike], *, resuming: bool, overwrite: 
             manifest = RunManifest(out, legacy_entries(out) or {})
         out.mkdir(parents=True, exist_ok=True)
         manifest.save()
+        # an interrupted save left temporary files: in the run's own folders, and next to its own files
+        remove_stale_temp_files(out, recursive=False)
+        for rel, kind in manifest.entries.items():
+            if kind == "tree":
+                remove_stale_temp_files(out / rel)
         return manifest
     if nonempty:
         if not overwrite:

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from ..config import Recipe, atomic_write_text, recipe_to_dict, save_recipe
 from .events import Trick
 from .resume_check import RESUME_CHANGES_FILE, check_resume, data_fingerprint, load_error
-from .run_manifest import prepare_run_dir
+from .run_manifest import prepare_run_dir, remove_stale_temp_files
 from .step import StepContext
 from .task import ClassificationTask, Task
 
@@ -478,6 +478,7 @@ class Trainer:
         self._interval_loss = (total, loss_count * self.accelerator.num_processes)
         if self.accelerator.is_main_process:
             self.record_output(f"checkpoints/{path.name}", "tree")
+            remove_stale_temp_files(path)  # written again (after a resume): an interrupted save's leftovers go
         self.accelerator.save_state(str(path), safe_serialization=True)
         if self.accelerator.is_main_process:
             atomic_write_text(path / "trainer_state.json", json.dumps(self._trainer_state(epoch, batches_in_epoch),
