@@ -9,6 +9,7 @@ key and the nearest valid one.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import os
@@ -371,7 +372,7 @@ def _leaf_type(parts: list[str]) -> Any:
 
 def apply_overrides(data: dict, overrides: list[str], where: str = "command line: ") -> dict:
     """Apply ``key=value`` / ``key+=value`` overrides to a raw recipe mapping (before typing)."""
-    data = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
+    data = copy.deepcopy(data)
     sections = {name for name, t in typing.get_type_hints(Recipe).items() if dataclasses.is_dataclass(t)}
     for item in overrides:
         if "=" not in item:

@@ -11,6 +11,7 @@ import functools
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -34,6 +35,8 @@ __all__ = [
 
 _EXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
 _LINE_FORMATS = {"kim2014", "thucnews"}
+_INT_RE = re.compile(r"-?[0-9]+")
+_INT_VALUED_RE = re.compile(r"(-?[0-9]+)\.0*")  # ASCII digits: str.isdigit() also accepts '²', which int() refuses
 
 
 class DataError(ValueError):
@@ -167,9 +170,9 @@ def _read_lines(path: str, fmt: str, cfg: DataConfig) -> datasets.Dataset:
     builder reads label-first lines; the result is a regular ``datasets.Dataset``."""
     texts, labels = [], []
     try:
-        with open(path, encoding=cfg.encoding) as f:
-            # split on newlines only: str.splitlines() also breaks on NEL (0x85) and other separators that
-            # occur inside sentences of some corpora (rt-polarity.all)
+        with open(path, encoding=cfg.encoding, newline="") as f:
+            # split on newlines only (\n or \r\n): str.splitlines() and universal newlines also break on a lone
+            # \r, NEL (0x85) and other separators that occur inside sentences of some corpora (rt-polarity.all)
             lines = [ln.rstrip("\r") for ln in f.read().split("\n")]
         if lines and lines[-1] == "":
             lines.pop()
@@ -185,11 +188,11 @@ def _read_lines(path: str, fmt: str, cfg: DataConfig) -> datasets.Dataset:
                             + ("'<label> <text>'" if fmt == "kim2014" else "'<text><TAB><label>'"))
         if fmt == "kim2014":
             label, sep, text = line.partition(" ")
-            if not sep or not label.lstrip("-").isdigit():
+            if not sep or not _INT_RE.fullmatch(label):
                 raise DataError(f"{path}: line {i + 1}: expected '<integer label> <text>', got {line[:60]!r}")
         else:
             text, sep, label = line.rpartition("\t")
-            if not sep or not label.strip().lstrip("-").isdigit():
+            if not sep or not _INT_RE.fullmatch(label.strip()):
                 raise DataError(f"{path}: line {i + 1}: expected '<text><TAB><integer label>', got {line[:60]!r}")
         texts.append(text)
         labels.append(int(label))
@@ -219,11 +222,18 @@ def load_split(path: str, cfg: DataConfig) -> tuple[datasets.Dataset, str]:
         raise DataError(f"{path}: data.format={fmt!r} cannot read local files")
     if builder in ("csv", "json"):
         kwargs["encoding"] = cfg.encoding
+    if builder == "csv":
+        # the text and label columns as written: no type guessing ('007' stays '007', a number stays text) and no
+        # missing-value words ('NA', 'null', 'nan' are text); an empty field is an empty string
+        kwargs["converters"] = {c: str for c in (cfg.text_column, cfg.text_pair_column, cfg.label_column) if c}
+        kwargs["keep_default_na"] = False
     if builder == "json":  # Arrow's JSON reader does not check the text encoding: bad bytes surface much later
         line = _first_undecodable_line(path, cfg.encoding)
         if line is not None:
             raise DataError(f"{path}: line {line}: not valid {cfg.encoding} text; set data.encoding (e.g. gbk, "
                             "latin-1)")
+    if fmt == "csv":
+        _check_csv_quoting(path, cfg)
     try:
         with _quiet_datasets():
             ds = datasets.load_dataset(builder, data_files={"data": os.path.abspath(path)}, split="data", **kwargs)
@@ -233,8 +243,59 @@ def load_split(path: str, cfg: DataConfig) -> tuple[datasets.Dataset, str]:
             line = _first_undecodable_line(path, cfg.encoding)
             raise DataError(f"{path}: {f'line {line}: ' if line else ''}not valid {cfg.encoding} text; set "
                             "data.encoding (e.g. gbk, latin-1)") from None
-        raise _read_error(path, fmt, cfg, cause) from None
+        err = _read_error(path, fmt, cfg, cause)
+        if fmt in ("json", "jsonl") and str(err).startswith(f"{path}: could not be read as"):
+            # every line is a JSON object, but Arrow could not type a column (e.g. labels 0 and "1" with a blank
+            # line between): read the objects here
+            return _read_json_objects(path, cfg), fmt
+        raise err from None
     return ds, fmt
+
+
+def _check_csv_quoting(path: str, cfg: DataConfig) -> None:
+    """A CSV file whose quoting is broken (a quoted field never closed, text after a closing quote) is refused
+    with its line; pandas would read it leniently, gluing lines into one field."""
+    import csv
+
+    try:
+        with open(path, encoding=cfg.encoding, newline="") as f:
+            reader = csv.reader(f, strict=True)
+            for _ in reader:
+                pass
+    except csv.Error as e:
+        raise DataError(f"{path}: line {reader.line_num}: broken CSV quoting ({e}); a field that holds a quote, "
+                        "comma or line break must be enclosed in double quotes, with each quote inside doubled "
+                        "(\"say \"\"hi\"\"\")") from None
+    except (UnicodeDecodeError, LookupError):
+        return  # the reader below reports the encoding
+
+
+def _read_json_objects(path: str, cfg: DataConfig) -> datasets.Dataset:
+    """JSON Lines read with the ``json`` module (every line already checked to be an object). The text columns
+    must hold text; a label column of mixed types (``0``, ``"1"``, ``true``) is kept as the labels' text; other
+    columns of mixed types as their JSON text."""
+    import json
+
+    with open(path, encoding=cfg.encoding) as f:
+        rows = [(n, json.loads(ln)) for n, ln in enumerate(f.read().lstrip("\ufeff").split("\n"), 1) if ln.strip()]
+    columns = list(dict.fromkeys(k for _, obj in rows for k in obj))
+    data = {}
+    for c in columns:
+        values = [obj.get(c) for _, obj in rows]
+        if c in (cfg.text_column, cfg.text_pair_column):
+            bad = next((n for (n, _), v in zip(rows, values) if not isinstance(v, str)), None)
+            if bad is not None:
+                raise DataError(f"{path}: line {bad}: empty or non-text value in column {c!r}")
+        elif len({type(v) for v in values if v is not None}) > 1:
+            if c == cfg.label_column:
+                values = [v if v is None or isinstance(v, str) else json.dumps(v) for v in values]
+            else:
+                values = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+        data[c] = values
+    try:
+        return datasets.Dataset.from_dict(data)
+    except Exception as e:  # noqa: BLE001 - nested values Arrow cannot type
+        raise DataError(f"{path}: could not be read as jsonl: {type(e).__name__}: {e}") from None
 
 
 def _check_columns(ds: datasets.Dataset, path: str, cfg: DataConfig, need_label: bool) -> None:
@@ -264,11 +325,17 @@ def _check_texts(ds: datasets.Dataset, path: str, fmt: str, cfg: DataConfig) -> 
 
 
 def _label_key(v) -> str:
-    if isinstance(v, bool):  # a CSV column of true/false: keep the words the file has
+    """The key of a label value: its text without surrounding spaces; ``true``/``false`` in lower case (a CSV
+    or JSON boolean, or the word in any case); integer-valued numbers (``1``, ``1.0``) as the integer."""
+    if isinstance(v, bool):  # a column of true/false: keep the words
         return "true" if v else "false"
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
-    return str(v).strip()
+    s = str(v).strip()
+    if s.lower() in ("true", "false"):
+        return s.lower()
+    m = _INT_VALUED_RE.fullmatch(s)
+    return str(int(m.group(1))) if m else s
 
 
 @dataclass
@@ -342,9 +409,10 @@ def encode_labels(ds: datasets.Dataset, path: str, fmt: str, cfg: DataConfig, la
             raise DataError(f"{path}: {_row_desc(fmt, i, path, cfg.encoding)}: missing label in column "
                             f"{cfg.label_column!r}")
         key = _label_key(v)
-        if key not in index and isinstance(v, bool):
+        if key not in index and (isinstance(v, bool) or key in ("true", "false")):
             # booleans against a model trained on 0/1 (or True/False): match those as well
-            key = next((k for k in (str(int(v)), str(v)) if k in index), key)
+            b = v if isinstance(v, bool) else key == "true"
+            key = next((k for k in (str(int(b)), str(b)) if k in index), key)
         if key not in index:
             seen = f"the training file {train_path}" if train_path else "the model's label set"
             shown = f"{v!r} (read as a boolean)" if isinstance(v, bool) else repr(key)
@@ -418,6 +486,9 @@ def load_text_classification(cfg: DataConfig, need_dev_labels: bool = True) -> T
     for i, v in enumerate(train_ds[cfg.label_column][:]):
         if v is None or (isinstance(v, str) and not v.strip()):
             raise DataError(f"{train_path}: {_row_desc(train_fmt, i)}: missing label in column {cfg.label_column!r}")
+        if isinstance(v, (list, dict)):
+            raise DataError(f"{train_path}: {_row_desc(train_fmt, i)}: label {v!r} in column {cfg.label_column!r} is "
+                            f"a {type(v).__name__}; a label is a text or a number")
     label_map = LabelMap.from_train(train_ds[cfg.label_column][:], cfg)
     warn_label_spellings(label_map.raw, train_path)
     if len(label_map) < 2:
