@@ -9,7 +9,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH_PINS)
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[all,dev]"
 	touch $@
 
 venv: $(BIN)/.installed
@@ -17,7 +17,8 @@ venv: $(BIN)/.installed
 demo: venv
 	HF_HUB_OFFLINE=1 $(BIN)/nlp-cv-tricks train recipes/quickstart.yaml
 
+# PYTEST_ARGS: extra pytest options (.ci/run passes --runslow)
 test: venv
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
 
 .PHONY: venv demo test

@@ -15,8 +15,10 @@ _NUMBA = None  # the numba module, or False when it cannot be imported
 def numba_module():
     global _NUMBA
     if _NUMBA is None:
+        from .utils.optional import require
+
         try:
-            import numba
+            numba = require("numba")
         except Exception as e:  # not installed, or built for another numpy
             _NUMBA = False
             logger.info("numba is not usable (%s): the torch paths are used "

@@ -411,7 +411,6 @@ def paired_stats(values: Sequence[float], baseline: Sequence[float], n_boot: int
     """Mean paired difference, its 95% bootstrap interval (resampling seeds) and the paired t-test p-value
     (nan when undefined: fewer than 2 pairs or identical differences)."""
     import numpy as np
-    from scipy import stats
 
     d = np.asarray(values, dtype=float) - np.asarray(baseline, dtype=float)
     if d.size == 0:
@@ -425,6 +424,9 @@ def paired_stats(values: Sequence[float], baseline: Sequence[float], n_boot: int
     if np.allclose(d, d[0]):
         p = 0.0 if d[0] != 0 else 1.0
     else:
+        from .utils.optional import require
+
+        stats = require("scipy.stats", purpose="the paired t-test of ablate (2+ seeds)")
         p = float(stats.ttest_rel(np.asarray(values, float), np.asarray(baseline, float)).pvalue)
     return mean, lo, hi, p
 

@@ -228,10 +228,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args_with_overrides(parser, argv)
     from .config import RecipeError
     from .data.text import DataError
+    from .utils.optional import MissingExtraError
 
     try:
         return int(args.func(args) or 0)
-    except (RecipeError, DataError, FileExistsError, FileNotFoundError) as e:
+    except (RecipeError, DataError, FileExistsError, FileNotFoundError, MissingExtraError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except (ValueError, OSError) as e:

@@ -50,6 +50,10 @@ class DataConfig:
     ``dev_fraction``: when there is no dev file (or Hub dev split), carve a seeded, stratified dev split of this
     fraction out of the training data (``split_seed``); the rows go to exactly one of the two splits.
 
+    ``root``: the folder that relative data paths are read from when they are not found from the current
+    directory (else the ``NLP_CV_TRICKS_DATA`` environment variable, else ``../shared/data`` when present; see
+    :mod:`nlp_cv_tricks.data.root`).
+
     ``tensor_batches``: with the default collator, pad the token columns into tensors once and cut each batch from
     them (:class:`nlp_cv_tricks.data.batches.PaddedTokenDataset`): the same batches, without per-row Python work
     per step. Datasets it cannot serve exactly (extra columns, left padding) keep the collator.
@@ -62,7 +66,7 @@ class DataConfig:
     hub_name: Optional[str] = None
     hub_config: Optional[str] = None
     train_split: str = "train"
-    dev_split: str = "validation"
+    dev_split: Optional[str] = "validation"
     test_split: Optional[str] = None
     text_column: str = "text"
     text_pair_column: Optional[str] = None
@@ -78,6 +82,7 @@ class DataConfig:
     dev_fraction: Optional[float] = None
     split_seed: int = 42
     tensor_batches: bool = True
+    root: Optional[str] = None
 
 
 @dataclass
@@ -426,8 +431,8 @@ def load_recipe(path: Union[str, os.PathLike], overrides: Optional[list[str]] = 
             if msg.startswith(prefix + key) and msg[len(prefix + key):][:1] in (":", "=", " ", "["):
                 raise RecipeError(f"command line ({item}): " + msg[len(prefix):]) from None
         raise
-    # relative data paths in a recipe file are resolved against the current directory, like the CLI's other
-    # paths; nothing to do here.
+    # relative data paths are resolved when the data are read (nlp_cv_tricks.data.root): the recipe keeps them
+    # as written, so a saved recipe and a model card show no local paths
     return r
 
 

@@ -20,9 +20,13 @@ def register_task(name: str, builder: Callable) -> None:
 
 
 def build_task_components(recipe: Recipe, accelerator) -> dict:
+    """The task's components, built from a copy of ``recipe`` whose relative data paths are resolved against
+    the data root (:mod:`nlp_cv_tricks.data.root`); a missing dataset fails here, before anything is read."""
+    from .data.root import resolve_data_paths
+
     if recipe.task not in _BUILDERS:
         raise ValueError(f"task {recipe.task!r} has no builder (known: {sorted(_BUILDERS)})")
-    return _BUILDERS[recipe.task](recipe, accelerator)
+    return _BUILDERS[recipe.task](resolve_data_paths(recipe), accelerator)
 
 
 def _text_classification(recipe: Recipe, accelerator) -> dict:
@@ -54,6 +58,9 @@ register_task("text-classification", _text_classification)
 
 def _image_classification(recipe: Recipe, accelerator) -> dict:
     # imported on use: timm is slow to import; importing it also registers the "mixup" and "ema" tricks
+    from .utils.optional import require
+
+    require("timm", purpose="task: image-classification")
     from .vision_task import build_image_classification
 
     return build_image_classification(recipe, accelerator)

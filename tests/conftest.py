@@ -1,4 +1,12 @@
-"""Shared fixtures: a tiny BERT built in code, a toy dataset, paths to the shared real data."""
+"""Shared fixtures: a tiny BERT built in code, a toy dataset, paths to the shared real data.
+
+Tests that read the large shared datasets (``../shared/data`` beside the repository, or the folder named by
+``NLP_CV_TRICKS_DATA``) get their paths from :func:`shared_data`, which skips the test with the missing path
+as its reason on a clone of the repository alone. Under ``NLP_CV_TRICKS_REQUIRE_SHARED=1`` (``.ci/run`` sets it
+where the folder exists) such a skip is a failure instead. Small real samples live in ``tests/fixtures/``.
+
+``--runslow`` also runs the tests marked ``slow`` (``.ci/run`` passes it).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +21,35 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("NLP_CV_TRICKS_DATA") or ROOT.parent / "shared" / "data")
+FIXTURES = ROOT / "tests" / "fixtures"
+REQUIRE_SHARED = os.environ.get("NLP_CV_TRICKS_REQUIRE_SHARED", "") not in ("", "0")
+
+
+def shared_data(rel: str = "") -> Path:
+    """``SHARED_DATA / rel`` when it exists; otherwise the calling test (or fixture) skips, naming the missing
+    path, or fails when ``NLP_CV_TRICKS_REQUIRE_SHARED`` is set (CI, where the shared folder must be complete)."""
+    p = SHARED_DATA / rel
+    if p.exists():
+        return p
+    why = (f"needs the shared dataset {p}, which is not there (a clone without ../shared/data; "
+           f"NLP_CV_TRICKS_DATA=<folder> points the tests at a copy)")
+    if REQUIRE_SHARED:
+        pytest.fail(f"{why}; NLP_CV_TRICKS_REQUIRE_SHARED is set, so it must exist", pytrace=False)
+    pytest.skip(why)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="also run the tests marked slow")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="marked slow: run with --runslow (.ci/run does)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 WORDS = ["good", "great", "fine", "nice", "bad", "awful", "poor", "sad", "the", "movie", "was", "a", "plot",
          "actor", "very", "really", "story", "film", "it", "and"]

@@ -1,6 +1,7 @@
 """Tests of the text baselines (nlp_cv_tricks.models.text_baselines) and their vocabularies (nlp_cv_tricks.data.vocab).
 
-Tiny models built in code, real data from ../shared/data (THUCNews titles, Kim 2014 sentences)."""
+Tiny models built in code; real data: THUCNews titles (a 300-title sample in tests/fixtures/, the rest from
+../shared/data, skipped without it) and the bundled SST-2 sentences."""
 
 from __future__ import annotations
 
@@ -33,10 +34,11 @@ from nlp_cv_tricks.models.text_baselines import (  # noqa: E402
     register_auto_classes,
 )
 
+from conftest import shared_data  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
-THUC = DATA / "thucnews"
-KIM = DATA / "kim2014"
+THUC_SAMPLE = ROOT / "tests" / "fixtures" / "thucnews"  # first 300 training titles + class.txt
+SST2_DEV = ROOT / "data" / "sst2" / "dev.txt"  # the bundled copy of kim2014/stsa.binary.dev
 
 torch.set_num_threads(1)
 
@@ -63,12 +65,12 @@ def _read_thuc(path: Path, n: int | None = None, seed: int | None = None):
 
 @pytest.fixture(scope="module")
 def titles():
-    return _read_thuc(THUC / "train.txt", 300)[0]
+    return _read_thuc(THUC_SAMPLE / "train.first300.txt", 300)[0]
 
 
 @pytest.fixture(scope="module")
 def id2label():
-    names = (THUC / "class.txt").read_text(encoding="utf-8").split()
+    names = (THUC_SAMPLE / "class.txt").read_text(encoding="utf-8").split()
     return dict(enumerate(names))
 
 
@@ -228,7 +230,7 @@ def test_char_tokenizer_round_trip(titles, tmp_path):
 
 
 def test_word_tokenizer_and_vocab_limits():
-    lines = (KIM / "stsa.binary.dev").read_text(encoding="utf-8").splitlines()[:200]
+    lines = SST2_DEV.read_text(encoding="utf-8").splitlines()[:200]
     texts = [ln.split(" ", 1)[1] for ln in lines]
     tok = build_tokenizer(texts, level="word", split="whitespace_split", max_length=64)
     assert tok.convert_ids_to_tokens(tok(texts[0])["input_ids"]) == texts[0].split()
@@ -383,6 +385,7 @@ def test_word2vec_glove_text_and_binary(tmp_path):
 
 
 def test_build_baseline_loads_real_thucnews_vectors(titles, id2label):
+    THUC = shared_data("thucnews")
     model, tok = build_baseline(
         "textcnn",
         {"filter_sizes": [2, 3], "num_filters": 4, "freeze_embeddings": True,
@@ -472,6 +475,7 @@ def test_tiny_thucnews_training_beats_chance(name, id2label):
     """800 THUCNews titles, 6 epochs, scored on 300 dev titles. 10 balanced classes: chance is 10%, and a
     chance-level classifier exceeds 20% on 300 titles with probability < 1e-8 (binomial), so > 20% is clearly
     above chance. (When written: about 0.4-0.7 depending on the model.)"""
+    THUC = shared_data("thucnews")
     tr_x, tr_y = _read_thuc(THUC / "train.txt", 800, seed=0)
     dv_x, dv_y = _read_thuc(THUC / "dev.txt", 300, seed=1)
     torch.manual_seed(0)
@@ -503,6 +507,7 @@ def test_tiny_thucnews_training_beats_chance(name, id2label):
 def test_max_norm_constraint_holds_after_every_step(titles, id2label):
     """Kim's L2 max-norm: after each optimizer step every class row of the classifier has norm <= s, rows inside
     the ball are untouched, and without the constraint the same training leaves the ball (so the check binds)."""
+    THUC = shared_data("thucnews")
     tr_x, tr_y = _read_thuc(THUC / "train.txt", 200, seed=3)
     s = 0.3
 
@@ -568,6 +573,7 @@ def test_kim_recipes_build_the_paper_setting(name, n_train, n_dev, n_labels, tmp
     from nlp_cv_tricks import load_recipe
     from nlp_cv_tricks.engine.trainer import Trainer, build_optimizer
 
+    shared_data("kim2014")
     root = Path(__file__).parents[1]
     recipe = load_recipe(root / "recipes" / f"{name}_textcnn.yaml",
                          ["output.report_to=none", "train.progress_bar=false"])
@@ -637,6 +643,7 @@ def test_trainer_applies_max_norm_after_every_step(tmp_path, monkeypatch):
     from nlp_cv_tricks.engine.trainer import Trainer
 
     s = 0.05
+    shared_data("kim2014/TREC.train.all")
     monkeypatch.chdir(ROOT)  # the recipe's data path is relative to the repository root
     recipe = load_recipe(ROOT / "recipes" / "trec_textcnn.yaml",
                          ["output.report_to=none", "train.progress_bar=false", "train.max_steps=6",

@@ -5,7 +5,7 @@ import pytest
 from nlp_cv_tricks.config import DataConfig
 from nlp_cv_tricks.data.text import DataError, LengthGroupedSampler, load_text_classification
 
-from conftest import SHARED_DATA
+from conftest import shared_data
 
 
 def cfg(**kw):
@@ -13,15 +13,15 @@ def cfg(**kw):
 
 
 def test_shared_formats_load():
-    thu = load_text_classification(cfg(train_file=str(SHARED_DATA / "thucnews/dev.txt"), format="thucnews",
-                                       label_names_file=str(SHARED_DATA / "thucnews/class.txt")))
+    thu = load_text_classification(cfg(train_file=str(shared_data("thucnews/dev.txt")), format="thucnews",
+                                       label_names_file=str(shared_data("thucnews/class.txt"))))
     assert len(thu.train) == 10000 and len(thu.label_map) == 10
     assert thu.label_map.names[0] == "finance"
-    kim = load_text_classification(cfg(train_file=str(SHARED_DATA / "kim2014/stsa.binary.train"),
-                                       dev_file=str(SHARED_DATA / "kim2014/stsa.binary.dev"), format="kim2014"))
+    kim = load_text_classification(cfg(train_file=str(shared_data("kim2014/stsa.binary.train")),
+                                       dev_file=str(shared_data("kim2014/stsa.binary.dev")), format="kim2014"))
     assert (len(kim.train), len(kim.dev)) == (6920, 872)
     assert sorted(set(kim.dev["labels"])) == [0, 1]
-    tsv = load_text_classification(cfg(train_file=str(SHARED_DATA / "chnsenticorp/dev.tsv"), text_column="text_a"))
+    tsv = load_text_classification(cfg(train_file=str(shared_data("chnsenticorp/dev.tsv")), text_column="text_a"))
     assert len(tsv.train) == 1200 and tsv.label_map.raw == ["0", "1"]
 
 
@@ -107,7 +107,7 @@ def test_length_grouped_sampler_is_a_deterministic_permutation():
 def test_dev_fraction_is_a_seeded_stratified_partition():
     from collections import Counter
 
-    mr = str(SHARED_DATA / "kim2014/rt-polarity.all")
+    mr = str(shared_data("kim2014/rt-polarity.all"))
     a = load_text_classification(cfg(train_file=mr, format="kim2014", encoding="latin-1", dev_fraction=0.1, split_seed=7))
     b = load_text_classification(cfg(train_file=mr, format="kim2014", encoding="latin-1", dev_fraction=0.1, split_seed=7))
     c = load_text_classification(cfg(train_file=mr, format="kim2014", encoding="latin-1", dev_fraction=0.1, split_seed=8))

@@ -21,11 +21,12 @@ from nlp_cv_tricks.diagnostics import (DiagnosticsError, ImbalanceWatch, Thresho
 from nlp_cv_tricks.diagnostics.cli import main as diag_main
 from nlp_cv_tricks.diagnostics.probes import POOLINGS
 
+from conftest import shared_data
+
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
-SST2_DEV = DATA / "kim2014" / "stsa.binary.dev"
-SST2_TRAIN = DATA / "kim2014" / "stsa.binary.train"
-TREC = DATA / "kim2014" / "TREC.train.all"
+SST2_DEV = ROOT / "data" / "sst2" / "dev.txt"  # the bundled copy of kim2014/stsa.binary.dev
+SST2_TRAIN = ROOT / "data" / "sst2" / "train.txt"  # ... of kim2014/stsa.binary.train
+TREC = ROOT / "tests" / "fixtures" / "kim2014" / "TREC.first300.txt"  # first 300 lines of kim2014/TREC.train.all
 
 torch.set_num_threads(1)
 
@@ -532,7 +533,7 @@ def test_text_files_errors_name_file_and_row(tmp_path):
     tsv.write_text("label\ttext_a\n1\tok\n0\t \n")
     with pytest.raises(DiagnosticsError, match=r"e.tsv: row 3: empty"):
         read_labelled_texts(tsv)
-    thuc = read_labelled_texts(DATA / "thucnews" / "dev.txt")
+    thuc = read_labelled_texts(shared_data("thucnews/dev.txt"))
     assert len(thuc) == 10000 and thuc.labels[0] == "8"
 
 

@@ -22,9 +22,9 @@ from nlp_cv_tricks.diagnostics import DiagnosticsError  # noqa: E402
 from nlp_cv_tricks.diagnostics.cli import main as diag_main  # noqa: E402
 from nlp_cv_tricks.diagnostics.doctor import Diagnosis, diagnose_run, prescribe  # noqa: E402
 
-DATA = Path(__file__).parents[1] / ".." / "shared" / "data" / "images"
-MNIST = DATA / "mnist_5k.csv.gz"
-LFW = DATA / "lfw_subset.npy"
+from conftest import shared_data  # noqa: E402
+
+MNIST = Path(__file__).parents[1] / "tests" / "fixtures" / "images" / "mnist_600.csv.gz"  # 60 per digit
 TINY = {"channels": [8, 8, 16, 16], "stem_width": 8}
 IMAGE = {"input_size": 16, "mean": 0.5, "std": 0.5, "crop_pct": 1.0, "hflip": 0.0, "scale": [0.9, 1.0]}
 
@@ -94,6 +94,7 @@ def test_inspect_image_run_uses_its_dev_split_and_labels(image_run, tmp_path):
 
 def test_inspect_image_model_on_other_data_with_image_options(image_run, tmp_path, capsys):
     out = tmp_path / "lfw"
+    LFW = shared_data("images/lfw_subset.npy")
     rc = diag_main(["inspect", str(image_run / "best"), "--data", str(LFW), "--image-option",
                     "label_blocks=[[face, 100], [non-face, 100]]", "--n", "6", "--out", str(out), "--no-grad"])
     assert rc == 0
@@ -115,6 +116,7 @@ def test_image_features_are_what_the_classifier_reads(image_run):
     model = load_image_model(image_run / "best")
     from nlp_cv_tricks.config import DataConfig
 
+    LFW = shared_data("images/lfw_subset.npy")
     ds = load_image_classification(DataConfig(train_file=str(LFW)), {"label_blocks": [["face", 100], ["non-face", 100]],
                                                                       "dev_fraction": 0}).train
     idx = [0, 5, 150, 199]
@@ -152,7 +154,7 @@ def test_plot_embeddings_of_an_image_run(image_run, tmp_path, capsys):
 
 
 def test_probe_cls_says_it_is_text_only(image_run, capsys):
-    rc = diag_main(["probe-cls", str(image_run), "--data", str(DATA / "hymenoptera" / "val")])
+    rc = diag_main(["probe-cls", str(image_run), "--data", str(shared_data("images/hymenoptera/val"))])
     err = capsys.readouterr().err
     assert rc == 2
     assert "timm image model" in err and "[CLS]" in err and "plot-embeddings" in err

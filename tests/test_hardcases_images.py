@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 import nlp_cv_tricks.vision_task  # noqa: F401  (registers the image-classification task)
-from conftest import read_csv_rows as _read_csv, write_csv_rows as _write_csv
+from conftest import read_csv_rows as _read_csv, shared_data, write_csv_rows as _write_csv
 from nlp_cv_tricks.config import load_recipe
 from nlp_cv_tricks.hardcases import HardCaseLoop, ImportValidationError, VersionStore, export_hard_cases, \
     import_annotations, mine
@@ -27,7 +27,7 @@ from nlp_cv_tricks.hardcases.retrain import train_and_evaluate
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / ".." / "shared" / "data" / "images"
+MNIST = ROOT / "tests" / "fixtures" / "images" / "mnist_600.csv.gz"  # the first 60 of each digit of mnist_5k
 TINY = ["model.kwargs.model_args={channels: [8, 16, 32, 64], stem_width: 8}", "train.progress_bar=false",
         "output.report_to=none", "train.eval_each_epoch=false", "tricks=[]"]
 
@@ -42,7 +42,7 @@ def mnist(tmp_path_factory):
     """48 real MNIST digits (16 each of 0, 1, 7), 4 training labels flipped in the file."""
     d = tmp_path_factory.mktemp("mnist")
     keep, count = [], {}
-    with gzip.open(DATA / "mnist_5k.csv.gz", "rt") as f:
+    with gzip.open(MNIST, "rt") as f:
         for ln in f:
             y = ln.strip().rsplit(",", 1)[1]
             if y in ("0", "1", "7") and count.get(y, 0) < 16:
@@ -150,7 +150,7 @@ def test_mnist_loop_end_to_end_png_export_and_usable_version(mnist, capsys):
 def bees(tmp_path_factory):
     """A 24-image ants/bees folder (real hymenoptera JPEGs) and an 8-image dev folder."""
     d = tmp_path_factory.mktemp("hym")
-    src = DATA / "hymenoptera"
+    src = shared_data("images/hymenoptera")
     for split, n in (("train", 12), ("val", 4)):
         for cls in ("ants", "bees"):
             (d / split / cls).mkdir(parents=True)

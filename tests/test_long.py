@@ -48,9 +48,10 @@ from nlp_cv_tricks.models.long import (  # noqa: E402
     resolve_model_path,
 )
 
+from conftest import SHARED_DATA, shared_data  # noqa: E402
+
 torch.set_num_threads(1)
-DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
-HP = DATA / "hyperpartisan"
+HP = SHARED_DATA / "hyperpartisan"  # each test that reads it asks shared_data first (skips without it)
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(700)]
 
 
@@ -504,7 +505,7 @@ def test_pad_to_window_and_collator(bert_tokenizer):
 # Hyperpartisan
 # ---------------------------------------------------------------------------------------------------------------
 def test_hyperpartisan_counts_match_source():
-    records = read_hyperpartisan(HP)
+    records = read_hyperpartisan(shared_data("hyperpartisan"))
     assert len(records) == 645
     assert [r["id"] for r in records] == [f"{i:07d}" for i in range(645)]
     assert sum(r["label"] for r in records) == 238
@@ -515,7 +516,7 @@ def test_hyperpartisan_counts_match_source():
 
 
 def test_hyperpartisan_stratified_split():
-    ds = load_hyperpartisan(HP, seed=13)
+    ds = load_hyperpartisan(shared_data("hyperpartisan"), seed=13)
     assert [ds[s].num_rows for s in ("train", "validation", "test")] == [516, 64, 65]
     ids = [set(ds[s]["id"]) for s in ("train", "validation", "test")]
     assert not (ids[0] & ids[1]) and not (ids[0] & ids[2]) and not (ids[1] & ids[2])
@@ -530,7 +531,7 @@ def test_hyperpartisan_stratified_split():
 def test_hyperpartisan_paper_split_overlaps_and_warns():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        ds = load_hyperpartisan(HP, split="paper")
+        ds = load_hyperpartisan(shared_data("hyperpartisan"), split="paper")
     assert any("overlaps" in str(w.message) for w in caught)
     assert [ds[s].num_rows for s in ("train", "validation", "test")] == [516, 64, 65]
     assert [sum(ds[s]["label"]) for s in ("train", "validation", "test")] == [187, 26, 27]
@@ -586,7 +587,7 @@ def test_long_task_trains_through_trainer(strategy, tiny_bert_dir, tmp_path):
               "attention_window": 16}
     recipe = recipe_from_dict({
         "name": "t", "task": "long-text-classification",
-        "data": {"train_file": str(HP), "max_length": max_length, "max_train_samples": 8, "max_eval_samples": 4},
+        "data": {"train_file": str(shared_data("hyperpartisan")), "max_length": max_length, "max_train_samples": 8, "max_eval_samples": 4},
         "model": {"name": str(tiny_bert_dir), "kwargs": kwargs, "gradient_checkpointing": strategy == "longformer"},
         "train": {"max_steps": 2, "batch_size": 4, "eval_batch_size": 4, "progress_bar": False, "cpu": True,
                   "metric": "f1_macro"},
@@ -614,7 +615,7 @@ def test_eval_and_predict_prepare_inputs_as_the_long_task_trained(tiny_bert_dir,
     register()
     recipe = recipe_from_dict({
         "name": "t", "task": "long-text-classification",
-        "data": {"train_file": str(HP), "max_length": 48, "max_train_samples": 8, "max_eval_samples": 4},
+        "data": {"train_file": str(shared_data("hyperpartisan")), "max_length": 48, "max_train_samples": 8, "max_eval_samples": 4},
         "model": {"name": str(tiny_bert_dir), "kwargs": {"strategy": "head+tail", "head_tokens": 16}},
         "train": {"max_steps": 1, "batch_size": 4, "progress_bar": False, "cpu": True},
         "output": {"dir": str(tmp_path / "run"), "report_to": "none"},

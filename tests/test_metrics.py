@@ -37,3 +37,24 @@ def test_probabilities_accepted_as_is():
     probs = np.array([[0.9, 0.1], [0.4, 0.6], [0.3, 0.7]])
     m = classification_metrics(probs, np.array([0, 0, 1]))
     assert m["auc"] == pytest.approx(skm.roc_auc_score([0, 0, 1], probs[:, 1]))
+
+
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_metrics_match_sklearn_with_ties_and_empty_classes(k):
+    """The numpy metrics (core install, no scikit-learn) equal scikit-learn's on tied scores, a class that is
+    never predicted, and weighted/precision/recall averages (zero_division=0)."""
+    rng = np.random.default_rng(k)
+    labels = rng.integers(0, k, 200)
+    probs = np.round(rng.random((200, k)), 1) + 1e-9  # few distinct values: many ties
+    probs[:, k - 1] = 0.0  # the last class is never predicted: precision undefined -> 0
+    probs /= probs.sum(1, keepdims=True)
+    preds = probs.argmax(1)
+    m = classification_metrics(probs, labels)
+    ids = list(range(k))
+    for avg in ("macro", "micro", "weighted"):
+        assert m[f"f1_{avg}"] == pytest.approx(skm.f1_score(labels, preds, labels=ids, average=avg, zero_division=0))
+    assert m["precision_macro"] == pytest.approx(skm.precision_score(labels, preds, average="macro", zero_division=0))
+    assert m["recall_macro"] == pytest.approx(skm.recall_score(labels, preds, average="macro", zero_division=0))
+    auc = (skm.roc_auc_score(labels, probs[:, 1]) if k == 2
+           else skm.roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=ids))
+    assert m["auc"] == pytest.approx(auc)

@@ -31,9 +31,12 @@ from nlp_cv_tricks.models.mrc_heads import (  # noqa: E402
     segment_masks,
 )
 
-DATA = Path(__file__).parents[1] / ".." / "shared" / "data"
-XQUAD = DATA / "xquad" / "xquad.en.json"
-CMRC_TRIAL = DATA / "cmrc2018" / "cmrc2018_trial.json"
+from conftest import SHARED_DATA, shared_data  # noqa: E402
+
+XQUAD = SHARED_DATA / "xquad" / "xquad.en.json"
+CMRC_TRIAL = SHARED_DATA / "cmrc2018" / "cmrc2018_trial.json"
+# the first paragraph of each of XQuAD-en's first 4 articles, as in xquad.en.json
+XQUAD_SAMPLE = Path(__file__).parents[1] / "tests" / "fixtures" / "xquad" / "xquad.en.first4.json"
 
 torch.set_num_threads(1)
 
@@ -53,12 +56,12 @@ def minilm_tok():
 
 @pytest.fixture(scope="module")
 def xquad():
-    return load_squad(str(XQUAD))
+    return load_squad(str(shared_data("xquad/xquad.en.json")))
 
 
 @pytest.fixture(scope="module")
 def cmrc():
-    return load_squad(str(CMRC_TRIAL))
+    return load_squad(str(shared_data("cmrc2018/cmrc2018_trial.json")))
 
 
 @pytest.fixture(scope="module")
@@ -498,7 +501,7 @@ def test_qa_task_loss_views_agree_and_options_are_checked():
 def _short_squad(path: Path, n_articles: int = 4, chars: int = 240) -> Path:
     """A small real SQuAD file: XQuAD's first paragraphs cut to ``chars`` characters, keeping the questions whose
     answer lies inside the cut."""
-    raw = json.loads(XQUAD.read_text())
+    raw = json.loads(XQUAD_SAMPLE.read_text())
     data = []
     for art in raw["data"][:n_articles]:
         para = art["paragraphs"][0]

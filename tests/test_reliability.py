@@ -266,7 +266,7 @@ def test_empty_class_folder_is_warned(tmp_path, caplog):
     assert "class folder 'wasps' holds no images and is left out: the model gets 2 classes" in caplog.text
 
 
-def test_unknown_model_name_suggests_before_any_hub_call(tmp_path, capsys, monkeypatch):
+def test_unknown_model_name_suggests_before_any_hub_call(toy_data, tmp_path, capsys, monkeypatch):
     import transformers
 
     def no_hub(*a, **k):
@@ -274,7 +274,7 @@ def test_unknown_model_name_suggests_before_any_hub_call(tmp_path, capsys, monke
 
     monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", no_hub)
     rc = main(["train", str(ROOT / "recipes/quickstart.yaml"), "model.name=textcnnn",
-               f"data.train_file={tmp_path / 'missing.txt'}", f"output.dir={tmp_path / 'o'}"])
+               f"data.train_file={toy_data['train']}", "data.dev_file=null", f"output.dir={tmp_path / 'o'}"])
     err = capsys.readouterr().err
     assert rc == 2 and "model.name='textcnnn'" in err and "did you mean 'textcnn'?" in err
     assert not (tmp_path / "o").exists()

@@ -24,9 +24,10 @@ from nlp_cv_tricks.engine.trainer import Trainer  # noqa: E402
 from nlp_cv_tricks.models.vision import (TimmImageClassifier, create_timm_classifier, freeze_stages,  # noqa: E402
                                          layer_decay_param_groups, load_timm_classifier)
 
-DATA = Path(__file__).parents[1] / ".." / "shared" / "data" / "images"
-MNIST = DATA / "mnist_5k.csv.gz"
-HYMENOPTERA = DATA / "hymenoptera"
+from conftest import shared_data  # noqa: E402
+
+# the first 60 images of each digit of the shared mnist_5k.csv.gz (the rows mnist_small takes from it)
+MNIST = Path(__file__).parents[1] / "tests" / "fixtures" / "images" / "mnist_600.csv.gz"
 TINY = {"channels": [8, 16, 32, 64], "stem_width": 8}  # resnet10t with few channels
 IMAGE_OPTS = {"input_size": 32, "hflip": 0.0, "scale": [0.8, 1.0], "ratio": [0.9, 1.1], "color_jitter": 0.0,
               "mean": 0.5, "std": 0.5, "crop_pct": 1.0}
@@ -96,14 +97,14 @@ def test_randaugment_and_random_erasing_are_in_the_train_transform():
 
 
 def test_lfw_npy_with_label_blocks():
-    splits = load_image_classification(_data_cfg(train_file=str(DATA / "lfw_subset.npy")),
+    splits = load_image_classification(_data_cfg(train_file=str(shared_data("images/lfw_subset.npy"))),
                                        {"label_blocks": [["face", 100], ["non-face", 100]], "dev_fraction": 0.2})
     assert splits.label_names == ["face", "non-face"]
     assert len(splits.train) == 160 and len(splits.dev) == 40
     item = splits.train[0]["image"]
     assert np.asarray(item).shape == (25, 25, 1)
     with pytest.raises(ImageDataError, match="200 images"):
-        load_image_classification(_data_cfg(train_file=str(DATA / "lfw_subset.npy")),
+        load_image_classification(_data_cfg(train_file=str(shared_data("images/lfw_subset.npy"))),
                                   {"label_blocks": [["face", 100]]})
 
 
@@ -111,7 +112,7 @@ def test_hymenoptera_placeholder_gif_is_read_as_rgb():
     import datasets
     from PIL import Image
 
-    gif = HYMENOPTERA / "train" / "ants" / "imageNotFound.gif"
+    gif = shared_data("images/hymenoptera/train/ants/imageNotFound.gif")
     ds = datasets.Dataset.from_dict({"image": [str(gif)], "labels": [0]}).cast_column("image", datasets.Image())
     checked, skipped = check_images(ds, "gif")
     assert skipped == [] and len(checked) == 1
@@ -432,7 +433,7 @@ def test_core_dev_fraction_and_split_seed_are_honoured():
     from nlp_cv_tricks.config import DataConfig
 
     opts = {"label_blocks": [["face", 100], ["non-face", 100]]}
-    lfw = str(DATA / "lfw_subset.npy")
+    lfw = str(shared_data("images/lfw_subset.npy"))
     a = load_image_classification(DataConfig(train_file=lfw, dev_fraction=0.3, split_seed=7), opts)
     assert (len(a.train), len(a.dev)) == (140, 60)
     assert sorted(np.bincount(a.dev["labels"]).tolist()) == [30, 30]  # stratified

@@ -410,8 +410,9 @@ def load_hyperpartisan(
 ):
     """Hyperpartisan as a ``datasets.DatasetDict`` with ``train`` / ``validation`` / ``test``.
 
-    ``split="stratified"`` (default): a seeded split stratified on the label (scikit-learn
-    ``train_test_split`` twice), disjoint by construction; with 645 articles and 80/10/10 it gives 516/64/65.
+    ``split="stratified"`` (default): a seeded split stratified on the label (scikit-learn's
+    ``train_test_split`` twice, through :func:`nlp_cv_tricks.data.split.stratified_split`), disjoint by
+    construction; with 645 articles and 80/10/10 it gives 516/64/65.
     ``split="paper"``: Longformer's ``hp-splits.json`` as released (train 516, dev 64, test 65) - it overlaps
     (51 train/test, 7 dev/test ids), so test scores on it are optimistic; use it only to compare with the paper.
     Columns: id, title, published_at, text, label (ClassLabel names ``["false", "true"]``).
@@ -456,18 +457,17 @@ def load_hyperpartisan(
                 stacklevel=2,
             )
     elif split == "stratified":
-        from sklearn.model_selection import train_test_split
+        from .split import stratified_split
 
         if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) <= 0:
             raise ValueError(f"fractions must be three positive numbers summing to 1, got {fractions}")
         idx = list(range(len(records)))
         y = [r["label"] for r in records]
         rest = fractions[1] + fractions[2]
-        train_idx, tmp_idx = train_test_split(idx, test_size=rest, stratify=y, random_state=seed)
-        y_tmp = [y[i] for i in tmp_idx]
-        val_idx, test_idx = train_test_split(
-            tmp_idx, test_size=fractions[2] / rest, stratify=y_tmp, random_state=seed
-        )
+        train_idx, tmp_pos = stratified_split(y, rest, seed)
+        tmp_idx = [idx[i] for i in tmp_pos]
+        val_pos, test_pos = stratified_split([y[i] for i in tmp_idx], fractions[2] / rest, seed)
+        val_idx, test_idx = [tmp_idx[i] for i in val_pos], [tmp_idx[i] for i in test_pos]
         parts = {
             "train": [records[i] for i in sorted(train_idx)],
             "validation": [records[i] for i in sorted(val_idx)],

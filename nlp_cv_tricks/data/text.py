@@ -545,14 +545,14 @@ def warn_label_spellings(raw: Sequence[str], where: str) -> list[str]:
 def split_dev(ds: datasets.Dataset, fraction: float, seed: int, path: str,
               label_column: str = "labels", label_names: Optional[Sequence[str]] = None
               ) -> tuple[datasets.Dataset, datasets.Dataset]:
-    """Seeded, stratified train/dev split of an encoded dataset (scikit-learn's ``train_test_split``).
+    """Seeded, stratified train/dev split of an encoded dataset (scikit-learn's ``train_test_split``, through
+    :func:`nlp_cv_tricks.data.split.stratified_split`).
 
     Each row lands in exactly one split and both keep the file order; the same data, fraction and seed always
     give the same split. Classes too rare to stratify (one row) make a clear error."""
-    from sklearn.model_selection import train_test_split
+    from .split import stratified_split
 
     labels = ds[label_column][:]
-    idx = list(range(len(ds)))
     counts = np.bincount(np.asarray(labels, dtype=np.int64)) if len(labels) else np.zeros(0, dtype=np.int64)
     rare = [int(i) for i in np.flatnonzero(counts == 1)]
     if rare:
@@ -562,7 +562,7 @@ def split_dev(ds: datasets.Dataset, fraction: float, seed: int, path: str,
                         f"{shown} {'have' if len(rare) > 1 else 'has'} a single example; add examples, drop "
                         "that class, or give a data.dev_file instead of data.dev_fraction")
     try:
-        tr, dv = train_test_split(idx, test_size=fraction, random_state=seed, stratify=labels)
+        tr, dv = stratified_split(labels, fraction, seed)
     except ValueError as e:
         raise DataError(f"{path}: cannot carve a stratified dev split of {fraction:g} from {len(ds)} rows: {e}") \
             from None

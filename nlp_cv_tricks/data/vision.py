@@ -32,6 +32,8 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from ..utils.optional import require
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -94,7 +96,7 @@ def _arrays_to_dataset(images: np.ndarray, labels: Sequence, label_names: list[s
 
 def _to_pil(item):
     """A decoded ``Image`` feature value (PIL) or an ``Array3D`` value (H, W, C uint8) as a PIL image."""
-    from PIL import Image
+    Image = require("PIL.Image", purpose="images")
 
     if isinstance(item, Image.Image):
         return item
@@ -265,7 +267,7 @@ def _no_decode():
 def check_images(ds, source: str, on_error: str = "error") -> tuple[Any, list[str]]:
     """Open every image once; unreadable ones raise :class:`ImageDataError` naming the file, or are dropped
     (``on_error="skip"``) and returned in the second value."""
-    from PIL import Image
+    Image = require("PIL.Image", purpose="images")
 
     import datasets
 
@@ -401,7 +403,7 @@ _TRAIN_KEYS = ("scale", "ratio", "hflip", "vflip", "color_jitter", "auto_augment
 def resolve_data_config(model: torch.nn.Module, opts: Optional[dict] = None) -> dict:
     """timm's ``resolve_data_config`` for ``model`` (its ``pretrained_cfg``), overridden by the recipe's
     ``input_size`` (an int side or [C, H, W]), ``mean``, ``std``, ``interpolation``, ``crop_pct``."""
-    from timm.data import resolve_data_config as timm_resolve
+    timm_resolve = require("timm.data", purpose="image transforms").resolve_data_config
 
     opts = dict(opts or {})
     inner = getattr(model, "timm_model", model)
@@ -424,7 +426,7 @@ def build_transforms(data_config: dict, opts: Optional[dict] = None, is_training
     ``opts`` apply (``scale``, ``ratio``, ``hflip``, ``vflip``, ``color_jitter``, ``auto_augment`` such as
     ``rand-m9-mstd0.5`` for RandAugment, ``re_prob`` for random erasing, ...). Evaluation uses resize +
     center crop per ``crop_pct``."""
-    from timm.data import create_transform
+    create_transform = require("timm.data", purpose="image transforms").create_transform
 
     opts = dict(opts or {})
     kwargs = dict(data_config)

@@ -347,10 +347,12 @@ def _run_dir_of(target: Path) -> Optional[Path]:
 
 
 def _guard(fn):
+    from ..utils.optional import MissingExtraError
+
     def run(args) -> int:
         try:
             return fn(args)
-        except (DiagnosticsError, FileExistsError) as e:
+        except (DiagnosticsError, FileExistsError, MissingExtraError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
     return run

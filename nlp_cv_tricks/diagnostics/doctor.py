@@ -139,7 +139,9 @@ def _edge(n: int, frac: float) -> int:
 def _slope(steps: np.ndarray, values: np.ndarray) -> dict:
     if len(values) < 3 or np.ptp(steps) == 0:
         return {"slope_per_1k_steps": None, "p_value": None}
-    from scipy.stats import linregress
+    from ..utils.optional import require
+
+    linregress = require("scipy.stats", purpose="the trend test of diagnose").linregress
 
     res = linregress(steps.astype(float), values)
     return {"slope_per_1k_steps": float(res.slope * 1000), "p_value": float(res.pvalue)}

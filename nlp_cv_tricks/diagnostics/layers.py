@@ -84,7 +84,9 @@ def tensor_stats(x: torch.Tensor, max_ks_samples: int = 100_000, seed: int = 0) 
     if n > 2 and float(m2) > 0:
         out["skew"] = float((c ** 3).mean() / m2 ** 1.5)
         out["kurtosis"] = float((c ** 4).mean() / m2 ** 2 - 3.0)
-        from scipy.stats import kstest
+        from ..utils.optional import require
+
+        kstest = require("scipy.stats", purpose="the Kolmogorov-Smirnov statistic of layer_report").kstest
 
         z = c / m2.sqrt()
         if n > max_ks_samples:
@@ -419,14 +421,10 @@ def _sparse_ticks(ax, names: Sequence[str], max_ticks: int = 14) -> None:
 
 
 def _pyplot():
-    try:
-        import matplotlib
+    from ..utils.optional import require
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise DiagnosticsError("the figures need matplotlib, which is not installed: pip install matplotlib") from None
-    return plt
+    require("matplotlib", purpose="the figures").use("Agg")
+    return require("matplotlib.pyplot", purpose="the figures")
 
 
 def save_layer_report(report: dict, out_dir: Union[str, os.PathLike], stem: str = "layer_report",

@@ -40,6 +40,9 @@ def sample_per_class(labels: Sequence, per_class: int, seed: int = 0) -> np.ndar
 
 def pca_tsne(emb: np.ndarray, pca_dims: int = 50, perplexity: float = 30.0, seed: int = 0) -> tuple[np.ndarray, dict]:
     """PCA (scikit-learn) to ``pca_dims`` then t-SNE to 2-D; returns the coordinates and what was done."""
+    from ..utils.optional import require
+
+    require("sklearn", purpose="plot-embeddings (PCA + t-SNE)")
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
 

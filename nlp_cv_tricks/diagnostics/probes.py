@@ -186,6 +186,10 @@ def _random_pairs(n: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray,
 def probe_embeddings(emb: np.ndarray, labels: Sequence, pair_emb: Optional[np.ndarray] = None, folds: int = 5,
                      n_pairs: int = 4000, seed: int = 0, probe: bool = True) -> dict:
     """All measures for one embedding matrix ``[n, d]`` (and its pair partner for text pairs)."""
+    from ..utils.optional import require
+
+    require("sklearn", purpose="probe-cls (linear probes)")
+    require("scipy", purpose="probe-cls (Spearman correlation)")
     from scipy.stats import spearmanr
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score

@@ -14,7 +14,7 @@ compares them with the current recipe and data:
 * **safe, with a note** -- ``train.epochs``/``train.max_steps`` (extension), evaluation, logging and saving
   intervals, ``train.early_stopping_patience``, ``train.eval_batch_size``, ``train.progress_bar``,
   ``data.num_workers``, ``data.max_eval_samples``, ``data.tensor_batches``, ``name``, ``output.*``, and a data
-  file that moved with the same content.
+  file that moved with the same content (``data.root`` included: the files' content is what is compared).
 
 The run's ``recipe.yaml`` stays as the run started; every resume that changed something is appended to
 ``resume_changes.jsonl`` in the run directory (step, checkpoint, forced or not, ``{key: [old, new]}``) and to
@@ -45,7 +45,7 @@ DATA_FILE_KEYS = ("data.train_file", "data.dev_file", "data.test_file", "data.la
 SAFE_KEYS = {"name", "train.epochs", "train.max_steps", "train.eval_steps", "train.eval_each_epoch",
              "train.logging_steps", "train.save_steps", "train.save_total_limit", "train.early_stopping_patience",
              "train.progress_bar", "train.eval_batch_size", "data.num_workers", "data.max_eval_samples",
-             "data.tensor_batches"}
+             "data.tensor_batches", "data.root"}  # data.root: where the files are; their content is compared
 SAFE_PREFIXES = ("output.",)
 IGNORED_KEYS = {"train.resume_from", "train.resume_force"}
 
@@ -70,13 +70,22 @@ def _file_hash(path: Path) -> dict:
 
 
 def data_fingerprint(recipe: Recipe) -> dict[str, dict]:
-    """``{"data.train_file": {"path", "sha256", ...}, ...}`` for the recipe's local data files (and folders)."""
+    """``{"data.train_file": {"path", "sha256", ...}, ...}`` for the recipe's local data files (and folders):
+    ``path`` as the recipe writes it, the hash of the file it names (relative paths found as the data loader
+    finds them: the current directory, then the data root)."""
+    try:
+        from ..data.root import resolve_data_paths
+
+        resolved = resolve_data_paths(recipe)
+    except Exception:  # noqa: BLE001 - data given to the trainer directly, or not found: hash what exists
+        resolved = recipe
     out = {}
     for key in DATA_FILE_KEYS:
-        value = getattr(recipe.data, key.split(".", 1)[1], None)
-        if isinstance(value, str) and value and os.path.exists(value):
+        field = key.split(".", 1)[1]
+        value, found = getattr(recipe.data, field, None), getattr(resolved.data, field, None)
+        if isinstance(found, str) and found and os.path.exists(found):
             try:
-                out[key] = {"path": value, **_file_hash(Path(value))}
+                out[key] = {"path": value, **_file_hash(Path(found))}
             except OSError:  # unreadable now: the data loader reports it
                 continue
     return out

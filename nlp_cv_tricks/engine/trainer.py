@@ -256,10 +256,11 @@ class Trainer:
             output_dir = recipe.output.dir.format(name=recipe.name, timestamp=stamp[0])
         log_with = None if recipe.output.report_to == "none" else recipe.output.report_to
         if log_with == "tensorboard":
-            try:
-                import tensorboard  # noqa: F401
-            except ImportError:
-                logger.warning("tensorboard is not installed; tracking only to history.jsonl")
+            from ..utils.optional import available, install_hint
+
+            if not available("tensorboard"):
+                logger.warning("tensorboard is not installed; tracking only to history.jsonl (%s, or "
+                               "output.report_to=none)", install_hint("tracking"))
                 log_with = None
         acc = Accelerator(
             gradient_accumulation_steps=cfg.gradient_accumulation_steps,

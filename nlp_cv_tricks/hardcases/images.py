@@ -233,7 +233,9 @@ def _write_pixel_csv(path: Path, images: Sequence[np.ndarray], labels: Sequence[
 def load_image_file(path: str, like: Optional[np.ndarray] = None, where: str = "") -> np.ndarray:
     """An added image as an (H, W, C) uint8 array shaped like ``like`` (same size and channels), for array
     versions; a file that does not open or has another size is an error naming it."""
-    from PIL import Image
+    from ..utils.optional import require
+
+    Image = require("PIL.Image", purpose="image hard cases")
 
     try:
         with Image.open(path) as img:

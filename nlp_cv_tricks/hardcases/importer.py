@@ -71,6 +71,9 @@ class VersionStore:
     def __init__(self, root, recipe: Recipe):
         if not recipe.data.train_file:
             raise ValueError("hardcases versions need a local data.train_file in the recipe")
+        from ..data.root import resolve_data_paths
+
+        recipe = resolve_data_paths(recipe)  # relative data paths: the current directory, then the data root
         self.root = Path(root)
         self.recipe = recipe
         self.original = Path(recipe.data.train_file)

@@ -141,18 +141,17 @@ def rank_label_issues(labels: Sequence[int], probs: np.ndarray, use_cleanlab: Op
     (flagged first, then by ascending label quality). Returns arrays and ``method``."""
     labels = np.asarray(labels, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
-    try:
-        import cleanlab  # noqa: F401
-        have = True
-    except ImportError:
-        have = False
+    from ..utils.optional import available, require
+
+    have = available("cleanlab")
     if use_cleanlab is None:
         use_cleanlab = have
     method = "builtin confident learning (" + ("cleanlab not installed" if not have else "use_cleanlab=False") + ")"
     if use_cleanlab and not have:
-        raise ImportError("use_cleanlab=True but cleanlab is not installed (pip install cleanlab)")
+        require("cleanlab", purpose="use_cleanlab=True")
     quality = probs[np.arange(len(labels)), labels]
     if use_cleanlab and len(np.unique(labels)) == probs.shape[1]:
+        cleanlab = require("cleanlab")
         from cleanlab.filter import find_label_issues
 
         issues = np.asarray(find_label_issues(labels, probs, filter_by="prune_by_noise_rate"), dtype=bool)
@@ -169,6 +168,9 @@ def rank_label_issues(labels: Sequence[int], probs: np.ndarray, use_cleanlab: Op
 # ---- folds ---------------------------------------------------------------------------------------------
 def make_folds(labels: Sequence[int], k: int, seed: int) -> np.ndarray:
     """Fold index of every example: stratified K-fold when every class has at least K examples, else K-fold."""
+    from ..utils.optional import require
+
+    require("sklearn", extra="hardcases", purpose="hardcases mining (K-fold splits)")
     from sklearn.model_selection import KFold, StratifiedKFold
 
     labels = np.asarray(labels)

@@ -1,8 +1,10 @@
 """Classification metrics that work offline.
 
-Computed with scikit-learn (a dependency anyway) rather than with the ``evaluate`` library, whose metric scripts
-are fetched from the Hugging Face Hub by name and fail offline. Keys are flat (``accuracy``, ``f1_macro``, ``f1/<label>`` ...)
-so they log to JSONL and trackers as they are.
+Computed here with numpy from the confusion matrix (and ROC-AUC from ranks), so evaluation needs only the core
+install: the ``evaluate`` library fetches its metric scripts from the Hugging Face Hub by name and fails offline,
+and scikit-learn is an optional extra. The definitions are scikit-learn's (``zero_division=0``; ROC-AUC one-vs-rest
+macro for more than two classes); ``tests/test_metrics.py`` checks every value against scikit-learn. Keys are flat
+(``accuracy``, ``f1_macro``, ``f1/<label>`` ...) so they log to JSONL and trackers as they are.
 """
 
 from __future__ import annotations
@@ -10,15 +12,43 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 import numpy as np
-from sklearn import metrics as skm
 
-__all__ = ["classification_metrics", "softmax"]
+__all__ = ["classification_metrics", "softmax", "confusion_matrix", "binary_roc_auc"]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def confusion_matrix(labels: np.ndarray, preds: np.ndarray, k: int) -> np.ndarray:
+    """``k x k`` counts: row = true class, column = predicted class."""
+    return np.bincount(np.asarray(labels, np.int64) * k + np.asarray(preds, np.int64), minlength=k * k).reshape(k, k)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """num / den with 0 where den is 0 (scikit-learn's ``zero_division=0``)."""
+    return np.divide(num, den, out=np.zeros_like(num, dtype=np.float64), where=den > 0)
+
+
+def binary_roc_auc(is_positive: np.ndarray, score: np.ndarray) -> float:
+    """Area under the ROC curve = P(score of a random positive > that of a random negative), ties counting one
+    half (the Mann-Whitney U statistic over average ranks; equal to the trapezoidal area under the curve)."""
+    pos = np.asarray(is_positive, dtype=bool)
+    score = np.asarray(score, dtype=np.float64)
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("ROC-AUC needs both positive and negative examples")
+    order = np.argsort(score, kind="mergesort")
+    sorted_scores = score[order]
+    # average rank (1-based) of each run of tied scores
+    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    avg = first + (counts + 1) / 2.0
+    ranks = np.empty_like(score)
+    ranks[order] = np.repeat(avg, counts)
+    u = ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
 
 
 def classification_metrics(
@@ -45,26 +75,36 @@ def classification_metrics(
     probs = scores if np.allclose(scores.sum(axis=1), 1.0, atol=1e-4) and (scores >= 0).all() else softmax(scores)
     preds = probs.argmax(axis=1)
     all_ids = list(range(k))
-    out: dict = {"accuracy": float(skm.accuracy_score(labels, preds)), "n": int(labels.shape[0])}
-    for avg in ("macro", "micro", "weighted"):
-        out[f"f1_{avg}"] = float(skm.f1_score(labels, preds, labels=all_ids, average=avg, zero_division=0))
-    out["precision_macro"] = float(skm.precision_score(labels, preds, labels=all_ids, average="macro", zero_division=0))
-    out["recall_macro"] = float(skm.recall_score(labels, preds, labels=all_ids, average="macro", zero_division=0))
+    if labels.size and (labels.min() < 0 or labels.max() >= k):
+        raise ValueError(f"labels must be class ids in [0, {k}), got values from {labels.min()} to {labels.max()}")
+    cm = confusion_matrix(labels, preds, k)
+    tp = np.diag(cm).astype(np.float64)
+    support = cm.sum(axis=1).astype(np.float64)  # true rows of each class
+    predicted = cm.sum(axis=0).astype(np.float64)
+    p, r = _ratio(tp, predicted), _ratio(tp, support)
+    f = _ratio(2 * tp, support + predicted)
+    n = int(labels.shape[0])
+    out: dict = {"accuracy": float(tp.sum() / n) if n else 0.0, "n": n}
+    out["f1_macro"] = float(f.mean())
+    micro = float(tp.sum() / n) if n else 0.0  # single-label: micro P = micro R = micro F1 = accuracy
+    out["f1_micro"] = micro
+    out["f1_weighted"] = float((f * support).sum() / support.sum()) if support.sum() else 0.0
+    out["precision_macro"] = float(p.mean())
+    out["recall_macro"] = float(r.mean())
     if per_class:
-        p, r, f, s = skm.precision_recall_fscore_support(labels, preds, labels=all_ids, zero_division=0)
         for i, name in enumerate(names):
             out[f"precision/{name}"] = float(p[i])
             out[f"recall/{name}"] = float(r[i])
             out[f"f1/{name}"] = float(f[i])
-            out[f"support/{name}"] = int(s[i])
+            out[f"support/{name}"] = int(support[i])
     present = np.unique(labels)
     if len(present) < k or k < 2:
         out["auc"] = None
         out["auc_note"] = f"ROC-AUC undefined: classes {sorted(set(all_ids) - set(present.tolist()))} absent from labels"
     elif k == 2:
-        out["auc"] = float(skm.roc_auc_score(labels, probs[:, 1]))
+        out["auc"] = binary_roc_auc(labels == 1, probs[:, 1])
     else:
-        out["auc"] = float(skm.roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=all_ids))
+        out["auc"] = float(np.mean([binary_roc_auc(labels == i, probs[:, i]) for i in all_ids]))
     if confusion:
-        out["confusion_matrix"] = skm.confusion_matrix(labels, preds, labels=all_ids).tolist()
+        out["confusion_matrix"] = cm.tolist()
     return out

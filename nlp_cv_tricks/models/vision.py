@@ -24,13 +24,17 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-import timm
 import torch
-from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
-from transformers.models.timm_wrapper.modeling_timm_wrapper import TimmWrapperPreTrainedModel
 
-from ..engine.events import Trick
-from ..tricks.registry import register_trick
+from ..utils.optional import require
+
+timm = require("timm", purpose="image models (timm)")  # first: transformers' timm wrapper needs it too
+
+from transformers import TimmWrapperConfig, TimmWrapperForImageClassification  # noqa: E402
+from transformers.models.timm_wrapper.modeling_timm_wrapper import TimmWrapperPreTrainedModel  # noqa: E402
+
+from ..engine.events import Trick  # noqa: E402
+from ..tricks.registry import register_trick  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
