@@ -68,6 +68,22 @@ def test_overwrite_keeps_a_user_folder_inside_checkpoints(tiny_bert, toy_data, t
     assert _tree(out / "checkpoints") == ["my_own", "my_own/w.bin"]
 
 
+def test_overwrite_keeps_a_user_file_in_logs(tiny_bert, toy_data, tmp_path):
+    """logs/ created by a run holds the tracker's folder (listed) and maybe a user file (not listed)."""
+    pytest.importorskip("tensorboard")
+    out = tmp_path / "run"
+    args = [a for a in _common(tiny_bert, toy_data, out, "train.max_steps=1", "data.dev_file=null")
+            if a != "output.report_to=none"] + ["output.report_to=tensorboard"]
+    assert main(args) == 0
+    entries = json.loads((out / MANIFEST_NAME).read_text())["entries"]
+    assert entries["logs"] == "dir" and entries["logs/nlp-cv-tricks"] == "tree"
+    (out / "logs" / "diary.txt").write_text("mine")
+    old_events = sorted((out / "logs" / "nlp-cv-tricks").rglob("events.*"))
+    assert main(args + ["output.overwrite=true"]) == 0
+    assert (out / "logs" / "diary.txt").read_text() == "mine"
+    assert not any(p.exists() for p in old_events) and any((out / "logs" / "nlp-cv-tricks").rglob("events.*"))
+
+
 def test_overwrite_never_replaces_the_recipe_being_trained_from(tiny_bert, toy_data, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(_common(tiny_bert, toy_data, out, "train.max_steps=1", "data.dev_file=null")) == 0
