@@ -12,9 +12,10 @@ compares them with the current recipe and data:
   key with its old and new value and what to do. With ``train.resume_force=true`` the run continues anyway and
   the change is recorded;
 * **safe, with a note** -- ``train.epochs``/``train.max_steps`` (extension), evaluation, logging and saving
-  intervals, ``train.early_stopping_patience``, ``train.eval_batch_size``, ``train.progress_bar``,
-  ``data.num_workers``, ``data.max_eval_samples``, ``data.tensor_batches``, ``name``, ``output.*``, and a data
-  file that moved with the same content (``data.root`` included: the files' content is what is compared).
+  intervals, ``train.early_stopping_patience``, ``train.eval_batch_size``, ``train.progress_bar``, ``train.cpu``
+  (the device), ``train.nonfinite``, ``data.num_workers``, ``data.max_eval_samples``, ``data.tensor_batches``,
+  ``name``, ``output.*``, and a data file that moved with the same content (``data.root`` included: the files'
+  content is what is compared).
 
 The run's ``recipe.yaml`` stays as the run started; every resume that changed something is appended to
 ``resume_changes.jsonl`` in the run directory (step, checkpoint, forced or not, ``{key: [old, new]}``) and to
@@ -42,7 +43,8 @@ __all__ = ["ResumeError", "data_fingerprint", "check_resume", "recipe_changes", 
 RESUME_CHANGES_FILE = "resume_changes.jsonl"
 DATA_FILE_KEYS = ("data.train_file", "data.dev_file", "data.test_file", "data.label_names_file")
 # changes that leave the model, the data, the label set and the saved position as they were
-SAFE_KEYS = {"name", "train.epochs", "train.max_steps", "train.eval_steps", "train.eval_each_epoch",
+SAFE_KEYS = {"name", "train.epochs", "train.max_steps", "train.eval_steps", "train.eval_each_epoch", "train.cpu",
+             "train.nonfinite",
              "train.logging_steps", "train.save_steps", "train.save_total_limit", "train.early_stopping_patience",
              "train.progress_bar", "train.eval_batch_size", "data.num_workers", "data.max_eval_samples",
              "data.tensor_batches", "data.root"}  # data.root: where the files are; their content is compared
