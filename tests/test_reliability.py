@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -426,3 +427,29 @@ def test_one_example_class_is_named(tmp_path):
     cfg = DataConfig(train_file=str(f), format="kim2014", dev_fraction=0.3, label_names=["neg", "pos", "neutral"])
     with pytest.raises(DataError, match="class 'neutral' has a single example"):
         load_text_classification(cfg)
+
+
+def test_ddp_refused_output_dir_stops_every_process(tiny_bert, toy_data, tmp_path):
+    """With two processes a refused output directory stops both with the message (no process waits forever)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import tiny_recipe
+    from nlp_cv_tricks.config import save_recipe
+
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "notes.txt").write_text("mine")
+    save_recipe(tiny_recipe(tiny_bert, toy_data, proj, "train.max_steps=1", "output.overwrite=true"),
+                tmp_path / "r.yaml")
+    launcher = Path(sys.executable).with_name("accelerate")
+    proc = subprocess.run(
+        [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision",
+         "no", "--dynamo_backend", "no", "--main_process_port", "29541", str(ROOT / "scripts" / "train.py"),
+         str(tmp_path / "r.yaml")],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"},
+        timeout=300, cwd=ROOT)
+    assert proc.returncode != 0
+    assert proc.stderr.count("holds no run of this package") >= 2  # both processes say why
+    assert (proj / "notes.txt").read_text() == "mine" and sorted(p.name for p in proj.iterdir()) == ["notes.txt"]

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from ..config import Recipe, atomic_write_text, recipe_to_dict, save_recipe
 from .events import Trick
 from .resume_check import RESUME_CHANGES_FILE, check_resume, data_fingerprint, load_error
-from .run_manifest import prepare_run_dir, remove_stale_temp_files
+from .run_manifest import RunDirError, prepare_run_dir, remove_stale_temp_files
 from .step import StepContext
 from .task import ClassificationTask, Task
 
@@ -340,10 +340,18 @@ class Trainer:
         """The run directory and its manifest (``run_manifest``): ``output.overwrite=true`` removes only what a
         run of this package recorded there, never the recipe being trained from."""
         self._run_manifest = None
+        refused = [None]
         if self.accelerator.is_main_process:
-            self._run_manifest = prepare_run_dir(self.output_dir, resuming=resuming,
-                                                 overwrite=self.recipe.output.overwrite,
-                                                 recipe_source=self.recipe.source)
+            try:
+                self._run_manifest = prepare_run_dir(self.output_dir, resuming=resuming,
+                                                     overwrite=self.recipe.output.overwrite,
+                                                     recipe_source=self.recipe.source)
+            except RunDirError as e:
+                refused = [str(e)]
+        if self.accelerator.num_processes > 1:  # every process stops with the message (none waits forever)
+            broadcast_object_list(refused)
+        if refused[0] is not None:
+            raise RunDirError(refused[0])
         self.accelerator.wait_for_everyone()
 
     def record_output(self, rel: str, kind: str = "tree") -> None:
