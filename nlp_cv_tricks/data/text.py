@@ -447,7 +447,8 @@ class TextSplits:
 def _load_hub(cfg: DataConfig) -> dict[str, datasets.Dataset]:
     _silence_datasets()
     try:
-        dd = datasets.load_dataset(cfg.hub_name, cfg.hub_config)
+        with _quiet_datasets():
+            dd = datasets.load_dataset(cfg.hub_name, cfg.hub_config)
     except Exception as e:
         raise DataError(f"Hub dataset {cfg.hub_name!r} could not be loaded: {type(e).__name__}: {e}") from None
     out = {}
