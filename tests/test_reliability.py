@@ -196,7 +196,7 @@ def test_resume_force_with_a_new_shape_is_a_clear_error(tiny_bert, toy_data, sto
     assert main(_textcnn(tiny_bert, toy_data, stopped_run, "train.max_steps=8", "train.resume_from=latest",
                          "model.kwargs.num_filters=6", "train.resume_force=true")) == 2
     err = capsys.readouterr().err
-    assert "does not fit the model built from the current recipe" in err and "size mismatch" in err
+    assert "does not fit the model or optimizer built from the current recipe" in err and "size mismatch" in err
     assert "Traceback" not in err and "RuntimeError" not in err
 
 

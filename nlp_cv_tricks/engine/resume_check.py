@@ -211,6 +211,7 @@ def load_error(checkpoint: Path, err: Exception) -> ResumeError:
     detail = next((ln.strip() for ln in first if "size mismatch" in ln or "Missing key" in ln
                    or "Unexpected key" in ln), first[0] if first else type(err).__name__)
     return ResumeError(
-        f"train.resume_from: the checkpoint {checkpoint} does not fit the model built from the current recipe "
-        f"({detail[:300]}); the model or its vocabulary changed (model.kwargs, model.name or the training data). "
-        "Resume with the recipe and data the run started with, or start a new run in another output.dir")
+        f"train.resume_from: the checkpoint {checkpoint} does not fit the model or optimizer built from the current "
+        f"recipe ({detail[:300]}); the model, its vocabulary or the optimizer changed (model.*, the training data, "
+        "train.optimizer). Resume with the recipe and data the run started with, or start a new run in another "
+        "output.dir")

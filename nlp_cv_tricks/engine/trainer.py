@@ -571,8 +571,8 @@ class Trainer:
         if resume_path is not None:
             try:
                 acc.load_state(str(resume_path))
-            except RuntimeError as e:  # e.g. size mismatch: the model built now is not the checkpoint's
-                if "state_dict" not in str(e) and "size mismatch" not in str(e):
+            except (RuntimeError, ValueError) as e:  # e.g. size mismatch: the model built now is not the checkpoint's
+                if not any(m in str(e) for m in ("state_dict", "size mismatch", "parameter group")):
                     raise
                 raise load_error(resume_path, e) from None
             state = json.loads((resume_path / "trainer_state.json").read_text())
