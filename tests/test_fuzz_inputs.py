@@ -39,6 +39,18 @@ _SETTINGS = dict(deadline=None, derandomize=True, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                         HealthCheck.data_too_large, HealthCheck.large_base_example])
 
+@pytest.fixture(autouse=True, scope="module")
+def _datasets_cache_in_tmp(tmp_path_factory):
+    """The ~1,000 generated files would each leave an Arrow cache entry in the user's ~/.cache: keep them in a
+    temporary folder instead."""
+    import datasets.config
+
+    old = datasets.config.HF_DATASETS_CACHE
+    datasets.config.HF_DATASETS_CACHE = tmp_path_factory.mktemp("datasets_cache")
+    yield
+    datasets.config.HF_DATASETS_CACHE = old
+
+
 # ---- generated pieces ----------------------------------------------------------------------------------------
 # text: any unicode (NUL excluded: no text format here can hold it), biased towards the characters that matter to
 # the parsers (quotes, separators, line breaks, spaces, digits, BOMs, unicode line separators)
