@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from typing import Callable, Optional
 
@@ -170,9 +171,10 @@ def _data_args(p: argparse.ArgumentParser) -> None:
                    "for an image model an image folder, pixel CSV or .npy array as in training; for a "
                    "question-answering model a SQuAD-format JSON file")
     p.add_argument("--format", default=None, help="override the data format saved with the model")
-    p.add_argument("--text-column", default=None)
-    p.add_argument("--text-pair-column", default=None)
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--text-column", default=None, help="column with the text (default: the one saved with the model)")
+    p.add_argument("--text-pair-column", default=None,
+                   help="column with the second text of a pair model (default: the one saved with the model)")
+    p.add_argument("--batch-size", type=int, default=64, help="examples per forward pass (default 64)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
@@ -189,7 +191,7 @@ def build_parser(verb: Optional[str] = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train from a recipe: nlp-cv-tricks train RECIPE [key=value ...]")
-    p.add_argument("recipe")
+    p.add_argument("recipe", help="recipe YAML file (recipes/*.yaml)")
     p.add_argument("overrides", nargs="*", help="recipe overrides section.key=value (train.learning_rate=3e-5, "
                    "data.train_file=x.csv, output.overwrite=true); 'tricks+=fgm' appends a trick; values are YAML "
                    "(README, Recipes)")
@@ -197,7 +199,8 @@ def build_parser(verb: Optional[str] = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="evaluate a saved model on a labelled data file (metrics JSON)")
     _data_args(p)
-    p.add_argument("--label-column", default=None)
+    p.add_argument("--label-column", default=None, help="column with the gold labels (default: the one saved with "
+                   "the model)")
     p.add_argument("--out", default=None, help="also write the metrics JSON here")
     p.set_defaults(func=_cmd_eval)
 
@@ -209,8 +212,8 @@ def build_parser(verb: Optional[str] = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("push", help="upload a model to the Hugging Face Hub with a generated model card")
     p.add_argument("path", help="run directory or model directory")
-    p.add_argument("--repo-id", required=True)
-    p.add_argument("--private", action="store_true")
+    p.add_argument("--repo-id", required=True, help="Hub model repository to create or update, e.g. you/sst2-minilm")
+    p.add_argument("--private", action="store_true", help="create the repository as private")
     p.add_argument("--dry-run", action="store_true", help="list exactly what would be uploaded, upload nothing")
     p.add_argument("--message", default=None, help="commit message")
     p.set_defaults(func=_cmd_push)
@@ -270,10 +273,35 @@ def _progress_options(argv: list[str]) -> list[str]:
     return rest
 
 
+_OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)*\+?=")
+
+
+def parse_args_with_overrides(parser: argparse.ArgumentParser, argv: Optional[list[str]] = None):
+    """``parser.parse_args`` that takes recipe overrides (``key=value``) anywhere on the line: after options too
+    (``hardcases mine R --out d train.epochs=1``), and not as values of a list option (``import --files F
+    train.seed=1``: ``train.seed=1`` is an override unless a file of that name exists)."""
+    args, extra = parser.parse_known_args(argv)
+    if not hasattr(args, "overrides"):
+        return parser.parse_args(argv) if extra else args
+    moved = []
+    for name in ("files", "annotations"):
+        values = getattr(args, name, None)
+        if isinstance(values, list):
+            keep = [v for v in values if not (_OVERRIDE.match(v) and not os.path.exists(v))]
+            moved += [v for v in values if v not in keep]
+            setattr(args, name, keep)
+            if name == "files" and not keep:
+                parser.error("--files needs at least one annotation file (key=value words are recipe overrides)")
+    if extra and not all(_OVERRIDE.match(x) for x in extra):
+        parser.parse_args(argv)  # argparse's own error for what is not an override
+    args.overrides = list(args.overrides or []) + moved + list(extra)
+    return args
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = _progress_options(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser(_verb_of(argv) or "")
-    args = parser.parse_args(argv)  # --help and argument errors exit here, before transformers is imported
+    args = parse_args_with_overrides(parser, argv)  # --help and errors exit here, before transformers is imported
     _setup_logging()
     from .utils.progress import quiet_library_bars, resolve_mode
 

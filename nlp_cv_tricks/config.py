@@ -9,6 +9,7 @@ key and the nearest valid one.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import os
@@ -135,6 +136,7 @@ class TrainConfig:
     save_steps: Optional[int] = None
     save_total_limit: Optional[int] = 2
     resume_from: Optional[str] = None
+    resume_force: bool = False  # resume although the recipe changed (engine/resume_check.py); the change is recorded
     nonfinite: str = "error"
     cpu: bool = False
     progress_bar: bool = True
@@ -252,6 +254,16 @@ def _all_keys(cls: type = Recipe, prefix: str = "") -> list[str]:
 
 
 def _unknown_key_error(key: str, where: str) -> RecipeError:
+    top = list(_fields(Recipe))
+    head = key.split(".", 1)[0]
+    if head not in top:  # a mistyped section (trian:, trian.epochs) is matched among the sections first
+        near = difflib.get_close_matches(head, top, n=1, cutoff=0.6)
+        if near:
+            fixed = near[0] + key[len(head):]
+            if "." not in key or fixed in _all_keys() or fixed.startswith(("model.config_overrides.",
+                                                                          "model.kwargs.")):
+                what = "section" if "." not in key and near[0] in _sections() else "key"
+                return RecipeError(f"{where}unknown recipe {what} {key!r}; did you mean {fixed!r}?")
     valid = _all_keys()
     near = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
     if not near:  # try the leaf name alone: "lr" → nothing, "learning_rte" → train.learning_rate
@@ -261,6 +273,10 @@ def _unknown_key_error(key: str, where: str) -> RecipeError:
         near = [leaves[m[0]]] if m else []
     hint = f"; did you mean {near[0]!r}?" if near else ""
     return RecipeError(f"{where}unknown recipe key {key!r}{hint}")
+
+
+def _sections() -> set[str]:
+    return {name for name, t in typing.get_type_hints(Recipe).items() if dataclasses.is_dataclass(t)}
 
 
 def _coerce(value: Any, t: Any, key: str, where: str) -> Any:
@@ -367,7 +383,7 @@ def _leaf_type(parts: list[str]) -> Any:
 
 def apply_overrides(data: dict, overrides: list[str], where: str = "command line: ") -> dict:
     """Apply ``key=value`` / ``key+=value`` overrides to a raw recipe mapping (before typing)."""
-    data = yaml.safe_load(yaml.safe_dump(data))  # deep copy of plain data
+    data = copy.deepcopy(data)
     sections = {name for name, t in typing.get_type_hints(Recipe).items() if dataclasses.is_dataclass(t)}
     for item in overrides:
         if "=" not in item:

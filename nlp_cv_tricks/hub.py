@@ -253,7 +253,7 @@ def model_facts(model_dir: os.PathLike) -> ModelFacts:
                              if stride else "")
                           + (f"; questions cut to {query} tokens" if query else ""))
         elif task == "long-text-classification":
-            from .models.long import long_options
+            from .tasks.long_text import long_options
 
             opts = long_options(kwargs, where="recipe.yaml model.kwargs")
             s = opts["strategy"]

@@ -137,24 +137,25 @@ def test_overwrite_starts_a_clean_run(tiny_bert, toy_data, tmp_path, capsys):
                  "train.resume_from=latest"]) == 0
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_3", "step_4"]
     assert [json.loads(l)["step"] for l in (out / "history.jsonl").read_text().splitlines()][-1] == 4
-    # a directory that holds no run keeps everything, even folders with a run output's name
+    # a directory that holds no run (no run manifest) is refused and keeps everything
     other = tmp_path / "mine"
     (other / "logs").mkdir(parents=True)
     (other / "logs" / "x.txt").write_text("user log")
     assert main(["train", *common[:-2], f"output.dir={other}", "train.eval_steps=null", "data.dev_file=null",
-                 "train.max_steps=1", "output.overwrite=true"]) == 0
-    assert (other / "logs" / "x.txt").read_text() == "user log"
+                 "train.max_steps=1", "output.overwrite=true"]) == 2
+    assert "holds no run of this package" in capsys.readouterr().err
+    assert (other / "logs" / "x.txt").read_text() == "user log" and len(list(other.rglob("*"))) == 2
 
 
 def test_bool_csv_labels_match_true_false_names(tmp_path):
-    """A CSV label column of true/false is read as booleans by datasets; the labels stay the words."""
+    """A CSV label column of true/false: the labels stay the words (the column is read as text)."""
     from nlp_cv_tricks.config import DataConfig
     from nlp_cv_tricks.data.text import LabelMap, encode_labels, load_split
 
     f = tmp_path / "b.csv"
     f.write_text("text,label\ngood,true\nbad,false\nfine,true\n")
     ds, fmt = load_split(str(f), DataConfig())
-    assert isinstance(ds["label"][0], bool)
+    assert ds["label"][0] == "true"
     lm = LabelMap.from_train(ds["label"], DataConfig())
     assert lm.names == ["false", "true"]
     assert encode_labels(ds, str(f), fmt, DataConfig(), lm)["labels"] == [1, 0, 1]
@@ -162,7 +163,7 @@ def test_bool_csv_labels_match_true_false_names(tmp_path):
     assert encode_labels(ds, str(f), fmt, DataConfig(), LabelMap(["0", "1"], ["neg", "pos"]))["labels"] == [1, 0, 1]
     from nlp_cv_tricks.data.text import DataError
 
-    with pytest.raises(DataError, match=r"b.csv: row 1 \(line 2\): label True \(read as a boolean\) never seen"):
+    with pytest.raises(DataError, match=r"b.csv: row 1 \(line 2\): label 'true' never seen"):
         encode_labels(ds, str(f), fmt, DataConfig(), LabelMap(["a", "b"], ["a", "b"]))
 
 

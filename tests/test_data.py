@@ -66,7 +66,7 @@ def test_malformed_lines_and_files(tmp_path):
     with pytest.raises(DataError, match=r"thu.txt: line 2: expected '<text><TAB><integer label>'"):
         load_text_classification(cfg(train_file=str(tmp_path / "thu.txt"), format="thucnews"))
     (tmp_path / "broken.jsonl").write_text('{"text": "a", "label": 1}\n{"text": "b", "label"\n')
-    with pytest.raises(DataError, match=r"broken.jsonl: could not be read as jsonl"):
+    with pytest.raises(DataError, match=r"broken.jsonl: line 2: not valid JSON"):
         load_text_classification(cfg(train_file=str(tmp_path / "broken.jsonl")))
     (tmp_path / "latin.txt").write_bytes("0 caf\xe9 good\n1 bad\n".encode("latin-1"))
     with pytest.raises(DataError, match=r"latin.txt: line 1: not valid utf-8 text .*data.encoding"):

@@ -220,7 +220,9 @@ def test_round_trip_import_keeps_everything_and_drop_undoes(setup, tmp_path):
     store.drop("v0002")
     store.drop("v0001")
     assert store.names() == [] and sha(train) == setup["sha"]
-    assert sorted(p.name for p in vdir.iterdir()) == []
+    assert sorted(p.name for p in vdir.iterdir()) == ["dropped_versions.json"]
+    # a dropped version's name is never given to other data
+    assert import_annotations(_write_csv(tmp_path / "r3.csv", rows2), recipe, vdir)["version"] == "v0003"
 
 
 def test_jsonl_and_label_studio_import(setup, tmp_path):

@@ -20,7 +20,7 @@ LAYERS = [
     {"inference": ["inference"]},
     {"runner": ["runner"]},
     {"tasks": ["tasks"], "tricks": ["tricks"], "callbacks": ["callbacks"]},
-    {"engine": ["engine", "optim", "_jit"]},
+    {"engine": ["engine"]},
     {"models": ["models"]},
     {"data": ["data"], "metrics": ["metrics"]},
     {"config": ["config"]},

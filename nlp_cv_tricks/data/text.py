@@ -11,6 +11,7 @@ import functools
 import logging
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -34,6 +35,8 @@ __all__ = [
 
 _EXT_FORMATS = {".csv": "csv", ".tsv": "tsv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
 _LINE_FORMATS = {"kim2014", "thucnews"}
+_INT_RE = re.compile(r"-?[0-9]+")
+_INT_VALUED_RE = re.compile(r"(-?[0-9]+)\.0*")  # ASCII digits: str.isdigit() also accepts '²', which int() refuses
 
 
 class DataError(ValueError):
@@ -43,6 +46,60 @@ class DataError(ValueError):
 def _silence_datasets() -> None:
     datasets.utils.logging.set_verbosity_error()
     datasets.disable_progress_bars()
+
+
+class _quiet_datasets:
+    """Inside: ``datasets`` logs nothing (its own ERROR line about a file it failed to read would come before
+    the package's :class:`DataError` for the same file, which says it once, with the line)."""
+
+    def __enter__(self):
+        self._level = datasets.utils.logging.get_verbosity()
+        datasets.utils.logging.set_verbosity(logging.CRITICAL + 1)
+
+    def __exit__(self, *exc):
+        datasets.utils.logging.set_verbosity(self._level)
+        return False
+
+
+def _read_error(path: str, fmt: str, cfg: DataConfig, cause: BaseException) -> "DataError":
+    """What is wrong with a file that ``datasets`` could not read, with the line where it can be found."""
+    import json
+
+    try:
+        with open(path, encoding=cfg.encoding, newline="") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError, LookupError):
+        text = None
+    if text is not None and not text.lstrip("\ufeff").strip():
+        return DataError(f"{path}: the file is empty; expected " + (
+            "a header row and data rows" if fmt in ("csv", "tsv") else "one JSON object per line"
+            if fmt == "jsonl" else f"{fmt} data"))
+    if text is not None and fmt in ("csv", "tsv"):
+        rows = [ln for ln in text.lstrip("\ufeff").splitlines() if ln.strip()]
+        if len(rows) == 1:
+            return DataError(f"{path}: the file has a header but no rows (header: {rows[0][:80]!r})")
+    if text is not None and fmt in ("json", "jsonl"):
+        body = text.lstrip("\ufeff")
+        whole_ok = False
+        if fmt == "json":
+            try:
+                json.loads(body)
+                whole_ok = True
+            except ValueError:
+                pass
+        if not whole_ok:
+            for n, line in enumerate(body.split("\n"), 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except ValueError as e:
+                    return DataError(f"{path}: line {n}: not valid JSON ({getattr(e, 'msg', e)}, column "
+                                     f"{getattr(e, 'colno', '?')}); expected one JSON object per line")
+                if not isinstance(obj, dict):
+                    return DataError(f"{path}: line {n}: expected a JSON object ({{\"text\": ..., \"label\": ...}}), "
+                                     f"got {type(obj).__name__}")
+    return DataError(f"{path}: could not be read as {fmt}: {type(cause).__name__}: {cause}")
 
 
 def resolve_format(path: str, fmt: str) -> str:
@@ -113,9 +170,9 @@ def _read_lines(path: str, fmt: str, cfg: DataConfig) -> datasets.Dataset:
     builder reads label-first lines; the result is a regular ``datasets.Dataset``."""
     texts, labels = [], []
     try:
-        with open(path, encoding=cfg.encoding) as f:
-            # split on newlines only: str.splitlines() also breaks on NEL (0x85) and other separators that
-            # occur inside sentences of some corpora (rt-polarity.all)
+        with open(path, encoding=cfg.encoding, newline="") as f:
+            # split on newlines only (\n or \r\n): str.splitlines() and universal newlines also break on a lone
+            # \r, NEL (0x85) and other separators that occur inside sentences of some corpora (rt-polarity.all)
             lines = [ln.rstrip("\r") for ln in f.read().split("\n")]
         if lines and lines[-1] == "":
             lines.pop()
@@ -131,11 +188,11 @@ def _read_lines(path: str, fmt: str, cfg: DataConfig) -> datasets.Dataset:
                             + ("'<label> <text>'" if fmt == "kim2014" else "'<text><TAB><label>'"))
         if fmt == "kim2014":
             label, sep, text = line.partition(" ")
-            if not sep or not label.lstrip("-").isdigit():
+            if not sep or not _INT_RE.fullmatch(label):
                 raise DataError(f"{path}: line {i + 1}: expected '<integer label> <text>', got {line[:60]!r}")
         else:
             text, sep, label = line.rpartition("\t")
-            if not sep or not label.strip().lstrip("-").isdigit():
+            if not sep or not _INT_RE.fullmatch(label.strip()):
                 raise DataError(f"{path}: line {i + 1}: expected '<text><TAB><integer label>', got {line[:60]!r}")
         texts.append(text)
         labels.append(int(label))
@@ -165,21 +222,80 @@ def load_split(path: str, cfg: DataConfig) -> tuple[datasets.Dataset, str]:
         raise DataError(f"{path}: data.format={fmt!r} cannot read local files")
     if builder in ("csv", "json"):
         kwargs["encoding"] = cfg.encoding
+    if builder == "csv":
+        # the text and label columns as written: no type guessing ('007' stays '007', a number stays text) and no
+        # missing-value words ('NA', 'null', 'nan' are text); an empty field is an empty string
+        kwargs["converters"] = {c: str for c in (cfg.text_column, cfg.text_pair_column, cfg.label_column) if c}
+        kwargs["keep_default_na"] = False
     if builder == "json":  # Arrow's JSON reader does not check the text encoding: bad bytes surface much later
         line = _first_undecodable_line(path, cfg.encoding)
         if line is not None:
             raise DataError(f"{path}: line {line}: not valid {cfg.encoding} text; set data.encoding (e.g. gbk, "
                             "latin-1)")
+    if fmt == "csv":
+        _check_csv_quoting(path, cfg)
     try:
-        ds = datasets.load_dataset(builder, data_files={"data": os.path.abspath(path)}, split="data", **kwargs)
+        with _quiet_datasets():
+            ds = datasets.load_dataset(builder, data_files={"data": os.path.abspath(path)}, split="data", **kwargs)
     except Exception as e:  # datasets wraps parser errors in several types
         cause = e.__cause__ or e
         if isinstance(cause, UnicodeDecodeError) or "codec can't decode" in str(cause):
             line = _first_undecodable_line(path, cfg.encoding)
             raise DataError(f"{path}: {f'line {line}: ' if line else ''}not valid {cfg.encoding} text; set "
                             "data.encoding (e.g. gbk, latin-1)") from None
-        raise DataError(f"{path}: could not be read as {fmt}: {type(cause).__name__}: {cause}") from None
+        err = _read_error(path, fmt, cfg, cause)
+        if fmt in ("json", "jsonl") and str(err).startswith(f"{path}: could not be read as"):
+            # every line is a JSON object, but Arrow could not type a column (e.g. labels 0 and "1" with a blank
+            # line between): read the objects here
+            return _read_json_objects(path, cfg), fmt
+        raise err from None
     return ds, fmt
+
+
+def _check_csv_quoting(path: str, cfg: DataConfig) -> None:
+    """A CSV file whose quoting is broken (a quoted field never closed, text after a closing quote) is refused
+    with its line; pandas would read it leniently, gluing lines into one field."""
+    import csv
+
+    try:
+        with open(path, encoding=cfg.encoding, newline="") as f:
+            reader = csv.reader(f, strict=True)
+            for _ in reader:
+                pass
+    except csv.Error as e:
+        raise DataError(f"{path}: line {reader.line_num}: broken CSV quoting ({e}); a field that holds a quote, "
+                        "comma or line break must be enclosed in double quotes, with each quote inside doubled "
+                        "(\"say \"\"hi\"\"\")") from None
+    except (UnicodeDecodeError, LookupError):
+        return  # the reader below reports the encoding
+
+
+def _read_json_objects(path: str, cfg: DataConfig) -> datasets.Dataset:
+    """JSON Lines read with the ``json`` module (every line already checked to be an object). The text columns
+    must hold text; a label column of mixed types (``0``, ``"1"``, ``true``) is kept as the labels' text; other
+    columns of mixed types as their JSON text."""
+    import json
+
+    with open(path, encoding=cfg.encoding) as f:
+        rows = [(n, json.loads(ln)) for n, ln in enumerate(f.read().lstrip("\ufeff").split("\n"), 1) if ln.strip()]
+    columns = list(dict.fromkeys(k for _, obj in rows for k in obj))
+    data = {}
+    for c in columns:
+        values = [obj.get(c) for _, obj in rows]
+        if c in (cfg.text_column, cfg.text_pair_column):
+            bad = next((n for (n, _), v in zip(rows, values) if not isinstance(v, str)), None)
+            if bad is not None:
+                raise DataError(f"{path}: line {bad}: empty or non-text value in column {c!r}")
+        elif len({type(v) for v in values if v is not None}) > 1:
+            if c == cfg.label_column:
+                values = [v if v is None or isinstance(v, str) else json.dumps(v) for v in values]
+            else:
+                values = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+        data[c] = values
+    try:
+        return datasets.Dataset.from_dict(data)
+    except Exception as e:  # noqa: BLE001 - nested values Arrow cannot type
+        raise DataError(f"{path}: could not be read as jsonl: {type(e).__name__}: {e}") from None
 
 
 def _check_columns(ds: datasets.Dataset, path: str, cfg: DataConfig, need_label: bool) -> None:
@@ -209,11 +325,17 @@ def _check_texts(ds: datasets.Dataset, path: str, fmt: str, cfg: DataConfig) -> 
 
 
 def _label_key(v) -> str:
-    if isinstance(v, bool):  # a CSV column of true/false: keep the words the file has
+    """The key of a label value: its text without surrounding spaces; ``true``/``false`` in lower case (a CSV
+    or JSON boolean, or the word in any case); integer-valued numbers (``1``, ``1.0``) as the integer."""
+    if isinstance(v, bool):  # a column of true/false: keep the words
         return "true" if v else "false"
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
-    return str(v).strip()
+    s = str(v).strip()
+    if s.lower() in ("true", "false"):
+        return s.lower()
+    m = _INT_VALUED_RE.fullmatch(s)
+    return str(int(m.group(1))) if m else s
 
 
 @dataclass
@@ -287,9 +409,10 @@ def encode_labels(ds: datasets.Dataset, path: str, fmt: str, cfg: DataConfig, la
             raise DataError(f"{path}: {_row_desc(fmt, i, path, cfg.encoding)}: missing label in column "
                             f"{cfg.label_column!r}")
         key = _label_key(v)
-        if key not in index and isinstance(v, bool):
+        if key not in index and (isinstance(v, bool) or key in ("true", "false")):
             # booleans against a model trained on 0/1 (or True/False): match those as well
-            key = next((k for k in (str(int(v)), str(v)) if k in index), key)
+            b = v if isinstance(v, bool) else key == "true"
+            key = next((k for k in (str(int(b)), str(b)) if k in index), key)
         if key not in index:
             seen = f"the training file {train_path}" if train_path else "the model's label set"
             shown = f"{v!r} (read as a boolean)" if isinstance(v, bool) else repr(key)
@@ -324,7 +447,8 @@ class TextSplits:
 def _load_hub(cfg: DataConfig) -> dict[str, datasets.Dataset]:
     _silence_datasets()
     try:
-        dd = datasets.load_dataset(cfg.hub_name, cfg.hub_config)
+        with _quiet_datasets():
+            dd = datasets.load_dataset(cfg.hub_name, cfg.hub_config)
     except Exception as e:
         raise DataError(f"Hub dataset {cfg.hub_name!r} could not be loaded: {type(e).__name__}: {e}") from None
     out = {}
@@ -357,13 +481,17 @@ def load_text_classification(cfg: DataConfig, need_dev_labels: bool = True) -> T
     for role, (ds, path, fmt) in raw.items():
         _check_columns(ds, path, cfg, need_label=(role == "train" or need_dev_labels))
         if len(ds) == 0:
-            raise DataError(f"{path}: no rows")
+            raise DataError(_no_rows(path, fmt))
         _check_texts(ds, path, fmt, cfg)
     train_ds, train_path, train_fmt = raw["train"]
     for i, v in enumerate(train_ds[cfg.label_column][:]):
         if v is None or (isinstance(v, str) and not v.strip()):
             raise DataError(f"{train_path}: {_row_desc(train_fmt, i)}: missing label in column {cfg.label_column!r}")
+        if isinstance(v, (list, dict)):
+            raise DataError(f"{train_path}: {_row_desc(train_fmt, i)}: label {v!r} in column {cfg.label_column!r} is "
+                            f"a {type(v).__name__}; a label is a text or a number")
     label_map = LabelMap.from_train(train_ds[cfg.label_column][:], cfg)
+    warn_label_spellings(label_map.raw, train_path)
     if len(label_map) < 2:
         raise DataError(f"{train_path}: only one label value ({label_map.raw}) in column {cfg.label_column!r}; "
                         "classification needs at least two")
@@ -377,7 +505,8 @@ def load_text_classification(cfg: DataConfig, need_dev_labels: bool = True) -> T
         if "dev" in encoded:
             raise DataError(f"data.dev_fraction={cfg.dev_fraction} is set but a dev split exists "
                             f"({sources['dev']}); keep one of the two")
-        encoded["train"], encoded["dev"] = split_dev(encoded["train"], cfg.dev_fraction, cfg.split_seed, train_path)
+        encoded["train"], encoded["dev"] = split_dev(encoded["train"], cfg.dev_fraction, cfg.split_seed, train_path,
+                                                     label_names=label_map.names)
         sources["dev"] = f"{train_path} (seeded stratified {cfg.dev_fraction:g} dev split, seed {cfg.split_seed})"
     if cfg.max_train_samples:
         encoded["train"] = encoded["train"].select(range(min(cfg.max_train_samples, len(encoded["train"]))))
@@ -387,8 +516,36 @@ def load_text_classification(cfg: DataConfig, need_dev_labels: bool = True) -> T
     return TextSplits(encoded["train"], encoded.get("dev"), encoded.get("test"), label_map, sources)
 
 
+def _no_rows(path: str, fmt: str) -> str:
+    if fmt in ("csv", "tsv"):
+        return f"{path}: the file has a header but no rows"
+    return f"{path}: no rows"
+
+
+def warn_label_spellings(raw: Sequence[str], where: str) -> list[str]:
+    """Warn when the training labels look like one class spelled several ways: values that differ only in
+    case or spaces (``Positive``/``positive``), or integer labels next to names (``0``/``1`` with
+    ``negative``/``positive``). Each spelling trains as its own class. Returns the warnings."""
+    out = []
+    groups: dict[str, list[str]] = {}
+    for k in raw:
+        groups.setdefault(" ".join(str(k).split()).casefold(), []).append(str(k))
+    same = [v for v in groups.values() if len(v) > 1]
+    if same:
+        out.append("labels that differ only in case or spaces: " + "; ".join(" / ".join(map(repr, v)) for v in same))
+    ints = [k for k in raw if str(k).lstrip("-").isdigit()]
+    names = [k for k in raw if not str(k).lstrip("-").isdigit()]
+    if ints and names:
+        out.append(f"integer labels ({', '.join(ints[:5])}) next to named ones ({', '.join(names[:5])})")
+    for w in out:
+        logger.warning("%s: %s; each spelling trains as a separate class (%d classes: %s). If they are the same "
+                       "class, write it one way in the file", where, w, len(raw), ", ".join(map(str, raw[:10])))
+    return out
+
+
 def split_dev(ds: datasets.Dataset, fraction: float, seed: int, path: str,
-              label_column: str = "labels") -> tuple[datasets.Dataset, datasets.Dataset]:
+              label_column: str = "labels", label_names: Optional[Sequence[str]] = None
+              ) -> tuple[datasets.Dataset, datasets.Dataset]:
     """Seeded, stratified train/dev split of an encoded dataset (scikit-learn's ``train_test_split``, through
     :func:`nlp_cv_tricks.data.split.stratified_split`).
 
@@ -397,6 +554,14 @@ def split_dev(ds: datasets.Dataset, fraction: float, seed: int, path: str,
     from .split import stratified_split
 
     labels = ds[label_column][:]
+    counts = np.bincount(np.asarray(labels, dtype=np.int64)) if len(labels) else np.zeros(0, dtype=np.int64)
+    rare = [int(i) for i in np.flatnonzero(counts == 1)]
+    if rare:
+        shown = ", ".join(repr(str(label_names[i])) if label_names is not None and i < len(label_names) else str(i)
+                          for i in rare[:10])
+        raise DataError(f"{path}: cannot carve a stratified dev split: class{'es' if len(rare) > 1 else ''} "
+                        f"{shown} {'have' if len(rare) > 1 else 'has'} a single example; add examples, drop "
+                        "that class, or give a data.dev_file instead of data.dev_fraction")
     try:
         tr, dv = stratified_split(labels, fraction, seed)
     except ValueError as e:
@@ -411,10 +576,17 @@ def load_eval_file(path: str, cfg: DataConfig, label_map: LabelMap, need_labels:
     has_labels = cfg.label_column in ds.column_names
     _check_columns(ds, path, cfg, need_label=need_labels)
     if len(ds) == 0:
-        raise DataError(f"{path}: no rows")
+        raise DataError(_no_rows(path, fmt))
     _check_texts(ds, path, fmt, cfg)
     if has_labels:
-        ds = encode_labels(ds, path, fmt, cfg, label_map)
+        try:
+            ds = encode_labels(ds, path, fmt, cfg, label_map)
+        except DataError as e:
+            if need_labels:
+                raise
+            # predict needs no labels: a label column it cannot read (an unseen or missing label) is left out
+            logger.warning("%s: column %r is not used (%s); predicting without gold labels", path,
+                           cfg.label_column, str(e).split(": ", 1)[-1])
     return ds
 
 

@@ -229,6 +229,14 @@ def _load_imagefolder(path: str, label_names):
     if "labels" not in ds.column_names:
         raise ImageDataError(f"{path}: no class sub-folders found (imagefolder layout: <dir>/<class>/<image>)")
     names = list(ds.features["labels"].names)
+    empty = sorted(d.name for d in Path(path).iterdir()
+                   if d.is_dir() and not d.name.startswith(".") and d.name not in names)
+    if empty:
+        logger.warning("%s: class folder%s %s hold%s no images and %s left out: the model gets %d classes (%s); "
+                       "add images to %s or remove %s", path, "s" if len(empty) > 1 else "",
+                       ", ".join(map(repr, empty)), "" if len(empty) > 1 else "s",
+                       "are" if len(empty) > 1 else "is", len(names), ", ".join(names[:20]),
+                       "them" if len(empty) > 1 else "it", "them" if len(empty) > 1 else "it")
     if label_names and [str(x) for x in label_names] != names:
         raise ImageDataError(f"{path}: class folders {names} differ from data.label_names {list(label_names)}")
     return ds, names

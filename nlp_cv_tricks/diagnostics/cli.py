@@ -321,21 +321,23 @@ def _data_args(p, pairs: bool = True) -> None:
     if pairs:  # probe-cls: text only
         p.add_argument("--data", help="labelled text file: kim2014 '<label> <text>', '<text>\\t<label>', "
                                       "csv/tsv with a header, jsonl or parquet (required)")
-        p.add_argument("--format", default="auto", choices=text_formats)
+        p.add_argument("--format", default="auto", choices=text_formats,
+                       help="format of --data (default: from the extension)")
     else:  # plot-embeddings: text or image models
         p.add_argument("--data", help="text models: labelled text file (kim2014, '<text>\\t<label>', csv/tsv with a "
                                       "header, jsonl, parquet; required); image models: an image folder (one "
                                       "sub-folder per class), a pixel CSV or an .npy array (default: the run's dev "
                                       "split)")
-        p.add_argument("--format", default="auto", choices=text_formats + list(_IMAGE_FORMATS))
+        p.add_argument("--format", default="auto", choices=text_formats + list(_IMAGE_FORMATS),
+                       help="format of --data (default: from the extension or folder)")
         p.add_argument("--image-option", action="append", metavar="KEY=VALUE",
                        help="image models: a model.kwargs.image reading option, e.g. label_blocks=[[a,100],[b,100]]")
-    p.add_argument("--text-column")
+    p.add_argument("--text-column", help="csv/tsv/json: column with the text (default: text)")
     if pairs:
         p.add_argument("--pair-column", help="second text of a pair (makes the data text pairs)")
-    p.add_argument("--label-column")
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--label-column", help="csv/tsv/json: column with the label (default: label)")
+    p.add_argument("--max-length", type=int, default=128, help="tokens per text after truncation (default 128)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling, folds and t-SNE (default 0)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
@@ -382,13 +384,13 @@ def add_cli(subparsers) -> None:
                                   "sentences); image models: an image folder, pixel CSV or .npy (default: the "
                                   "run's dev split)")
     p.add_argument("--n", type=int, default=16, help="sample batch size")
-    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--max-length", type=int, default=128, help="tokens per text after truncation (default 128)")
     p.add_argument("--out", help="output directory (default: RUN_DIR/diagnostics or ./diagnostics/<model>)")
     p.add_argument("--no-grad", action="store_true", help="skip the backward pass")
     p.add_argument("--image-option", action="append", metavar="KEY=VALUE",
                    help="image models: a model.kwargs.image reading option for --data, e.g. csv_header=true")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(func=_guard(cmd_inspect))
 
     p = subparsers.add_parser("probe-cls", help="is [CLS] a usable sentence embedding? per-layer, per-pooling probes "
@@ -396,9 +398,10 @@ def add_cli(subparsers) -> None:
     p.add_argument("model", help="model directory, run directory, Hub id or minilm-l6")
     _data_args(p)
     p.add_argument("--layers", type=int, nargs="*", help="layers to probe (0 = embeddings, -1 = last; default all)")
-    p.add_argument("--poolings", nargs="+", default=["cls", "mean", "max"], choices=["cls", "mean", "max"])
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--max-examples", type=int, default=2000)
+    p.add_argument("--poolings", nargs="+", default=["cls", "mean", "max"], choices=["cls", "mean", "max"],
+                   help="sentence poolings to compare (default: all three)")
+    p.add_argument("--folds", type=int, default=5, help="cross-validation folds of the linear probe (default 5)")
+    p.add_argument("--max-examples", type=int, default=2000, help="probe at most this many examples (default 2000)")
     p.add_argument("--json", help="also write the results as JSON here")
     p.set_defaults(func=_guard(cmd_probe))
 
@@ -410,11 +413,12 @@ def add_cli(subparsers) -> None:
                                                          "image models: k = stage k of the backbone")
     p.add_argument("--pooling", default="mean", choices=["cls", "mean", "max"],
                    help="token pooling (text) or spatial pooling of a stage (images: mean or max)")
-    p.add_argument("--per-class", type=int, default=200)
-    p.add_argument("--max-classes", type=int, default=20)
+    p.add_argument("--per-class", type=int, default=200, help="points sampled per class (default 200)")
+    p.add_argument("--max-classes", type=int, default=20, help="refuse more classes than this unless --force "
+                   "(default 20)")
     p.add_argument("--force", action="store_true", help="plot the most frequent classes when there are too many")
-    p.add_argument("--pca-dims", type=int, default=50)
-    p.add_argument("--perplexity", type=float, default=30.0)
+    p.add_argument("--pca-dims", type=int, default=50, help="PCA dimensions before t-SNE (default 50)")
+    p.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (default 30)")
     p.set_defaults(func=_guard(cmd_plot))
 
 

@@ -88,12 +88,35 @@ def load_encoder(name: Union[str, os.PathLike]):
 
     register_package_models()
     path = resolve_model_path(name)
+    _check_encoder(path)
     try:
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModel.from_pretrained(path)
     except (OSError, ValueError) as e:
         raise DiagnosticsError(f"{path}: cannot load a tokenizer and encoder from here ({e})") from None
     return tok, model.eval(), path
+
+
+def _check_encoder(path: str) -> None:
+    """The probes read the hidden layers of a transformer encoder: refuse any other model in one line (transformers'
+    own error lists every config class it knows, ~10 KB)."""
+    from transformers import AutoConfig, AutoModel
+
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError):
+        return  # not a readable model folder: the loader's own error says so
+    mapping = AutoModel._model_mapping
+    if type(config) in mapping:
+        return
+    supported = sorted({c.model_type for c in mapping.keys()
+                        if c.model_type in ("bert", "roberta", "distilbert", "albert", "electra", "deberta-v2",
+                                            "xlm-roberta", "longformer", "mpnet", "nct-long-bert")})
+    raise DiagnosticsError(
+        f"{path}: a {getattr(config, 'model_type', type(config).__name__)} model has no transformer encoder "
+        "layers to probe; probe-cls and plot-embeddings support transformer encoders that transformers' AutoModel "
+        f"loads (supported: {', '.join(supported)}, ...). For this run use 'nlp-cv-tricks diagnose RUN_DIR' or "
+        "'nlp-cv-tricks inspect'")
 
 
 def _trained_pooling(path: str) -> Optional[str]:

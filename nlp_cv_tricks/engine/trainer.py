@@ -11,6 +11,7 @@ A run directory holds::
     checkpoints/step_N/  accelerate.save_state + trainer_state.json (for exact resume)
     best/                the selected model: save_pretrained (safetensors) + tokenizer + recipe + metrics
     metrics.json         final summary
+    .nlp_cv_tricks_run.json  the run manifest: what this run wrote (output.overwrite removes only that)
 """
 
 from __future__ import annotations
@@ -40,14 +41,12 @@ from ..utils.progress import Progress
 from .events import Trick
 from .state import TrainState
 from .optimizer_factory import build_optimizer, build_scheduler, param_groups  # noqa: F401  (their home)
+from .resume_check import RESUME_CHANGES_FILE, check_resume, data_fingerprint, load_error
+from .run_manifest import RunDirError, prepare_run_dir, remove_stale_temp_files
 from .step import StepContext
 from .task import ClassificationTask, Task
 
 logger = logging.getLogger(__name__)
-
-# what a run writes into its output directory (``output.overwrite=true`` removes these, and only these)
-RUN_ARTIFACTS = ("recipe.yaml", "history.jsonl", "metrics.json", "logs", "checkpoints", "best", "final",
-                 "best.tmp", "best.old", "final.tmp", "final.old", "report.html", "report_files")
 
 __all__ = ["Trainer", "FitResult", "NonFiniteLossError", "build_optimizer", "build_scheduler"]
 
@@ -282,33 +281,35 @@ class Trainer:
 
     # ---- output ----------------------------------------------------------------------------------
     def _prepare_output_dir(self, resuming: bool) -> None:
-        out = self.output_dir
+        """The run directory and its manifest (``run_manifest``): ``output.overwrite=true`` removes only what a
+        run of this package recorded there, never the recipe being trained from."""
+        self._run_manifest = None
+        refused = [None]
         if self.accelerator.is_main_process:
-            if out.exists() and any(out.iterdir()) and not resuming:
-                if not self.recipe.output.overwrite:
-                    raise FileExistsError(
-                        f"output directory {out} exists and is not empty; choose another output.dir, resume with "
-                        "train.resume_from=latest, or set output.overwrite=true"
-                    )
-                # a fresh run: the previous run's own outputs go (its history, checkpoints and models would
-                # otherwise mix with this run's); anything else in the directory is left alone, and nothing is
-                # removed from a directory that holds no run (no recipe.yaml / history.jsonl / metrics.json)
-                was_run = any((out / m).is_file() for m in ("recipe.yaml", "history.jsonl", "metrics.json"))
-                gone = [p for p in (out / name for name in RUN_ARTIFACTS) if was_run and (p.exists() or p.is_symlink())]
-                for p in gone:
-                    if p.is_dir() and not p.is_symlink():
-                        shutil.rmtree(p)
-                    else:
-                        p.unlink()
-                if gone:
-                    logger.warning("output.overwrite=true: removed the previous run's %s from %s",
-                                   ", ".join(p.name for p in gone), out)
-            out.mkdir(parents=True, exist_ok=True)
+            try:
+                self._run_manifest = prepare_run_dir(self.output_dir, resuming=resuming,
+                                                     overwrite=self.recipe.output.overwrite,
+                                                     recipe_source=self.recipe.source)
+            except RunDirError as e:
+                refused = [str(e)]
+        if self.accelerator.num_processes > 1:  # every process stops with the message (none waits forever)
+            broadcast_object_list(refused)
+        if refused[0] is not None:
+            raise RunDirError(refused[0])
         self.accelerator.wait_for_everyone()
+
+    def record_output(self, rel: str, kind: str = "tree") -> None:
+        """Record ``rel`` (relative to the run directory; ``file``, ``tree`` or ``dir``) in the run manifest
+        before writing it, so ``output.overwrite=true`` removes it later. Tricks that write into the run
+        directory call this too."""
+        manifest = getattr(self, "_run_manifest", None)
+        if manifest is not None:
+            manifest.add(rel, kind)
 
     def _log(self, record: dict) -> None:
         record = {k: v for k, v in record.items() if v is not None}
         if self.accelerator.is_main_process:
+            self.record_output("history.jsonl", "file")
             with open(self.history_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps(record, default=json_default) + "\n")
         scalars = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k not in ("step",)}
@@ -381,6 +382,9 @@ class Trainer:
         model = self.accelerator.unwrap_model(self.model)
         state_dict = self.accelerator.get_state_dict(self.model)
         if self.accelerator.is_main_process:
+            if directory.resolve().parent == self.output_dir.resolve():
+                for name in (directory.name, directory.name + ".tmp", directory.name + ".old"):
+                    self.record_output(name, "tree")
             tmp = directory.with_name(directory.name + ".tmp")
             if tmp.exists():
                 shutil.rmtree(tmp)
@@ -431,12 +435,20 @@ class Trainer:
             # the running training-loss average of the current logging interval, so history stays exact
             "loss_sum": self._interval_loss[0],
             "loss_count": self._interval_loss[1],
+            # what the run is trained with: a resume compares these with its own (engine/resume_check.py)
+            "recipe": recipe_to_dict(self.recipe),
+            "data_files": getattr(self, "_data_files", None) or {},
+            "label_names": list(getattr(self.task, "label_names", None) or []) or None,
+            "resume_changes": getattr(self, "_resume_changes", []),
         }
 
     def save_checkpoint(self, epoch: int, batches_in_epoch: int, loss_sum=None, loss_count: int = 0) -> Path:
         path = self.output_dir / "checkpoints" / f"step_{self.global_step}"
         total = float(self.accelerator.reduce(loss_sum, "sum")) if loss_sum is not None else 0.0
         self._interval_loss = (total, loss_count * self.accelerator.num_processes)
+        if self.accelerator.is_main_process:
+            self.record_output(f"checkpoints/{path.name}", "tree")
+            remove_stale_temp_files(path)  # written again (after a resume): an interrupted save's leftovers go
         self.accelerator.save_state(str(path), safe_serialization=True)
         if self.accelerator.is_main_process:
             atomic_write_text(path / "trainer_state.json", json.dumps(self._trainer_state(epoch, batches_in_epoch),
@@ -486,6 +498,15 @@ class Trainer:
         acc, cfg = self.accelerator, self.cfg
         self._check_metric()
         resume_path = self._resolve_resume()
+        # the data the run trains on (content hashes, saved with each checkpoint), then, when resuming, the check
+        # that the checkpoint's recipe, data and labels are the current ones: before anything is touched
+        self._data_files = data_fingerprint(self.recipe)
+        self._resume_changes: list = []
+        resume_change = None
+        if resume_path is not None:
+            resume_change = check_resume(self.recipe, resume_path,
+                                         json.loads((resume_path / "trainer_state.json").read_text()),
+                                         getattr(self.task, "label_names", None), self._data_files, self.output_dir)
         self._prepare_output_dir(resuming=resume_path is not None)
         set_seed(cfg.seed)
         train_dl = self._train_dataloader()
@@ -509,8 +530,18 @@ class Trainer:
         start_epoch, skip_batches, rng_after_load = 0, 0, None
         resumed_loss = (0.0, 0)
         if resume_path is not None:
-            acc.load_state(str(resume_path))
+            try:
+                acc.load_state(str(resume_path))
+            except (RuntimeError, ValueError) as e:  # e.g. size mismatch: the model built now is not the checkpoint's
+                if not any(m in str(e) for m in ("state_dict", "size mismatch", "parameter group")):
+                    raise
+                raise load_error(resume_path, e) from None
             state = json.loads((resume_path / "trainer_state.json").read_text())
+            self._resume_changes = list(state.get("resume_changes", [])) + ([resume_change] if resume_change else [])
+            if resume_change and acc.is_main_process:
+                self.record_output(RESUME_CHANGES_FILE, "file")
+                with open(self.output_dir / RESUME_CHANGES_FILE, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(resume_change, default=_json_default, ensure_ascii=False) + "\n")
             self.global_step = state["global_step"]
             start_epoch, skip_batches = state["epoch"], state["batches_in_epoch"]
             self.best_metric, self.best_step, self.bad_evals = state["best_metric"], state["best_step"], state["bad_evals"]
@@ -537,10 +568,14 @@ class Trainer:
         for trick in self.tricks:
             trick.on_fit_start(self.state)
         # the run's first files: a run that failed while starting left the directory empty, so the corrected
-        # command can use it again
-        if acc.is_main_process:
+        # command can use it again. A resumed run keeps the recipe.yaml the run started with (its changes are in
+        # resume_changes.jsonl)
+        if acc.is_main_process and (resume_path is None or not (self.output_dir / "recipe.yaml").is_file()):
+            self.record_output("recipe.yaml", "file")
             save_recipe(self.recipe, self.output_dir / "recipe.yaml")
         if not acc.trackers and acc.log_with:
+            if acc.is_main_process:
+                self.record_output("logs/nlp-cv-tricks", "tree")
             flat = _flatten(recipe_to_dict(self.recipe))
             acc.init_trackers("nlp-cv-tricks", config={k: v for k, v in flat.items()
                                                        if isinstance(v, (int, float, str, bool))})
@@ -671,6 +706,7 @@ class Trainer:
             "model_dir": str(model_dir),
         }
         if acc.is_main_process:
+            self.record_output("metrics.json", "file")
             atomic_write_text(self.output_dir / "metrics.json", json.dumps(summary, indent=2, default=json_default))
         acc.wait_for_everyone()
         for tracker in acc.trackers:  # finish trackers; the process group stays up for further runs
@@ -680,6 +716,8 @@ class Trainer:
                 from .plugins import RUN_REPORT
                 from ..utils.registry import import_target
 
+                self.record_output("report.html", "file")
+                self.record_output("report_files", "tree")
                 import_target(RUN_REPORT)(self.output_dir)
             except Exception as e:
                 logger.warning("report.html not written: %s", e)

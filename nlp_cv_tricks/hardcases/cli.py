@@ -123,21 +123,31 @@ def _guard(fn):
     return run
 
 
+_VERSIONS_HELP = "directory of the dataset versions (default hardcases/versions)"
+_BY_HELP = "rank by error (likely label errors first; default) or by difficulty"
+_RULE_HELP = ("how several annotations of one example are merged: majority (default), latest, first, priority "
+              "(--priority order) or strict (disagreement is an error)")
+_EMPHASIS_HELP = ("emphasise the confirmed hard cases (relabelled or confirmed by an annotator): none (default), "
+                  "oversample or weight")
+_FACTOR_HELP = ("oversample: each hard case is seen this many times per epoch; weight: its loss is multiplied by "
+                "this (default 2)")
+
+
 def _add_recipe(p) -> None:
     p.add_argument("recipe", help="recipe YAML")
-    p.add_argument("overrides", nargs="*", help="dotted key=value overrides")
+    p.add_argument("overrides", nargs="*", help="dotted key=value recipe overrides (anywhere on the line)")
 
 
 def _mine_args(p) -> None:
     p.add_argument("--out", required=True, help="output directory of the scores")
-    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--folds", type=int, default=5, help="K of the K-fold out-of-fold scoring (default 5)")
     p.add_argument("--seed", type=int, default=None, help="fold split seed (default: train.seed)")
     p.add_argument("--fold", type=int, default=None, help="run only this fold (merge with a later call)")
     p.add_argument("--jobs", type=int, default=1, help="folds run as this many separate processes")
-    p.add_argument("--keep-models", action="store_true")
+    p.add_argument("--keep-models", action="store_true", help="keep each fold's trained model (default: deleted)")
     p.add_argument("--no-cleanlab", action="store_true", help="use the built-in confident learning")
     p.add_argument("--version", default=None, help="mine a dataset version instead of the original")
-    p.add_argument("--versions-dir", default="hardcases/versions")
+    p.add_argument("--versions-dir", default="hardcases/versions", help=_VERSIONS_HELP)
 
 
 def add_cli(subparsers) -> None:
@@ -154,14 +164,14 @@ def _build(sub) -> None:
     p.set_defaults(func=_guard(cmd_mine))
 
     p = sub.add_parser("export", help="top N / budget to CSV, JSONL and Label Studio JSON")
-    p.add_argument("mine_dir")
-    p.add_argument("--out", required=True)
+    p.add_argument("mine_dir", help="output directory of 'hardcases mine'")
+    p.add_argument("--out", required=True, help="directory that receives the annotation files")
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--top", type=int)
+    g.add_argument("--top", type=int, help="export the N hardest examples")
     g.add_argument("--budget", type=float, help="fraction of the data (< 1) or a count")
-    p.add_argument("--by", choices=["error", "difficulty"], default="error")
-    p.add_argument("--only-issues", action="store_true")
-    p.add_argument("--name", default="annotate")
+    p.add_argument("--by", choices=["error", "difficulty"], default="error", help=_BY_HELP)
+    p.add_argument("--only-issues", action="store_true", help="export only the examples flagged as likely label errors")
+    p.add_argument("--name", default="annotate", help="base name of the exported files (default annotate)")
     p.add_argument("--image-url-prefix", default="",
                    help="prefix of image paths in the Label Studio JSON (e.g. '/data/local-files/?d=')")
     p.set_defaults(func=_guard(cmd_export))
@@ -169,41 +179,45 @@ def _build(sub) -> None:
     p = sub.add_parser("import", help="validate annotations and write a new dataset version")
     _add_recipe(p)
     p.add_argument("--files", nargs="+", required=True, help="annotated CSV / JSONL / Label Studio export JSON")
-    p.add_argument("--versions-dir", default="hardcases/versions")
+    p.add_argument("--versions-dir", default="hardcases/versions", help=_VERSIONS_HELP)
     p.add_argument("--base", default="latest", help="version to build on (latest, v0 = original, vNNNN)")
-    p.add_argument("--rule", default="majority", choices=["majority", "latest", "first", "priority", "strict"])
+    p.add_argument("--rule", default="majority", choices=["majority", "latest", "first", "priority", "strict"],
+                   help=_RULE_HELP)
     p.add_argument("--priority", default="", help="annotators in order, for --rule priority")
     p.add_argument("--annotator", default="", help="annotator name for rows without one")
     p.set_defaults(func=_guard(cmd_import))
 
     p = sub.add_parser("versions", help="list dataset versions, or --drop one (undo an import)")
     _add_recipe(p)
-    p.add_argument("--versions-dir", default="hardcases/versions")
-    p.add_argument("--drop", default=None)
+    p.add_argument("--versions-dir", default="hardcases/versions", help=_VERSIONS_HELP)
+    p.add_argument("--drop", default=None, help="remove this version (e.g. v0003); its name is never used again")
     p.set_defaults(func=_guard(cmd_versions))
 
     p = sub.add_parser("retrain", help="train on a version (and its parent), compare on the same dev set")
     _add_recipe(p)
-    p.add_argument("--versions-dir", default="hardcases/versions")
-    p.add_argument("--version", default="latest")
-    p.add_argument("--out", required=True)
-    p.add_argument("--emphasis", choices=["none", "oversample", "weight"], default="none")
-    p.add_argument("--factor", type=float, default=2.0)
+    p.add_argument("--versions-dir", default="hardcases/versions", help=_VERSIONS_HELP)
+    p.add_argument("--version", default="latest", help="version to train on (latest, or vNNNN)")
+    p.add_argument("--out", required=True, help="directory of the two training runs and their comparison")
+    p.add_argument("--emphasis", choices=["none", "oversample", "weight"], default="none", help=_EMPHASIS_HELP)
+    p.add_argument("--factor", type=float, default=2.0, help=_FACTOR_HELP)
     p.set_defaults(func=_guard(cmd_retrain))
 
     p = sub.add_parser("loop", help="one step of the mine → export → import → retrain loop")
     _add_recipe(p)
-    p.add_argument("--workdir", required=True)
-    p.add_argument("--annotations", nargs="*", default=None)
-    p.add_argument("--folds", type=int, default=5)
-    p.add_argument("--top", type=int, default=None)
-    p.add_argument("--budget", type=float, default=0.1)
-    p.add_argument("--by", choices=["error", "difficulty"], default="error")
-    p.add_argument("--emphasis", choices=["none", "oversample", "weight"], default="none")
-    p.add_argument("--factor", type=float, default=2.0)
-    p.add_argument("--rule", default="majority", choices=["majority", "latest", "first", "priority", "strict"])
-    p.add_argument("--priority", default="")
-    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--workdir", required=True, help="directory that holds the loop's rounds")
+    p.add_argument("--annotations", nargs="*", default=None,
+                   help="the annotated files of the current round (none: start or show the round)")
+    p.add_argument("--folds", type=int, default=5, help="K of the K-fold mining (default 5)")
+    p.add_argument("--top", type=int, default=None, help="export the N hardest examples (instead of --budget)")
+    p.add_argument("--budget", type=float, default=0.1, help="fraction of the data (< 1) or a count to export "
+                   "(default 0.1)")
+    p.add_argument("--by", choices=["error", "difficulty"], default="error", help=_BY_HELP)
+    p.add_argument("--emphasis", choices=["none", "oversample", "weight"], default="none", help=_EMPHASIS_HELP)
+    p.add_argument("--factor", type=float, default=2.0, help=_FACTOR_HELP)
+    p.add_argument("--rule", default="majority", choices=["majority", "latest", "first", "priority", "strict"],
+                   help=_RULE_HELP)
+    p.add_argument("--priority", default="", help="annotators in order, for --rule priority")
+    p.add_argument("--jobs", type=int, default=1, help="mining folds run as this many separate processes")
     p.set_defaults(func=_guard(cmd_loop))
 
 
@@ -211,7 +225,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nlp_cv_tricks.hardcases.cli")
     sub = parser.add_subparsers(dest="hardcases_command", required=True)
     _build(sub)
-    args = parser.parse_args(argv)
+    from ..cli import parse_args_with_overrides
+
+    args = parse_args_with_overrides(parser, argv)
     return args.func(args)
 
 

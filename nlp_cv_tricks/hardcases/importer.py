@@ -18,7 +18,8 @@ version is an image folder of links (or a pixel CSV) plus the pinned dev split, 
 vision task needs to train on it in its manifest (see :mod:`.images`; :meth:`VersionStore.recipe_for`).
 
 A version is built in a hidden temporary directory and renamed into place in one step, so an interrupted
-import leaves no partial version. ``drop`` removes a version (refused while another version builds on it).
+import leaves no partial version. ``drop`` removes a version (refused while another version builds on it); its
+name is retired (``dropped_versions.json``) and never given to other data.
 
 Conflicting answers for one example from several annotators are resolved by a stated rule: ``majority``
 (default; a tie leaves the example unchanged and is reported as unresolved), ``latest`` (newest time),
@@ -51,6 +52,7 @@ __all__ = ["ImportValidationError", "VersionStore", "import_annotations", "read_
 RULES = ("majority", "latest", "first", "priority", "strict")
 ACTIONS = ("relabel", "confirm", "drop", "add")
 _VERSION_RE = re.compile(r"v(\d{4,})")
+DROPPED_FILE = "dropped_versions.json"  # names of dropped versions: never reused
 
 
 class ImportValidationError(ValueError):
@@ -180,9 +182,26 @@ class VersionStore:
         kids = self.children(name)
         if kids:
             raise ValueError(f"version {name} is the parent of {', '.join(kids)}; drop those first")
+        # the name is retired first: a later import never gives it to other data (a result or a note that says
+        # "v0002" keeps meaning the dropped version)
+        from ..config import atomic_write_text
+
+        retired = sorted(set(self.dropped()) | {name}, key=lambda n: int(_VERSION_RE.fullmatch(n).group(1)))
+        atomic_write_text(self.root / DROPPED_FILE, json.dumps(retired, indent=1) + "\n")
         trash = self.root / f".dropped-{name}-{uuid.uuid4().hex[:8]}"
         os.replace(self.root / name, trash)
         shutil.rmtree(trash)
+
+    def dropped(self) -> list[str]:
+        """Names of dropped versions (never used again)."""
+        path = self.root / DROPPED_FILE
+        if not path.is_file():
+            return []
+        try:
+            names = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            raise ValueError(f"{path}: not a JSON list of dropped version names; fix or delete it") from None
+        return [n for n in names if isinstance(n, str) and _VERSION_RE.fullmatch(n)]
 
     # -- data
     def fmt(self) -> str:
@@ -263,8 +282,8 @@ class VersionStore:
         self.root.mkdir(parents=True, exist_ok=True)
         for p in self.root.glob(".incoming-*"):  # leftovers of an interrupted import
             shutil.rmtree(p, ignore_errors=True)
-        names = self.names()
-        number = int(_VERSION_RE.fullmatch(names[-1]).group(1)) + 1 if names else 1
+        used = self.names() + self.dropped()  # a dropped version's name is never given to other data
+        number = max((int(_VERSION_RE.fullmatch(n).group(1)) for n in used), default=0) + 1
         name = f"v{number:04d}"
         tmp = self.root / f".incoming-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()

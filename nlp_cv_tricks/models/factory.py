@@ -10,7 +10,7 @@ import importlib
 import os
 from typing import Any, Callable, Optional
 
-__all__ = ["resolve_model_name", "register_alias", "register_architecture", "build_classifier"]
+__all__ = ["resolve_model_name", "check_model_name", "register_alias", "register_architecture", "build_classifier"]
 
 _ALIASES: dict[str, Callable[[], str]] = {}
 _ARCHITECTURES: dict[str, Callable[..., tuple[Any, Any]]] = {}
@@ -62,8 +62,28 @@ def is_architecture(name: str) -> bool:
 
 
 def resolve_model_name(name: str) -> str:
-    """Alias → path or Hub id; anything else is returned unchanged."""
-    return _ALIASES[name]() if name in _ALIASES else name
+    """Alias → path or Hub id; anything else is returned unchanged (after :func:`check_model_name`)."""
+    if name in _ALIASES:
+        return _ALIASES[name]()
+    check_model_name(name)
+    return name
+
+
+def check_model_name(name: str) -> None:
+    """Refuse, before any Hub call, a name that is none of the built-in architectures, aliases or local folders
+    but close to one of them (``textcnnn``): it is a typo, not a Hub model."""
+    import difflib
+
+    from ..config import RecipeError
+
+    if name in _ALIASES or name in _ARCHITECTURES or name in BUILTIN_ARCHITECTURES or os.path.exists(name):
+        return
+    known = sorted(set(architectures()) | set(_ALIASES))
+    near = difflib.get_close_matches(name.lower(), known, n=1, cutoff=0.75)
+    if near:
+        raise RecipeError(f"model.name={name!r} is not a built-in architecture, an alias or a local folder; did you "
+                          f"mean {near[0]!r}? (built-in: {', '.join(known)}; anything else is read as a Hugging "
+                          "Face Hub id or a path)")
 
 
 def build_classifier(model_cfg, id2label: dict[int, str], train_texts: Optional[list[str]] = None):

@@ -196,6 +196,8 @@ class QATask(Task):
         if trainer is not None and getattr(trainer, "accelerator", None) is not None \
                 and trainer.accelerator.is_main_process and getattr(trainer, "output_dir", None) is not None:
             output_dir = os.path.join(str(trainer.output_dir), "eval_predictions", f"step_{trainer.global_step}")
+            if hasattr(trainer, "record_output"):  # listed in the run manifest: output.overwrite removes it
+                trainer.record_output(f"eval_predictions/step_{trainer.global_step}", "tree")
         o = self.options
         preds = postprocess_qa_predictions(
             self.eval_examples, self.eval_features, start, end, version_2_with_negative=o.version_2_with_negative,
@@ -479,12 +481,13 @@ def predict_qa_file(model_dir: str, data: str, output_dir: str, batch_size: int 
 def add_cli(subparsers) -> None:
     """Adds ``qa-eval MODEL_DIR --data FILE`` and ``qa-predict MODEL_DIR --data FILE --out DIR``."""
     p = subparsers.add_parser("qa-eval", help="score a saved question-answering model on a SQuAD-format file")
-    p.add_argument("model_dir")
+    p.add_argument("model_dir", help="a saved question-answering model, or its run directory (best/ is used)")
     p.add_argument("--data", required=True, help="SQuAD-format JSON file or datasets name")
-    p.add_argument("--metric", default=None, choices=["squad", "squad_v2", "cmrc2018"])
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--metric", default=None, choices=["squad", "squad_v2", "cmrc2018"],
+                   help="scoring (default: the one the model was trained with)")
+    p.add_argument("--batch-size", type=int, default=32, help="features per forward pass (default 32)")
     p.add_argument("--out", default=None, help="also write predictions.json / nbest_predictions.json here")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace existing prediction files in --out")
 
     def _eval(args):
         m = evaluate_qa_file(args.model_dir, args.data, args.metric, args.batch_size, args.out, args.overwrite)
@@ -493,11 +496,11 @@ def add_cli(subparsers) -> None:
 
     p.set_defaults(func=_eval)
     p = subparsers.add_parser("qa-predict", help="answer the questions of a SQuAD-format file with a saved model")
-    p.add_argument("model_dir")
-    p.add_argument("--data", required=True)
+    p.add_argument("model_dir", help="a saved question-answering model, or its run directory (best/ is used)")
+    p.add_argument("--data", required=True, help="SQuAD-format JSON file with the questions and contexts")
     p.add_argument("--out", required=True, help="output directory for predictions.json / nbest_predictions.json")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--batch-size", type=int, default=32, help="features per forward pass (default 32)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing prediction files in --out")
 
     def _predict(args):
         n = predict_qa_file(args.model_dir, args.data, args.out, args.batch_size, args.overwrite)

@@ -8,7 +8,9 @@ from ..config import Recipe
 def build_text_classification(recipe: Recipe, accelerator) -> dict:
     from ..data.text import load_text_classification, tokenize_dataset
     from ..engine.task import ClassificationTask
-    from ..models.factory import build_classifier
+    from ..models.factory import build_classifier, check_model_name
+
+    check_model_name(recipe.model.name)  # a mistyped built-in name fails before the data is read
 
     with accelerator.main_process_first():
         splits = load_text_classification(recipe.data)
