@@ -80,7 +80,7 @@ def train_main(recipe_path: str, overrides: list[str]):
         auto = _AUTO_CLASS.get(recipe.task, "AutoModelForSequenceClassification")
         print(f"model saved to: {result.model_dir}")
         image = recipe.task == "image-classification"
-        print(f"load it with  : import nlp_cv_tricks; nlp_cv_tricks.register_auto_classes()")
+        print("load it with  : import nlp_cv_tricks; nlp_cv_tricks.register_auto_classes()")
         print(f"                from transformers import {auto}" + ("" if image else ", AutoTokenizer"))
         print(f"                model = {auto}.from_pretrained({result.model_dir!r})")
         if not image:

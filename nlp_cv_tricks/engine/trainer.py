@@ -25,7 +25,7 @@ import random
 import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
@@ -99,6 +99,35 @@ def reset_accelerate_state() -> None:
         return
     AcceleratorState._reset_state(reset_partial_state=True)
     GradientState._reset_state()
+
+
+@dataclass
+class _Loop:
+    """The running state of one ``fit()``: the step plan, the position in the epoch, the logging interval's
+    running loss and logs (what a checkpoint saves of it), and what the stages share."""
+
+    train_dl: Any
+    optimizer: Any
+    total_steps: int
+    num_epochs: int
+    constrain: Any = None
+    extra_backward: bool = False
+    acting: list = field(default_factory=list)
+    start_epoch: int = 0
+    skip_batches: int = 0
+    rng_after_load: Optional[dict] = None
+    resumed_loss: tuple = (0.0, 0)
+    bar: Any = None
+    t0: float = 0.0
+    loss_sum: Any = None
+    loss_count: int = 0
+    trick_logs: dict = field(default_factory=dict)
+    skipped: int = 0
+    grad_norm: Any = None
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    first_step: int = 0
+    done: bool = False
 
 
 class Trainer:
@@ -394,7 +423,7 @@ class Trainer:
             save_recipe(self.recipe, tmp / "recipe.yaml")
             # what the model card reports: how far training had got when these weights were saved
             atomic_write_text(tmp / "training_summary.json",
-                              json.dumps(self._training_summary(), indent=2, default=_json_default))
+                              json.dumps(self._training_summary(), indent=2, default=json_default))
             if metrics is not None:
                 atomic_write_text(tmp / "eval_metrics.json",
                                   json.dumps({"step": self.global_step, **metrics}, indent=2, default=json_default))
@@ -495,19 +524,38 @@ class Trainer:
                           + f" (choose from {', '.join(sorted(n for n in names if '/' not in n))})")
 
     def fit(self) -> FitResult:
-        acc, cfg = self.accelerator, self.cfg
+        """Train under the recipe: check a resume, prepare, run the epochs, save the selected model. Each named
+        step below is one stage; the order of the hooks inside a step is documented in :mod:`.events`."""
         self._check_metric()
+        resume_path, resume_change = self._check_resume()  # before anything is touched
+        self._prepare_output_dir(resuming=resume_path is not None)
+        loop = self._prepare()
+        if resume_path is not None:
+            self._restore(loop, resume_path, resume_change)
+        self._start(loop, resuming=resume_path is not None)
+        for epoch in range(loop.start_epoch, loop.num_epochs):
+            if loop.done or self.should_stop:
+                break
+            self._train_epoch(loop, epoch)
+        return self._finish(loop)
+
+    # ---- the stages of fit() -------------------------------------------------------------------------
+    def _check_resume(self):
+        """The checkpoint to resume from (or None) and, when resuming, the check that its recipe, data and labels
+        are the current ones (:func:`.resume_check.check_resume`: refused changes raise, safe ones are noted)."""
         resume_path = self._resolve_resume()
-        # the data the run trains on (content hashes, saved with each checkpoint), then, when resuming, the check
-        # that the checkpoint's recipe, data and labels are the current ones: before anything is touched
-        self._data_files = data_fingerprint(self.recipe)
+        self._data_files = data_fingerprint(self.recipe)  # content hashes, saved with each checkpoint
         self._resume_changes: list = []
         resume_change = None
         if resume_path is not None:
             resume_change = check_resume(self.recipe, resume_path,
                                          json.loads((resume_path / "trainer_state.json").read_text()),
                                          getattr(self.task, "label_names", None), self._data_files, self.output_dir)
-        self._prepare_output_dir(resuming=resume_path is not None)
+        return resume_path, resume_change
+
+    def _prepare(self) -> "_Loop":
+        """Seed, data loaders, optimizer, ``accelerator.prepare``, the step plan and the schedule."""
+        acc, cfg = self.accelerator, self.cfg
         set_seed(cfg.seed)
         train_dl = self._train_dataloader()
         eval_dl = self._eval_dataloader(self.eval_dataset) if self.eval_dataset is not None else None
@@ -518,59 +566,65 @@ class Trainer:
             self.model, optimizer, train_dl = acc.prepare(self.model, optimizer, train_dl)
             self._eval_dl = None
         self.optimizer = optimizer
-        # weight constraints of the model (e.g. Kim 2014's max-norm on TextCNN's classifier), after each update
-        constrain = getattr(acc.unwrap_model(self.model), "apply_weight_constraints", None)
         steps_per_epoch = math.ceil(len(train_dl) / cfg.gradient_accumulation_steps)
         total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
         num_epochs = math.ceil(total_steps / steps_per_epoch) if cfg.max_steps else cfg.epochs
         self.scheduler = build_scheduler(optimizer, cfg, total_steps)
         acc.register_for_checkpointing(self.scheduler)
         self.total_steps, self.steps_per_epoch = total_steps, steps_per_epoch
+        # weight constraints of the model (e.g. Kim 2014's max-norm on TextCNN's classifier), after each update
+        constrain = getattr(acc.unwrap_model(self.model), "apply_weight_constraints", None)
+        return _Loop(train_dl=train_dl, optimizer=optimizer, total_steps=total_steps, num_epochs=num_epochs,
+                     constrain=constrain, extra_backward=any(t.extra_backward for t in self.tricks),
+                     acting=[t for t in self.tricks if isinstance(t, Trick)])  # callbacks only observe
 
-        start_epoch, skip_batches, rng_after_load = 0, 0, None
-        resumed_loss = (0.0, 0)
-        if resume_path is not None:
-            try:
-                acc.load_state(str(resume_path))
-            except (RuntimeError, ValueError) as e:  # e.g. size mismatch: the model built now is not the checkpoint's
-                if not any(m in str(e) for m in ("state_dict", "size mismatch", "parameter group")):
-                    raise
-                raise load_error(resume_path, e) from None
-            state = json.loads((resume_path / "trainer_state.json").read_text())
-            self._resume_changes = list(state.get("resume_changes", [])) + ([resume_change] if resume_change else [])
-            if resume_change and acc.is_main_process:
-                self.record_output(RESUME_CHANGES_FILE, "file")
-                with open(self.output_dir / RESUME_CHANGES_FILE, "a", encoding="utf-8") as f:
-                    f.write(json.dumps(resume_change, default=_json_default, ensure_ascii=False) + "\n")
-            self.global_step = state["global_step"]
-            start_epoch, skip_batches = state["epoch"], state["batches_in_epoch"]
-            self.best_metric, self.best_step, self.bad_evals = state["best_metric"], state["best_step"], state["bad_evals"]
-            resumed_loss = (state.get("loss_sum", 0.0), state.get("loss_count", 0))
-            before = state.get("total_steps")
-            if before and before != total_steps and acc.is_main_process and cfg.lr_scheduler not in (
-                    "constant", "constant_with_warmup"):
-                logger.warning("resuming a run planned for %d steps as one of %d: the %s learning-rate schedule "
-                               "is recomputed for %d steps (the rate at step %d changes)", before, total_steps,
-                               cfg.lr_scheduler, total_steps, self.global_step)
-            for trick, saved in zip(self.tricks, state.get("tricks", [])):
-                # files a trick kept next to the checkpoint are found from where the checkpoint is now
-                trick.load_state_dict({**saved.get("state", {}), "_checkpoint_dir": str(resume_path)})
-            if skip_batches >= len(train_dl):
-                start_epoch, skip_batches = start_epoch + 1, 0
-            rng_after_load = _rng_state()
-            self._truncate_history(self.global_step)
-            if acc.is_main_process:
-                logger.info("resumed from %s at step %d (epoch %d, batch %d)", resume_path, self.global_step,
-                            start_epoch, skip_batches)
+    def _restore(self, loop: "_Loop", resume_path: Path, resume_change: Optional[dict]) -> None:
+        """Model, optimizer, scheduler and RNG states from the checkpoint; the position in the epoch, the running
+        loss of the logging interval, the best metric and the plug-ins' states from ``trainer_state.json``."""
+        acc, cfg = self.accelerator, self.cfg
+        try:
+            acc.load_state(str(resume_path))
+        except (RuntimeError, ValueError) as e:  # e.g. size mismatch: the model built now is not the checkpoint's
+            if not any(m in str(e) for m in ("state_dict", "size mismatch", "parameter group")):
+                raise
+            raise load_error(resume_path, e) from None
+        state = json.loads((resume_path / "trainer_state.json").read_text())
+        self._resume_changes = list(state.get("resume_changes", [])) + ([resume_change] if resume_change else [])
+        if resume_change and acc.is_main_process:
+            self.record_output(RESUME_CHANGES_FILE, "file")
+            with open(self.output_dir / RESUME_CHANGES_FILE, "a", encoding="utf-8") as f:
+                f.write(json.dumps(resume_change, default=json_default, ensure_ascii=False) + "\n")
+        self.global_step = state["global_step"]
+        loop.start_epoch, loop.skip_batches = state["epoch"], state["batches_in_epoch"]
+        self.best_metric, self.best_step, self.bad_evals = state["best_metric"], state["best_step"], state["bad_evals"]
+        loop.resumed_loss = (state.get("loss_sum", 0.0), state.get("loss_count", 0))
+        before = state.get("total_steps")
+        if before and before != loop.total_steps and acc.is_main_process and cfg.lr_scheduler not in (
+                "constant", "constant_with_warmup"):
+            logger.warning("resuming a run planned for %d steps as one of %d: the %s learning-rate schedule "
+                           "is recomputed for %d steps (the rate at step %d changes)", before, loop.total_steps,
+                           cfg.lr_scheduler, loop.total_steps, self.global_step)
+        for trick, saved in zip(self.tricks, state.get("tricks", [])):
+            # files a trick kept next to the checkpoint are found from where the checkpoint is now
+            trick.load_state_dict({**saved.get("state", {}), "_checkpoint_dir": str(resume_path)})
+        if loop.skip_batches >= len(loop.train_dl):
+            loop.start_epoch, loop.skip_batches = loop.start_epoch + 1, 0
+        loop.rng_after_load = _rng_state()
+        self._truncate_history(self.global_step)
+        if acc.is_main_process:
+            logger.info("resumed from %s at step %d (epoch %d, batch %d)", resume_path, self.global_step,
+                        loop.start_epoch, loop.skip_batches)
 
-        extra_backward = any(t.extra_backward for t in self.tricks)
-        acting = [t for t in self.tricks if isinstance(t, Trick)]  # callbacks only observe
+    def _start(self, loop: "_Loop", resuming: bool) -> None:
+        """The plug-ins' ``on_fit_start``, the run's first files, the trackers, the progress display and the
+        running loss of the logging interval."""
+        acc = self.accelerator
         for trick in self.tricks:
             trick.on_fit_start(self.state)
         # the run's first files: a run that failed while starting left the directory empty, so the corrected
         # command can use it again. A resumed run keeps the recipe.yaml the run started with (its changes are in
         # resume_changes.jsonl)
-        if acc.is_main_process and (resume_path is None or not (self.output_dir / "recipe.yaml").is_file()):
+        if acc.is_main_process and (not resuming or not (self.output_dir / "recipe.yaml").is_file()):
             self.record_output("recipe.yaml", "file")
             save_recipe(self.recipe, self.output_dir / "recipe.yaml")
         if not acc.trackers and acc.log_with:
@@ -579,111 +633,133 @@ class Trainer:
             flat = _flatten(recipe_to_dict(self.recipe))
             acc.init_trackers("nlp-cv-tricks", config={k: v for k, v in flat.items()
                                                        if isinstance(v, (int, float, str, bool))})
-        bar = Progress(total=total_steps, initial=self.global_step, desc="train", unit="step",
-                       enabled=acc.is_local_main_process and cfg.progress_bar)
-        t0 = time.perf_counter()
+        loop.bar = Progress(total=loop.total_steps, initial=self.global_step, desc="train", unit="step",
+                            enabled=acc.is_local_main_process and self.cfg.progress_bar)
+        loop.t0 = time.perf_counter()
         n_proc = acc.num_processes
-        loss_sum = torch.full((), resumed_loss[0] / n_proc, device=acc.device)
-        loss_count = resumed_loss[1] // n_proc
-        trick_logs: dict[str, list[float]] = {}
-        skipped = 0
-        grad_norm = None
-        epoch, batches_in_epoch = start_epoch, skip_batches
-        first_step = self.global_step
+        loop.loss_sum = torch.full((), loop.resumed_loss[0] / n_proc, device=acc.device)
+        loop.loss_count = loop.resumed_loss[1] // n_proc
+        loop.epoch, loop.batches_in_epoch = loop.start_epoch, loop.skip_batches
+        loop.first_step = self.global_step
         self.model.train()
-        done = self.global_step >= total_steps
-        for epoch in range(start_epoch, num_epochs):
-            if done or self.should_stop:
-                break
-            train_dl.set_epoch(epoch)
-            dl = train_dl
-            batches_in_epoch = 0
-            if epoch == start_epoch and skip_batches:
-                dl = acc.skip_first_batches(train_dl, skip_batches)
-                batches_in_epoch = skip_batches
-            for batch in dl:
-                if rng_after_load is not None:  # starting the skipping iterator consumed random numbers
-                    _set_rng_state(rng_after_load)
-                    rng_after_load = None
-                batches_in_epoch += 1
-                with acc.accumulate(self.model):
-                    step = StepContext(self.state, batch, self.global_step, acc.sync_gradients)
-                    step.deferred_sync = extra_backward
-                    for trick in acting:
-                        trick.on_step_start(step)
-                    with step.no_sync():
-                        loss, outputs = self._compute(step)
-                        step.loss, step.outputs = loss, outputs
-                        finite = self._check_finite(loss, epoch, batches_in_epoch)
-                        if finite:
-                            acc.backward(loss)
-                    if finite:
-                        for trick in acting:
-                            trick.after_backward(step)
-                        loss_sum += loss.detach().float()
-                        loss_count += 1
-                    else:
-                        skipped += 1
-                        optimizer.zero_grad(set_to_none=True)
-                    if acc.sync_gradients:
-                        if finite and cfg.max_grad_norm:
-                            grad_norm = acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-                        for trick in self.tricks:
-                            trick.before_optimizer_step(step)
-                        if finite:
-                            optimizer.step()
-                            if not acc.optimizer_step_was_skipped:
-                                self.scheduler.step()
-                                if constrain is not None:
-                                    constrain()
-                        optimizer.zero_grad(set_to_none=True)
-                        for trick in self.tricks:
-                            trick.after_optimizer_step(step)
-                    for k, v in step.logs.items():  # once per micro-batch, after all of its hooks
-                        trick_logs.setdefault(k, []).append(v)
-                if not acc.sync_gradients:
-                    continue
-                self.global_step += 1
-                bar.update(1)
-                epoch_progress = epoch + batches_in_epoch / len(train_dl)
-                if self.global_step % cfg.logging_steps == 0 or self.global_step == total_steps:
-                    mean_loss = acc.reduce(loss_sum / max(loss_count, 1), "mean").item() if loss_count else float("nan")
-                    record = {"step": self.global_step, "epoch": round(epoch_progress, 4), "train/loss": mean_loss,
-                              "train/lr": self.scheduler.get_last_lr()[0],
-                              "train/grad_norm": float(grad_norm) if grad_norm is not None else None,
-                              "train/skipped_nonfinite": skipped or None,
-                              "train/seconds": round(time.perf_counter() - t0, 3)}
-                    record.update({f"train/{k}": float(np.mean(v)) for k, v in trick_logs.items()})
-                    self._log(record)
-                    bar.set_postfix(loss=f"{mean_loss:.4f}")
-                    loss_sum.zero_()
-                    loss_count, trick_logs = 0, {}
-                if self._eval_dl is not None and cfg.eval_steps and self.global_step % cfg.eval_steps == 0:
-                    self._after_eval(self.evaluate(), epoch_progress)
-                if cfg.save_steps and self.global_step % cfg.save_steps == 0:
-                    self.save_checkpoint(epoch, batches_in_epoch, loss_sum, loss_count)
-                if self.global_step >= total_steps or self.should_stop:
-                    done = True
-                    break
-            else:
-                # the epoch ran to its end
-                if self._eval_dl is not None and cfg.eval_each_epoch and not (
-                    cfg.eval_steps and self.global_step % cfg.eval_steps == 0):
-                    self._after_eval(self.evaluate(), epoch + 1)
-                for trick in self.tricks:
-                    trick.on_epoch_end(self.state, epoch)
+        loop.done = self.global_step >= loop.total_steps
+
+    def _train_epoch(self, loop: "_Loop", epoch: int) -> None:
+        """One epoch (the rest of it when resuming), then its evaluation and the plug-ins' ``on_epoch_end``."""
+        acc, cfg = self.accelerator, self.cfg
+        loop.epoch = epoch
+        loop.train_dl.set_epoch(epoch)
+        dl = loop.train_dl
+        loop.batches_in_epoch = 0
+        if epoch == loop.start_epoch and loop.skip_batches:
+            dl = acc.skip_first_batches(loop.train_dl, loop.skip_batches)
+            loop.batches_in_epoch = loop.skip_batches
+        for batch in dl:
+            if loop.rng_after_load is not None:  # starting the skipping iterator consumed random numbers
+                _set_rng_state(loop.rng_after_load)
+                loop.rng_after_load = None
+            loop.batches_in_epoch += 1
+            self._micro_batch(loop, batch)
+            if not acc.sync_gradients:
                 continue
-            # stopped inside the epoch (max_steps or early stopping): evaluate the final state if not yet done
-            if self._eval_dl is not None and not (cfg.eval_steps and self.global_step % cfg.eval_steps == 0) \
-                    and not self.should_stop and cfg.eval_each_epoch:
-                self._after_eval(self.evaluate(), epoch + batches_in_epoch / len(train_dl))
+            if self._after_optimizer_step(loop):
+                loop.done = True
+                break
+        else:
+            # the epoch ran to its end
+            if self._eval_dl is not None and cfg.eval_each_epoch and not (
+                cfg.eval_steps and self.global_step % cfg.eval_steps == 0):
+                self._after_eval(self.evaluate(), epoch + 1)
             for trick in self.tricks:
                 trick.on_epoch_end(self.state, epoch)
-        bar.close()
-        train_seconds = time.perf_counter() - t0
-        if cfg.save_steps and self.global_step % cfg.save_steps and self.global_step > first_step:
+            return
+        # stopped inside the epoch (max_steps or early stopping): evaluate the final state if not yet done
+        if self._eval_dl is not None and not (cfg.eval_steps and self.global_step % cfg.eval_steps == 0) \
+                and not self.should_stop and cfg.eval_each_epoch:
+            self._after_eval(self.evaluate(), epoch + loop.batches_in_epoch / len(loop.train_dl))
+        for trick in self.tricks:
+            trick.on_epoch_end(self.state, epoch)
+
+    def _micro_batch(self, loop: "_Loop", batch: dict) -> None:
+        """Forward, loss and backward of one micro-batch with the tricks' passes, inside one accumulation block;
+        at the block's end clipping and the optimizer step."""
+        acc, cfg = self.accelerator, self.cfg
+        with acc.accumulate(self.model):
+            step = StepContext(self.state, batch, self.global_step, acc.sync_gradients)
+            step.deferred_sync = loop.extra_backward
+            for trick in loop.acting:
+                trick.on_step_start(step)
+            with step.no_sync():
+                loss, outputs = self._compute(step)
+                step.loss, step.outputs = loss, outputs
+                finite = self._check_finite(loss, loop.epoch, loop.batches_in_epoch)
+                if finite:
+                    acc.backward(loss)
+            if finite:
+                for trick in loop.acting:
+                    trick.after_backward(step)
+                loop.loss_sum += loss.detach().float()
+                loop.loss_count += 1
+            else:
+                loop.skipped += 1
+                loop.optimizer.zero_grad(set_to_none=True)
+            if acc.sync_gradients:
+                if finite and cfg.max_grad_norm:
+                    loop.grad_norm = acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                for trick in self.tricks:
+                    trick.before_optimizer_step(step)
+                if finite:
+                    loop.optimizer.step()
+                    if not acc.optimizer_step_was_skipped:
+                        self.scheduler.step()
+                        if loop.constrain is not None:
+                            loop.constrain()
+                loop.optimizer.zero_grad(set_to_none=True)
+                for trick in self.tricks:
+                    trick.after_optimizer_step(step)
+            for k, v in step.logs.items():  # once per micro-batch, after all of its hooks
+                loop.trick_logs.setdefault(k, []).append(v)
+
+    def _after_optimizer_step(self, loop: "_Loop") -> bool:
+        """Count the step; log, evaluate and checkpoint on their intervals. True when the run is to stop."""
+        cfg = self.cfg
+        self.global_step += 1
+        loop.bar.update(1)
+        epoch_progress = loop.epoch + loop.batches_in_epoch / len(loop.train_dl)
+        if self.global_step % cfg.logging_steps == 0 or self.global_step == loop.total_steps:
+            self._log_interval(loop, epoch_progress)
+        if self._eval_dl is not None and cfg.eval_steps and self.global_step % cfg.eval_steps == 0:
+            self._after_eval(self.evaluate(), epoch_progress)
+        if cfg.save_steps and self.global_step % cfg.save_steps == 0:
+            self.save_checkpoint(loop.epoch, loop.batches_in_epoch, loop.loss_sum, loop.loss_count)
+        return self.global_step >= loop.total_steps or self.should_stop
+
+    def _log_interval(self, loop: "_Loop", epoch_progress: float) -> None:
+        """One history row: the mean loss of the interval (over processes), the rate, the gradient norm and the
+        tricks' logged values; the interval restarts."""
+        acc = self.accelerator
+        mean_loss = acc.reduce(loop.loss_sum / max(loop.loss_count, 1), "mean").item() if loop.loss_count \
+            else float("nan")
+        record = {"step": self.global_step, "epoch": round(epoch_progress, 4), "train/loss": mean_loss,
+                  "train/lr": self.scheduler.get_last_lr()[0],
+                  "train/grad_norm": float(loop.grad_norm) if loop.grad_norm is not None else None,
+                  "train/skipped_nonfinite": loop.skipped or None,
+                  "train/seconds": round(time.perf_counter() - loop.t0, 3)}
+        record.update({f"train/{k}": float(np.mean(v)) for k, v in loop.trick_logs.items()})
+        self._log(record)
+        loop.bar.set_postfix(loss=f"{mean_loss:.4f}")
+        loop.loss_sum.zero_()
+        loop.loss_count, loop.trick_logs = 0, {}
+
+    def _finish(self, loop: "_Loop") -> FitResult:
+        """The last checkpoint, the plug-ins' ``on_fit_end``, the model (best, else final), ``metrics.json``, the
+        trackers and the end-of-run report."""
+        acc, cfg = self.accelerator, self.cfg
+        loop.bar.close()
+        train_seconds = time.perf_counter() - loop.t0
+        if cfg.save_steps and self.global_step % cfg.save_steps and self.global_step > loop.first_step:
             # the last step too (not only every save_steps): a run extended later resumes from its end
-            self.save_checkpoint(epoch, batches_in_epoch, loss_sum, loss_count)
+            self.save_checkpoint(loop.epoch, loop.batches_in_epoch, loop.loss_sum, loop.loss_count)
         for trick in self.tricks:
             trick.on_fit_end(self.state)
         model_dir = self.output_dir / "best"
@@ -713,8 +789,8 @@ class Trainer:
             tracker.finish()
         if self.recipe.output.report and acc.is_main_process:
             try:  # figures are a by-product: a missing matplotlib or a drawing error never fails the run
-                from .plugins import RUN_REPORT
                 from ..utils.registry import import_target
+                from .plugins import RUN_REPORT
 
                 self.record_output("report.html", "file")
                 self.record_output("report_files", "tree")
