@@ -88,6 +88,18 @@ def test_every_module_has_a_layer():
     assert not missing, f"modules outside the layer table: {missing}"
 
 
+def _exists(mod: str) -> bool:
+    path = PKG / mod.replace(".", "/") if mod else PKG
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
+def test_every_import_of_the_package_names_a_module_that_exists():
+    # an import inside a function is only run when that code path is: a moved module must not leave one behind
+    bad = [f"{path.relative_to(PKG.parent)}:{line} imports {target or 'nlp_cv_tricks'}"
+           for mod, (path, _, imports) in _graph().items() for line, target in imports if not _exists(target)]
+    assert not bad, "imports of modules that do not exist:\n" + "\n".join(bad)
+
+
 def test_imports_only_point_down():
     bad = []
     for mod, (path, _, imports) in _graph().items():

@@ -15,7 +15,7 @@ _NUMBA = None  # the numba module, or False when it cannot be imported
 def numba_module():
     global _NUMBA
     if _NUMBA is None:
-        from .utils.optional import require
+        from .optional import require
 
         try:
             numba = require("numba")
