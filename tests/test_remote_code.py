@@ -59,7 +59,13 @@ def _load_without_package(model_dir: Path, auto: str, inputs, tmp_path: Path) ->
 
 def _assert_standalone(model_dir: Path, module_file: str, auto: str) -> None:
     code = (model_dir / module_file).read_text(encoding="utf-8")
-    assert "import nlp_cv_tricks" not in code and "from nlp_cv_tricks" not in code and "from ." not in code
+    assert "import nlp_cv_tricks" not in code and "from nlp_cv_tricks" not in code
+    # the only relative import is the shared base, saved beside it (and itself imports no package code)
+    relative = [line for line in code.splitlines() if line.startswith("from .")]
+    assert all(line.startswith("from .modeling_base import") for line in relative), relative
+    if relative:
+        base = (model_dir / "modeling_base.py").read_text(encoding="utf-8").splitlines()
+        assert not [line for line in base if line.startswith(("from .", "from nlp_cv_tricks", "import nlp_cv_tricks"))]
     auto_map = json.loads((model_dir / "config.json").read_text())["auto_map"]
     stem = module_file[:-3]
     assert auto_map["AutoConfig"].startswith(stem + ".") and auto_map[auto].startswith(stem + ".")
@@ -80,7 +86,8 @@ def test_baseline_loads_and_predicts_without_the_package(name, tmp_path):
     out = tmp_path / "m"
     model.save_pretrained(out)
     tok.save_pretrained(out)
-    _assert_standalone(out, "modeling_text_baselines.py", "AutoModelForSequenceClassification")
+    family = {"textcnn": "textcnn", "fasttext": "fasttext", "textrnn_att": "textrnn"}[name]
+    _assert_standalone(out, f"modeling_{family}.py", "AutoModelForSequenceClassification")
     enc = tok(TEXTS, return_tensors="pt", padding=True, truncation=True, max_length=32)
     with torch.no_grad():
         expected = model(**enc).logits.numpy()
@@ -101,14 +108,16 @@ def test_trained_baseline_run_dir_loads_without_the_package_and_still_with_it(to
                  "train.learning_rate=1e-2", "train.eval_steps=null", "data.max_length=16", "output.report_to=none",
                  "train.progress_bar=false", f"output.dir={run}", "--quiet"]) == 0
     best = run / "best"
-    _assert_standalone(best, "modeling_text_baselines.py", "AutoModelForSequenceClassification")
+    _assert_standalone(best, "modeling_textcnn.py", "AutoModelForSequenceClassification")
     got = _load_without_package(best, "AutoModelForSequenceClassification", TEXTS, tmp_path)
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    import nlp_cv_tricks  # noqa: F401  (the package's own classes, no remote code)
+    import nlp_cv_tricks
+
+    nlp_cv_tricks.register_auto_classes()  # the package's own classes, no remote code
 
     model = AutoModelForSequenceClassification.from_pretrained(best).eval()
-    assert type(model).__module__ == "nlp_cv_tricks.models.modeling_text_baselines"
+    assert type(model).__module__ == "nlp_cv_tricks.models.text_baselines.modeling_textcnn"
     tok = AutoTokenizer.from_pretrained(best)
     with torch.no_grad():
         expected = model(**tok(TEXTS, return_tensors="pt", padding=True, truncation=True, max_length=32)).logits
@@ -161,7 +170,7 @@ def test_mrc_head_loads_and_predicts_without_the_package(head, tiny_bert, tmp_pa
 
 def test_a_model_saved_without_modeling_code_still_loads_through_the_package(toy_data, tmp_path):
     """Models saved before the code travelled with them (no auto_map, no modeling file) load as before after
-    ``import nlp_cv_tricks``, and eval/predict read them."""
+    ``nlp_cv_tricks.register_auto_classes()``, and eval/predict read them."""
     from transformers import AutoModelForSequenceClassification
 
     from nlp_cv_tricks.cli import main
@@ -176,8 +185,12 @@ def test_a_model_saved_without_modeling_code_still_loads_through_the_package(toy
     cfg = json.loads((out / "config.json").read_text())
     cfg.pop("auto_map")
     (out / "config.json").write_text(json.dumps(cfg))
-    (out / "modeling_text_baselines.py").unlink()
+    (out / "modeling_textcnn.py").unlink()
+    (out / "modeling_base.py").unlink()
     (out / "recipe.yaml").write_text("data:\n  max_length: 16\n")
+    import nlp_cv_tricks
+
+    nlp_cv_tricks.register_auto_classes()
     loaded = AutoModelForSequenceClassification.from_pretrained(out)
     assert type(loaded).__name__ == "TextCNNForSequenceClassification"
     new = tmp_path / "new.csv"

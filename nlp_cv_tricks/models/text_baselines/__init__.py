@@ -3,11 +3,13 @@ pooling) and TextRCNN.
 
 Each model is a :class:`transformers.PreTrainedModel` with its own :class:`transformers.PretrainedConfig`
 (``model_type`` ``nct-textcnn``, ``nct-fasttext``, ``nct-dpcnn``, ``nct-textrnn``, ``nct-textrcnn``), saves as
-safetensors with ``save_pretrained``, and -- after :func:`register_auto_classes` (called by ``import
-nlp_cv_tricks``) -- loads with ``AutoModelForSequenceClassification.from_pretrained(dir)``. The configs and
-modules live in the self-contained :mod:`~nlp_cv_tricks.models.modeling_text_baselines` (torch and transformers
-only), which is saved next to each model with an ``auto_map``: without this package,
-``AutoModelForSequenceClassification.from_pretrained(dir, trust_remote_code=True)`` loads it.
+safetensors with ``save_pretrained``, and -- after :func:`register_auto_classes` (called by the package's
+loaders, or ``nlp_cv_tricks.register_auto_classes()``) -- loads with
+``AutoModelForSequenceClassification.from_pretrained(dir)``. The configs and modules live in self-contained files,
+one family each (``modeling_textcnn.py``, ``modeling_fasttext.py``, ``modeling_dpcnn.py``, ``modeling_textrnn.py``,
+``modeling_textrcnn.py``, sharing ``modeling_base.py``; torch and transformers only), saved next to each model with
+an ``auto_map``: without this package, ``AutoModelForSequenceClassification.from_pretrained(dir,
+trust_remote_code=True)`` loads it.
 
 Common behaviour, so that the generic trainer and the tricks can drive them like any HF classifier:
 
@@ -38,25 +40,19 @@ import inspect
 import logging
 from typing import Optional
 
-import torch
 from torch import nn
 from transformers import PretrainedConfig
 
-from ..data.vocab import build_tokenizer, load_pretrained_vectors
-from .modeling_text_baselines import (  # noqa: F401  (re-exported: the classes live there)
-    MODEL_CLASSES,
-    DPCNNConfig,
-    DPCNNForSequenceClassification,
-    FastTextConfig,
-    FastTextForSequenceClassification,
-    TextBaselineConfig,
-    TextCNNConfig,
-    TextCNNForSequenceClassification,
-    TextRCNNConfig,
-    TextRCNNForSequenceClassification,
-    TextRNNConfig,
-    TextRNNForSequenceClassification,
-)
+from ...data.vocab import build_tokenizer, load_pretrained_vectors
+from .modeling_base import TextBaselineConfig  # noqa: F401  (re-exported: each family lives in its own file)
+from .modeling_dpcnn import DPCNNConfig, DPCNNForSequenceClassification  # noqa: F401
+from .modeling_fasttext import FastTextConfig, FastTextForSequenceClassification  # noqa: F401
+from .modeling_textcnn import TextCNNConfig, TextCNNForSequenceClassification  # noqa: F401
+from .modeling_textrcnn import TextRCNNConfig, TextRCNNForSequenceClassification  # noqa: F401
+from .modeling_textrnn import TextRNNConfig, TextRNNForSequenceClassification  # noqa: F401
+
+MODEL_CLASSES = [TextCNNForSequenceClassification, FastTextForSequenceClassification, DPCNNForSequenceClassification,
+                 TextRNNForSequenceClassification, TextRCNNForSequenceClassification]
 
 __all__ = [
     "TextBaselineConfig",
@@ -314,7 +310,7 @@ def register_architectures() -> None:
     ``model.name: textcnn`` builds it from scratch on the training texts. ``model.kwargs`` holds the config
     fields and vector keys of :func:`build_baseline`; tokenizer keys (``level``, ``max_length``, ...) go at the top
     level or under ``model.kwargs.tokenizer``. Idempotent."""
-    from .factory import register_architecture
+    from ..factory import register_architecture
 
     def make(name: str):
         def builder(model_cfg, train_texts, id2label):
