@@ -50,7 +50,7 @@ def test_overwrite_keeps_a_user_folder_inside_checkpoints(tiny_bert, toy_data, t
     manifest = json.loads((out / MANIFEST_NAME).read_text())["entries"]
     assert manifest == {"best": "tree", "best.old": "tree", "best.tmp": "tree", "checkpoints": "dir",
                         "checkpoints/step_2": "tree", "checkpoints/step_4": "tree", "history.jsonl": "file",
-                        "metrics.json": "file", "recipe.yaml": "file"}
+                        "metrics.json": "file", "recipe.yaml": "file", "report.html": "file", "report_files": "tree"}
     (out / "checkpoints" / "my_own").mkdir()
     (out / "checkpoints" / "my_own" / "w.bin").write_text("user weights")
     (out / "notes.txt").write_text("mine")

@@ -122,6 +122,9 @@ def _check_layer_decay_wired(model) -> None:
 
 def build_image_classification(recipe, accelerator) -> dict:
     """Task builder for ``image-classification``: data, timm model and transforms from the recipe."""
+    from ..utils.optional import require
+
+    require("timm", purpose="task: image-classification")  # the error names the extra before anything is read
     from ..data.vision import (build_transforms, image_collate, load_image_classification, resolve_data_config,
                               with_image_transform)
     from ..models.vision import create_timm_classifier, freeze_stages
