@@ -1,23 +1,30 @@
 #!/usr/bin/env python
-"""Hyperpartisan: does "for long text, Longformer beats the BERT variants" hold? Head-512 vs head+tail vs
-chunk-and-pool vs the converted long MiniLM, several seeds each, on a seeded stratified 80/10/10 split.
+"""Hyperpartisan: does "for long text, Longformer beats the BERT variants" hold? Head-512, head+tail-512,
+chunk-and-pool and the converted long MiniLM (documents capped at ``--long-max-length`` tokens, 1,024 by default),
+against two plain baselines through the same package: FastText with word n-grams on the whole text, and TF-IDF +
+logistic regression (scikit-learn, here only) as a reference row.
 
-Each (recipe, seed) trains with the package's Trainer (model selection on the validation split by
-``train.metric``), then the selected model is evaluated on the held-out test split with the same truncation /
-chunking / Longformer inputs as in training. Prints a markdown table (mean +- std over seeds of test accuracy
-and macro-F1, and training wall time) and writes JSON.
+Split: the seeded stratified 80/10/10 of the 645 articles (516 train / 64 dev / 65 test, ``model.kwargs.split_seed``
+42 of the recipes; disjoint, unlike the paper's ``hp-splits.json``). Each (method, learning rate, seed) trains
+with the package's Trainer, the model is selected on the 64-document dev split by ``train.metric`` (macro-F1), and the
+selected model is scored once on the 65 test documents. The learning rate of each method is chosen on the dev split
+(the row marked "selected": highest mean dev macro-F1 over the learning rates run), never on test.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_long_hyperpartisan.py --seeds 1 2 3 \
-        --out benchmarks/long_hyperpartisan.json
+Resumable: every finished run appends one JSON record (method, seed, settings, metrics, wall time) to ``--records``;
+runs already recorded are skipped. The table is printed from all records, with ``n`` per row and a 95% CI
+(Wilson interval on the 65 documents for one seed; t interval over seeds otherwise).
 
-Extra ``key=value`` recipe overrides after ``--set`` apply to every run (e.g. ``--set train.epochs=3``).
-Costs about 30 CPU-hours at the recipes' 10 epochs; meant for a GPU.
+    HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_long_hyperpartisan.py --methods headtail512 \
+        --lrs 5e-5 2e-4 --seeds 1 --epochs 2 --records benchmarks/long_hyperpartisan.jsonl
+
+On a GPU add ``--device cuda`` (the default when one is visible); the recipes' own 10 epochs: ``--epochs 10``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -28,15 +35,107 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_RECIPES = [
-    "recipes/long_hyperpartisan_head.yaml",
-    "recipes/long_hyperpartisan_headtail.yaml",
-    "recipes/long_hyperpartisan_chunkpool.yaml",
-    "recipes/long_hyperpartisan_longformer.yaml",
-]
+DATA = ROOT / ".." / "shared" / "data" / "hyperpartisan"
+METHODS = {
+    "head512": ("recipes/long_hyperpartisan_head.yaml", []),
+    "headtail512": ("recipes/long_hyperpartisan_headtail.yaml", []),
+    "chunkpool": ("recipes/long_hyperpartisan_chunkpool.yaml", ["LONG"]),
+    "longformer": ("recipes/long_hyperpartisan_longformer.yaml", ["LONG"]),
+    "fasttext": (None, []),
+    "tfidf_lr": (None, []),
+}
 
 
-def run_one(recipe_path: str, seed: int, overrides: list[str], run_root: Path) -> dict:
+def _split(seed: int = 42):
+    from nlp_cv_tricks.data.long import load_hyperpartisan
+
+    return load_hyperpartisan(str(DATA), split="stratified", seed=seed)
+
+
+def _scores(y_true, y_pred) -> dict:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    return {"test_accuracy": float(accuracy_score(y_true, y_pred)),
+            "test_f1_macro": float(f1_score(y_true, y_pred, average="macro"))}
+
+
+def run_tfidf(args, seed: int, lr: float) -> dict:
+    """TF-IDF (word 1-2 grams, sublinear tf) + logistic regression; C chosen on the dev split."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import f1_score
+
+    dd = _split()
+    t0 = time.perf_counter()
+    vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2, max_features=200_000)
+    xtr = vec.fit_transform(dd["train"]["text"])
+    xdv, xte = vec.transform(dd["validation"]["text"]), vec.transform(dd["test"]["text"])
+    best = None
+    for c in (0.1, 1.0, 10.0, 100.0):
+        clf = LogisticRegression(C=c, max_iter=2000, class_weight="balanced", random_state=seed).fit(xtr, dd["train"]["label"])
+        dev = f1_score(dd["validation"]["label"], clf.predict(xdv), average="macro")
+        if best is None or dev > best[0]:
+            best = (dev, c, clf)
+    return {"best_dev": float(best[0]), "C": best[1], **_scores(dd["test"]["label"], best[2].predict(xte)),
+            "train_seconds": time.perf_counter() - t0, "steps": 0}
+
+
+def _fasttext_files(tmp: Path) -> tuple[str, str, str]:
+    import csv
+
+    dd = _split()
+    paths = []
+    for part in ("train", "validation", "test"):
+        p = tmp / f"{part}.csv"
+        with open(p, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["text", "label"])
+            names = dd[part].features["label"].names
+            for t, y in zip(dd[part]["text"], dd[part]["label"]):
+                w.writerow([t, names[y]])
+        paths.append(str(p))
+    return tuple(paths)
+
+
+def run_fasttext(args, seed: int, lr: float, out_dir: Path) -> dict:
+    """The package's FastText (word uni+bi-grams, whole text up to 4,096 words) through the Trainer."""
+    import yaml
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tr, dv, te = _fasttext_files(out_dir)
+    recipe = {
+        "name": "hyperpartisan_fasttext", "task": "text-classification",
+        "data": {"train_file": tr, "dev_file": dv, "format": "csv", "max_length": 4096},
+        "model": {"name": "fasttext", "kwargs": {
+            "embedding_dim": 100, "word_ngrams": 2, "bucket": 200_000, "hidden_size": 0, "sparse": True,
+            "dropout": 0.0, "tokenizer": {"level": "word", "max_length": 4096, "lowercase": True}}},
+        "train": {"seed": seed, "epochs": args.fasttext_epochs, "batch_size": args.fasttext_batch, "eval_batch_size": 64,
+                  "optimizer": "sgd", "momentum": 0.0, "learning_rate": lr, "weight_decay": 0.0,
+                  "lr_scheduler": "linear", "max_grad_norm": None, "eval_each_epoch": True, "metric": "f1_macro"},
+        "output": {"dir": str(out_dir / "run"), "report_to": "none"},
+    }
+    rp = out_dir / "recipe.yaml"
+    rp.write_text(yaml.safe_dump(recipe))
+    return _train_and_test(str(rp), [], te)
+
+
+def _train_and_test(recipe_path: str, overrides: list[str], test_file: str | None = None, test_ds=None) -> dict:
+    from nlp_cv_tricks.config import load_recipe
+    from nlp_cv_tricks.engine.trainer import Trainer
+
+    recipe = load_recipe(recipe_path, overrides)
+    trainer = Trainer.from_recipe(recipe)
+    t0 = time.perf_counter()
+    result = trainer.fit()
+    train_s = time.perf_counter() - t0
+    from nlp_cv_tricks.inference import evaluate_file
+
+    m = evaluate_file(result.model_dir, test_file)
+    return {"best_dev": result.best_metric, "test_accuracy": m["accuracy"], "test_f1_macro": m["f1_macro"],
+            "train_seconds": train_s, "steps": result.global_step}
+
+
+def run_transformer(args, method: str, seed: int, lr: float, out_dir: Path) -> dict:
     import torch
     from accelerate.utils import set_seed
     from safetensors.torch import load_file
@@ -45,10 +144,12 @@ def run_one(recipe_path: str, seed: int, overrides: list[str], run_root: Path) -
     from nlp_cv_tricks.engine.trainer import Trainer
     from nlp_cv_tricks.tasks.long_text import prepare_long_text
 
-    name = Path(recipe_path).stem
-    out_dir = run_root / name / f"seed{seed}"
-    recipe = load_recipe(recipe_path, [f"train.seed={seed}", f"output.dir={out_dir}", "output.report_to=none",
-                                       *overrides])
+    recipe_path, flags = METHODS[method]
+    over = [f"train.seed={seed}", f"output.dir={out_dir}", "output.report_to=none", f"train.learning_rate={lr}",
+            f"train.epochs={args.epochs}", f"data.train_file={DATA}"]
+    if "LONG" in flags:
+        over.append(f"data.max_length={args.long_max_length}")
+    recipe = load_recipe(str(ROOT / recipe_path), over + list(args.set))
     acc = Trainer._make_accelerator_for(recipe, str(out_dir))
     set_seed(recipe.train.seed)
     comps = prepare_long_text(recipe, acc)
@@ -57,74 +158,169 @@ def run_one(recipe_path: str, seed: int, overrides: list[str], run_root: Path) -
     t0 = time.perf_counter()
     result = trainer.fit()
     train_s = time.perf_counter() - t0
-    weights = Path(result.model_dir) / "model.safetensors"
     model = acc.unwrap_model(trainer.model)
     device = next(model.parameters()).device
+    weights = Path(result.model_dir) / "model.safetensors"
     model.load_state_dict({k: v.to(device) for k, v in load_file(weights).items()}, strict=True)  # the selected model
     metrics = trainer.evaluate(test, prefix="test")
     del trainer, model
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    return {
-        "recipe": name,
-        "seed": seed,
-        "test_accuracy": metrics["test/accuracy"],
-        "test_f1_macro": metrics["test/f1_macro"],
-        "best_dev": result.best_metric,
-        "train_seconds": train_s,
-        "steps": result.global_step,
-        "run_dir": str(out_dir),
-    }
+    return {"best_dev": result.best_metric, "test_accuracy": metrics["test/accuracy"],
+            "test_f1_macro": metrics["test/f1_macro"], "train_seconds": train_s, "steps": result.global_step}
 
 
-def render(rows: list[dict]) -> str:
-    lines = ["| recipe | seeds | test accuracy | test macro-F1 | train time (s) |", "|---|---|---|---|---|"]
-    by: dict[str, list[dict]] = {}
-    for r in rows:
-        by.setdefault(r["recipe"], []).append(r)
+def settings(args, method: str, lr: float) -> dict:
+    d = {"lr": lr, "split": "stratified-42"}
+    if method == "tfidf_lr":
+        return d
+    if method == "fasttext":
+        return d | {"epochs": args.fasttext_epochs, "batch": args.fasttext_batch}
+    d |= {"epochs": args.epochs, "set": list(args.set)}
+    if "LONG" in METHODS[method][1]:
+        d["max_length"] = args.long_max_length
+    return d
 
-    def ms(values):
-        if len(values) < 2:
-            return f"{values[0]:.4f}"
-        return f"{statistics.mean(values):.4f} +- {statistics.stdev(values):.4f}"
 
-    for name, rs in by.items():
-        lines.append(f"| {name} | {len(rs)} | {ms([r['test_accuracy'] for r in rs])} | "
-                     f"{ms([r['test_f1_macro'] for r in rs])} | {statistics.mean(r['train_seconds'] for r in rs):.0f} |")
+def read_records(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:
+                    print(f"# {path}:{n}: unreadable record skipped", file=sys.stderr)
+    return out
+
+
+def append_record(path: str, rec: dict) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(rec) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    d = 1 + z * z / n
+    c = (p + z * z / (2 * n)) / d
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return c - h, c + h
+
+
+def _ms(vals: list[float], n_test: int | None = None) -> str:
+    if len(vals) == 1:
+        s = f"{vals[0]:.3f}"
+        if n_test:
+            lo, hi = wilson(vals[0], n_test)
+            s += f" [{lo:.2f}, {hi:.2f}]"
+        return s
+    from scipy import stats
+
+    m, sd = statistics.mean(vals), statistics.stdev(vals)
+    h = stats.t.ppf(0.975, len(vals) - 1) * sd / math.sqrt(len(vals))
+    return f"{m:.3f} ± {sd:.3f} [{m - h:.2f}, {m + h:.2f}]"
+
+
+def render(records: list[dict], n_test: int = 65) -> str:
+    groups: dict[tuple, list[dict]] = {}
+    for r in records:
+        key = (r["method"], json.dumps({k: v for k, v in r["settings"].items()}, sort_keys=True))
+        groups.setdefault(key, []).append(r)
+    best_by_method: dict[str, tuple] = {}
+    for key, rs in groups.items():
+        dev = statistics.mean(r["best_dev"] for r in rs)
+        if key[0] not in best_by_method or dev > best_by_method[key[0]][0]:
+            best_by_method[key[0]] = (dev, key)
+    lines = ["| method | settings | n | dev macro-F1 | test accuracy [95% CI] | test macro-F1 | train s/run | "
+             "selected on dev |", "|---|---|---:|---:|---:|---:|---:|---|"]
+    order = list(METHODS)
+    for key in sorted(groups, key=lambda k: (order.index(k[0]) if k[0] in order else 99, k[1])):
+        rs = groups[key]
+        st = json.loads(key[1])
+        desc = ", ".join(f"{k}={v}" for k, v in st.items() if k not in ("split", "set") and v not in (None, []))
+        sel = "yes" if best_by_method[key[0]][1] == key else ""
+        lines.append(f"| {key[0]} | {desc} | {len(rs)} | {statistics.mean(r['best_dev'] for r in rs):.3f} | "
+                     f"{_ms([r['test_accuracy'] for r in rs], n_test)} | {_ms([r['test_f1_macro'] for r in rs])} | "
+                     f"{statistics.mean(r['train_seconds'] for r in rs):.0f} | {sel} |")
     return "\n".join(lines)
+
+
+def truncation_share(max_length: int) -> dict:
+    """Share of the 645 articles longer than ``max_length`` MiniLM tokens."""
+    from transformers import AutoTokenizer
+
+    from nlp_cv_tricks.models.long import resolve_model_path
+
+    tok = AutoTokenizer.from_pretrained(resolve_model_path("minilm-l6"))
+    dd = _split()
+    texts = [t for part in dd.values() for t in part["text"]]
+    lens = [len(x) for x in tok(texts, add_special_tokens=True)["input_ids"]]
+    return {"documents": len(lens), f"over_{max_length}": sum(n > max_length for n in lens),
+            "over_512": sum(n > 512 for n in lens), "mean_tokens": statistics.mean(lens)}
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--recipes", nargs="+", default=DEFAULT_RECIPES)
-    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="recipe overrides for every run")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[1])
+    p.add_argument("--lrs", type=float, nargs="+", default=[2e-4],
+                   help="learning rates to run per method (FastText: --fasttext-lr; TF-IDF: none)")
+    p.add_argument("--fasttext-lr", type=float, nargs="+", default=[0.1, 0.5],
+                   help="FastText learning rates (SGD; per document at batch 1, as fastText's -lr)")
+    p.add_argument("--fasttext-epochs", type=int, default=25)
+    p.add_argument("--fasttext-batch", type=int, default=1,
+                   help="FastText batch size (1: per-document SGD as the official fastText)")
+    p.add_argument("--epochs", type=float, default=2)
+    p.add_argument("--long-max-length", type=int, default=1024,
+                   help="document tokens read by chunk-and-pool and the Longformer")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="recipe overrides for every transformer run")
     p.add_argument("--runs", default="runs/bench_long_hyperpartisan", help="where the runs are written")
-    p.add_argument("--out", default="runs/bench/long_hyperpartisan.json",
-                   help="results JSON (default under runs/; benchmarks/ files only when named)")
+    p.add_argument("--records", default="runs/bench/long_hyperpartisan.jsonl")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when visible); sets train.cpu")
+    p.add_argument("--table-only", action="store_true")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from nlp_cv_tricks.models.long import register
-
-    register()
-    run_root = Path(args.runs)
-    if run_root.exists() and any(run_root.iterdir()):
-        raise SystemExit(f"{run_root} exists and is not empty; pass another --runs")
-    rows = []
-    for recipe in args.recipes:
-        for seed in args.seeds:
-            row = run_one(recipe, seed, args.set, run_root)
-            rows.append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
-    table = render(rows)
-    print(table)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump({"command": " ".join([Path(sys.executable).name, *sys.argv]), "rows": rows, "table": table}, f,
-                  indent=2)
-    os.replace(tmp, out)
+    if args.device == "cpu":
+        args.set = [*args.set, "train.cpu=true"]
+    records = read_records(args.records)
+    if not args.table_only:
+        if not any(r.get("method") == "_truncation" and r["settings"].get("max_length") == args.long_max_length
+                   for r in records):
+            rec = {"method": "_truncation", "settings": {"max_length": args.long_max_length},
+                   **truncation_share(args.long_max_length)}
+            append_record(args.records, rec)
+            records.append(rec)
+        for method in args.methods:
+            lrs = [None] if method == "tfidf_lr" else (args.fasttext_lr if method == "fasttext" else args.lrs)
+            for lr in lrs:
+                for seed in args.seeds:
+                    st = settings(args, method, lr)
+                    if any(r["method"] == method and r["seed"] == seed and r["settings"] == st for r in records):
+                        continue
+                    out_dir = Path(args.runs) / method / f"lr{lr}_seed{seed}_{int(time.time())}"
+                    t = time.time()
+                    if method == "tfidf_lr":
+                        m = run_tfidf(args, seed, lr)
+                    elif method == "fasttext":
+                        m = run_fasttext(args, seed, lr, out_dir)
+                    else:
+                        m = run_transformer(args, method, seed, lr, out_dir)
+                    rec = {"method": method, "seed": seed, "settings": st, **m, "wall_seconds": time.time() - t,
+                           "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                    append_record(args.records, rec)
+                    records.append(rec)
+                    print(json.dumps(rec), flush=True)
+    trunc = [r for r in records if r.get("method") == "_truncation"]
+    for r in trunc:
+        k = r["settings"]["max_length"]
+        print(f"# {r['documents']} documents, mean {r['mean_tokens']:.0f} MiniLM tokens; longer than 512: "
+              f"{r['over_512']} ({r['over_512'] / r['documents']:.0%}); longer than {k}: {r[f'over_{k}']} "
+              f"({r[f'over_{k}'] / r['documents']:.0%})")
+    print(render([r for r in records if not r["method"].startswith("_")]))
     return 0
 
 

@@ -17,11 +17,30 @@ Two modes:
 
 Prints a markdown table (mean ± sample std over seeds of EM and F1, head parameters, train seconds) and writes
 JSON (``--out``). Timings are wall-clock on whatever machine runs it; compare heads within one run only.
+
+Protocols (``--protocol``):
+
+* ``xquad-split``: XQuAD-en split by article (``--train-articles`` / ``--eval-articles``), as above.
+* ``squad-train``: train on all of ``--data`` (e.g. ``../shared/data/squad/train-v1.1.first11.json``, 3,807 SQuAD
+  train questions) and evaluate on all of ``--eval-data`` (XQuAD-en, 1,190 SQuAD dev questions; no shared article).
+
+Learning-rate selection: ``--dev-articles N`` carves N articles out of the training articles and evaluates on them
+instead of the evaluation questions (the evaluation questions are never used to choose a setting).
+
+Resumable: every finished run appends one JSON record (protocol, head, seed, settings, metrics, wall time) to
+``--records``; a run whose settings are already recorded is skipped, so a stopped benchmark continues where it
+stopped. The table is printed from all matching records, with ``n`` per row, the paired difference of each
+attention head against linear (same seeds) with a 95% CI, and the sliding-window lexical baseline
+(``scripts/mrc_sliding_window.py``) on the same evaluation questions when ``--lexical`` is given.
+
+``--score-model DIR`` evaluates a model saved by ``nlp-cv-tricks train`` with this script's evaluation code (to
+check that ``nlp-cv-tricks eval`` reports the same EM/F1).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -71,6 +90,17 @@ def parse_args(argv=None):
     p.add_argument("--warmup-ratio", type=float, default=0.1)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--max-train-examples", type=int, default=None)
+    p.add_argument("--protocol", choices=["xquad-split", "squad-train"], default="xquad-split")
+    p.add_argument("--eval-data", default=str(ROOT / ".." / "shared" / "data" / "xquad" / "xquad.en.json"),
+                   help="squad-train protocol: the evaluation file (all of it)")
+    p.add_argument("--dev-articles", type=int, default=0,
+                   help="carve this many articles from the training side and evaluate on them (learning-rate "
+                        "selection); 0 = evaluate on the evaluation questions")
+    p.add_argument("--records", default=str(ROOT / "runs" / "bench" / "mrc_records.jsonl"),
+                   help="JSONL of finished runs (appended; runs already there are skipped)")
+    p.add_argument("--lexical", action="store_true", help="add the sliding-window lexical baseline row")
+    p.add_argument("--score-model", default=None, help="evaluate this saved model directory and exit")
+    p.add_argument("--table-only", action="store_true", help="print the table of the recorded runs; train nothing")
     p.add_argument("--out", default=str(ROOT / "runs" / "bench" / "mrc.json"),
                    help="results JSON (default under runs/; benchmarks/ files only when named)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -213,35 +243,143 @@ def _fmt(vals):
     return f"{statistics.mean(vals):.1f} ± {statistics.stdev(vals):.1f}"
 
 
-def report(args, results, meta, final: bool) -> dict:
-    """Markdown table of the runs so far (printed when ``final``) and the JSON (rewritten after every run, so
-    an interrupted benchmark keeps its finished runs)."""
-    heads = [h for h in args.heads if any(r["head"] == h for r in results)]
-    rows = []
-    base_time = None
-    for head in heads:
-        rs = [r for r in results if r["head"] == head]
-        t = statistics.mean(r["train_seconds"] for r in rs)
-        base_time = base_time or t
-        rows.append((head, rs[0]["head_params"], len(rs), _fmt([r["exact_match"] for r in rs]),
-                     _fmt([r["f1"] for r in rs]), t, t / base_time))
-    machine = f"{platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__}, device {args.device}, " \
-              f"threads {torch.get_num_threads()}"
-    if final:
-        print()
-        print(f"MRC heads, {args.mode} MiniLM, XQuAD-en {args.train_articles}/{args.eval_articles} articles, "
-              f"seeds {args.seeds}, {machine}")
-        print()
-        print("| head | head params | runs | EM | F1 | train s/run | time vs linear |")
-        print("|---|---:|---:|---:|---:|---:|---:|")
-        for head, params, n, em, f1, t, ratio in rows:
-            print(f"| {head} | {params:,} | {n} | {em} | {f1} | {t:.0f} | {ratio:.2f}x |")
-    payload = {"args": vars(args), "machine": machine, **meta, "complete": final, "results": results}
-    if args.out:
-        write_json_atomic(payload, args.out)
-        if final:
-            print(f"\nwrote {args.out}")
-    return payload
+SETTING_KEYS = ("protocol", "mode", "lr", "head_lr", "epochs", "max_steps", "batch_size", "max_length", "doc_stride",
+                "warmup_ratio", "train_articles", "eval_articles", "split_seed", "dev_articles", "max_train_examples",
+                "head_hidden_size", "data", "eval_data", "encoder")
+
+
+def settings_of(args) -> dict:
+    d = {k: getattr(args, k) for k in SETTING_KEYS}
+    d["lr"] = args.lr or (5e-5 if args.mode == "finetune" else 1e-3)
+    d["data"] = os.path.basename(args.data)
+    d["eval_data"] = os.path.basename(args.eval_data) if args.protocol == "squad-train" else None
+    if args.protocol == "squad-train":
+        d["train_articles"] = d["eval_articles"] = d["split_seed"] = None
+    return d
+
+
+def read_records(path: str) -> list[dict]:
+    if not path or not os.path.exists(path):
+        return []
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.strip()
+            if line:
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError:  # a run killed while appending leaves at most one broken last line
+                    print(f"# {path}:{n}: unreadable record skipped", file=sys.stderr)
+    return out
+
+
+def append_record(path: str, rec: dict) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(rec) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _ci_row(head_vals: dict, base_vals: dict) -> str:
+    """Paired difference (same seeds) with a t-based 95% CI."""
+    seeds = sorted(set(head_vals) & set(base_vals))
+    if not seeds:
+        return "–"
+    d = [head_vals[s] - base_vals[s] for s in seeds]
+    m = statistics.mean(d)
+    if len(d) < 2:
+        return f"{m:+.1f} (n=1, no CI)"
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, len(d) - 1) * statistics.stdev(d) / math.sqrt(len(d))
+    return f"{m:+.1f} [{m - half:+.1f}, {m + half:+.1f}] (n={len(d)})"
+
+
+def table(args, records: list[dict]) -> str:
+    setting = settings_of(args)
+    rel = [r for r in records if r.get("method") == "head" and r["settings"] == setting]
+    lines = [f"MRC heads, {args.mode} MiniLM, protocol {args.protocol}, lr {setting['lr']:g}, epochs {args.epochs:g}, "
+             f"{args.max_length} tokens / stride {args.doc_stride}" + (f", dev = {args.dev_articles} training "
+                                                                        f"articles" if args.dev_articles else ""),
+             "",
+             "| head | n | EM | F1 | ΔEM vs linear (95% CI) | ΔF1 vs linear (95% CI) | train s/run |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    lex = [r for r in records if r.get("method") == "sliding-window" and r["eval_key"] == eval_key(args)]
+    if lex:
+        r = lex[-1]
+        lines.append(f"| sliding-window lexical baseline | 1 | {r['exact_match']:.1f} | {r['f1']:.1f} | | | 0 |")
+    by = {}
+    for r in rel:
+        if r.get("method") == "head":
+            by.setdefault(r["head"], {})[r["seed"]] = r
+    base = by.get("linear", {})
+    for head in args.heads:
+        rs = by.get(head)
+        if not rs:
+            continue
+        vals = list(rs.values())
+        dem = dF1 = ""
+        if head != "linear":
+            dem = _ci_row({s: r["exact_match"] for s, r in rs.items()}, {s: r["exact_match"] for s, r in base.items()})
+            dF1 = _ci_row({s: r["f1"] for s, r in rs.items()}, {s: r["f1"] for s, r in base.items()})
+        lines.append(f"| {head} | {len(vals)} | {_fmt([r['exact_match'] for r in vals])} | "
+                     f"{_fmt([r['f1'] for r in vals])} | {dem} | {dF1} | "
+                     f"{statistics.mean(r['train_seconds'] for r in vals):.0f} |")
+    return "\n".join(lines)
+
+
+def eval_key(args) -> str:
+    if args.protocol == "squad-train":
+        return f"squad-train:{os.path.basename(args.eval_data)}"
+    if args.dev_articles:
+        return f"xquad-split-dev:{args.train_articles}/{args.dev_articles}/{args.split_seed}"
+    return f"xquad-split:{args.train_articles}/{args.eval_articles}/{args.split_seed}"
+
+
+def load_splits(args):
+    if args.protocol == "squad-train":
+        train_ex = load_squad(args.data)
+        eval_ex = load_squad(args.eval_data)
+        if args.dev_articles:
+            train_ex, eval_ex = split_by_article(train_ex, len(set(train_ex["title"])) - args.dev_articles,
+                                                 args.dev_articles, seed=args.split_seed)
+        return train_ex, eval_ex
+    data = load_squad(args.data)
+    train_ex, eval_ex = split_by_article(data, args.train_articles, args.eval_articles, seed=args.split_seed)
+    if args.dev_articles:  # the dev articles come out of the training articles only
+        train_ex, eval_ex = split_by_article(train_ex, args.train_articles - args.dev_articles, args.dev_articles,
+                                             seed=args.split_seed)
+    return train_ex, eval_ex
+
+
+def evaluate_model(model, tok, eval_feats, eval_examples, device, batch_size: int = 64) -> dict:
+    collator = _collate(tok)
+    model.eval()
+    starts, ends = [], []
+    with torch.no_grad():
+        dl = torch.utils.data.DataLoader(prepare_eval_dataset(eval_feats), batch_size=batch_size, shuffle=False,
+                                         collate_fn=collator)
+        for batch in dl:
+            b = {k: v.to(device) for k, v in batch.items() if k != "feature_index"}
+            o = model(**b)
+            starts.extend(o.start_logits.float().cpu().numpy())
+            ends.extend(o.end_logits.float().cpu().numpy())
+    preds = postprocess_qa_predictions(eval_examples, eval_feats, starts, ends, n_best_size=20, max_answer_length=30)
+    return squad_v1_evaluate(eval_examples, preds)
+
+
+def score_model(args) -> dict:
+    """EM/F1 of a saved model directory on the evaluation questions, with this script's code."""
+    from nlp_cv_tricks.tasks.question_answering import _load_qa_model_dir
+
+    model, tok = _load_qa_model_dir(args.score_model)[:2]
+    model.to(args.device)
+    _, eval_ex = load_splits(args)
+    eval_feats = tokenize_eval(eval_ex, tok, args.max_length, args.doc_stride)
+    m = evaluate_model(model, tok, eval_feats, eval_ex, args.device)
+    print(json.dumps({"model": args.score_model, "eval": eval_key(args), "questions": len(eval_ex), **m}))
+    return m
 
 
 def main(argv=None):
@@ -256,40 +394,71 @@ def main(argv=None):
     import datasets
 
     datasets.disable_progress_bars()
+    if args.score_model:
+        return score_model(args)
+    if args.table_only:
+        md = table(args, read_records(args.records))
+        print(md)
+        return md
     enc_path = args.encoder or _minilm()
     tok = AutoTokenizer.from_pretrained(enc_path)
-    data = load_squad(args.data)
-    train_ex, eval_ex = split_by_article(data, args.train_articles, args.eval_articles, seed=args.split_seed)
+    train_ex, eval_ex = load_splits(args)
     if args.max_train_examples:
         train_ex = train_ex.select(range(min(args.max_train_examples, len(train_ex))))
-    train_feats = tokenize_train(train_ex, tok, args.max_length, args.doc_stride).remove_columns(["example_id"])
-    eval_feats = tokenize_eval(eval_ex, tok, args.max_length, args.doc_stride)
-    print(f"# train: {len(train_ex)} questions / {len(train_feats)} features; eval: {len(eval_ex)} questions / "
-          f"{len(eval_feats)} features", flush=True)
+    records = read_records(args.records)
+    if args.lexical and not any(r.get("method") == "sliding-window" and r["eval_key"] == eval_key(args)
+                                for r in records):
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import mrc_sliding_window
+
+        t = time.perf_counter()
+        m = squad_v1_evaluate(eval_ex, mrc_sliding_window.predict(eval_ex))
+        rec = {"method": "sliding-window", "eval_key": eval_key(args), "eval_questions": len(eval_ex),
+               "exact_match": m["exact_match"], "f1": m["f1"], "seconds": time.perf_counter() - t}
+        append_record(args.records, rec)
+        records.append(rec)
+        print(f"# sliding-window lexical baseline: EM {m['exact_match']:.1f} F1 {m['f1']:.1f}", flush=True)
+    setting = settings_of(args)
+    todo = [(seed, head) for seed in args.seeds for head in args.heads
+            if not any(r.get("method") == "head" and r["head"] == head and r["seed"] == seed and r["settings"] == setting
+                       for r in records)]
+    print(f"# train: {len(train_ex)} questions; eval ({eval_key(args)}): {len(eval_ex)} questions; "
+          f"{len(args.seeds) * len(args.heads) - len(todo)} runs already recorded, {len(todo)} to do", flush=True)
     cached_train = cached_eval = None
-    encode_seconds = 0.0
-    if args.mode == "frozen":
+    train_feats = eval_feats = None
+    if todo:
+        train_feats = tokenize_train(train_ex, tok, args.max_length, args.doc_stride).remove_columns(["example_id"])
+        eval_feats = tokenize_eval(eval_ex, tok, args.max_length, args.doc_stride)
+        print(f"# {len(train_feats)} train features, {len(eval_feats)} eval features", flush=True)
+    if todo and args.mode == "frozen":
         t = time.perf_counter()
         encoder = AutoModel.from_pretrained(enc_path).to(args.device)
         col = _collate(tok)
         cached_train = encode_cached(encoder, train_feats, col, args.device, 32)
         cached_eval = encode_cached(encoder, prepare_eval_dataset(eval_feats).remove_columns(["feature_index"]),
                                     col, args.device, 64)
-        encode_seconds = time.perf_counter() - t
         del encoder
-        print(f"# encoder pass over all features: {encode_seconds:.0f} s", flush=True)
-    results = []
-    meta = {"encode_seconds": encode_seconds, "train_questions": len(train_ex), "train_features": len(train_feats),
-            "eval_questions": len(eval_ex), "eval_features": len(eval_feats)}
-    payload = None
-    for seed in args.seeds:
-        for head in args.heads:
-            r = run_one(args, head, seed, tok, enc_path, train_feats, eval_feats, eval_ex, cached_train, cached_eval)
-            results.append(r)
-            print(f"# {head:12s} seed {seed}: EM {r['exact_match']:.1f} F1 {r['f1']:.1f} "
-                  f"loss {r['loss_first10']:.2f}->{r['loss_last10']:.2f} train {r['train_seconds']:.0f}s", flush=True)
-            payload = report(args, results, meta, final=(seed == args.seeds[-1] and head == args.heads[-1]))
-    return payload
+        print(f"# encoder pass over all features: {time.perf_counter() - t:.0f} s", flush=True)
+    machine = f"{platform.machine()} {os.cpu_count()} CPUs, torch {torch.__version__}, device {args.device}, " \
+              f"threads {torch.get_num_threads()}"
+    for seed, head in todo:
+        t = time.time()
+        r = run_one(args, head, seed, tok, enc_path, train_feats, eval_feats, eval_ex, cached_train, cached_eval)
+        rec = {"method": "head", **r, "settings": setting, "eval_key": eval_key(args),
+               "train_questions": len(train_ex), "eval_questions": len(eval_ex), "machine": machine,
+               "wall_seconds": time.time() - t, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        append_record(args.records, rec)
+        records.append(rec)
+        print(f"# {head:12s} seed {seed}: EM {r['exact_match']:.1f} F1 {r['f1']:.1f} "
+              f"loss {r['loss_first10']:.2f}->{r['loss_last10']:.2f} train {r['train_seconds']:.0f}s", flush=True)
+    md = table(args, records)
+    print()
+    print(md)
+    if args.out:
+        write_json_atomic({"args": vars(args), "machine": machine, "table": md,
+                           "records": [r for r in records if r.get("eval_key") == eval_key(args)]}, args.out)
+        print(f"\nwrote {args.out}")
+    return md
 
 
 if __name__ == "__main__":
