@@ -23,7 +23,8 @@ class _Block(importlib.abc.MetaPathFinder):
         if name == "nlp_cv_tricks" or name.startswith("nlp_cv_tricks."):
             raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
 sys.meta_path.insert(0, _Block())
-sys.path = [p for p in sys.path if p and not p.startswith(REPO)]
+# the repository leaves sys.path; a virtual environment inside it (.venv, as make creates) stays: it holds torch
+sys.path = [p for p in sys.path if p and not (p == REPO or (p.startswith(REPO + "/") and "site-packages" not in p))]
 import torch, transformers
 model_dir, auto, inputs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 model = getattr(transformers, auto).from_pretrained(model_dir, trust_remote_code=True).eval()
