@@ -141,3 +141,13 @@ def test_no_import_cycles():
     # a package importing its own submodules (and them importing helpers of the package) is one unit
     cycles = [c for c in cycles if len({x.split(".")[0] for x in c}) > 1 or len(c) > 2 and c[0].count(".") == 0]
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_engine_imports_no_task_trick_model_or_cli():
+    # stricter than the row order: the engine reaches tasks, plug-ins and models only through its tables
+    bad = [f"{path.relative_to(PKG.parent)}:{line} {mod} -> {target}"
+           for mod, (path, _, imports) in _graph().items() if mod.startswith("engine")
+           for line, target in imports
+           if target.split(".")[0] in ("tasks", "tricks", "callbacks", "models", "cli", "runner", "inference")]
+    assert not bad, "the engine imports upward:\n" + "\n".join(bad)
+

@@ -134,17 +134,22 @@ def build_scheduler(optimizer, cfg, num_training_steps: int):
 def create_optimizer(
     model: nn.Module, lr: Optional[float] = None, weight_decay: Optional[float] = None, name: Optional[str] = None
 ):
-    """Instantiate an optimizer over the trainable parameters: :func:`preferred_optimizer` by default, or ``name``
-    (``"adagrad"``, ``"adam"``, ``"sgd"`` -- plain SGD without momentum, fastText's optimizer --, ``"adadelta"``
-    -- Kim 2014's, rho 0.95, eps 1e-6, lr 1.0 by default). ``lr``/``weight_decay`` override the defaults."""
-    from ..models.text_baselines import preferred_optimizer
-
-    hint = preferred_optimizer(model)
+    """Instantiate an optimizer over the trainable parameters: the model's own ``preferred_optimizer()`` by default
+    (the text baselines: Adagrad for FastText's sparse bag, Adam otherwise; see
+    :func:`nlp_cv_tricks.models.text_baselines.preferred_optimizer`), or ``name`` (``"adagrad"``, ``"adam"``,
+    ``"sgd"`` -- plain SGD without momentum, fastText's optimizer --, ``"adadelta"`` -- Kim 2014's, rho 0.95, eps
+    1e-6, lr 1.0 by default). ``lr``/``weight_decay`` override the defaults (weight decay 0)."""
+    m = getattr(model, "module", model)  # DDP
+    preferred = m.preferred_optimizer() if callable(getattr(m, "preferred_optimizer", None)) else "adam"
+    hint = {"name": preferred, "weight_decay": 0.0,
+            # trainable sparse embeddings (FastText's bag with sparse=True): only Adagrad and SGD update them
+            "sparse": any(getattr(mod, "sparse", False) and any(p.requires_grad for p in mod.parameters())
+                          for mod in m.modules() if isinstance(mod, (nn.Embedding, nn.EmbeddingBag)))}
     name = (name or hint["name"]).lower()
     defaults = {"adagrad": 0.2, "adam": 1e-3, "sgd": 0.5, "adadelta": 1.0}
     if name not in defaults:
         raise ValueError(f"create_optimizer: unknown optimizer {name!r}; choose one of {sorted(defaults)}")
-    lr = (hint["lr"] if name == hint["name"] else defaults[name]) if lr is None else lr
+    lr = defaults[name] if lr is None else lr
     wd = hint["weight_decay"] if weight_decay is None else weight_decay
     params = [p for p in model.parameters() if p.requires_grad]
     if hint["sparse"] and wd:
