@@ -28,11 +28,12 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_records import append_record, read_records  # noqa: E402
 sys.path.insert(0, str(ROOT))
 
 DATA = ROOT / ".." / "shared" / "data" / "hyperpartisan"
@@ -180,28 +181,6 @@ def settings(args, method: str, lr: float) -> dict:
     if "LONG" in METHODS[method][1]:
         d["max_length"] = args.long_max_length
     return d
-
-
-def read_records(path: str) -> list[dict]:
-    if not os.path.exists(path):
-        return []
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    print(f"# {path}:{n}: unreadable record skipped", file=sys.stderr)
-    return out
-
-
-def append_record(path: str, rec: dict) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(rec) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -61,6 +61,8 @@ from nlp_cv_tricks.metrics.squad import squad_v1_evaluate  # noqa: E402
 from nlp_cv_tricks.models.mrc_heads import build_qa_model, head_parameter_count  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_records import append_record, read_records  # noqa: E402
 
 
 def _minilm() -> str:
@@ -211,27 +213,22 @@ def run_one(args, head, seed, tok, enc_path, train_feats, eval_feats, eval_examp
                 break
     train_seconds = time.perf_counter() - t0
     # evaluation
-    model.eval()
-    starts, ends = [], []
     t1 = time.perf_counter()
-    with torch.no_grad():
-        if args.mode == "finetune":
-            dl = torch.utils.data.DataLoader(prepare_eval_dataset(eval_feats), batch_size=64, shuffle=False,
-                                             collate_fn=collator)
-            for batch in dl:
-                b = {k: v.to(device) for k, v in batch.items() if k != "feature_index"}
-                o = model(**b)
-                starts.extend(o.start_logits.float().cpu().numpy())
-                ends.extend(o.end_logits.float().cpu().numpy())
-        else:
+    if args.mode == "finetune":
+        m = evaluate_model(model, tok, eval_feats, eval_examples, device)
+    else:  # the head over the cached encoder states
+        model.eval()
+        starts, ends = [], []
+        with torch.no_grad():
             for b in cached_eval:
                 s_log, e_log = model.span_logits(b["hidden"].float().to(device), b["attention_mask"].to(device),
                                                  b["input_ids"].to(device), b["token_type_ids"].to(device))
                 starts.extend(s_log.cpu().numpy())
                 ends.extend(e_log.cpu().numpy())
+        preds = postprocess_qa_predictions(eval_examples, eval_feats, starts, ends, n_best_size=20,
+                                           max_answer_length=30)
+        m = squad_v1_evaluate(eval_examples, preds)
     eval_seconds = time.perf_counter() - t1
-    preds = postprocess_qa_predictions(eval_examples, eval_feats, starts, ends, n_best_size=20, max_answer_length=30)
-    m = squad_v1_evaluate(eval_examples, preds)
     return {"head": head, "seed": seed, "exact_match": m["exact_match"], "f1": m["f1"], "head_params": head_params,
             "steps": step, "train_seconds": train_seconds, "eval_seconds": eval_seconds,
             "loss_first10": float(np.mean(losses[:10])), "loss_last10": float(np.mean(losses[-10:]))}
@@ -256,29 +253,6 @@ def settings_of(args) -> dict:
     if args.protocol == "squad-train":
         d["train_articles"] = d["eval_articles"] = d["split_seed"] = None
     return d
-
-
-def read_records(path: str) -> list[dict]:
-    if not path or not os.path.exists(path):
-        return []
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if line:
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:  # a run killed while appending leaves at most one broken last line
-                    print(f"# {path}:{n}: unreadable record skipped", file=sys.stderr)
-    return out
-
-
-def append_record(path: str, rec: dict) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(rec) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _ci_row(head_vals: dict, base_vals: dict) -> str:
