@@ -256,18 +256,18 @@ def model_facts(model_dir: os.PathLike) -> ModelFacts:
             from .tasks.long_text import long_options
 
             opts = long_options(kwargs, where="recipe.yaml model.kwargs")
-            s = opts["strategy"]
+            s = opts.strategy
             if s == "chunk_pool":
-                inputs.append(f"whole documents, cut into chunks of {opts['chunk_size']} tokens (specials included) "
-                              f"overlapping by {opts['chunk_overlap']}, each encoded separately; chunk vectors "
-                              f"({opts['chunk_representation']}) are pooled by {opts['pooling']}")
+                inputs.append(f"whole documents, cut into chunks of {opts.chunk_size} tokens (specials included) "
+                              f"overlapping by {opts.chunk_overlap}, each encoded separately; chunk vectors "
+                              f"({opts.chunk_representation}) are pooled by {opts.pooling}")
             elif s == "longformer":
                 inputs.append(f"documents up to {max_length} tokens with Longformer's sliding-window attention "
-                              f"(window {config.get('attention_window') or opts['attention_window']})"
-                              + (", global attention on the question" if opts["global_on_question"] else ""))
+                              f"(window {config.get('attention_window') or opts.attention_window})"
+                              + (", global attention on the question" if opts.global_on_question else ""))
             elif s == "head+tail":
-                inputs.append(f"documents truncated to {max_length} tokens: the first {opts['head_tokens']} and the "
-                              f"last {max_length - opts['head_tokens'] if isinstance(max_length, int) else 'rest'} "
+                inputs.append(f"documents truncated to {max_length} tokens: the first {opts.head_tokens} and the "
+                              f"last {max_length - opts.head_tokens if isinstance(max_length, int) else 'rest'} "
                               "(head+tail, Sun et al. 2019)")
             else:
                 inputs.append(f"documents truncated to their {'first' if s == 'head' else 'last'} {max_length} tokens")

@@ -8,7 +8,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import torch
@@ -20,6 +20,9 @@ from .data.text import _EXT_FORMATS, DataError, LabelMap, load_eval_file, tokeni
 from .metrics.classification import classification_metrics, softmax
 from .utils.model_dir import resolve_model_dir
 from .utils.progress import progress
+
+if TYPE_CHECKING:
+    from .tasks.long_text import LongTextOptions
 
 __all__ = ["load_model_dir", "predict_logits", "evaluate_file", "predict_file", "evaluate_image_file",
            "predict_image_file"]
@@ -48,7 +51,7 @@ def _saved_recipe(d: Path) -> dict:
     return (yaml.safe_load(f.read_text(encoding="utf-8")) or {}) if f.is_file() else {}
 
 
-def saved_long_options(path: str) -> Optional[dict]:
+def saved_long_options(path: str) -> Optional["LongTextOptions"]:
     """The long-text options (truncation strategy, head tokens, global attention on the question) a model was
     trained with, from the recipe saved next to it; ``None`` for models of other tasks. ``eval``/``predict``
     prepare inputs the same way, so a head+tail model is evaluated on head+tail inputs."""
@@ -81,7 +84,7 @@ def _data_cfg_for(data: str, data_cfg: DataConfig, fmt: Optional[str], text_colu
 
 @torch.no_grad()
 def predict_logits(model, tokenizer, ds, data_cfg: DataConfig, batch_size: int = 64,
-                   long_opts: Optional[dict] = None):
+                   long_opts: Optional["LongTextOptions"] = None):
     """Logits (and labels if present) for a raw dataset, on whatever device Accelerate picks; multi-process
     runs gather with ``gather_for_metrics``. ``long_opts`` (:func:`saved_long_options`): prepare the inputs as
     the long-text task did in training (head/tail/head+tail truncation; Longformer padding and global
@@ -97,16 +100,16 @@ def predict_logits(model, tokenizer, ds, data_cfg: DataConfig, batch_size: int =
     else:
         from .data.long import LongformerCollator, make_truncation_fn
 
-        strategy = long_opts["strategy"]
+        strategy = long_opts.strategy
         trunc = strategy if strategy in ("tail", "head+tail") else "head"
-        fn = make_truncation_fn(tokenizer, trunc, max_length=data_cfg.max_length, head_tokens=long_opts["head_tokens"],
+        fn = make_truncation_fn(tokenizer, trunc, max_length=data_cfg.max_length, head_tokens=long_opts.head_tokens,
                                 text_column=data_cfg.text_column, question_column=data_cfg.text_pair_column)
         tok = ds.map(fn, batched=True, desc=f"tokenizing ({trunc})")
         inputs = {"input_ids", "attention_mask", "token_type_ids", *keep}
         tok = tok.remove_columns([c for c in tok.column_names if c not in inputs])
         if getattr(model.config, "model_type", None) == "longformer":
             collate = LongformerCollator(tokenizer, attention_window=model.config.attention_window,
-                                         global_on_question=long_opts["global_on_question"])
+                                         global_on_question=long_opts.global_on_question)
     dl = torch.utils.data.DataLoader(tok, batch_size=batch_size, shuffle=False, collate_fn=collate)
     model, dl = acc.prepare(model, dl)
     model.eval()

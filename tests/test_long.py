@@ -568,10 +568,33 @@ def test_long_recipes_load(name):
     r = load_recipe(RECIPES / f"long_hyperpartisan_{name}.yaml")
     assert r.task == "long-text-classification"
     opts = long_options(r.model.kwargs)
-    assert opts["strategy"] == {"head": "head", "headtail": "head+tail", "chunkpool": "chunk_pool",
+    assert opts.strategy == {"head": "head", "headtail": "head+tail", "chunkpool": "chunk_pool",
                                 "longformer": "longformer"}[name]
     with pytest.raises(ValueError, match="did you mean 'pooling'"):
         long_options({"poolng": "max"})
+
+
+def test_long_text_options_are_typed_and_checked():
+    from nlp_cv_tricks.config import RecipeError
+    from nlp_cv_tricks.tasks.long_text import LongTextOptions
+
+    opts = LongTextOptions.from_kwargs({"strategy": "chunk_pool", "chunk_size": 256, "chunk_overlap": 64})
+    assert (opts.strategy, opts.chunk_size, opts.chunk_overlap, opts.pooling) == ("chunk_pool", 256, 64, "mean")
+    assert LongTextOptions.from_kwargs(None) == LongTextOptions()
+    assert LongTextOptions(**opts.to_dict()) == opts
+    for kwargs, expected in [
+        ({"strategy": "middle"}, "model.kwargs.strategy='middle'; expected one of"),
+        ({"chunk_representation": "max"}, "model.kwargs.chunk_representation='max'"),
+        ({"chunk_size": 128, "chunk_overlap": 126}, "model.kwargs.chunk_overlap=126 must be smaller than"),
+        ({"attention_window": 255}, "model.kwargs.attention_window=255 must be even"),
+        ({"head_tokens": "128"}, "model.kwargs.head_tokens='128'; expected an integer >= 0"),
+        ({"encoder_batch_size": 0}, "model.kwargs.encoder_batch_size=0; expected an integer >= 1 or null"),
+        ({"global_on_question": "yes"}, "model.kwargs.global_on_question='yes'; expected true or false"),
+        ({"hyperpartisan_split": "random"}, "model.kwargs.hyperpartisan_split='random'"),
+    ]:
+        with pytest.raises(RecipeError) as e:
+            LongTextOptions.from_kwargs(kwargs)
+        assert expected in str(e.value), str(e.value)
 
 
 @pytest.mark.parametrize("strategy", ["head+tail", "chunk_pool", "longformer"])
@@ -620,7 +643,7 @@ def test_eval_and_predict_prepare_inputs_as_the_long_task_trained(tiny_bert_dir,
         "output": {"dir": str(tmp_path / "run"), "report_to": "none"},
     })
     result = Trainer.from_recipe(recipe, output_dir=str(tmp_path / "run")).fit()
-    assert saved_long_options(result.model_dir)["strategy"] == "head+tail"
+    assert saved_long_options(result.model_dir).strategy == "head+tail"
     names = AutoModelForSequenceClassification.from_pretrained(result.model_dir).config.id2label
     words = WORDS[5:]
     rng = torch.Generator().manual_seed(0)  # documents of in-vocabulary words, longer than max_length

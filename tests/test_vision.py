@@ -419,8 +419,31 @@ def test_vision_recipes_load():
     for path in recipes:
         r = load_recipe(path)
         assert r.task == "image-classification"
-        vt._check_keys(r.model.kwargs, vt.MODEL_KWARGS, str(path))
-        vt._check_keys(r.model.kwargs.get("image") or {}, vt.IMAGE_KWARGS, str(path))
+        opts = vt.ImageOptions.from_recipe(r)
+        assert opts.image == (r.model.kwargs.get("image") or {})
+        assert opts.model_args == (r.model.kwargs.get("model_args") or {})
+
+
+def test_image_options_are_typed_and_checked():
+    opts = vt.ImageOptions.from_kwargs({"drop_path_rate": 0.1, "freeze_stages": 2, "layer_decay": None,
+                                        "image": {"input_size": 32, "on_error": "skip"}})
+    assert (opts.drop_path_rate, opts.freeze_stages, opts.layer_decay, opts.pretrained) == (0.1, 2, None, False)
+    assert opts.image == {"input_size": 32, "on_error": "skip"}
+    assert vt.ImageOptions.from_kwargs(None) == vt.ImageOptions()
+    for kwargs, expected in [
+        ({"freeze_stages": -1}, "model.kwargs.freeze_stages=-1; expected an integer >= 0"),
+        ({"freeze_stages": "2"}, "model.kwargs.freeze_stages='2'"),
+        ({"drop_path_rate": 1.5}, "model.kwargs.drop_path_rate=1.5; expected a number in [0, 1)"),
+        ({"layer_decay": 0}, "model.kwargs.layer_decay=0"),
+        ({"pretrained": "yes"}, "model.kwargs.pretrained='yes'; expected true or false"),
+        ({"model_args": [16, 32]}, "model.kwargs.model_args=[16, 32]"),
+        ({"image": {"on_error": "ignore"}}, "model.kwargs.image.on_error='ignore'; expected one of ['error', 'skip']"),
+        ({"image": {"dev_fraction": 1.0}}, "model.kwargs.image.dev_fraction=1.0"),
+        ({"image": {"hflips": 0.5}}, "did you mean 'hflip'"),
+    ]:
+        with pytest.raises(ValueError) as e:
+            vt.ImageOptions.from_kwargs(kwargs, "recipes/x.yaml: ")
+        assert str(e.value).startswith("recipes/x.yaml: model.kwargs") and expected in str(e.value), str(e.value)
 
 
 def test_unknown_vision_option_is_an_error(mnist_small, tmp_path):

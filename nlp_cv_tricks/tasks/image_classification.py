@@ -1,8 +1,8 @@
 """Image classification with timm under the same trainer, recipes and tricks as text (task
-``image-classification``), and the mixup/cutmix trick (recipe key ``mixup``).
+``image-classification``); mixup/cutmix and EMA are tricks (``nlp_cv_tricks.tricks.mixup`` / ``.ema``).
 
-Recipe (options not in the core recipe schema live in ``model.kwargs``; ``model.kwargs.image`` holds the data
-and transform options — see /work/notes/vision_config_requests.md for the proposed first-class keys)::
+Recipe (options not in the core recipe schema live in ``model.kwargs`` and are read into :class:`ImageOptions`;
+``model.kwargs.image`` holds the data and transform options)::
 
     task: image-classification
     data: {train_file: ../shared/data/images/mnist_5k.csv.gz}     # dir → imagefolder, .csv(.gz), .npy
@@ -23,6 +23,7 @@ and transform options — see /work/notes/vision_config_requests.md for the prop
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -38,7 +39,7 @@ from ..engine.task import ClassificationTask
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ImageClassificationTask", "build_image_classification", "MODEL_KWARGS"]
+__all__ = ["ImageClassificationTask", "ImageOptions", "build_image_classification", "MODEL_KWARGS"]
 
 MODEL_KWARGS = ("pretrained", "pretrained_file", "model_args", "in_chans", "drop_rate", "drop_path_rate",
                 "layer_decay", "freeze_stages", "image")
@@ -105,6 +106,73 @@ def _check_keys(given: dict, valid: tuple, where: str, source: str = "") -> None
         raise ValueError(f"{source}{where}: unknown option {key!r}{hint} (valid under {where}: {', '.join(valid)})")
 
 
+_ON_ERROR = ("error", "skip")
+
+
+@dataclasses.dataclass
+class ImageOptions:
+    """The options of ``task: image-classification`` from a recipe's ``model.kwargs``: the timm model's own
+    (typed and range-checked here) and ``image``, the data and transform options. ``image`` stays a mapping of
+    the keys in ``IMAGE_KWARGS``: they are the loader's (``nlp_cv_tricks.data.vision``) and timm's
+    ``resolve_data_config`` / ``create_transform`` keywords, passed through unchanged, so their schema has one
+    home there; this class refuses unknown keys and checks the values the task itself acts on."""
+
+    pretrained: bool = False  # true: timm weights from the Hub (online)
+    pretrained_file: Optional[str] = None  # local weights file or timm Hub-format directory
+    model_args: dict = dataclasses.field(default_factory=dict)  # timm.create_model keyword arguments
+    in_chans: Optional[int] = None
+    drop_rate: Optional[float] = None
+    drop_path_rate: Optional[float] = None
+    layer_decay: Optional[float] = None  # layer-wise LR decay factor in (0, 1]
+    freeze_stages: int = 0  # freeze the stem and the first N-1 stages
+    image: dict = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Optional[dict], source: str = "") -> "ImageOptions":
+        """Validated options; ``source`` (``"recipes/x.yaml: "``) prefixes every error message."""
+        kwargs = {} if kwargs is None else kwargs
+        _check_keys(kwargs, MODEL_KWARGS, "model.kwargs", source)
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}  # null: the default
+        _check_keys(kwargs.get("image") or {}, IMAGE_KWARGS, "model.kwargs.image", source)
+        opts = cls(**kwargs)
+        opts.validate(source)
+        return opts
+
+    @classmethod
+    def from_recipe(cls, recipe) -> "ImageOptions":
+        return cls.from_kwargs(recipe.model.kwargs, f"{recipe.source}: " if getattr(recipe, "source", None) else "")
+
+    def validate(self, source: str = "") -> None:
+        def bad(key, value, expected):
+            raise ValueError(f"{source}model.kwargs.{key}={value!r}; expected {expected}")
+
+        if not isinstance(self.pretrained, bool):
+            bad("pretrained", self.pretrained, "true or false (local weights: pretrained_file)")
+        if not isinstance(self.model_args, dict):
+            bad("model_args", self.model_args, "a mapping of timm.create_model keyword arguments")
+        if self.in_chans is not None and (isinstance(self.in_chans, bool) or not isinstance(self.in_chans, int)
+                                          or self.in_chans < 1):
+            bad("in_chans", self.in_chans, "an integer >= 1")
+        for key in ("drop_rate", "drop_path_rate"):
+            v = getattr(self, key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1):
+                bad(key, v, "a number in [0, 1)")
+        v = self.layer_decay
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1):
+            bad("layer_decay", v, "a number in (0, 1] or null")
+        if isinstance(self.freeze_stages, bool) or not isinstance(self.freeze_stages, int) or self.freeze_stages < 0:
+            bad("freeze_stages", self.freeze_stages, "an integer >= 0")
+        on_error = self.image.get("on_error", "error")
+        if on_error not in _ON_ERROR:
+            bad("image.on_error", on_error, f"one of {list(_ON_ERROR)}")
+        frac = self.image.get("dev_fraction")
+        if frac is not None and (isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac < 1):
+            bad("image.dev_fraction", frac, "a number in [0, 1) (0: no dev split)")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 def _check_layer_decay_wired(model) -> None:
     """Refuse a layer_decay the trainer's optimizer would silently drop."""
     from types import SimpleNamespace
@@ -129,11 +197,8 @@ def build_image_classification(recipe, accelerator) -> dict:
                               with_image_transform)
     from ..models.vision import create_timm_classifier, freeze_stages
 
-    source = f"{recipe.source}: " if getattr(recipe, "source", None) else ""
-    opts = dict(recipe.model.kwargs or {})
-    _check_keys(opts, MODEL_KWARGS, "model.kwargs", source)
-    _check_keys(opts.get("image") or {}, IMAGE_KWARGS, "model.kwargs.image", source)
-    image_opts = dict(opts.get("image") or {})
+    opts = ImageOptions.from_recipe(recipe)
+    image_opts = dict(opts.image)
     if recipe.model.config_overrides:
         raise ValueError("model.config_overrides do not apply to timm models; use model.kwargs.model_args, "
                          "drop_rate or drop_path_rate")
@@ -142,18 +207,18 @@ def build_image_classification(recipe, accelerator) -> dict:
     if splits.skipped:
         logger.warning("image-classification: %d unreadable image(s) skipped: %s", len(splits.skipped),
                        ", ".join(splits.skipped))
-    pretrained = bool(opts.get("pretrained", False)) and not recipe.model.from_scratch
-    pretrained_file = None if recipe.model.from_scratch else opts.get("pretrained_file")
+    pretrained = opts.pretrained and not recipe.model.from_scratch
+    pretrained_file = None if recipe.model.from_scratch else opts.pretrained_file
     model = create_timm_classifier(recipe.model.name, splits.label_names, pretrained=pretrained,
-                                   pretrained_file=pretrained_file, in_chans=opts.get("in_chans"),
-                                   drop_rate=opts.get("drop_rate"), drop_path_rate=opts.get("drop_path_rate"),
-                                   model_args=opts.get("model_args"))
-    if opts.get("layer_decay") is not None:
-        model.layer_decay = float(opts["layer_decay"])
+                                   pretrained_file=pretrained_file, in_chans=opts.in_chans,
+                                   drop_rate=opts.drop_rate, drop_path_rate=opts.drop_path_rate,
+                                   model_args=opts.model_args or None)
+    if opts.layer_decay is not None:
+        model.layer_decay = float(opts.layer_decay)
         _check_layer_decay_wired(model)
-    if opts.get("freeze_stages"):
-        frozen = freeze_stages(model, int(opts["freeze_stages"]))
-        logger.info("froze %d parameter tensors (first %s blocks)", len(frozen), opts["freeze_stages"])
+    if opts.freeze_stages:
+        frozen = freeze_stages(model, opts.freeze_stages)
+        logger.info("froze %d parameter tensors (first %s blocks)", len(frozen), opts.freeze_stages)
     if recipe.model.gradient_checkpointing:
         model.timm_model.set_grad_checkpointing(True)
     data_config = resolve_data_config(model, image_opts)

@@ -4,6 +4,7 @@ chunk-and-pool, or a Longformer (converted on the fly from a BERT-style encoder)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from pathlib import Path
@@ -12,48 +13,98 @@ from typing import Optional
 import torch
 from transformers import AutoConfig
 
+from ..config import RecipeError
 from ..data.long import HYPERPARTISAN_ARTICLES, LongformerCollator, load_hyperpartisan, make_truncation_fn
 from ..engine.task import ClassificationTask
 from ..models.factory import build_classifier
-from ..models.long import (POOLINGS, ChunkPoolForSequenceClassification, convert_to_longformer,
-                           register_auto_classes, resolve_model_path)
+from ..models.long import (CHUNK_REPRESENTATIONS, POOLINGS, ChunkPoolForSequenceClassification,
+                           convert_to_longformer, register_auto_classes, resolve_model_path)
 
 logger = logging.getLogger(__name__)
 
 LONG_STRATEGIES = ("head", "tail", "head+tail", "chunk_pool", "longformer")
-_LONG_OPTION_DEFAULTS = {
-    "strategy": "head",  # head | tail | head+tail | chunk_pool | longformer
-    "head_tokens": 128,  # head+tail: tokens kept from the start (Sun et al. 2019: 128, then 382 from the end)
-    "chunk_size": 512,  # chunk_pool: tokens per chunk, specials included
-    "chunk_overlap": 128,  # chunk_pool: tokens shared by consecutive chunks
-    "pooling": "mean",  # chunk_pool: mean | max | attention
-    "chunk_representation": "cls",  # chunk_pool: cls | mean
-    "encoder_batch_size": None,  # chunk_pool: chunks per encoder call (None: all)
-    "attention_window": 256,  # longformer: window (converted models) or override (long models)
-    "global_on_question": False,  # longformer: global attention on the question tokens (text_pair_column)
-    "hyperpartisan_split": "stratified",  # data.train_file = a Hyperpartisan directory: stratified | paper
-    "split_seed": 42,  # seed of the stratified Hyperpartisan split (fixed across training seeds)
-}
+HYPERPARTISAN_SPLITS = ("stratified", "paper")
 
 
-def long_options(kwargs: Optional[dict], where: str = "model.kwargs") -> dict:
-    """Validated long-text options from a recipe's ``model.kwargs`` (unknown keys are errors)."""
-    kwargs = dict(kwargs or {})
-    unknown = sorted(set(kwargs) - set(_LONG_OPTION_DEFAULTS))
-    if unknown:
-        import difflib
+@dataclasses.dataclass
+class LongTextOptions:
+    """The options of ``task: long-text-classification``, read from a recipe's ``model.kwargs`` (unknown keys
+    and out-of-range values are errors that name the key). The same object drives training, ``eval``/``predict``
+    (:func:`nlp_cv_tricks.inference.saved_long_options` reads it back from a run's ``recipe.yaml``) and the
+    model card."""
 
-        near = difflib.get_close_matches(unknown[0], list(_LONG_OPTION_DEFAULTS), n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise ValueError(f"{where}: unknown long-text option {unknown[0]!r}{hint} (known: {sorted(_LONG_OPTION_DEFAULTS)})")
-    opts = {**_LONG_OPTION_DEFAULTS, **kwargs}
-    if opts["strategy"] not in LONG_STRATEGIES:
-        raise ValueError(f"{where}.strategy={opts['strategy']!r}; expected one of {LONG_STRATEGIES}")
-    if opts["pooling"] not in POOLINGS:
-        raise ValueError(f"{where}.pooling={opts['pooling']!r}; expected one of {POOLINGS}")
-    if opts["hyperpartisan_split"] not in ("stratified", "paper"):
-        raise ValueError(f"{where}.hyperpartisan_split={opts['hyperpartisan_split']!r}; expected stratified or paper")
-    return opts
+    strategy: str = "head"  # head | tail | head+tail | chunk_pool | longformer
+    head_tokens: int = 128  # head+tail: tokens kept from the start (Sun et al. 2019: 128, then 382 from the end)
+    chunk_size: int = 512  # chunk_pool: tokens per chunk, specials included
+    chunk_overlap: int = 128  # chunk_pool: tokens shared by consecutive chunks
+    pooling: str = "mean"  # chunk_pool: mean | max | attention
+    chunk_representation: str = "cls"  # chunk_pool: cls | mean
+    encoder_batch_size: Optional[int] = None  # chunk_pool: chunks per encoder call (None: all)
+    attention_window: int = 256  # longformer: window (converted models) or override (long models)
+    global_on_question: bool = False  # longformer: global attention on the question tokens (text_pair_column)
+    hyperpartisan_split: str = "stratified"  # data.train_file = a Hyperpartisan directory: stratified | paper
+    split_seed: int = 42  # seed of the stratified Hyperpartisan split (fixed across training seeds)
+
+    @classmethod
+    def from_kwargs(cls, kwargs: Optional[dict], where: str = "model.kwargs") -> "LongTextOptions":
+        """Validated options from a ``model.kwargs`` mapping; ``where`` prefixes every error message."""
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise RecipeError(f"{where} must be a mapping, got {type(kwargs).__name__} {kwargs!r}")
+        kwargs = dict(kwargs or {})
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(kwargs) - set(known))
+        if unknown:
+            import difflib
+
+            near = difflib.get_close_matches(str(unknown[0]), known, n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise RecipeError(f"{where}: unknown long-text option {unknown[0]!r}{hint} (known: {sorted(known)})")
+        opts = cls(**kwargs)
+        opts.validate(where)
+        return opts
+
+    @classmethod
+    def from_recipe(cls, recipe) -> "LongTextOptions":
+        return cls.from_kwargs(recipe.model.kwargs, where=f"{recipe.source or 'recipe'}: model.kwargs")
+
+    def validate(self, where: str = "model.kwargs") -> None:
+        def choice(key, allowed):
+            if getattr(self, key) not in allowed:
+                raise RecipeError(f"{where}.{key}={getattr(self, key)!r}; expected one of {list(allowed)}")
+
+        def integer(key, low, none_ok=False):
+            v = getattr(self, key)
+            if v is None and none_ok:
+                return
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise RecipeError(f"{where}.{key}={v!r}; expected an integer >= {low}"
+                                  + (" or null" if none_ok else ""))
+
+        choice("strategy", LONG_STRATEGIES)
+        choice("pooling", POOLINGS)
+        choice("chunk_representation", CHUNK_REPRESENTATIONS)
+        choice("hyperpartisan_split", HYPERPARTISAN_SPLITS)
+        integer("head_tokens", 0)
+        integer("chunk_size", 3)
+        integer("chunk_overlap", 0)
+        integer("encoder_batch_size", 1, none_ok=True)
+        integer("attention_window", 2)
+        integer("split_seed", 0)
+        if self.chunk_overlap >= self.chunk_size - 2:
+            raise RecipeError(f"{where}.chunk_overlap={self.chunk_overlap} must be smaller than chunk_size - 2 "
+                              f"(= {self.chunk_size - 2}: each chunk also holds [CLS] and [SEP])")
+        if self.attention_window % 2:
+            raise RecipeError(f"{where}.attention_window={self.attention_window} must be even (Longformer)")
+        if not isinstance(self.global_on_question, bool):
+            raise RecipeError(f"{where}.global_on_question={self.global_on_question!r}; expected true or false")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def long_options(kwargs: Optional[dict], where: str = "model.kwargs") -> LongTextOptions:
+    """:meth:`LongTextOptions.from_kwargs` (the validated options of a recipe's ``model.kwargs``)."""
+    return LongTextOptions.from_kwargs(kwargs, where)
 
 
 def _is_hyperpartisan_dir(path: Optional[str]) -> bool:
@@ -78,17 +129,17 @@ def prepare_long_text(recipe, accelerator) -> dict:
     with ``data.text_column``). ``data.max_length`` is the model input length for ``head``/``tail``/``head+tail``
     (512 for BERT) and the document length read by ``chunk_pool``/``longformer`` (e.g. 4096; longer documents
     are cut, and the number of dropped tokens is logged). Options live in ``model.kwargs`` (see
-    :func:`long_options`).
+    :class:`LongTextOptions`).
     """
     from transformers import AutoTokenizer, LongformerForSequenceClassification
 
 
     data, mcfg = recipe.data, recipe.model
-    opts = long_options(mcfg.kwargs)
-    strategy = opts["strategy"]
+    opts = LongTextOptions.from_recipe(recipe)
+    strategy = opts.strategy
     with accelerator.main_process_first():
         if _is_hyperpartisan_dir(data.train_file):
-            dd = load_hyperpartisan(data.train_file, split=opts["hyperpartisan_split"], seed=opts["split_seed"])
+            dd = load_hyperpartisan(data.train_file, split=opts.hyperpartisan_split, seed=opts.split_seed)
             names = dd["train"].features["label"].names
             dd = dd.rename_column("label", "labels")
             train, dev, test = dd["train"], dd["validation"], dd["test"]
@@ -116,25 +167,25 @@ def prepare_long_text(recipe, accelerator) -> dict:
         tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(mcfg.tokenizer or mcfg.name))
         model = ChunkPoolForSequenceClassification.from_encoder(
             path, tokenizer=tokenizer, num_labels=len(names), id2label=id2label, label2id=label2id,
-            chunk_size=opts["chunk_size"], chunk_overlap=opts["chunk_overlap"], pooling=opts["pooling"],
-            chunk_representation=opts["chunk_representation"], encoder_batch_size=opts["encoder_batch_size"],
+            chunk_size=opts.chunk_size, chunk_overlap=opts.chunk_overlap, pooling=opts.pooling,
+            chunk_representation=opts.chunk_representation, encoder_batch_size=opts.encoder_batch_size,
         )
     else:  # longformer
         src_type = AutoConfig.from_pretrained(path).model_type
         kw = dict(num_labels=len(names), id2label=id2label, label2id=label2id, **(mcfg.config_overrides or {}))
         if src_type == "longformer":
             if "attention_window" in (mcfg.kwargs or {}):
-                kw["attention_window"] = opts["attention_window"]
+                kw["attention_window"] = opts.attention_window
                 saved = AutoConfig.from_pretrained(path).attention_window
                 saved = saved[0] if isinstance(saved, (list, tuple)) and len(set(saved)) == 1 else saved
-                if saved != opts["attention_window"]:
+                if saved != opts.attention_window:
                     logger.warning("model.kwargs.attention_window=%s replaces the window %s saved with %s (drop the "
-                                   "key to keep the converted model's)", opts["attention_window"], saved, path)
+                                   "key to keep the converted model's)", opts.attention_window, saved, path)
             model = LongformerForSequenceClassification.from_pretrained(path, dtype=torch.float32, **kw)
             tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(mcfg.tokenizer or mcfg.name))
         else:
             with tempfile.TemporaryDirectory() as tmp:
-                convert_to_longformer(path, max_length=data.max_length, attention_window=opts["attention_window"],
+                convert_to_longformer(path, max_length=data.max_length, attention_window=opts.attention_window,
                                       out_dir=Path(tmp) / "long", tokenizer_name_or_path=mcfg.tokenizer)
                 model = LongformerForSequenceClassification.from_pretrained(Path(tmp) / "long", dtype=torch.float32,
                                                                             **kw)
@@ -143,13 +194,13 @@ def prepare_long_text(recipe, accelerator) -> dict:
         if data.max_length > limit:
             raise ValueError(f"data.max_length={data.max_length} exceeds the Longformer's {limit} positions")
         collate_fn = LongformerCollator(tokenizer, attention_window=model.config.attention_window,
-                                        global_on_question=opts["global_on_question"])
+                                        global_on_question=opts.global_on_question)
     if strategy in ("chunk_pool", "longformer") and mcfg.gradient_checkpointing:
         enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
         enable()
 
     trunc = strategy if strategy in ("tail", "head+tail") else "head"
-    fn = make_truncation_fn(tokenizer, trunc, max_length=data.max_length, head_tokens=opts["head_tokens"],
+    fn = make_truncation_fn(tokenizer, trunc, max_length=data.max_length, head_tokens=opts.head_tokens,
                             text_column=text_column, question_column=data.text_pair_column)
     keep = {"input_ids", "attention_mask", "token_type_ids", "labels"}
 
