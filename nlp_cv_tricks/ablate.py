@@ -445,7 +445,7 @@ def summarize(runs: Sequence[RunResult], variant_names: Sequence[str], report: s
         ok = {s: value(r) for s, r in rs.items() if r.error is None and value(r) is not None}
         vals = [ok[s] for s in sorted(ok)]
         mean = float(np.mean(vals)) if vals else None
-        std = float(np.std(vals, ddof=1)) if len(vals) > 1 else (0.0 if vals else None)
+        std = float(np.std(vals, ddof=1)) if len(vals) > 1 else None  # one seed has no spread
         delta = lo = hi = p = None
         if name != variant_names[0]:
             common = sorted(set(ok) & set(base))
@@ -473,14 +473,22 @@ def markdown_table(summaries: Sequence[VariantSummary], metric_name: str) -> str
             "time/run (s)", "peak RSS (MB)"] + (["peak GPU (MB)"] if gpu else [])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for s in summaries:
-        ci = f"[{_fmt(s.ci_low, signed=True)}, {_fmt(s.ci_high, signed=True)}]" if s.ci_low is not None else "–"
+        has_ci = s.ci_low is not None and math.isfinite(s.ci_low)
+        ci = f"[{_fmt(s.ci_low, signed=True)}, {_fmt(s.ci_high, signed=True)}]" if has_ci else "–"
+        if s.mean is None:
+            value = "–"
+        else:
+            value = _fmt(s.mean) + (f" ± {_fmt(s.std)}" if s.std is not None else " (1 seed)")
         seeds = f"{s.n}" + (f" ({s.failed} failed)" if s.failed else "")
-        row = [s.name, f"{_fmt(s.mean)} ± {_fmt(s.std)}" if s.mean is not None else "–",
+        row = [s.name, value,
                _fmt(s.delta, signed=True), ci, _fmt(s.p_value, ".3f"), seeds, _fmt(s.seconds, ".1f"),
                _fmt(s.peak_mem_mb, ".0f")] + ([_fmt(s.gpu_peak_mem_mb, ".0f")] if gpu else [])
         lines.append("| " + " | ".join(row) + " |")
     few = min((s.n - s.failed for s in summaries[1:] if s.ci_low is not None), default=None)
-    if few is not None and few < 5:
+    if few == 1:
+        lines += ["", "One seed: no spread and no interval; a difference this size may be seed noise. Add seeds "
+                      "(--seeds 3) before concluding."]
+    elif few is not None and few < 5:
         lines += ["", f"With {few} paired seeds the bootstrap interval is little more than the range of the "
                       "differences: treat it as indicative and add seeds before concluding."]
     return "\n".join(lines) + "\n"

@@ -225,3 +225,16 @@ def test_lr_sweep_refuses_settings_that_try_nothing(tmp_path):
         ab.lr_sweep(RECIPE, start=1e-8, out_dir=tmp_path / "x", verbose=False)
     with pytest.raises(ab.AblateError, match="--patience must be >= 1"):
         ab.lr_sweep(RECIPE, patience=0, out_dir=tmp_path / "x", verbose=False)
+
+
+def test_one_seed_table_shows_no_spread_and_no_interval():
+    from nlp_cv_tricks.ablate import RunResult, markdown_table, summarize
+
+    runs = [RunResult(variant=v, seed=42, metric=m, last_metric=m, metric_name="eval/accuracy", greater_is_better=True,
+                      seconds=1.0, train_seconds=1.0, peak_mem_mb=None, gpu_peak_mem_mb=None, run_dir=".", overrides=[])
+            for v, m in (("base", 0.88), ("x", 0.87))]
+    summaries = summarize(runs, ["base", "x"], "best")
+    assert summaries[0].std is None and summaries[1].std is None
+    md = markdown_table(summaries, "eval/accuracy")
+    assert "| base | 0.8800 (1 seed) |" in md and "| x | 0.8700 (1 seed) | -0.0100 | – |" in md
+    assert "± 0.0000" not in md and "One seed: no spread and no interval" in md

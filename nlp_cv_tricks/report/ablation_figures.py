@@ -73,7 +73,9 @@ def forest_plot(summaries: Sequence[dict], runs: Sequence[dict], metric_name: st
     ax.set_ylim(-0.8, len(variants) - 0.2)
     ax.set_xlabel(f"Δ {metric_name} vs baseline (variant − baseline, same seed)")
     bm = base.get("mean")
-    ax.set_title(f"baseline {metric_name} = {bm:.4f} ± {base.get('std') or 0:.4f} over {base.get('n')} seeds"
+    spread = f" ± {base['std']:.4f}" if _finite(base.get("std")) else ""
+    n = base.get("n")
+    ax.set_title(f"baseline {metric_name} = {bm:.4f}{spread} over {n} seed{'' if n == 1 else 's'}"
                  if _finite(bm) else "baseline has no result", fontsize=10)
     ax.grid(axis="x", alpha=0.25)
     if variants:

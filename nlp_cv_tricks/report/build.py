@@ -329,8 +329,9 @@ def ablation_page(path: PathLike, log: Callable[[str], None] = logger.info) -> P
     rows = []
     for s in summaries:
         ci = (f"[{f(s.get('ci_low'), signed=True)}, {f(s.get('ci_high'), signed=True)}]"
-              if s.get("ci_low") is not None else "–")
-        rows.append((s["name"], f"{f(s.get('mean'))} ± {f(s.get('std'))}", f(s.get("delta"), signed=True), ci,
+              if f(s.get("ci_low")) != "–" else "–")
+        spread = f" ± {f(s.get('std'))}" if f(s.get("std")) != "–" else (" (1 seed)" if s.get("n") == 1 else "")
+        rows.append((s["name"], f"{f(s.get('mean'))}{spread}", f(s.get("delta"), signed=True), ci,
                      f(s.get("p_value"), ".3f"),
                      f"{s.get('n')}" + (f" ({s['failed']} failed)" if s.get("failed") else ""),
                      f(s.get("seconds"), ".1f")))
