@@ -253,9 +253,9 @@ def model_facts(model_dir: os.PathLike) -> ModelFacts:
                              if stride else "")
                           + (f"; questions cut to {query} tokens" if query else ""))
         elif task == "long-text-classification":
-            from .tasks.long_text import long_options
+            from .tasks.long_text import LongTextOptions
 
-            opts = long_options(kwargs, where="recipe.yaml model.kwargs")
+            opts = LongTextOptions.from_kwargs(kwargs, where="recipe.yaml model.kwargs")
             s = opts.strategy
             if s == "chunk_pool":
                 inputs.append(f"whole documents, cut into chunks of {opts.chunk_size} tokens (specials included) "

@@ -58,9 +58,9 @@ def saved_long_options(path: str) -> Optional["LongTextOptions"]:
     raw = _saved_recipe(resolve_model_dir(path))
     if raw.get("task") != "long-text-classification":
         return None
-    from .tasks.long_text import long_options
+    from .tasks.long_text import LongTextOptions
 
-    return long_options((raw.get("model") or {}).get("kwargs"), where=f"{path}: recipe.yaml model.kwargs")
+    return LongTextOptions.from_kwargs((raw.get("model") or {}).get("kwargs"), where=f"{path}: recipe.yaml model.kwargs")
 
 
 def _data_cfg_for(data: str, data_cfg: DataConfig, fmt: Optional[str], text_column: Optional[str],

@@ -563,15 +563,15 @@ RECIPES = Path(__file__).parents[1] / "recipes"
 @pytest.mark.parametrize("name", ["head", "headtail", "chunkpool", "longformer"])
 def test_long_recipes_load(name):
     from nlp_cv_tricks.config import load_recipe
-    from nlp_cv_tricks.tasks.long_text import long_options
+    from nlp_cv_tricks.tasks.long_text import LongTextOptions
 
     r = load_recipe(RECIPES / f"long_hyperpartisan_{name}.yaml")
     assert r.task == "long-text-classification"
-    opts = long_options(r.model.kwargs)
+    opts = LongTextOptions.from_recipe(r)
     assert opts.strategy == {"head": "head", "headtail": "head+tail", "chunkpool": "chunk_pool",
                                 "longformer": "longformer"}[name]
     with pytest.raises(ValueError, match="did you mean 'pooling'"):
-        long_options({"poolng": "max"})
+        LongTextOptions.from_kwargs({"poolng": "max"})
 
 
 def test_long_text_options_are_typed_and_checked():
@@ -581,7 +581,6 @@ def test_long_text_options_are_typed_and_checked():
     opts = LongTextOptions.from_kwargs({"strategy": "chunk_pool", "chunk_size": 256, "chunk_overlap": 64})
     assert (opts.strategy, opts.chunk_size, opts.chunk_overlap, opts.pooling) == ("chunk_pool", 256, 64, "mean")
     assert LongTextOptions.from_kwargs(None) == LongTextOptions()
-    assert LongTextOptions(**opts.to_dict()) == opts
     for kwargs, expected in [
         ({"strategy": "middle"}, "model.kwargs.strategy='middle'; expected one of"),
         ({"chunk_representation": "max"}, "model.kwargs.chunk_representation='max'"),

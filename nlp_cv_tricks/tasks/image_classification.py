@@ -169,9 +169,6 @@ class ImageOptions:
         if frac is not None and (isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 <= frac < 1):
             bad("image.dev_fraction", frac, "a number in [0, 1) (0: no dev split)")
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 def _check_layer_decay_wired(model) -> None:
     """Refuse a layer_decay the trainer's optimizer would silently drop."""

@@ -98,14 +98,6 @@ class LongTextOptions:
         if not isinstance(self.global_on_question, bool):
             raise RecipeError(f"{where}.global_on_question={self.global_on_question!r}; expected true or false")
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def long_options(kwargs: Optional[dict], where: str = "model.kwargs") -> LongTextOptions:
-    """:meth:`LongTextOptions.from_kwargs` (the validated options of a recipe's ``model.kwargs``)."""
-    return LongTextOptions.from_kwargs(kwargs, where)
-
 
 def _is_hyperpartisan_dir(path: Optional[str]) -> bool:
 
