@@ -11,8 +11,9 @@ selected model is scored once on the 65 test documents. The learning rate of eac
 (the row marked "selected": highest mean dev macro-F1 over the learning rates run), never on test.
 
 Resumable: every finished run appends one JSON record (method, seed, settings, metrics, wall time) to ``--records``;
-runs already recorded are skipped. The table is printed from all records, with ``n`` per row and a 95% CI
-(Wilson interval on the 65 documents for one seed; t interval over seeds otherwise).
+runs already recorded are skipped. The table is printed from all records, with ``n`` per row and a 95% CI:
+for one seed, the Wilson interval of the accuracy on the 65 documents and a bootstrap interval of the macro-F1
+(see ``macro_f1_ci``); for several seeds, the t interval over seeds.
 
     HF_HUB_OFFLINE=1 .venv/bin/python scripts/bench_long_hyperpartisan.py --methods headtail512 \
         --lrs 5e-5 2e-4 --seeds 1 --epochs 2 --records benchmarks/long_hyperpartisan.jsonl
@@ -190,12 +191,63 @@ def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
     return c - h, c + h
 
 
-def _ms(vals: list[float], n_test: int | None = None) -> str:
+def confusion_from_scores(acc: float, f1_macro: float, n_pos: int, n_neg: int) -> list[tuple[int, int, int, int]]:
+    """Every binary confusion matrix (tp, fn, fp, tn) with this accuracy and macro-F1 on ``n_pos`` + ``n_neg``
+    documents. The records keep the two scores, not the predictions; with two classes the class counts and the
+    accuracy leave one free count, which the macro-F1 fixes (at most a mirrored pair), so a record's interval
+    needs no rerun."""
+    correct = round(acc * (n_pos + n_neg))
+    found = []
+    for tp in range(n_pos + 1):
+        tn = correct - tp
+        if not 0 <= tn <= n_neg:
+            continue
+        fn, fp = n_pos - tp, n_neg - tn
+        f1 = (2 * tp / (2 * tp + fp + fn) + 2 * tn / (2 * tn + fn + fp)) / 2
+        if abs(f1 - f1_macro) < 1e-6:
+            found.append((tp, fn, fp, tn))
+    return found
+
+
+def _macro_f1(y, p, axis=-1):
+    """Binary macro-F1 along ``axis`` (vectorised for ``scipy.stats.bootstrap``); an empty class scores 0 as in
+    scikit-learn."""
+    import numpy as np
+
+    def f1(c):
+        tp = ((y == c) & (p == c)).sum(axis)
+        den = (y == c).sum(axis) + (p == c).sum(axis)
+        return np.divide(2 * tp, den, out=np.zeros(np.shape(den)), where=den > 0)
+
+    return (f1(0) + f1(1)) / 2
+
+
+def macro_f1_ci(acc: float, f1_macro: float, n_pos: int, n_neg: int) -> tuple[float, float] | None:
+    """95% percentile-bootstrap interval (10,000 resamples of the test documents, fixed seed) of one run's
+    macro-F1, from the confusion matrix its scores imply; None if no matrix matches. Mirrored matrices: the
+    envelope of their intervals."""
+    import numpy as np
+    from scipy import stats
+
+    lo, hi = None, None
+    for tp, fn, fp, tn in confusion_from_scores(acc, f1_macro, n_pos, n_neg):
+        y = np.array([1] * (tp + fn) + [0] * (fp + tn))
+        p = np.array([1] * tp + [0] * fn + [1] * fp + [0] * tn)
+        ci = stats.bootstrap((y, p), _macro_f1, paired=True, vectorized=True, n_resamples=10_000,
+                             method="percentile", random_state=0).confidence_interval
+        lo = ci.low if lo is None else min(lo, ci.low)
+        hi = ci.high if hi is None else max(hi, ci.high)
+    return None if lo is None else (float(lo), float(hi))
+
+
+def _ms(vals: list[float], n_test: int | None = None, f1_ci: tuple[float, float] | None = None) -> str:
     if len(vals) == 1:
         s = f"{vals[0]:.3f}"
         if n_test:
             lo, hi = wilson(vals[0], n_test)
             s += f" [{lo:.2f}, {hi:.2f}]"
+        elif f1_ci:
+            s += f" [{f1_ci[0]:.2f}, {f1_ci[1]:.2f}]"
         return s
     from scipy import stats
 
@@ -204,7 +256,9 @@ def _ms(vals: list[float], n_test: int | None = None) -> str:
     return f"{m:.3f} ± {sd:.3f} [{m - h:.2f}, {m + h:.2f}]"
 
 
-def render(records: list[dict], n_test: int = 65) -> str:
+def render(records: list[dict], test_counts: tuple[int, int] = (24, 41)) -> str:
+    """The table; ``test_counts``: (hyperpartisan, not) documents in the test split."""
+    n_test = sum(test_counts)
     groups: dict[tuple, list[dict]] = {}
     for r in records:
         key = (r["method"], json.dumps({k: v for k, v in r["settings"].items()}, sort_keys=True))
@@ -214,7 +268,7 @@ def render(records: list[dict], n_test: int = 65) -> str:
         dev = statistics.mean(r["best_dev"] for r in rs)
         if key[0] not in best_by_method or dev > best_by_method[key[0]][0]:
             best_by_method[key[0]] = (dev, key)
-    lines = ["| method | settings | n | dev macro-F1 | test accuracy [95% CI] | test macro-F1 | train s/run | "
+    lines = ["| method | settings | n | dev macro-F1 | test accuracy [95% CI] | test macro-F1 [95% CI] | train s/run | "
              "selected on dev |", "|---|---|---:|---:|---:|---:|---:|---|"]
     order = list(METHODS)
     for key in sorted(groups, key=lambda k: (order.index(k[0]) if k[0] in order else 99, k[1])):
@@ -222,8 +276,9 @@ def render(records: list[dict], n_test: int = 65) -> str:
         st = json.loads(key[1])
         desc = ", ".join(f"{k}={v}" for k, v in st.items() if k not in ("split", "set") and v not in (None, []))
         sel = "yes" if best_by_method[key[0]][1] == key else ""
+        f1_ci = macro_f1_ci(rs[0]["test_accuracy"], rs[0]["test_f1_macro"], *test_counts) if len(rs) == 1 else None
         lines.append(f"| {key[0]} | {desc} | {len(rs)} | {statistics.mean(r['best_dev'] for r in rs):.3f} | "
-                     f"{_ms([r['test_accuracy'] for r in rs], n_test)} | {_ms([r['test_f1_macro'] for r in rs])} | "
+                     f"{_ms([r['test_accuracy'] for r in rs], n_test)} | {_ms([r['test_f1_macro'] for r in rs], f1_ci=f1_ci)} | "
                      f"{statistics.mean(r['train_seconds'] for r in rs):.0f} | {sel} |")
     return "\n".join(lines)
 
@@ -299,7 +354,9 @@ def main() -> int:
         print(f"# {r['documents']} documents, mean {r['mean_tokens']:.0f} MiniLM tokens; longer than 512: "
               f"{r['over_512']} ({r['over_512'] / r['documents']:.0%}); longer than {k}: {r[f'over_{k}']} "
               f"({r[f'over_{k}'] / r['documents']:.0%})")
-    print(render([r for r in records if not r["method"].startswith("_")]))
+    test_labels = _split()["test"]["label"]
+    counts = (sum(y == 1 for y in test_labels), sum(y == 0 for y in test_labels))
+    print(render([r for r in records if not r["method"].startswith("_")], counts))
     return 0
 
 
