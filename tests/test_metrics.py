@@ -23,13 +23,16 @@ def test_metrics_equal_sklearn(k):
         assert m[f"f1/c{i}"] == pytest.approx(f[i])
     auc = skm.roc_auc_score(labels, probs[:, 1]) if k == 2 else skm.roc_auc_score(labels, probs, multi_class="ovr")
     assert m["auc"] == pytest.approx(auc)
+    ap = (skm.average_precision_score(labels == 1, probs[:, 1]) if k == 2
+          else np.mean([skm.average_precision_score(labels == i, probs[:, i]) for i in range(k)]))
+    assert m["pr_auc"] == pytest.approx(ap)
     assert m["confusion_matrix"] == skm.confusion_matrix(labels, preds).tolist()
 
 
 def test_auc_undefined_when_class_missing():
     logits = np.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
     m = classification_metrics(logits, np.array([0, 1]))
-    assert m["auc"] is None and "absent" in m["auc_note"]
+    assert m["auc"] is None and m["pr_auc"] is None and "absent" in m["auc_note"]
     assert m["accuracy"] == 1.0
 
 
@@ -58,3 +61,22 @@ def test_metrics_match_sklearn_with_ties_and_empty_classes(k):
     auc = (skm.roc_auc_score(labels, probs[:, 1]) if k == 2
            else skm.roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=ids))
     assert m["auc"] == pytest.approx(auc)
+    ap = (skm.average_precision_score(labels == 1, probs[:, 1]) if k == 2
+          else np.mean([skm.average_precision_score(labels == i, probs[:, i]) for i in ids]))
+    assert m["pr_auc"] == pytest.approx(ap)
+
+
+def test_pr_auc_tracks_the_rare_class_where_roc_auc_does_not():
+    """5 positives in 1,000: a ranking that puts 20 negatives above every positive keeps ROC-AUC near 1 while
+    PR-AUC (average precision) falls to 5/25 = 0.2; ties count as one threshold, as in scikit-learn."""
+    labels = np.zeros(1000, dtype=int)
+    labels[:5] = 1
+    score = np.zeros(1000)
+    score[5:25] = 1.0  # 20 negatives ranked first
+    score[:5] = 0.9
+    probs = np.stack([1 - score / 2, score / 2], axis=1)
+    m = classification_metrics(probs, labels)
+    assert m["auc"] > 0.97
+    assert m["pr_auc"] == pytest.approx(skm.average_precision_score(labels, score)) == pytest.approx(0.2)
+    tied = np.full(1000, 0.5)  # one threshold: precision = prevalence at recall 1
+    assert classification_metrics(np.stack([1 - tied, tied], 1), labels)["pr_auc"] == pytest.approx(0.005)

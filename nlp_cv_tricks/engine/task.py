@@ -72,7 +72,7 @@ class ClassificationTask(Task):
 
     def metric_names(self) -> Optional[set[str]]:
         names = {"accuracy", "f1_macro", "f1_micro", "f1_weighted", "precision_macro", "recall_macro", "auc",
-                 "loss", "n"}
+                 "pr_auc", "loss", "n"}
         for label in self.label_names or []:
             names |= {f"{m}/{label}" for m in ("precision", "recall", "f1", "support")}
         return names

@@ -2,8 +2,8 @@
 
 Computed here with numpy from the confusion matrix (and ROC-AUC from ranks), so evaluation needs only the core
 install: the ``evaluate`` library fetches its metric scripts from the Hugging Face Hub by name and fails offline,
-and scikit-learn is an optional extra. The definitions are scikit-learn's (``zero_division=0``; ROC-AUC one-vs-rest
-macro for more than two classes); ``tests/test_metrics.py`` checks every value against scikit-learn. Keys are flat
+and scikit-learn is an optional extra. The definitions are scikit-learn's (``zero_division=0``; ROC-AUC and PR-AUC
+one-vs-rest macro for more than two classes; PR-AUC is ``average_precision_score``); ``tests/test_metrics.py`` checks every value against scikit-learn. Keys are flat
 (``accuracy``, ``f1_macro``, ``f1/<label>`` ...) so they log to JSONL and trackers as they are.
 """
 
@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-__all__ = ["classification_metrics", "softmax", "confusion_matrix", "binary_roc_auc"]
+__all__ = ["classification_metrics", "softmax", "confusion_matrix", "binary_roc_auc", "binary_average_precision"]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -51,6 +51,25 @@ def binary_roc_auc(is_positive: np.ndarray, score: np.ndarray) -> float:
     return float(u / (n_pos * n_neg))
 
 
+def binary_average_precision(is_positive: np.ndarray, score: np.ndarray) -> float:
+    """Area under the precision-recall curve as average precision: the sum over score thresholds of
+    (R_n - R_(n-1)) * P_n, tied scores forming one threshold (scikit-learn's ``average_precision_score``, no
+    interpolation). On imbalanced data it reflects how the rare class is ranked, where ROC-AUC stays near 1."""
+    pos = np.asarray(is_positive, dtype=bool)
+    score = np.asarray(score, dtype=np.float64)
+    n_pos = int(pos.sum())
+    if n_pos == 0:
+        raise ValueError("PR-AUC needs positive examples")
+    order = np.argsort(-score, kind="mergesort")
+    s, y = score[order], pos[order]
+    tps = np.cumsum(y)
+    last = np.r_[np.flatnonzero(np.diff(s) != 0), s.size - 1]  # the last row of each run of tied scores
+    tp = tps[last].astype(np.float64)
+    precision = tp / (last + 1)
+    recall = tp / n_pos
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
 def classification_metrics(
     logits_or_probs: np.ndarray,
     labels: np.ndarray,
@@ -58,11 +77,12 @@ def classification_metrics(
     per_class: bool = True,
     confusion: bool = True,
 ) -> dict:
-    """Accuracy, macro/micro/weighted F1, per-class precision/recall/F1, ROC-AUC and the confusion matrix.
+    """Accuracy, macro/micro/weighted F1, per-class precision/recall/F1, ROC-AUC, PR-AUC and the confusion matrix.
 
     ``logits_or_probs`` has shape (n, num_classes); rows that do not sum to one are treated as logits. ROC-AUC
-    is binary for two classes and one-vs-rest (macro) otherwise; it is ``None`` (with ``auc_note``) when a
-    class is missing from ``labels``, where it is undefined.
+    (``auc``) and PR-AUC (``pr_auc``, average precision) are binary for two classes, with the second class
+    (id 1) as the positive one, and one-vs-rest (macro) otherwise; both are ``None`` (with ``auc_note``) when a
+    class is missing from ``labels``, where they are undefined.
     """
     scores = np.asarray(logits_or_probs, dtype=np.float64)
     labels = np.asarray(labels).astype(np.int64)
@@ -99,12 +119,14 @@ def classification_metrics(
             out[f"support/{name}"] = int(support[i])
     present = np.unique(labels)
     if len(present) < k or k < 2:
-        out["auc"] = None
+        out["auc"] = out["pr_auc"] = None
         out["auc_note"] = f"ROC-AUC undefined: classes {sorted(set(all_ids) - set(present.tolist()))} absent from labels"
     elif k == 2:
         out["auc"] = binary_roc_auc(labels == 1, probs[:, 1])
+        out["pr_auc"] = binary_average_precision(labels == 1, probs[:, 1])
     else:
         out["auc"] = float(np.mean([binary_roc_auc(labels == i, probs[:, i]) for i in all_ids]))
+        out["pr_auc"] = float(np.mean([binary_average_precision(labels == i, probs[:, i]) for i in all_ids]))
     if confusion:
         out["confusion_matrix"] = cm.tolist()
     return out
