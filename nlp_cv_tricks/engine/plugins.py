@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 
 from ..config import BUILTIN_TASKS, Recipe, register_task_name
 from ..utils.registry import LazyRegistry, import_target
-from .events import Trick
+from .events import Callback, Trick
 
 _REGISTRY: dict[str, type[Trick]] = {}
 
@@ -99,6 +99,10 @@ def _parse_spec(spec: Any, where: str) -> tuple[str, dict]:
 
 
 def build_trick(spec: Any, where: str = "tricks") -> Trick:
+    """A plug-in from a recipe spec (a name, or a one-key mapping name -> options); a ready Trick or Callback
+    instance is taken as it is."""
+    if isinstance(spec, (Trick, Callback)):
+        return spec
     name, opts = _parse_spec(spec, where)
     _load(name)
     if name not in _REGISTRY:

@@ -41,6 +41,15 @@ class TrainState:
         return self._trainer.output_dir
 
     @property
+    def checkpoint_dir(self) -> Path:
+        """The checkpoint directory of the current step: where a plug-in's ``state_dict`` may write files that
+        belong with the checkpoint being saved (``checkpoints/step_N`` of the run; a host loop names its own)."""
+        own = getattr(self._trainer, "checkpoint_dir", None)
+        if own is not None:
+            return Path(own)
+        return Path(self.output_dir) / "checkpoints" / f"step_{self.global_step}"
+
+    @property
     def task(self):
         return self._trainer.task
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
 
 import torch
+
+from .events import Trick
 
 if TYPE_CHECKING:  # pragma: no cover
     from .state import TrainState
 
-__all__ = ["StepContext"]
+__all__ = ["StepContext", "chain_forward_loss", "run_passes"]
 
 
 class StepContext:
@@ -40,6 +42,10 @@ class StepContext:
         # synchronisation and the last extra pass (``extra_pass(last=True)``) all-reduces. A trick that makes no
         # pass in a step where this is set must all-reduce itself (``tricks.adversarial.sync_skipped_step``).
         self.deferred_sync = False
+        # what every backward of this micro-batch is multiplied by before ``accelerator.backward`` (which divides
+        # by the accumulation steps it knows of): 1 in the package's trainer; a host loop that normalises the
+        # loss itself (transformers.Trainer's ``num_items_in_batch``) sets it
+        self.loss_scale: float = 1.0
 
     # ---- model access ----------------------------------------------------------------------------
     @property
@@ -65,8 +71,9 @@ class StepContext:
 
     # ---- backward --------------------------------------------------------------------------------
     def backward(self, loss: torch.Tensor) -> None:
-        """Backward of an extra pass, scaled for gradient accumulation and fp16 like the clean one."""
-        self.accelerator.backward(loss)
+        """Backward of a pass (the clean one and every extra one), scaled for gradient accumulation and fp16
+        alike."""
+        self.accelerator.backward(loss * self.loss_scale if self.loss_scale != 1.0 else loss)
 
     def sync_pass(self):
         """Context for the *last* extra forward/backward of a step: gradients are all-reduced there (DDP).
@@ -91,3 +98,35 @@ class StepContext:
         if isinstance(value, torch.Tensor):
             value = value.detach().float().mean().item()
         self.logs[name] = float(value)
+
+
+def chain_forward_loss(step: StepContext, plugins: Iterable, compute: Callable[[], tuple]) -> Callable[[], tuple]:
+    """``compute`` wrapped by every plug-in that overrides ``forward_loss``; the first listed is the outermost."""
+    fn = compute
+    for trick in reversed(list(plugins)):
+        if getattr(type(trick), "forward_loss", Trick.forward_loss) is not Trick.forward_loss:
+            fn = (lambda t, inner: (lambda: t.forward_loss(step, inner)))(trick, fn)
+    return fn
+
+
+def run_passes(step: StepContext, plugins: Iterable, compute: Callable[[], tuple],
+               check: Optional[Callable[[torch.Tensor], bool]] = None) -> bool:
+    """The forward and backward passes of one micro-batch, the same wherever the loop is (the package's trainer,
+    a ``transformers.Trainer``, a user's own loop): the acting tricks' ``on_step_start``, the forward and loss
+    through the ``forward_loss`` wrappers, the clean backward (kept local under DDP when a trick makes further
+    passes), then the tricks' ``after_backward`` extra passes. ``check(loss)`` may veto the backward (a
+    non-finite loss); returns whether the passes ran. ``step.loss`` / ``step.outputs`` hold the clean ones."""
+    plugins = list(plugins)
+    acting = [t for t in plugins if isinstance(t, Trick)]
+    step.deferred_sync = any(t.extra_backward for t in acting)
+    for trick in acting:
+        trick.on_step_start(step)
+    with step.no_sync():
+        step.loss, step.outputs = chain_forward_loss(step, plugins, compute)()
+        ok = check(step.loss) if check is not None else True
+        if ok:
+            step.backward(step.loss)
+    if ok:
+        for trick in acting:
+            trick.after_backward(step)
+    return ok

@@ -43,7 +43,7 @@ from .state import TrainState
 from .optimizer_factory import build_optimizer, build_scheduler, param_groups  # noqa: F401  (their home)
 from .resume_check import RESUME_CHANGES_FILE, check_resume, data_fingerprint, load_error
 from .run_manifest import RunDirError, prepare_run_dir, remove_stale_temp_files
-from .step import StepContext
+from .step import StepContext, run_passes
 from .task import ClassificationTask, Task
 
 logger = logging.getLogger(__name__)
@@ -111,8 +111,6 @@ class _Loop:
     total_steps: int
     num_epochs: int
     constrain: Any = None
-    extra_backward: bool = False
-    acting: list = field(default_factory=list)
     start_epoch: int = 0
     skip_batches: int = 0
     rng_after_load: Optional[dict] = None
@@ -259,15 +257,9 @@ class Trainer:
         return self.task.default_loss(outputs, batch)
 
     def _compute(self, step: StepContext):
-        def compute():
-            outputs = self.task.forward(self.model, step.batch)
-            return self.criterion(outputs, step.batch, step), outputs
-
-        fn = compute
-        for trick in reversed(self.tricks):  # the first listed trick is the outermost wrapper
-            if getattr(type(trick), "forward_loss", Trick.forward_loss) is not Trick.forward_loss:
-                fn = (lambda t, inner: (lambda: t.forward_loss(step, inner)))(trick, fn)
-        return fn()
+        """The clean forward and loss of a micro-batch (what the tricks' ``forward_loss`` wrappers wrap)."""
+        outputs = self.task.forward(self.model, step.batch)
+        return self.criterion(outputs, step.batch, step), outputs
 
     # ---- data loaders ----------------------------------------------------------------------------
     def _loader_input(self, dataset, collate_fn):
@@ -575,8 +567,7 @@ class Trainer:
         # weight constraints of the model (e.g. Kim 2014's max-norm on TextCNN's classifier), after each update
         constrain = getattr(acc.unwrap_model(self.model), "apply_weight_constraints", None)
         return _Loop(train_dl=train_dl, optimizer=optimizer, total_steps=total_steps, num_epochs=num_epochs,
-                     constrain=constrain, extra_backward=any(t.extra_backward for t in self.tricks),
-                     acting=[t for t in self.tricks if isinstance(t, Trick)])  # callbacks only observe
+                     constrain=constrain)
 
     def _restore(self, loop: "_Loop", resume_path: Path, resume_change: Optional[dict]) -> None:
         """Model, optimizer, scheduler and RNG states from the checkpoint; the position in the epoch, the running
@@ -686,19 +677,10 @@ class Trainer:
         acc, cfg = self.accelerator, self.cfg
         with acc.accumulate(self.model):
             step = StepContext(self.state, batch, self.global_step, acc.sync_gradients)
-            step.deferred_sync = loop.extra_backward
-            for trick in loop.acting:
-                trick.on_step_start(step)
-            with step.no_sync():
-                loss, outputs = self._compute(step)
-                step.loss, step.outputs = loss, outputs
-                finite = self._check_finite(loss, loop.epoch, loop.batches_in_epoch)
-                if finite:
-                    acc.backward(loss)
+            finite = run_passes(step, self.tricks, lambda: self._compute(step),
+                                check=lambda loss: self._check_finite(loss, loop.epoch, loop.batches_in_epoch))
             if finite:
-                for trick in loop.acting:
-                    trick.after_backward(step)
-                loop.loss_sum += loss.detach().float()
+                loop.loss_sum += step.loss.detach().float()
                 loop.loss_count += 1
             else:
                 loop.skipped += 1

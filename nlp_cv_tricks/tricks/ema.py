@@ -95,8 +95,7 @@ class ModelEma(Trick):
             return {}
         from safetensors.torch import save_file
 
-        trainer = self._trainer
-        path = Path(trainer.output_dir) / "checkpoints" / f"step_{trainer.global_step}" / "ema.safetensors"
+        path = Path(self._trainer.checkpoint_dir) / "ema.safetensors"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         save_file({k: v.detach().contiguous().cpu() for k, v in self.ema.module.state_dict().items()}, str(tmp))
