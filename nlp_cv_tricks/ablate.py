@@ -686,6 +686,18 @@ def _cmd_lr_sweep(args) -> int:
     return 0
 
 
+class _InnerHelp(argparse.Action):
+    """``--help`` of ``ablate``/``lr-sweep``: the help of the parser that reads what follows RECIPE."""
+
+    def __init__(self, option_strings, dest, inner, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+        self.inner = inner
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        self.inner().print_help()
+        parser.exit()
+
+
 def add_cli(subparsers) -> None:
     """Add the ``ablate`` and ``lr-sweep`` subcommands (``nlp_cv_tricks.cli.register_cli(add_cli)``).
 
@@ -697,8 +709,10 @@ def add_cli(subparsers) -> None:
         ("lr-sweep", "learning-rate halving search from --start until the dev metric stops improving",
          lr_sweep_parser, _cmd_lr_sweep),
     ):
-        p = subparsers.add_parser(name, help=helptext, description=inner().format_help(),
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        # --help prints the inner parser's help: one usage block, every option (the outer parser only takes
+        # RECIPE and passes the rest on)
+        p = subparsers.add_parser(name, help=helptext, add_help=False)
+        p.add_argument("-h", "--help", action=_InnerHelp, inner=inner, help="show this help message and exit")
         p.add_argument("recipe", help="recipe YAML")
         p.add_argument("rest", nargs=argparse.REMAINDER, help="options and key=value overrides (see above)")
         p.set_defaults(func=func)

@@ -113,7 +113,7 @@ def _cmd_eval(args) -> int:
     else:
         metrics = evaluate_file(args.model_dir, args.data, fmt=args.format, text_column=args.text_column,
                                 text_pair_column=args.text_pair_column, label_column=args.label_column,
-                                batch_size=args.batch_size)
+                                batch_size=args.batch_size, encoding=args.encoding)
     text = json.dumps(metrics, indent=2)
     if args.out:
         if os.path.exists(args.out) and not args.overwrite:
@@ -141,7 +141,8 @@ def _cmd_predict(args) -> int:
         print(f"wrote {n} predictions to {args.out}")
         return 0
     n = predict_file(args.model_dir, args.data, args.out, fmt=args.format, text_column=args.text_column,
-                     text_pair_column=args.text_pair_column, batch_size=args.batch_size, overwrite=args.overwrite)
+                     text_pair_column=args.text_pair_column, batch_size=args.batch_size, overwrite=args.overwrite,
+                     encoding=args.encoding)
     print(f"wrote {n} predictions to {args.out}")
     return 0
 
@@ -174,6 +175,8 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-column", default=None, help="column with the text (default: the one saved with the model)")
     p.add_argument("--text-pair-column", default=None,
                    help="column with the second text of a pair model (default: the one saved with the model)")
+    p.add_argument("--encoding", default=None, help="text encoding of a text data file, e.g. gbk, latin-1, utf-16 "
+                   "(default: the data.encoding saved with the model, else utf-8)")
     p.add_argument("--batch-size", type=int, default=64, help="examples per forward pass (default 64)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 

@@ -64,8 +64,18 @@ def saved_long_options(path: str) -> Optional["LongTextOptions"]:
 
 
 def _data_cfg_for(data: str, data_cfg: DataConfig, fmt: Optional[str], text_column: Optional[str],
-                  text_pair_column: Optional[str], label_column: Optional[str]) -> DataConfig:
+                  text_pair_column: Optional[str], label_column: Optional[str],
+                  encoding: Optional[str] = None) -> DataConfig:
     cfg = DataConfig(**{k: getattr(data_cfg, k) for k in DataConfig.__dataclass_fields__})
+    if encoding:
+        import codecs
+
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise DataError(f"--encoding {encoding!r}: not a text encoding Python knows (e.g. utf-8, gbk, latin-1, "
+                            "utf-16)") from None
+        cfg.encoding = encoding
     if fmt:
         cfg.format = fmt
     elif Path(data).suffix.lower() in _EXT_FORMATS or data_cfg.format == "hub":
@@ -138,9 +148,11 @@ def model_label_map(config) -> LabelMap:
 
 def evaluate_file(model_dir: str, data: str, fmt: Optional[str] = None, text_column: Optional[str] = None,
                   text_pair_column: Optional[str] = None, label_column: Optional[str] = None,
-                  batch_size: int = 64) -> dict:
+                  batch_size: int = 64, encoding: Optional[str] = None) -> dict:
+    """Metrics of a saved text classifier on a labelled file; ``encoding`` (default: the one saved with the model,
+    else UTF-8) is the file's text encoding."""
     model, tokenizer, saved = load_model_dir(model_dir)
-    cfg = _data_cfg_for(data, saved, fmt, text_column, text_pair_column, label_column)
+    cfg = _data_cfg_for(data, saved, fmt, text_column, text_pair_column, label_column, encoding)
     label_map = model_label_map(model.config)
     ds = load_eval_file(data, cfg, label_map, need_labels=True)
     logits, labels = predict_logits(model, tokenizer, ds, cfg, batch_size, saved_long_options(model_dir))
@@ -151,14 +163,15 @@ def evaluate_file(model_dir: str, data: str, fmt: Optional[str] = None, text_col
 
 
 def predict_file(model_dir: str, data: str, out: str, fmt: Optional[str] = None, text_column: Optional[str] = None,
-                 text_pair_column: Optional[str] = None, batch_size: int = 64, overwrite: bool = False) -> int:
+                 text_pair_column: Optional[str] = None, batch_size: int = 64, overwrite: bool = False,
+                 encoding: Optional[str] = None) -> int:
     """Write one prediction per input row (JSONL, or CSV when ``out`` ends in .csv): the input's other columns,
     the text (and ``text_pair`` for a pair model), the predicted label, its probability and the probability of
     every label. Returns the number of rows."""
     if os.path.exists(out) and not overwrite:
         raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
     model, tokenizer, saved = load_model_dir(model_dir)
-    cfg = _data_cfg_for(data, saved, fmt, text_column, text_pair_column, None)
+    cfg = _data_cfg_for(data, saved, fmt, text_column, text_pair_column, None, encoding)
     label_map = model_label_map(model.config)
     ds = load_eval_file(data, cfg, label_map, need_labels=False)
     texts = ds[cfg.text_column]

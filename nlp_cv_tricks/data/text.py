@@ -39,6 +39,10 @@ _INT_RE = re.compile(r"-?[0-9]+")
 _INT_VALUED_RE = re.compile(r"(-?[0-9]+)\.0*")  # ASCII digits: str.isdigit() also accepts '²', which int() refuses
 
 
+# what to do about a file in another encoding: the recipe's key for training, the option for eval/predict
+ENCODING_HINT = "set data.encoding in the recipe, or --encoding for eval/predict (e.g. gbk, latin-1, utf-16)"
+
+
 class DataError(ValueError):
     """Bad input data; the message names the file, the row and the reason."""
 
@@ -126,6 +130,32 @@ def _row_desc(fmt: str, i: int, path: Optional[str] = None, encoding: str = "utf
     return f"row {i + 1}"
 
 
+class csv_fields_any_length:
+    """Inside: Python's ``csv`` reads fields of any length (its default limit is 131,072 characters, and a longer
+    field -- a whole document in one cell -- would be reported as broken quoting). The limit is process-wide,
+    so it is restored on exit."""
+
+    def __enter__(self):
+        import csv
+        import sys
+
+        self._old = csv.field_size_limit()
+        limit = sys.maxsize
+        while True:  # the limit is a C long: 2**31 - 1 on some platforms
+            try:
+                csv.field_size_limit(limit)
+                break
+            except OverflowError:
+                limit //= 2
+        return self
+
+    def __exit__(self, *exc):
+        import csv
+
+        csv.field_size_limit(self._old)
+        return False
+
+
 def _csv_row_lines(path: str, encoding: str) -> list[int]:
     """The line on which each data row of a CSV file starts (after the header)."""
     try:
@@ -141,7 +171,7 @@ def _csv_row_lines_cached(path: str, encoding: str, _mtime: int, _size: int) -> 
 
     starts = []
     try:
-        with open(path, encoding=encoding, newline="") as f:
+        with open(path, encoding=encoding, newline="") as f, csv_fields_any_length():
             reader = csv.reader(f)
             next(reader, None)
             line = reader.line_num + 1
@@ -181,7 +211,7 @@ def _read_lines(path: str, fmt: str, cfg: DataConfig) -> datasets.Dataset:
     except UnicodeDecodeError as e:
         line = _first_undecodable_line(path, cfg.encoding)
         raise DataError(f"{path}: {f'line {line}: ' if line else ''}not valid {cfg.encoding} text ({e.reason}); "
-                        f"set data.encoding (e.g. gbk, latin-1)") from None
+                        f"{ENCODING_HINT}") from None
     for i, line in enumerate(lines):
         if not line.strip():
             raise DataError(f"{path}: line {i + 1}: empty line; expected "
@@ -230,8 +260,7 @@ def load_split(path: str, cfg: DataConfig) -> tuple[datasets.Dataset, str]:
     if builder == "json":  # Arrow's JSON reader does not check the text encoding: bad bytes surface much later
         line = _first_undecodable_line(path, cfg.encoding)
         if line is not None:
-            raise DataError(f"{path}: line {line}: not valid {cfg.encoding} text; set data.encoding (e.g. gbk, "
-                            "latin-1)")
+            raise DataError(f"{path}: line {line}: not valid {cfg.encoding} text; {ENCODING_HINT}")
     if fmt == "csv":
         _check_csv_quoting(path, cfg)
     try:
@@ -241,8 +270,8 @@ def load_split(path: str, cfg: DataConfig) -> tuple[datasets.Dataset, str]:
         cause = e.__cause__ or e
         if isinstance(cause, UnicodeDecodeError) or "codec can't decode" in str(cause):
             line = _first_undecodable_line(path, cfg.encoding)
-            raise DataError(f"{path}: {f'line {line}: ' if line else ''}not valid {cfg.encoding} text; set "
-                            "data.encoding (e.g. gbk, latin-1)") from None
+            raise DataError(f"{path}: {f'line {line}: ' if line else ''}not valid {cfg.encoding} text; "
+                            f"{ENCODING_HINT}") from None
         err = _read_error(path, fmt, cfg, cause)
         if fmt in ("json", "jsonl") and str(err).startswith(f"{path}: could not be read as"):
             # every line is a JSON object, but Arrow could not type a column (e.g. labels 0 and "1" with a blank
@@ -258,7 +287,7 @@ def _check_csv_quoting(path: str, cfg: DataConfig) -> None:
     import csv
 
     try:
-        with open(path, encoding=cfg.encoding, newline="") as f:
+        with open(path, encoding=cfg.encoding, newline="") as f, csv_fields_any_length():
             reader = csv.reader(f, strict=True)
             for _ in reader:
                 pass

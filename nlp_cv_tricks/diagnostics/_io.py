@@ -6,7 +6,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any, Iterable, Optional, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -52,12 +52,13 @@ def history_path(run: PathLike) -> Path:
     return p
 
 
-def load_history(run: Union[PathLike, Iterable[dict]]) -> list[dict]:
+def load_history(run: Union[PathLike, Iterable[dict]], notes: Optional[list] = None) -> list[dict]:
     """Read a run's ``history.jsonl`` (or accept a list of records) into a list of dicts sorted by step.
 
     Each line must be a JSON object with an integer ``step``; other values are numbers (NaN/inf allowed,
     written by Python's json as ``NaN``/``Infinity``). A bad line raises :class:`DiagnosticsError` naming the
-    file, the line number and what was expected.
+    file, the line number and what was expected. A last line cut off mid-record (no line end: the run is still
+    writing it, or was killed while writing) is skipped; what was skipped is appended to ``notes`` (a list).
     """
     if not isinstance(run, (str, os.PathLike)):
         records = [dict(r) for r in run]
@@ -67,26 +68,37 @@ def load_history(run: Union[PathLike, Iterable[dict]]) -> list[dict]:
         return sorted(records, key=lambda r: r["step"])
     path = history_path(run)
     records = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().split("\n")
+    except UnicodeDecodeError as e:
+        raise DiagnosticsError(f"{path}: not a metrics history (byte {e.start} is not UTF-8 text: a binary file?); "
+                               "expected the history.jsonl a training run writes, one JSON object per line") from None
+    last = len(lines) if lines[-1] else 0  # a final line without its line end is still being written
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            if lineno == last:
+                if notes is not None:
+                    notes.append(f"{path}:{lineno}: the last line is cut off (a run still writing, or killed "
+                                 f"while writing); skipped it ({len(line)} characters)")
                 continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DiagnosticsError(f"{path}:{lineno}: not valid JSON ({e.msg}); expected one JSON object "
-                                       f"per line like {{\"step\": 20, \"train/loss\": 0.61}}") from None
-            if not isinstance(rec, dict):
-                raise DiagnosticsError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
-            step = rec.get("step")
-            if isinstance(step, bool) or not isinstance(step, (int, float)) or (
-                    isinstance(step, float) and not step.is_integer()):
-                raise DiagnosticsError(f"{path}:{lineno}: expected an integer 'step', got {step!r}")
-            rec["step"] = int(step)
-            for k, v in rec.items():
-                if v is not None and not isinstance(v, (int, float, str, bool, list, dict)):
-                    raise DiagnosticsError(f"{path}:{lineno}: key {k!r} has an unexpected value {v!r}")
-            records.append(rec)
+            raise DiagnosticsError(f"{path}:{lineno}: not valid JSON ({e.msg}); expected one JSON object "
+                                   f"per line like {{\"step\": 20, \"train/loss\": 0.61}}") from None
+        if not isinstance(rec, dict):
+            raise DiagnosticsError(f"{path}:{lineno}: expected a JSON object, got {type(rec).__name__}")
+        step = rec.get("step")
+        if isinstance(step, bool) or not isinstance(step, (int, float)) or (
+                isinstance(step, float) and not step.is_integer()):
+            raise DiagnosticsError(f"{path}:{lineno}: expected an integer 'step', got {step!r}")
+        rec["step"] = int(step)
+        for k, v in rec.items():
+            if v is not None and not isinstance(v, (int, float, str, bool, list, dict)):
+                raise DiagnosticsError(f"{path}:{lineno}: key {k!r} has an unexpected value {v!r}")
+        records.append(rec)
     if not records:
         raise DiagnosticsError(f"{path}: the history is empty (no JSON lines)")
     return sorted(records, key=lambda r: r["step"])

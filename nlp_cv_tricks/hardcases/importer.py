@@ -354,10 +354,12 @@ def read_annotations(path, default_annotator: str = "") -> list[Answer]:
     out: list[Answer] = []
     suffix = path.suffix.lower()
     if suffix == ".csv":
+        from ..data.text import csv_fields_any_length
+
         errors = []
         try:
             # utf-8-sig: spreadsheet programs save "CSV UTF-8" with a byte-order mark
-            with open(path, encoding="utf-8-sig", newline="") as f:
+            with open(path, encoding="utf-8-sig", newline="") as f, csv_fields_any_length():
                 reader = csv.DictReader(f)
                 missing = [c for c in ("id", "new_label") if c not in (reader.fieldnames or [])]
                 if missing:
@@ -513,7 +515,13 @@ def import_annotations(files, recipe: Recipe, versions_dir, base: Optional[str] 
     existing = {" ".join(str(t).split()).lower(): i for i, t in zip(ids, texts) if isinstance(t, str)}
     answers: list[Answer] = []
     errors: list[str] = []
-    imported = {sha: name for name in store.names()
+    # a file already applied in the chain the new version builds on (base and its ancestors) would count twice;
+    # a sibling branch (e.g. a new import on v0 next to the version that holds it) never had its answers
+    chain, name = [], base
+    while name not in (None, "v0", "original"):
+        chain.append(name)
+        name = store.manifest(name).get("parent")
+    imported = {sha: name for name in chain
                 for sha in (store.manifest(name).get("annotation_sha256") or {}).values()}
     for f in files:
         if Path(f).is_file() and sha256_file(f) in imported:

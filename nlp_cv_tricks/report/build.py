@@ -52,6 +52,8 @@ def _read_json(path: Path):
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ReportError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    except UnicodeDecodeError as e:
+        raise ReportError(f"{path}: not JSON text (byte {e.start} is not UTF-8: a binary file?)") from None
     except OSError as e:
         raise ReportError(f"{path}: cannot be read ({e.strerror})") from None
 
@@ -79,11 +81,12 @@ class _Steps:
         self.log(f"report of {self.what}: {name} ({time.perf_counter() - self.t0:.1f} s)")
 
 
-def _history(run: Path) -> list[dict]:
+def _history(run: Path, notes: Optional[list] = None) -> list[dict]:
+    """The run's history; a last line cut off (a live or killed run) is skipped and said in ``notes``."""
     from ..diagnostics._io import DiagnosticsError, load_history
 
     try:
-        return load_history(run)
+        return load_history(run, notes=notes)
     except DiagnosticsError as e:
         raise ReportError(str(e)) from None
 
@@ -117,7 +120,10 @@ def run_page(run: PathLike, max_points: int = 2000, log: Callable[[str], None] =
 
     run = Path(run)
     step = _Steps(str(run), log)
-    records = _history(run)
+    notes: list[str] = []
+    records = _history(run, notes)
+    for n in notes:
+        log(n)
     history = Columns(records)  # read once: every figure takes its series from here
     metrics = _read_json(run / "metrics.json") if (run / "metrics.json").is_file() else None
     recipe = _read_yaml(run / "recipe.yaml")
@@ -144,6 +150,7 @@ def run_page(run: PathLike, max_points: int = 2000, log: Callable[[str], None] =
     else:
         summary.items.append(Note(f"{run / 'metrics.json'} is missing: the run has not finished (or crashed); the "
                                   "figures show the history so far.", "warn"))
+    summary.items += [Note(n, "warn") for n in notes]
     summary.items.insert(0, Table("Run", ["", "value"], [(k, v) for k, v in rows if v is not None]))
     page.sections.append(summary)
 
@@ -280,7 +287,10 @@ def overlay_page(runs: Sequence[PathLike], max_points: int = 2000, log: Callable
             raise ReportError(f"{r}: only run directories can be overlaid (this one holds: {detect_kind(r)})")
     step = _Steps(f"{len(runs)} runs", log)
     names = _run_names(runs)
-    hist = {n: _history(r) for n, r in zip(names, runs)}
+    notes: list[str] = []
+    hist = {n: _history(r, notes) for n, r in zip(names, runs)}
+    for n in notes:
+        log(n)
     metrics = {n: (_read_json(r / "metrics.json") if (r / "metrics.json").is_file() else {})
                for n, r in zip(names, runs)}
     keys = [m.get("metric") for m in metrics.values() if m.get("metric")]
@@ -295,6 +305,7 @@ def overlay_page(runs: Sequence[PathLike], max_points: int = 2000, log: Callable
                      m.get("best_metric"), m.get("best_step"), m.get("global_step"), m.get("train_seconds")))
     sec = Section("Runs", [Table("Runs", ["run", "model", "learning rate", f"best {key or 'metric'}", "best step",
                                           "steps", "train s"], rows)])
+    sec.items += [Note(n, "warn") for n in notes]
     if any(m.get("metric") != key for m in metrics.values() if m):
         sec.items.append(Note("the runs select their models on different metrics; the overlay shows "
                               f"{key} for all", "warn"))
@@ -380,7 +391,12 @@ def read_true_labels(path: PathLike, label_names: Sequence[str], n: int) -> list
         if not isinstance(vals, list):
             raise ReportError(f"{p}: expected a JSON list with one label per training row")
     else:
-        vals = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        try:
+            vals = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        except UnicodeDecodeError as e:
+            raise ReportError(f"--true-labels {p}: not a text file with one label per line (byte {e.start} is not "
+                              "UTF-8: a binary file?); give a .npy array, a .json list, or UTF-8 text with one label "
+                              "per line") from None
     if len(vals) != n:
         raise ReportError(f"{p}: {len(vals)} labels for the {n} mined training rows; give one label per row, in the "
                           "order of the training file")

@@ -420,8 +420,9 @@ def _load_qa_model_dir(model_dir: str):
     register_auto_classes()
     p = _resolve_model_dir(model_dir)
     if p is None:
-        raise FileNotFoundError(f"{model_dir}: not a model directory (no config.json) nor a run directory with "
-                                f"best/ or final/")
+        from ..utils.model_dir import why_not_a_model_dir
+
+        raise FileNotFoundError(why_not_a_model_dir(model_dir))
     try:
         archs = json.loads((p / "config.json").read_text(encoding="utf-8")).get("architectures") or []
     except (OSError, json.JSONDecodeError):
