@@ -62,6 +62,7 @@ from typing import Any, Optional, Sequence
 import yaml
 
 from .config import RecipeError
+from .engine.run_lock import lock_folder, releases_locks
 
 __all__ = ["Variant", "RunResult", "VariantSummary", "AblationResult", "parse_vary", "build_variants",
            "run_one", "summarize", "markdown_table", "ablate", "lr_sweep", "add_cli"]
@@ -330,6 +331,30 @@ def _atomic_json(path: Path, obj: Any) -> None:
     atomic_write_json(path, obj)
 
 
+def _run_overrides(variant: Variant, seed: int, run_dir: Path, overrides: Sequence[str]) -> list[str]:
+    return list(overrides) + list(variant.overrides) + [
+        f"train.seed={seed}", f"output.dir={run_dir / 'train'}", "output.overwrite=true", "train.progress_bar=false"]
+
+
+def reused_result(recipe: str | os.PathLike, variant: Variant, seed: int, run_dir: str | os.PathLike,
+                  overrides: Sequence[str] = ()) -> Optional[RunResult]:
+    """The finished result of this ``(variant, seed)`` in ``run_dir`` when it can be reused (the same overrides,
+    the same recipe file, no error), else None."""
+    run_dir = Path(run_dir)
+    result_path = run_dir / RESULT_FILE
+    if not result_path.is_file():
+        return None
+    recipe = variant.recipe or recipe
+    saved = json.loads(result_path.read_text(encoding="utf-8"))
+    if saved.get("overrides") == _run_overrides(variant, seed, run_dir, overrides) \
+            and saved.get("recipe") in (None, str(recipe)) and saved.get("error") is None:
+        if saved.get("recipe_sha256") == _file_sha256(recipe):
+            saved["reused"] = True
+            return RunResult(**{k: saved.get(k) for k in RunResult.__dataclass_fields__})
+        print(f"{run_dir}: {recipe} changed since this run: training it again", file=sys.stderr, flush=True)
+    return None
+
+
 def run_one(recipe: str | os.PathLike, variant: Variant, seed: int, run_dir: str | os.PathLike,
             overrides: Sequence[str] = (), in_process: bool = False, launcher: Optional[str] = None,
             force: bool = False) -> RunResult:
@@ -339,17 +364,12 @@ def run_one(recipe: str | os.PathLike, variant: Variant, seed: int, run_dir: str
     run_dir = Path(run_dir)
     result_path = run_dir / RESULT_FILE
     recipe = variant.recipe or recipe
-    all_ovr = list(overrides) + list(variant.overrides) + [
-        f"train.seed={seed}", f"output.dir={run_dir / 'train'}", "output.overwrite=true", "train.progress_bar=false"]
+    all_ovr = _run_overrides(variant, seed, run_dir, overrides)
     recipe_sha = _file_sha256(recipe)
-    if result_path.is_file() and not force:
-        saved = json.loads(result_path.read_text(encoding="utf-8"))
-        if saved.get("overrides") == all_ovr and saved.get("recipe") in (None, str(recipe)) \
-                and saved.get("error") is None:
-            if saved.get("recipe_sha256") == recipe_sha:
-                saved["reused"] = True
-                return RunResult(**{k: saved.get(k) for k in RunResult.__dataclass_fields__})
-            print(f"{run_dir}: {recipe} changed since this run: training it again", file=sys.stderr, flush=True)
+    if not force:
+        saved = reused_result(recipe, variant, seed, run_dir, overrides)
+        if saved is not None:
+            return saved
     run_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     error = None
@@ -381,6 +401,71 @@ def run_one(recipe: str | os.PathLike, variant: Variant, seed: int, run_dir: str
                     error=error, recipe=str(recipe), recipe_sha256=recipe_sha)
     _atomic_json(result_path, res.__dict__)
     return res
+
+
+def run_grid(recipe: str | os.PathLike, items: Sequence[tuple[Variant, int]], out: Path,
+             overrides: Sequence[str] = (), in_process: bool = False, launcher: Optional[str] = None,
+             force: bool = False, executor: Any = "local", retries: int = 0, on_run=None) -> list[RunResult]:
+    """Every ``(variant, seed)`` of ``items`` through ``executor`` (:mod:`nlp_cv_tricks.utils.executors`), each by
+    :func:`run_one` into ``out/runs/<variant>/seed<seed>``; results in the order of ``items``. ``on_run(i,
+    variant, seed, result)`` is called as each run finishes (``i`` = runs finished so far).
+
+    Local: the runs go one after another, as :func:`run_one` always ran them. Ray: finished runs are found here
+    and not submitted; each other run is a task that calls :func:`run_one` on a worker and writes its run
+    directory and record there (``out`` must be on a filesystem the workers share); a worker process runs one
+    task (a fresh process per run, as the local subprocess), unless ``in_process`` asks to reuse them;
+    ``launcher`` (e.g. ``accelerate launch``) still starts each run as a subprocess of its task. A run that fails
+    is tried ``retries`` more times and then reported with its error; the grid goes on."""
+    from .utils.executors import Job, make_executor
+
+    own = isinstance(executor, str)
+    if own:
+        executor = make_executor(executor, retries=retries, fresh_process=not in_process)
+    out = Path(out)
+    results: dict[str, RunResult] = {}
+    keys, jobs, reused = [], [], 0
+    for variant, seed in items:
+        run_dir = out / "runs" / _slug(variant) / f"seed{seed}"
+        key = f"{variant.name} seed={seed}"
+        keys.append(key)
+        r = reused_result(recipe, variant, seed, run_dir, overrides) if executor.remote and not force else None
+        if r is not None:
+            results[key] = r
+            reused += 1
+            if on_run:
+                on_run(reused, variant, seed, r)
+            continue
+        paths = {"the recipe": str(variant.recipe or recipe), "the grid's output directory": str(out)}
+        jobs.append(Job(key, run_one, (recipe, variant, seed, run_dir, list(overrides)),
+                        {"in_process": in_process if not executor.remote else launcher is None,
+                         "launcher": launcher, "force": force},
+                        paths=paths if executor.remote else {}))
+
+    def done(o) -> None:
+        recipe_, variant, seed, run_dir, ovr = o.job.args
+        r = o.value
+        if r is None:  # the job raised (a worker that could not reach a path, a crashed worker)
+            rec = variant.recipe or recipe_
+            r = RunResult(variant=variant.name, seed=int(seed), metric=None, last_metric=None, metric_name="?",
+                          greater_is_better=True, seconds=0.0, train_seconds=None, peak_mem_mb=None,
+                          gpu_peak_mem_mb=None, run_dir=str(run_dir), overrides=_run_overrides(variant, seed,
+                                                                                               run_dir, ovr),
+                          error=o.error, recipe=str(rec), recipe_sha256=_file_sha256(rec))
+        if r.error is not None and o.host and executor.remote:
+            r.error = f"{r.error} (on worker {o.host})"
+        if r.error is not None and o.attempts > 1:
+            r.error = f"{r.error} (after {o.attempts} attempts)"
+        results[o.job.key] = r
+        if on_run:
+            on_run(reused + o.finished, variant, seed, r)
+
+    try:
+        executor.run(jobs, done, error_of=lambda r: r.error,
+                     resume_hint=f"run the same command again (the records are under {out})")
+    finally:
+        if own:
+            executor.close()
+    return [results[k] for k in keys]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -526,13 +611,16 @@ def _write_report(out: Path, title: str, md: str, summaries, runs, extra: Option
                                          "runs": [r.__dict__ for r in runs], **(extra or {})})
 
 
+@releases_locks
 def ablate(recipe: str | os.PathLike, vary: Sequence[str], seeds: int | Sequence[int] = 3,
            overrides: Sequence[str] = (), out_dir: Optional[str | os.PathLike] = None, grid: bool = False,
            in_process: bool = False, launcher: Optional[str] = None, report: str = "best", force: bool = False,
-           save_models: bool = False, verbose: bool = True) -> AblationResult:
+           save_models: bool = False, verbose: bool = True, executor: Any = "local",
+           retries: int = 0) -> AblationResult:
     """Run the baseline and every variant over the same seeds; write ``ablation.md``/``ablation.json`` to
     ``out_dir`` and return the table. ``save_models=False`` sets ``output.save_best=false`` (the final model
-    of each run is still saved by the trainer)."""
+    of each run is still saved by the trainer). ``executor``: ``"local"``, ``"ray"`` or an
+    :class:`~nlp_cv_tricks.utils.executors.Executor` (see :func:`run_grid`); ``retries`` for a name."""
     if report not in ("best", "last"):
         raise AblateError(f"report must be 'best' or 'last', got {report!r}")
     overrides = list(overrides) + ([] if save_models else ["output.save_best=false"]) + ["output.report_to=none"]
@@ -540,21 +628,24 @@ def ablate(recipe: str | os.PathLike, vary: Sequence[str], seeds: int | Sequence
     seed_list = _seeds(recipe, overrides, seeds)
     out = Path(out_dir) if out_dir else _default_out(recipe)
     out.mkdir(parents=True, exist_ok=True)
-    runs: list[RunResult] = []
+    lock_folder(out, "ablation")  # one ablation writes here at a time; released when this returns or raises
     total = len(variants) * len(seed_list)
     from .utils.progress import progress
 
     bar = progress(total=total, desc="ablate", unit="run", enabled=verbose, every_seconds=0)
-    for i, (variant, seed) in enumerate(((v, s) for s in seed_list for v in variants), 1):
-        r = run_one(recipe, variant, seed, out / "runs" / _slug(variant) / f"seed{seed}", overrides,
-                    in_process=in_process, launcher=launcher, force=force)
-        runs.append(r)
+
+    def show(i: int, variant: Variant, seed: int, r: RunResult) -> None:
         if verbose:
             state = "reused" if r.reused else ("FAILED: " + r.error if r.error else f"{r.seconds:.1f}s")
             print(f"[{i}/{total}] {variant.name} seed={seed}: {r.metric_name}={_fmt(r.metric)} ({state})",
                   flush=True)
         bar.update(1)
-    bar.close()
+
+    try:
+        runs = run_grid(recipe, [(v, s) for s in seed_list for v in variants], out, overrides, in_process, launcher,
+                        force, executor, retries, show)
+    finally:
+        bar.close()
     metric_name = next((r.metric_name for r in runs if r.error is None), "metric")
     summaries = summarize(runs, [v.name for v in variants], report)
     md = markdown_table(summaries, metric_name + (" (best)" if report == "best" else " (last)"))
@@ -563,13 +654,16 @@ def ablate(recipe: str | os.PathLike, vary: Sequence[str], seeds: int | Sequence
     return AblationResult(md, summaries, runs, str(out), metric_name)
 
 
+@releases_locks
 def lr_sweep(recipe: str | os.PathLike, seeds: int | Sequence[int] = 1, start: float = 0.01, factor: float = 0.5,
              min_lr: float = 1e-7, patience: int = 1, overrides: Sequence[str] = (),
              out_dir: Optional[str | os.PathLike] = None, in_process: bool = False, launcher: Optional[str] = None,
-             report: str = "best", force: bool = False, verbose: bool = True) -> AblationResult:
+             report: str = "best", force: bool = False, verbose: bool = True, executor: Any = "local",
+             retries: int = 0) -> AblationResult:
     """The halving search: train at ``start``, ``start*factor``, ... (over the same seeds) and stop once the
     mean dev metric has not improved on the best so far for ``patience`` consecutive learning rates. The
-    table's "baseline" row is the first learning rate; the best one is named in ``ablation.json``."""
+    table's "baseline" row is the first learning rate; the best one is named in ``ablation.json``. The seeds of
+    one learning rate run together through ``executor`` (as in :func:`ablate`); the next rate waits for them."""
     from .tricks.lr import halving_values, is_improvement
 
     if start <= 0 or not 0 < factor < 1:
@@ -582,31 +676,44 @@ def lr_sweep(recipe: str | os.PathLike, seeds: int | Sequence[int] = 1, start: f
     seed_list = _seeds(recipe, overrides, seeds)
     out = Path(out_dir) if out_dir else _default_out(recipe).with_name(Path(recipe).stem + "-lr-sweep")
     out.mkdir(parents=True, exist_ok=True)
+    lock_folder(out, "learning-rate sweep")  # released when this returns or raises
     runs, names = [], []
     best, best_lr, bad, mode = None, None, 0, None
-    for lr in halving_values(start, factor, min_lr):
-        v = Variant(f"train.learning_rate={lr:g}", [f"train.learning_rate={lr!r}"])
-        names.append(v.name)
-        vals = []
-        for seed in seed_list:
-            r = run_one(recipe, v, seed, out / "runs" / _slug(v) / f"seed{seed}", overrides, in_process, launcher,
-                        force)
-            r.variant = v.name
-            runs.append(r)
+    own = isinstance(executor, str)
+    if own:
+        from .utils.executors import make_executor
+
+        executor = make_executor(executor, retries=retries, fresh_process=not in_process)
+
+    def show(i: int, v: Variant, seed: int, r: RunResult) -> None:
+        if verbose:
             val = r.metric if report == "best" else r.last_metric
-            if r.error is None and val is not None:
-                vals.append(val)
-                mode = "max" if r.greater_is_better else "min"
-            if verbose:
-                print(f"lr={lr:g} seed={seed}: {r.metric_name}={_fmt(val)}"
-                      + (f" FAILED: {r.error}" if r.error else ""), flush=True)
-        mean = sum(vals) / len(vals) if vals else None
-        if mean is not None and is_improvement(mean, best, mode or "max"):
-            best, best_lr, bad = mean, lr, 0
-        else:
-            bad += 1
-            if bad >= patience:
-                break
+            print(f"{v.name.replace('train.learning_rate', 'lr')} seed={seed}: {r.metric_name}={_fmt(val)}"
+                  + (f" FAILED: {r.error}" if r.error else ""), flush=True)
+
+    try:
+        for lr in halving_values(start, factor, min_lr):
+            v = Variant(f"train.learning_rate={lr:g}", [f"train.learning_rate={lr!r}"])
+            names.append(v.name)
+            vals = []
+            for r in run_grid(recipe, [(v, s) for s in seed_list], out, overrides, in_process, launcher, force,
+                              executor, retries, show):
+                r.variant = v.name
+                runs.append(r)
+                val = r.metric if report == "best" else r.last_metric
+                if r.error is None and val is not None:
+                    vals.append(val)
+                    mode = "max" if r.greater_is_better else "min"
+            mean = sum(vals) / len(vals) if vals else None
+            if mean is not None and is_improvement(mean, best, mode or "max"):
+                best, best_lr, bad = mean, lr, 0
+            else:
+                bad += 1
+                if bad >= patience:
+                    break
+    finally:
+        if own:
+            executor.close()
     metric_name = next((r.metric_name for r in runs if r.error is None), "metric")
     summaries = summarize(runs, names, report)
     md = markdown_table(summaries, metric_name + (" (best)" if report == "best" else " (last)"))
@@ -632,6 +739,9 @@ def _common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", choices=("best", "last"), default="best",
                    help="metric of a run: best evaluation (default) or last evaluation")
     p.add_argument("--force", action="store_true", help="redo runs that already have a result")
+    from .utils.executors import add_executor_args
+
+    add_executor_args(p)
 
 
 def ablate_parser() -> argparse.ArgumentParser:
@@ -664,12 +774,29 @@ def _seed_arg(args):
     return [int(s) for s in args.seed_list.split(",")] if args.seed_list else args.seeds
 
 
+def _executor(a):
+    """The executor of ``--executor`` (a bad setting is an :class:`AblateError`: ``error: ...``, exit code 2)."""
+    from .utils.executors import ExecutorError, executor_from_args
+
+    try:
+        return executor_from_args(a, fresh_process=not a.in_process)
+    except ExecutorError as e:
+        raise AblateError(str(e)) from None
+
+
 def _cmd_ablate(args) -> int:
     a = ablate_parser().parse_intermixed_args(args.rest)
     if not a.vary:
         raise AblateError("give at least one --vary KEY=V1,V2 (e.g. --vary tricks=+fgm,+rdrop)")
-    res = ablate(args.recipe, a.vary, _seed_arg(a), a.overrides, a.out, a.grid, a.in_process, a.launcher,
-                 a.report, a.force, a.save_models)
+    from .utils.executors import GridInterrupted
+
+    try:
+        with _executor(a) as ex:
+            res = ablate(args.recipe, a.vary, _seed_arg(a), a.overrides, a.out, a.grid, a.in_process, a.launcher,
+                         a.report, a.force, a.save_models, executor=ex)
+    except GridInterrupted as e:
+        print(f"\n{e}", file=sys.stderr)
+        return 130
     print()
     print(res.markdown)
     print(f"written to {Path(res.out_dir) / 'ablation.md'} and ablation.json")
@@ -678,8 +805,15 @@ def _cmd_ablate(args) -> int:
 
 def _cmd_lr_sweep(args) -> int:
     a = lr_sweep_parser().parse_intermixed_args(args.rest)
-    res = lr_sweep(args.recipe, _seed_arg(a), a.start, a.factor, a.min_lr, a.patience, a.overrides, a.out,
-                   a.in_process, a.launcher, a.report, a.force)
+    from .utils.executors import GridInterrupted
+
+    try:
+        with _executor(a) as ex:
+            res = lr_sweep(args.recipe, _seed_arg(a), a.start, a.factor, a.min_lr, a.patience, a.overrides, a.out,
+                           a.in_process, a.launcher, a.report, a.force, executor=ex)
+    except GridInterrupted as e:
+        print(f"\n{e}", file=sys.stderr)
+        return 130
     print()
     print(res.markdown)
     print(f"written to {Path(res.out_dir) / 'ablation.md'} and ablation.json")

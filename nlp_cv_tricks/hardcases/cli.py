@@ -33,8 +33,15 @@ def cmd_mine(args) -> int:
         store = VersionStore(args.versions_dir, recipe)
         recipe = store.recipe_for(args.version)
         ids = store.ids(args.version)
-    res = mine(recipe, args.out, folds=args.folds, seed=args.seed, ids=ids, fold=args.fold, jobs=args.jobs,
-               keep_models=args.keep_models, use_cleanlab=False if args.no_cleanlab else None)
+    from ..utils.executors import GridInterrupted, executor_from_args
+
+    try:
+        with executor_from_args(args, workers=args.jobs) as ex:
+            res = mine(recipe, args.out, folds=args.folds, seed=args.seed, ids=ids, fold=args.fold, jobs=args.jobs,
+                       keep_models=args.keep_models, use_cleanlab=False if args.no_cleanlab else None, executor=ex)
+    except GridInterrupted as e:
+        print(f"\n{e}", file=sys.stderr)
+        return 130
     if res is not None:
         _print(res.summary)
     return 0
@@ -148,6 +155,9 @@ def _mine_args(p) -> None:
     p.add_argument("--no-cleanlab", action="store_true", help="use the built-in confident learning")
     p.add_argument("--version", default=None, help="mine a dataset version instead of the original")
     p.add_argument("--versions-dir", default="hardcases/versions", help=_VERSIONS_HELP)
+    from ..utils.executors import add_executor_args
+
+    add_executor_args(p)
 
 
 def add_cli(subparsers) -> None:

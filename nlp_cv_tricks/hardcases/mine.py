@@ -43,6 +43,7 @@ import torch
 
 from ..config import Recipe, load_recipe, save_recipe
 from ..engine.events import Trick
+from ..engine.run_lock import lock_folder, releases_locks
 from ._common import (ID_COLUMN, IdTask, atomic_save_npz, atomic_write_csv, atomic_write_json, atomic_write_jsonl,
                       build_components, describe_examples, label_names_of)
 
@@ -370,17 +371,26 @@ def merge_folds(recipe: Recipe, out_dir, ids: Optional[Sequence[int]] = None,
     return MineResult(str(out_dir), scores, probs, folds, summary)
 
 
+@releases_locks
 def mine(recipe: Recipe, out_dir, folds: int = 5, seed: Optional[int] = None, ids: Optional[Sequence[int]] = None,
          fold: Optional[int] = None, jobs: int = 1, keep_models: bool = False,
-         use_cleanlab: Optional[bool] = None) -> Optional[MineResult]:
+         use_cleanlab: Optional[bool] = None, executor=None) -> Optional[MineResult]:
     """Run K-fold mining on the recipe's training set and write every example's scores to ``out_dir``.
 
     ``ids``: the stable example ids of the training rows (default: row numbers); ``fold``: run only that fold
     (returns None; merge later with another call without ``fold``); ``jobs`` > 1 runs folds as separate
     processes (``python -m nlp_cv_tricks.hardcases.cli mine --fold k``), each on whatever device Accelerate
-    gives it (set ``CUDA_VISIBLE_DEVICES`` per job through ``NCT_HARDCASES_DEVICES=0,1,...``)."""
+    gives it (set ``CUDA_VISIBLE_DEVICES`` per job through ``NCT_HARDCASES_DEVICES=0,1,...``).
+
+    ``executor`` (:mod:`nlp_cv_tricks.utils.executors`): None runs the folds here (``jobs`` at a time); a Ray
+    executor runs each fold as a Ray task that calls :func:`run_fold` on a worker, which writes the fold's result
+    under ``out_dir`` (a filesystem the workers share). A fold that fails (after the executor's retries) is
+    reported with its error while the others finish; then the mining stops before the merge, naming the folds to
+    run again (finished folds are reused)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if fold is None:  # the mining that runs the folds holds the folder (a --fold job works inside it)
+        lock_folder(out_dir, "hard-case mining")
     seed = recipe.train.seed if seed is None else seed
     meta_path = out_dir / "folds.json"
     if meta_path.is_file():
@@ -401,17 +411,43 @@ def mine(recipe: Recipe, out_dir, folds: int = 5, seed: Optional[int] = None, id
         run_fold(recipe, out_dir, fold, fold_of, keep_models)
         return None
     todo = [f for f in range(folds) if not (_fold_dir(out_dir, f) / "result.npz").is_file()]
-    if jobs > 1 and todo:
-        _run_fold_processes(out_dir, todo, folds, seed, jobs, keep_models)
-    else:
-        from ..utils.progress import progress
-
-        with progress(total=folds, initial=folds - len(todo), desc="hardcases mine", unit="fold",
-                      every_seconds=0) as bar:
-            for f in todo:
-                run_fold(recipe, out_dir, f, fold_of, keep_models)
-                bar.update(1)
+    if todo:
+        _run_folds(recipe, out_dir, todo, folds, fold_of, seed, jobs, keep_models, executor)
     return merge_folds(recipe, out_dir, ids, use_cleanlab)
+
+
+def _run_folds(recipe: Recipe, out_dir: Path, todo: list[int], k: int, fold_of: np.ndarray, seed: int, jobs: int,
+               keep_models: bool, executor) -> None:
+    """The missing folds through an executor: Ray tasks calling :func:`run_fold`; locally :func:`run_fold` one
+    after another, or ``jobs`` fold processes at a time."""
+    from ..utils.executors import Job, LocalExecutor
+    from ..utils.progress import progress
+
+    ex = executor if executor is not None else LocalExecutor(jobs)
+    if ex.remote:
+        work = [Job(f"fold {f}", run_fold, (recipe, out_dir, f, fold_of, keep_models),
+                    paths={"the mining's output directory": str(out_dir)}) for f in todo]
+    elif getattr(ex, "workers", 1) > 1:
+        devices = [d for d in os.environ.get("NCT_HARDCASES_DEVICES", "").split(",") if d.strip()]
+        work = [Job(f"fold {f}", _fold_process, (out_dir, f, k, seed, keep_models,
+                                                 devices[slot % len(devices)] if devices else None))
+                for slot, f in enumerate(todo)]
+    else:
+        work = [Job(f"fold {f}", run_fold, (recipe, out_dir, f, fold_of, keep_models)) for f in todo]
+    failed = []
+    with progress(total=k, initial=k - len(todo), desc="hardcases mine", unit="fold", every_seconds=0) as bar:
+        def done(o) -> None:
+            bar.update(1)
+            if not o.ok:
+                where = f" on {o.host}" if o.host and ex.remote else ""
+                logger.error("%s failed%s: %s", o.job.key, where, o.error)
+                failed.append((int(o.job.key.split()[-1]), o.error))
+
+        ex.run(work, done, resume_hint=f"run the same command again (finished folds are under {out_dir / 'folds'})")
+    if failed:
+        lines = "; ".join(f"fold {f}: {e}" for f, e in sorted(failed))
+        raise RuntimeError(f"{len(failed)} fold(s) failed ({lines}); the other folds are saved under "
+                           f"{out_dir / 'folds'}: run the same command again to run only the missing folds")
 
 
 def _check_same_mining(recipe: Recipe, out_dir: Path, meta: dict) -> None:
@@ -443,33 +479,22 @@ def _check_same_mining(recipe: Recipe, out_dir: Path, meta: dict) -> None:
                              "use another --out")
 
 
-def _run_fold_processes(out_dir: Path, todo: list[int], k: int, seed: int, jobs: int, keep_models: bool) -> None:
-    devices = [d for d in os.environ.get("NCT_HARDCASES_DEVICES", "").split(",") if d.strip()]
-    pending = list(todo)
-    running: list[tuple[int, subprocess.Popen, object]] = []
-    failed = []
-    slot = 0
-    while pending or running:
-        while pending and len(running) < jobs:
-            f = pending.pop(0)
-            env = dict(os.environ)
-            if devices:
-                env["CUDA_VISIBLE_DEVICES"] = devices[slot % len(devices)]
-            slot += 1
-            _fold_dir(out_dir, f).parent.mkdir(parents=True, exist_ok=True)
-            log = open(out_dir / "folds" / f"fold_{f}.log", "w")
-            cmd = [sys.executable, "-m", "nlp_cv_tricks.hardcases.cli", "mine", str(out_dir / "recipe.yaml"),
-                   "--out", str(out_dir), "--folds", str(k), "--seed", str(seed), "--fold", str(f)]
-            if keep_models:
-                cmd.append("--keep-models")
-            running.append((f, subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
-        f, proc, log = running.pop(0)
-        rc = proc.wait()
-        log.close()
-        if rc != 0:
-            failed.append(f)
-    if failed:
-        raise RuntimeError(f"fold process(es) {failed} failed; see {out_dir / 'folds'}/fold_<k>.log")
+def _fold_process(out_dir: Path, f: int, k: int, seed: int, keep_models: bool, device: Optional[str]) -> None:
+    """Fold ``f`` in a process of its own (``mine --jobs N``): ``python -m nlp_cv_tricks.hardcases.cli mine
+    ... --fold f``, its output in ``folds/fold_f.log``; raises when it fails."""
+    env = dict(os.environ)
+    if device is not None:
+        env["CUDA_VISIBLE_DEVICES"] = device
+    _fold_dir(out_dir, f).parent.mkdir(parents=True, exist_ok=True)
+    log_path = out_dir / "folds" / f"fold_{f}.log"
+    cmd = [sys.executable, "-m", "nlp_cv_tricks.hardcases.cli", "mine", str(out_dir / "recipe.yaml"),
+           "--out", str(out_dir), "--folds", str(k), "--seed", str(seed), "--fold", str(f)]
+    if keep_models:
+        cmd.append("--keep-models")
+    with open(log_path, "w") as log:
+        rc = subprocess.run(cmd, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+    if rc != 0:
+        raise RuntimeError(f"fold process exited with code {rc}; see {log_path}")
 
 
 def load_scores(mine_dir) -> list[dict]:

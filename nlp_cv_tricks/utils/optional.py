@@ -8,6 +8,7 @@ what it enables (``pyproject.toml``)::
     hardcases    cleanlab, scikit-learn          hardcases mine (K-fold), cleanlab's confident learning
     tracking     tensorboard                     output.report_to=tensorboard
     fast         numba                           compiled sparse-row optimizer updates
+    ray          ray                             --executor ray: grid runs (ablate, lr-sweep, hardcases mine) on Ray
     all          all of the above
 
 ``require("timm", extra="vision")`` returns the module or raises :class:`MissingExtraError` (an ImportError)
@@ -33,6 +34,7 @@ EXTRA_OF: dict[str, tuple[str, str]] = {
     "cleanlab": ("hardcases", "cleanlab"),
     "tensorboard": ("tracking", "tensorboard"),
     "numba": ("fast", "numba"),
+    "ray": ("ray", "ray"),
 }
 
 
