@@ -18,12 +18,12 @@ LAYERS = [
     {"experiments": ["ablate", "experiments"], "diagnostics": ["diagnostics"], "hardcases": ["hardcases"],
      "hub": ["hub"]},
     {"inference": ["inference"]},
-    {"runner": ["runner"]},
+    {"runner": ["runner"], "integrations": ["integrations"]},
     {"tasks": ["tasks"], "tricks": ["tricks"], "callbacks": ["callbacks"]},
     {"engine": ["engine"]},
     {"models": ["models"]},
     {"data": ["data"], "metrics": ["metrics"]},
-    {"config": ["config"]},
+    {"config": ["config", "recipe_catalog"]},
     {"utils": ["utils"]},
 ]
 

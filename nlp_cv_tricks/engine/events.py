@@ -80,6 +80,15 @@ class _Plugin:
         """Restore what ``state_dict`` returned. On resume the trainer adds ``_checkpoint_dir`` (the checkpoint
         directory being read), so files a plug-in wrote next to the checkpoint are found after the run moved."""
 
+    def tensors(self) -> dict:
+        """Tensor state (e.g. EMA's averaged weights) for a loop that keeps checkpoints in memory or its own
+        format (the step API of :mod:`nlp_cv_tricks.integrations`); a plug-in with some writes them as a file
+        from ``state_dict`` in the package's trainer. Default: none."""
+        return {}
+
+    def load_tensors(self, tensors: dict) -> None:
+        """Restore what :meth:`tensors` returned."""
+
     def __repr__(self) -> str:  # pragma: no cover - cosmetic
         fields = {k: v for k, v in vars(self).items() if not k.startswith("_")}
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in fields.items())})"

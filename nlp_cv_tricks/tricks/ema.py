@@ -102,6 +102,17 @@ class ModelEma(Trick):
         os.replace(tmp, path)
         return {"file": path.name}  # next to trainer_state.json: the run directory can be moved or copied
 
+    def tensors(self) -> dict:
+        if self.ema is None:
+            return dict(self._pending_state or {})
+        return {k: v.detach().clone() for k, v in self.ema.module.state_dict().items()}
+
+    def load_tensors(self, tensors: dict) -> None:
+        if self.ema is not None:
+            self.ema.module.load_state_dict(tensors)
+        else:
+            self._pending_state = dict(tensors)
+
     def load_state_dict(self, state: dict) -> None:
         if not state.get("file"):
             return

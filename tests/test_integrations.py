@@ -1,0 +1,269 @@
+"""The tricks in other loops: the same weights through (a) the package's trainer, (b) ``transformers.Trainer``
+with :class:`TricksTrainer`, (c) a plain PyTorch loop and (d) an Accelerate loop with :class:`TrickStep`, with
+gradient accumulation 1 and 2; resume from a transformers checkpoint (EMA included); the refusals."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from conftest import make_tiny_bert, tiny_recipe
+from nlp_cv_tricks.engine.events import Trick
+
+STEPS = 4
+LR = 0.5
+TRICKS = {
+    "fgm": ["fgm"],
+    "pgd": [{"pgd": {"steps": 2}}],
+    "rdrop": [{"rdrop": {"alpha": 1.0}}],
+    "focal": [{"focal_loss": {"gamma": 2.0}}],
+    "smoothing": [{"label_smoothing": {"epsilon": 0.1}}],
+    "ema": [{"ema": {"decay": 0.8}}, "fgm"],
+}
+
+
+class Seeder(Trick):
+    """Seeds torch at the start of every micro-batch, so dropout draws the same masks in every loop; its counter
+    is state (checkpointed and restored)."""
+
+    name = "seeder"
+
+    def __init__(self):
+        self.n = 0
+
+    def on_step_start(self, step):
+        torch.manual_seed(1000 + self.n)
+        self.n += 1
+
+    def state_dict(self):
+        return {"n": self.n}
+
+    def load_state_dict(self, state):
+        self.n = int(state.get("n", 0))
+
+
+@pytest.fixture(scope="module")
+def dropout_bert(tmp_path_factory):
+    return make_tiny_bert(tmp_path_factory.mktemp("dropout_bert"), dropout=0.1)
+
+
+def _ours(dropout_bert, toy_data, tmp_path, spec, ga):
+    """The package's trainer: final weights, EMA weights, the initial model and the micro-batches it saw."""
+    import json
+
+    from nlp_cv_tricks.engine.trainer import Trainer
+
+    recipe = tiny_recipe(dropout_bert, toy_data, tmp_path / "ours", f"tricks={json.dumps(spec)}",
+                         f"train.batch_size={8 // ga}", f"train.gradient_accumulation_steps={ga}",
+                         f"train.max_steps={STEPS}", "train.optimizer=sgd", "train.momentum=0",
+                         f"train.learning_rate={LR}", "train.lr_scheduler=constant", "train.weight_decay=0",
+                         "train.max_grad_norm=null", "train.eval_each_epoch=false", "output.save_best=false",
+                         "train.cpu=true")
+    trainer = Trainer.from_recipe(recipe)
+    init = copy.deepcopy(trainer.model)
+    seen = []
+
+    class Tap(Trick):
+        name = "tap"
+
+        def on_step_start(self, step):
+            seen.append({k: v.clone() for k, v in step.batch.items()})
+
+    trainer.tricks.insert(0, Seeder())
+    trainer.tricks.append(Tap())
+    trainer.fit()
+    return _weights(trainer.model, trainer.tricks), init, seen
+
+
+def _weights(model, plugins):
+    model = getattr(model, "module", model)
+    out = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    for p in plugins:
+        if getattr(p, "ema", None) is not None:
+            out.update({f"ema.{k}": v.detach().clone() for k, v in p.ema.module.state_dict().items()})
+    return out
+
+
+def _hf(init, batches, spec, ga, out, resume=None, stop_at=None, save_steps=0):
+    """transformers.Trainer with TricksTrainer over the same micro-batches in the same order."""
+    from transformers import TrainerCallback, TrainingArguments
+
+    from nlp_cv_tricks.integrations.transformers import TricksTrainer
+
+    class InOrder(TricksTrainer):
+        def _get_train_sampler(self, train_dataset=None):
+            return torch.utils.data.SequentialSampler(train_dataset or self.train_dataset)
+
+    class StopAt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if stop_at is not None and state.global_step >= stop_at:
+                control.should_training_stop = True
+
+    model = copy.deepcopy(init)
+    args = TrainingArguments(output_dir=str(out), per_device_train_batch_size=1, gradient_accumulation_steps=ga,
+                             max_steps=STEPS, learning_rate=LR, lr_scheduler_type="constant", weight_decay=0.0,
+                             max_grad_norm=0.0, report_to="none", use_cpu=True, logging_steps=1000,
+                             disable_tqdm=True, save_strategy="steps" if save_steps else "no",
+                             save_steps=save_steps or 500, dataloader_num_workers=0, seed=0)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    trainer = InOrder(model=model, args=args, train_dataset=list(batches), data_collator=lambda items: items[0],
+                      optimizers=(opt, None), tricks=[Seeder(), *spec], callbacks=[StopAt()])
+    trainer.train(resume_from_checkpoint=resume)
+    return _weights(trainer.model, trainer.nct_plugins), trainer
+
+
+def _plain(init, batches, spec, ga):
+    from nlp_cv_tricks.integrations import TrickStep
+
+    model = copy.deepcopy(init)
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    tricks = TrickStep(model, [Seeder(), *spec], gradient_accumulation_steps=ga)
+    for i, batch in enumerate(batches):
+        tricks.step(batch)
+        if (i + 1) % ga == 0:
+            tricks.before_optimizer_step()
+            opt.step()
+            opt.zero_grad()
+            tricks.after_optimizer_step()
+    assert tricks.global_step == STEPS
+    return _weights(model, tricks.plugins)
+
+
+def _accelerate(init, batches, spec, ga):
+    from accelerate import Accelerator
+
+    from nlp_cv_tricks.engine.trainer import reset_accelerate_state
+    from nlp_cv_tricks.integrations import TrickStep
+
+    reset_accelerate_state()
+    acc = Accelerator(gradient_accumulation_steps=ga, cpu=True)
+    model = copy.deepcopy(init)
+    opt = torch.optim.SGD(model.parameters(), lr=LR)
+    model, opt = acc.prepare(model, opt)
+    model.train()
+    tricks = TrickStep(model, [Seeder(), *spec], accelerator=acc)
+    for batch in batches:
+        with acc.accumulate(model):
+            tricks.step(batch)
+            opt.step()
+            opt.zero_grad()
+            tricks.after_optimizer_step()
+    reset_accelerate_state()
+    return _weights(model, tricks.plugins)
+
+
+def _assert_same(a, b, what):
+    assert a.keys() == b.keys(), (what, sorted(set(a) ^ set(b))[:5])
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=2e-6, rtol=1e-5), (what, k, (a[k] - b[k]).abs().max().item())
+
+
+@pytest.mark.parametrize("ga", [1, 2])
+@pytest.mark.parametrize("name", list(TRICKS))
+def test_same_weights_in_every_loop(name, ga, dropout_bert, toy_data, tmp_path):
+    spec = TRICKS[name]
+    ours, init, batches = _ours(dropout_bert, toy_data, tmp_path, spec, ga)
+    assert len(batches) == STEPS * ga
+    hf, _ = _hf(init, batches, spec, ga, tmp_path / "hf")
+    _assert_same(ours, hf, "transformers.Trainer")
+    _assert_same(ours, _plain(init, batches, spec, ga), "plain loop")
+    _assert_same(ours, _accelerate(init, batches, spec, ga), "accelerate loop")
+    # the trick acted: the weights differ from a plain run's
+    plain, _, _ = _ours(dropout_bert, toy_data, tmp_path / "none", [], ga)
+    k = "classifier.weight"
+    assert (plain[k] - ours[k]).norm() > 1e-4 * plain[k].norm(), name
+
+
+def test_transformers_resume_equals_uninterrupted(dropout_bert, toy_data, tmp_path):
+    """Stopped at step 2 (a checkpoint there) and resumed with resume_from_checkpoint=True: the same weights, EMA
+    average and trick state as a run that never stopped."""
+    spec = [{"ema": {"decay": 0.8}}, "fgm"]
+    _, init, batches = _ours(dropout_bert, toy_data, tmp_path, spec, 1)
+    full, _ = _hf(init, batches, spec, 1, tmp_path / "full")
+    _, first = _hf(init, batches, spec, 1, tmp_path / "cut", stop_at=2, save_steps=2)
+    assert first.state.global_step == 2
+    ckpt = tmp_path / "cut" / "checkpoint-2"
+    assert (ckpt / "nlp_cv_tricks_state.json").is_file() and (ckpt / "ema.safetensors").is_file()
+    resumed, second = _hf(init, batches, spec, 1, tmp_path / "cut", resume=True, save_steps=2)
+    assert second.state.global_step == STEPS
+    assert second.nct_plugins[0].n == STEPS  # the seeder's counter came back from the checkpoint
+    _assert_same(full, resumed, "resumed")
+
+
+def test_trick_logs_reach_transformers_logs(dropout_bert, toy_data, tmp_path):
+    from transformers import TrainerCallback
+
+    _, init, batches = _ours(dropout_bert, toy_data, tmp_path, [], 1)
+    seen = []
+
+    class Keep(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            seen.append(dict(logs or {}))
+
+    from transformers import TrainingArguments
+
+    from nlp_cv_tricks.integrations.transformers import TricksTrainer
+
+    args = TrainingArguments(output_dir=str(tmp_path / "logs"), per_device_train_batch_size=1, max_steps=STEPS,
+                             report_to="none", use_cpu=True, logging_steps=2, disable_tqdm=True,
+                             save_strategy="no")
+    trainer = TricksTrainer(model=copy.deepcopy(init), args=args, train_dataset=list(batches),
+                            data_collator=lambda items: items[0], tricks=["fgm"],
+                            callbacks=[{"grad_norm_logging": {"every": 1}}, Keep()])
+    trainer.train()
+    train_logs = [r for r in seen if "loss" in r]
+    assert train_logs and all("adv_loss" in r and r["adv_loss"] > 0 for r in train_logs), train_logs
+    assert any(k.startswith("grad_norm/") for k in train_logs[0]), train_logs[0]
+
+
+def test_refusals(dropout_bert):
+    from transformers import AutoModelForSequenceClassification
+
+    from nlp_cv_tricks.integrations import TrickStep
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(dropout_bert), num_labels=2)
+    with pytest.raises(ValueError, match="did you mean 'fgm'"):
+        TrickStep(model, ["fgn"])
+    with pytest.raises(ValueError, match="use_for_eval"):
+        TrickStep(model, [{"ema": {"use_for_eval": True}}])
+
+    class NoEmbeddings(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 2)
+
+        def forward(self, x, labels=None):
+            return self.lin(x)
+
+    with pytest.raises(ValueError, match=r"trick 'pgd'.*module"):
+        TrickStep(NoEmbeddings(), [{"pgd": {"steps": 2}}])
+    # with the module named, the same model trains (perturbing the linear layer's output)
+    ts = TrickStep(NoEmbeddings(), [{"fgm": {"module": "lin"}}],
+                   compute_loss=lambda m, b: torch.nn.functional.cross_entropy(m(b["x"]), b["labels"]))
+    loss = ts.step({"x": torch.randn(3, 4), "labels": torch.tensor([0, 1, 1])})
+    assert loss.dim() == 0 and ts.pop_logs()["adv_loss"] > 0
+
+
+def test_transformers_bf16_on_cpu(dropout_bert, toy_data, tmp_path):
+    """Mixed precision as transformers.Trainer runs it (bf16 autocast on CPU): every pass of FGM and R-Drop runs
+    under it, the losses stay finite and the tricks log."""
+    from transformers import TrainingArguments
+
+    from nlp_cv_tricks.integrations.transformers import TricksTrainer
+
+    _, init, batches = _ours(dropout_bert, toy_data, tmp_path, [], 1)
+    args = TrainingArguments(output_dir=str(tmp_path / "bf16"), per_device_train_batch_size=1, max_steps=STEPS,
+                             learning_rate=1e-3, bf16=True, use_cpu=True, report_to="none", logging_steps=2,
+                             disable_tqdm=True, save_strategy="no")
+    model = copy.deepcopy(init)
+    before = model.classifier.weight.detach().clone()
+    trainer = TricksTrainer(model=model, args=args, train_dataset=list(batches), data_collator=lambda items: items[0],
+                            tricks=["fgm", "rdrop"])
+    out = trainer.train()
+    assert torch.isfinite(torch.tensor(out.training_loss))
+    assert not torch.equal(before, trainer.model.classifier.weight.detach())
+    logs = [r for r in trainer.state.log_history if "loss" in r]
+    assert logs and all("adv_loss" in r and "rdrop_kl" in r for r in logs), logs
