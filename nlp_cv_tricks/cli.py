@@ -147,6 +147,39 @@ def _cmd_predict(args) -> int:
     return 0
 
 
+def _cmd_recipes(args) -> int:
+    from .config import RecipeError, unknown_recipe_message
+    from .recipe_catalog import catalog
+    from .utils.bundled import bundled_recipes
+
+    if args.action == "show":  # the file as shipped, to read or to start from: recipes show NAME > my.yaml
+        builtin = bundled_recipes()
+        name = args.name[:-5] if args.name and args.name.endswith(".yaml") else args.name
+        if not name:
+            raise RecipeError("recipes show needs a recipe name (nlp-cv-tricks recipes lists them)")
+        if name not in builtin:
+            raise RecipeError(unknown_recipe_message(args.name, builtin))
+        sys.stdout.write(builtin[name].read_text(encoding="utf-8"))
+        return 0
+    if args.name:
+        raise RecipeError(f"recipes {args.name!r}: did you mean `nlp-cv-tricks recipes show {args.name}`?")
+    entries = catalog()
+    if not entries:
+        print("no built-in recipes found (the package was installed without its recipes)")
+        return 1
+    width = max(len(e.name) for e in entries)
+    for e in entries:
+        print(f"{e.name:<{width}}  {e.task:<24}  data: {e.data}")
+        print(f"{'':<{width}}  {e.summary}")
+        print(f"{'':<{width}}  cost: {e.cost}")
+    print()
+    print("train one:  nlp-cv-tricks train NAME [key=value ...]   (e.g. nlp-cv-tricks train quickstart)")
+    print("print one:  nlp-cv-tricks recipes show NAME > my_recipe.yaml   (then train my_recipe.yaml)")
+    print("data root:  the public datasets are read from data.root=DIR, $NLP_CV_TRICKS_DATA or ../shared/data; "
+          "a recipe's `# Hub:` line reads its dataset from the Hugging Face Hub instead")
+    return 0
+
+
 def _cmd_push(args) -> int:
     from .hub import push
 
@@ -194,11 +227,18 @@ def build_parser(verb: Optional[str] = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train from a recipe: nlp-cv-tricks train RECIPE [key=value ...]")
-    p.add_argument("recipe", help="recipe YAML file (recipes/*.yaml)")
+    p.add_argument("recipe", help="a recipe YAML file, or the name of a built-in recipe (nlp-cv-tricks recipes "
+                   "lists them, e.g. quickstart)")
     p.add_argument("overrides", nargs="*", help="recipe overrides section.key=value (train.learning_rate=3e-5, "
                    "data.train_file=x.csv, output.overwrite=true); 'tricks+=fgm' appends a trick; values are YAML "
                    "(README, Recipes)")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("recipes", help="list the built-in recipes (name, task, data, cost), or print one: "
+                       "nlp-cv-tricks recipes show NAME")
+    p.add_argument("action", nargs="?", choices=("list", "show"), default="list", help="list (default) or show")
+    p.add_argument("name", nargs="?", help="with show: the recipe to print (a name that `recipes` lists)")
+    p.set_defaults(func=_cmd_recipes)
 
     p = sub.add_parser("eval", help="evaluate a saved model on a labelled data file (metrics JSON)")
     _data_args(p)
@@ -315,6 +355,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     from .utils.optional import MissingExtraError
 
     try:
+        if isinstance(getattr(args, "recipe", None), str):  # every verb that takes a recipe takes a built-in name
+            from .config import resolve_recipe
+
+            args.recipe = str(resolve_recipe(args.recipe))
         return int(args.func(args) or 0)
     except (RecipeError, DataError, FileExistsError, FileNotFoundError, MissingExtraError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -21,6 +21,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from .utils.bundled import bundled_recipes
 from .utils.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (their home is utils/io.py)
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "Recipe",
     "RecipeError",
     "load_recipe",
+    "resolve_recipe",
     "apply_overrides",
     "recipe_to_dict",
     "save_recipe",
@@ -415,11 +417,44 @@ def apply_overrides(data: dict, overrides: list[str], where: str = "command line
     return data
 
 
+def resolve_recipe(recipe: Union[str, os.PathLike]) -> Path:
+    """A recipe argument → its file: a file that exists, as given; else the name of a built-in recipe
+    (``quickstart``, or ``quickstart.yaml``: :func:`nlp_cv_tricks.utils.bundled.bundled_recipes`, listed by
+    ``nlp-cv-tricks recipes``). The one place where a name becomes a file: :func:`load_recipe` and the command
+    line's verbs that take a recipe go through it. Anything else is a :class:`RecipeError` with the nearest names."""
+    text = os.fspath(recipe)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise RecipeError(f"recipe {text!r} is a directory; give a recipe YAML file or a built-in recipe's name "
+                          "(nlp-cv-tricks recipes lists them)")
+    builtin = bundled_recipes()
+    name = path.stem if path.suffix == ".yaml" else path.name
+    if len(path.parts) == 1 and name in builtin:
+        return builtin[name]
+    if len(path.parts) > 1 or not builtin:  # a path: only a file will do
+        hint = (f"; a built-in recipe has that name: use {name!r} (e.g. nlp-cv-tricks train {name})"
+                if name in builtin else "")
+        raise RecipeError(f"recipe file {text!r} does not exist{hint}")
+    raise RecipeError(unknown_recipe_message(text, builtin))
+
+
+def unknown_recipe_message(name: str, builtin: dict) -> str:
+    """The did-you-mean of a name that is neither a recipe file nor a built-in recipe."""
+    stem = Path(name).stem if name.endswith(".yaml") else name
+    near = difflib.get_close_matches(stem, list(builtin), n=3, cutoff=0.5)
+    if not near:  # a word of the name (textcnn, mnist) names a family of recipes
+        near = [n for n in builtin if stem and stem.lower() in n.lower()][:3]
+    hint = f"; did you mean {', '.join(repr(n) for n in near)}?" if near else ""
+    return (f"recipe {name!r} is neither a file nor a built-in recipe{hint} (built-in recipes: "
+            f"{', '.join(builtin)}; `nlp-cv-tricks recipes` describes them)")
+
+
 def load_recipe(path: Union[str, os.PathLike], overrides: Optional[list[str]] = None) -> Recipe:
-    """Read a YAML recipe, apply overrides, and return a validated :class:`Recipe`."""
-    path = Path(path)
-    if not path.is_file():
-        raise RecipeError(f"recipe file {str(path)!r} does not exist")
+    """Read a YAML recipe (a file, or a built-in recipe's name: :func:`resolve_recipe`), apply overrides, and
+    return a validated :class:`Recipe`."""
+    path = resolve_recipe(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:

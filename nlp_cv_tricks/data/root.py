@@ -12,7 +12,9 @@ whose sibling ``../shared/data`` holds the public datasets they name.
 
 A relative data path (``data.train_file``, ``data.dev_file``, ``data.test_file``, ``data.label_names_file``,
 ``model.kwargs.pretrained_vectors``, ``model.kwargs.vectors_vocab``) is read from the current directory when it
-exists there (files given on the command line, the bundled ``data/sst2``), otherwise from the data root. Recipes
+exists there (files given on the command line, the bundled ``data/sst2``), otherwise from the data root, and a
+path under ``data/`` last from the data shipped with the package (:mod:`nlp_cv_tricks.utils.bundled`: the quick
+start's SST-2, so that ``nlp-cv-tricks train quickstart`` runs in any directory from an installed wheel). Recipes
 written for the old layout (``../shared/data/kim2014/...``) keep working: that prefix is read as "the data root".
 An absolute path is used as it is.
 
@@ -28,6 +30,8 @@ import copy
 import os
 from pathlib import Path
 from typing import Optional
+
+from ..utils.bundled import bundled_file
 
 __all__ = ["DATA_ENV", "DEFAULT_DATA_ROOT", "DataNotFoundError", "data_root", "resolve_data_paths",
            "recipe_data_source"]
@@ -66,6 +70,9 @@ def _candidates(path: str, root: Optional[Path]) -> list[Path]:
         rel = path[len(_LEGACY_PREFIX):] if path.startswith(_LEGACY_PREFIX) else path
         if (root / rel) != p:
             out.append(root / rel)
+    bundled = bundled_file(path)  # the data shipped with the package (data/sst2/): only tried where it exists
+    if bundled is not None and bundled not in out:
+        out.append(bundled)
     return out
 
 
