@@ -104,11 +104,13 @@ def test_overwrite_never_replaces_the_recipe_being_trained_from(tiny_bert, toy_d
     assert main(args) == 0 and copy.read_text() == edited
 
 
-def test_overwrite_of_a_run_from_an_earlier_version_without_manifest(tiny_bert, toy_data, tmp_path):
+def test_overwrite_of_a_run_from_an_earlier_version_without_manifest(tiny_bert, toy_data, tmp_path, capsys):
     """A run directory of the previous version (no manifest): recognised by its resolved recipe.yaml and its
-    history; only that version's outputs go, checked by content; user files and folders inside stay."""
+    history, and overwritten only when every file there is one that version wrote (checked by content); user
+    files and folders inside are named, and nothing is removed until they are moved away."""
     out = tmp_path / "run"
-    assert main(_common(tiny_bert, toy_data, out, "train.max_steps=2", "train.save_steps=1")) == 0
+    assert main(_common(tiny_bert, toy_data, out, "train.max_steps=2", "train.save_steps=1",
+                        "output.report=false")) == 0
     (out / MANIFEST_NAME).unlink()
     (out / "checkpoints" / "my_own").mkdir()
     (out / "checkpoints" / "step_9").mkdir()  # named like a checkpoint, but not one (no trainer_state.json)
@@ -116,11 +118,20 @@ def test_overwrite_of_a_run_from_an_earlier_version_without_manifest(tiny_bert, 
     (out / "logs" / "diary.txt").write_text("dear diary")
     assert set(legacy_entries(out)) == {"recipe.yaml", "history.jsonl", "metrics.json", "best", "checkpoints",
                                         "checkpoints/step_1", "checkpoints/step_2"}
-    assert main(_common(tiny_bert, toy_data, out, "train.max_steps=1", "output.overwrite=true",
-                        "data.dev_file=null")) == 0
-    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["my_own", "step_9"]
-    assert (out / "logs" / "diary.txt").read_text() == "dear diary"
-    assert not (out / "best").exists() and (out / MANIFEST_NAME).is_file()
+    before = _tree(out)
+    capsys.readouterr()
+    args = _common(tiny_bert, toy_data, out, "train.max_steps=1", "output.overwrite=true", "data.dev_file=null")
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "earlier version" in err and "checkpoints/my_own/, checkpoints/step_9/, logs/" in err
+    assert "nothing was removed" in err and "Move those out" in err
+    assert _tree(out) == before
+    # moved away: the old run's outputs go
+    shutil.move(out / "logs", tmp_path / "logs")
+    shutil.move(out / "checkpoints" / "my_own", tmp_path / "my_own")
+    shutil.move(out / "checkpoints" / "step_9", tmp_path / "step_9")
+    assert main(args) == 0
+    assert not (out / "checkpoints").exists() and not (out / "best").exists() and (out / MANIFEST_NAME).is_file()
     # a hand-written recipe.yaml alone is not a run
     other = tmp_path / "other"
     other.mkdir()

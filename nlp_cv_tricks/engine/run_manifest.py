@@ -21,9 +21,12 @@ Rules of :func:`prepare_run_dir`:
 * ``output.overwrite=true``: the entries of the manifest are removed, nothing else; a non-empty directory
   without a manifest is refused (nothing there is known to be a run's output) -- except a run directory of
   an earlier version of this package, which wrote no manifest: it is recognised by its resolved
-  ``recipe.yaml`` (all seven top-level keys) together with its ``history.jsonl``, ``metrics.json`` or a
-  checkpoint, and then only the outputs that version writes are taken as listed, each checked by its content
-  (:func:`legacy_entries`);
+  ``recipe.yaml`` (what only a run's ``save_recipe`` writes: the seven sections with every option of the
+  first version filled in, defaults included; a recipe written by hand lists a few) together with its
+  ``history.jsonl``, ``metrics.json`` or a checkpoint, and only when every file in the directory is one that
+  version writes, each checked by its content (:func:`legacy_entries`); anything else there is named, to be
+  moved away first, and nothing is removed;
+* the lock file of a running command (:mod:`.run_lock`) is never an output and never removed here;
 * the recipe being trained from is never removed or replaced: a run whose recipe file is one of the outputs
   it would rewrite is refused before anything is touched;
 * resuming keeps the manifest (a directory of an earlier version gets one, from :func:`legacy_entries`) and
@@ -43,6 +46,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from ..config import atomic_write_text
+from .run_lock import LOCK_NAME
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +54,24 @@ MANIFEST_NAME = ".nlp_cv_tricks_run.json"
 KINDS = ("file", "tree", "dir")
 # the top-level keys of a recipe.yaml this package writes (recipe_to_dict)
 _RECIPE_KEYS = {"name", "task", "data", "model", "train", "tricks", "output"}
+# the resolved-recipe marker: the options of the first version, which a run's recipe.yaml lists in full (every
+# default written out by save_recipe) in every version since; a hand-written recipe lists only the few it sets
+_RESOLVED_SECTION_KEYS = {
+    "data": {"train_file", "dev_file", "test_file", "format", "hub_name", "hub_config", "train_split", "dev_split",
+             "test_split", "text_column", "text_pair_column", "label_column", "label_names", "label_names_file",
+             "encoding", "max_length", "group_by_length", "max_train_samples", "max_eval_samples", "num_workers"},
+    "model": {"name", "tokenizer", "from_scratch", "config_overrides", "kwargs", "gradient_checkpointing",
+              "revision"},
+    "train": {"seed", "epochs", "max_steps", "batch_size", "eval_batch_size", "gradient_accumulation_steps",
+              "optimizer", "learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon",
+              "lr_scheduler", "warmup_ratio", "warmup_steps", "max_grad_norm", "mixed_precision", "logging_steps",
+              "eval_steps", "eval_each_epoch", "metric", "greater_is_better", "early_stopping_patience",
+              "save_steps", "save_total_limit", "resume_from", "nonfinite", "cpu", "progress_bar"},
+    "output": {"dir", "overwrite", "report_to", "save_best"},
+}
 
 __all__ = ["MANIFEST_NAME", "RunManifest", "RunDirError", "prepare_run_dir", "legacy_entries",
-           "remove_stale_temp_files"]
+           "unlisted_paths", "remove_stale_temp_files"]
 
 
 class RunDirError(FileExistsError):
@@ -184,7 +203,9 @@ def _is_resolved_recipe(path: Path) -> bool:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return False
-    return isinstance(data, dict) and _RECIPE_KEYS <= set(data)
+    return isinstance(data, dict) and _RECIPE_KEYS <= set(data) and all(
+        isinstance(data.get(section), dict) and keys <= set(data[section])
+        for section, keys in _RESOLVED_SECTION_KEYS.items())
 
 
 def legacy_entries(run_dir: Union[str, os.PathLike]) -> Optional[dict[str, str]]:
@@ -192,8 +213,9 @@ def legacy_entries(run_dir: Union[str, os.PathLike]) -> Optional[dict[str, str]]
     ``run_dir`` does not look like one. Only what that version writes is taken, each checked by its content:
     ``recipe.yaml`` (a resolved recipe), ``history.jsonl``, ``metrics.json``, ``best/`` and ``final/`` (with a
     ``config.json``), their ``.tmp``/``.old`` leftovers, ``checkpoints/step_N/`` (with a
-    ``trainer_state.json``) and ``logs/nlp-cv-tricks/``; ``checkpoints/`` and ``logs/`` only as folders
-    removed when left empty."""
+    ``trainer_state.json``), ``logs/nlp-cv-tricks/`` and ``eval_predictions/step_N/`` (with a
+    ``predictions.json``); ``checkpoints/``, ``logs/`` and ``eval_predictions/`` only as folders removed when
+    left empty. Whether anything else is in the directory is :func:`unlisted_paths`."""
     d = Path(run_dir)
     if not _is_resolved_recipe(d / "recipe.yaml"):
         return None
@@ -218,6 +240,35 @@ def legacy_entries(run_dir: Union[str, os.PathLike]) -> Optional[dict[str, str]]
     if (d / "logs" / "nlp-cv-tricks").is_dir():
         out["logs"] = "dir"
         out["logs/nlp-cv-tricks"] = "tree"
+    preds = [p for p in (d / "eval_predictions").glob("step_*") if re.fullmatch(r"step_\d+", p.name)
+             and (p / "predictions.json").is_file()] if (d / "eval_predictions").is_dir() else []
+    if preds:  # a question-answering run's predictions at each evaluation
+        out["eval_predictions"] = "dir"
+        out.update({f"eval_predictions/{p.name}": "tree" for p in preds})
+    return out
+
+
+def unlisted_paths(run_dir: Union[str, os.PathLike], entries: dict[str, str]) -> list[str]:
+    """The files and folders of ``run_dir`` that ``entries`` do not cover (a ``tree`` covers its content, a
+    ``dir`` only itself), outermost first; the manifest and a lock file are not counted."""
+    d = Path(run_dir)
+    out = []
+
+    def walk(folder: Path, rel: str) -> None:
+        for p in sorted(folder.iterdir()):
+            r = f"{rel}{p.name}"
+            if not rel and p.name in (MANIFEST_NAME, LOCK_NAME):
+                continue
+            kind = entries.get(r)
+            if kind in ("file", "tree"):
+                continue
+            if kind == "dir" and p.is_dir() and not p.is_symlink():
+                walk(p, r + "/")
+                continue
+            out.append(r + ("/" if p.is_dir() else ""))
+
+    if d.is_dir():
+        walk(d, "")
     return out
 
 
@@ -255,7 +306,7 @@ def prepare_run_dir(out: Union[str, os.PathLike], *, resuming: bool, overwrite: 
     """Make ``out`` ready for a run (see the module docstring) and return its manifest (saved on its first
     entry for a fresh run, at once when resuming)."""
     out = Path(out)
-    nonempty = out.is_dir() and any(p.name != MANIFEST_NAME for p in out.iterdir())
+    nonempty = out.is_dir() and any(p.name not in (MANIFEST_NAME, LOCK_NAME) for p in out.iterdir())
     if out.exists() and not out.is_dir():
         raise RunDirError(f"output.dir {out} is a file; choose a folder for output.dir")
     manifest = RunManifest.load(out) if nonempty and (out / MANIFEST_NAME).is_file() else None
@@ -281,6 +332,13 @@ def prepare_run_dir(out: Union[str, os.PathLike], *, resuming: bool, overwrite: 
                     f"output.overwrite=true: {out} is not empty and holds no run of this package (no "
                     f"{MANIFEST_NAME}); overwrite only removes what a run wrote, so nothing was removed. Choose a "
                     "new or empty output.dir (e.g. a subfolder such as runs/...), or move the files out yourself")
+            foreign = unlisted_paths(out, legacy)
+            if foreign:
+                shown = ", ".join(foreign[:8]) + (f" and {len(foreign) - 8} more" if len(foreign) > 8 else "")
+                raise RunDirError(
+                    f"output.overwrite=true: {out} holds a run of an earlier version of this package (no "
+                    f"{MANIFEST_NAME}) together with files that run did not write: {shown}; nothing was removed. "
+                    "Move those out of the folder and run again, or choose a new or empty output.dir")
             manifest = RunManifest(out, legacy)
         _check_recipe_source(out, manifest.entries, recipe_source)
         gone = manifest.remove_outputs()
