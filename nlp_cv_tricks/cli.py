@@ -91,8 +91,32 @@ def train_main(recipe_path: str, overrides: list[str]):
     return result
 
 
+def _resume_command(args) -> str:
+    """The command that ran this training, without the overrides a resume replaces (the resume hint adds
+    ``train.resume_from=latest output.dir=...``)."""
+    import shlex
+
+    keep = [o for o in args.overrides if not o.startswith(("train.resume_from=", "output.dir=", "output.overwrite="))]
+    launched = os.path.basename(sys.argv[0] or "") == "train.py"  # accelerate launch scripts/train.py
+    head = ["accelerate", "launch", sys.argv[0]] if launched else ["nlp-cv-tricks", "train"]
+    return shlex.join([*head, args.recipe, *keep])
+
+
 def _cmd_train(args) -> int:
-    train_main(args.recipe, args.overrides)
+    from .engine.run_stop import TrainingInterrupted, TrainingWriteError
+
+    try:
+        train_main(args.recipe, args.overrides)
+    except TrainingInterrupted as e:  # one line: the step reached, the last checkpoint, the resume command
+        if e.main_process:
+            print(e.sentence(_resume_command(args)), file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C) before training started; nothing was trained", file=sys.stderr)
+        return 130
+    except TrainingWriteError as e:
+        print(f"error: {e.sentence(command=_resume_command(args))}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -106,6 +130,9 @@ def _cmd_eval(args) -> int:
         raise FileExistsError(f"--out {args.out} is a directory; --out names the metrics JSON file to write")
     if args.out and os.path.exists(args.out) and not args.overwrite:  # before the work, not after
         raise FileExistsError(f"{args.out} exists; choose another --out or pass --overwrite")
+    from .engine.run_lock import warn_if_live
+
+    warn_if_live(args.model_dir, "eval")  # a run still training: its best/ may be replaced while read
     if mrc_task.is_qa_model_dir(args.model_dir):  # SQuAD-format data: EM/F1
         metrics = mrc_task.evaluate_qa_file(args.model_dir, args.data, batch_size=args.batch_size)
     elif is_image_model_dir(args.model_dir):  # an image folder, pixel CSV or .npy array, as in training
@@ -126,8 +153,10 @@ def _cmd_eval(args) -> int:
 def _cmd_predict(args) -> int:
     from .tasks import question_answering as mrc_task
     from .tasks.image_classification import is_image_model_dir
+    from .engine.run_lock import warn_if_live
     from .inference import predict_file, predict_image_file
 
+    warn_if_live(args.model_dir, "predict")  # a run still training: its best/ may be replaced while read
     if mrc_task.is_qa_model_dir(args.model_dir):  # --out is a folder: predictions.json + nbest_predictions.json
         mrc_task.predict_qa_file(args.model_dir, args.data, args.out, batch_size=args.batch_size,
                                  overwrite=args.overwrite)
@@ -352,6 +381,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         quiet_library_bars()
     from .config import RecipeError
     from .data.text import DataError
+    from .utils.io import WriteError
     from .utils.optional import MissingExtraError
 
     try:
@@ -360,9 +390,12 @@ def main(argv: Optional[list[str]] = None) -> int:
 
             args.recipe = str(resolve_recipe(args.recipe))
         return int(args.func(args) or 0)
-    except (RecipeError, DataError, FileExistsError, FileNotFoundError, MissingExtraError) as e:
+    except (RecipeError, DataError, FileExistsError, FileNotFoundError, MissingExtraError, WriteError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
     except (ValueError, OSError) as e:
         # bad arguments found deeper down (a model that cannot be loaded offline, an invalid option value):
         # one line for the user; the traceback on request

@@ -487,3 +487,45 @@ def test_export_and_versions_name_what_is_missing(setup, tmp_path):
     (tmp_path / "afile").write_text("x")
     with pytest.raises(FileExistsError, match="is a file; export writes its files into a directory"):
         export(setup["dir"] / "mine", tmp_path / "afile", top=3)
+
+
+def test_export_and_import_write_failures_are_one_sentence(setup, tmp_path, monkeypatch, capsys):
+    """Disk full while exporting, no permission while importing: one line naming the file or version, nothing
+    half-written left behind."""
+    import errno
+    import os
+    import tempfile
+
+    from nlp_cv_tricks.cli import main
+
+    real = tempfile.mkstemp
+
+    def failing(name, code):
+        def mkstemp(*a, **kw):
+            if str(kw.get("prefix", "")).startswith(f".{name}."):
+                raise OSError(code, os.strerror(code))
+            return real(*a, **kw)
+        return mkstemp
+
+    out = tmp_path / "ann"
+    monkeypatch.setattr(tempfile, "mkstemp", failing("annotate.csv", errno.ENOSPC))
+    assert main(["hardcases", "export", str(setup["dir"] / "mine"), "--out", str(out), "--top", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err, err
+    assert err.startswith(f"error: could not write {out / 'annotate.csv'}: the disk is full") and "intact" in err
+    assert not (out / "annotate.csv").exists()
+    monkeypatch.undo()
+    assert main(["hardcases", "export", str(setup["dir"] / "mine"), "--out", str(out), "--top", "3"]) == 0
+    rows = _read_csv(out / "annotate.csv")
+    rows[0]["new_label"] = rows[0]["current_label"]
+    _write_csv(tmp_path / "a.csv", rows)
+    vd = tmp_path / "v"
+    monkeypatch.setattr(tempfile, "mkstemp", failing("ids.json", errno.EACCES))
+    capsys.readouterr()
+    assert main(["hardcases", "import", str(setup["dir"] / "mine" / "recipe.yaml"), "--files",
+                 str(tmp_path / "a.csv"), "--versions-dir", str(vd)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    assert err.startswith(f"error: could not write the new dataset version v0001 {vd / 'v0001'}: permission "
+                          "denied") and "run the command again" in err
+    assert [p.name for p in vd.iterdir()] == []  # no partial version

@@ -12,6 +12,7 @@ A run directory holds::
     best/                the selected model: save_pretrained (safetensors) + tokenizer + recipe + metrics
     metrics.json         final summary
     .nlp_cv_tricks_run.json  the run manifest: what this run wrote (output.overwrite removes only that)
+    .nlp_cv_tricks.lock  while the run trains: who holds the folder (engine/run_lock.py)
 """
 
 from __future__ import annotations
@@ -36,13 +37,15 @@ from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list, set_seed
 
 from ..config import Recipe, recipe_to_dict, save_recipe
-from ..utils.io import atomic_write_text, json_default
+from ..utils.io import WriteError, atomic_write_text, json_default, writing
 from ..utils.progress import Progress
 from .events import Trick
 from .state import TrainState
 from .optimizer_factory import build_optimizer, build_scheduler, param_groups  # noqa: F401  (their home)
 from .resume_check import RESUME_CHANGES_FILE, check_resume, data_fingerprint, load_error
+from .run_lock import RunLock, RunLockedError
 from .run_manifest import RunDirError, prepare_run_dir, remove_stale_temp_files
+from .run_stop import InterruptGuard, TrainingInterrupted, TrainingWriteError
 from .step import StepContext, run_passes
 from .task import ClassificationTask, Task
 
@@ -331,8 +334,15 @@ class Trainer:
         record = {k: v for k, v in record.items() if v is not None}
         if self.accelerator.is_main_process:
             self.record_output("history.jsonl", "file")
-            with open(self.history_path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record, default=json_default) + "\n")
+            with writing(self.history_path, "the training history"), open(self.history_path, "a",
+                                                                           encoding="utf-8") as f:
+                end = f.tell()
+                try:
+                    f.write(json.dumps(record, default=json_default) + "\n")
+                    f.flush()
+                except OSError:
+                    f.truncate(end)  # no cut-off line is left behind
+                    raise
         scalars = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k not in ("step",)}
         if self.accelerator.trackers:
             self.accelerator.log(scalars, step=record.get("step", self.global_step))
@@ -409,16 +419,21 @@ class Trainer:
             tmp = directory.with_name(directory.name + ".tmp")
             if tmp.exists():
                 shutil.rmtree(tmp)
-            model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
-            if self.tokenizer is not None:
-                self.tokenizer.save_pretrained(tmp)
-            save_recipe(self.recipe, tmp / "recipe.yaml")
-            # what the model card reports: how far training had got when these weights were saved
-            atomic_write_text(tmp / "training_summary.json",
-                              json.dumps(self._training_summary(), indent=2, default=json_default))
-            if metrics is not None:
-                atomic_write_text(tmp / "eval_metrics.json",
-                                  json.dumps({"step": self.global_step, **metrics}, indent=2, default=json_default))
+            try:  # a failed write (disk full, file too large) leaves the previous model in place
+                with writing(directory, f"the model (step {self.global_step})"):
+                    model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+                    if self.tokenizer is not None:
+                        self.tokenizer.save_pretrained(tmp)
+                    save_recipe(self.recipe, tmp / "recipe.yaml")
+                    # what the model card reports: how far training had got when these weights were saved
+                    atomic_write_text(tmp / "training_summary.json",
+                                      json.dumps(self._training_summary(), indent=2, default=json_default))
+                    if metrics is not None:
+                        atomic_write_text(tmp / "eval_metrics.json", json.dumps(
+                            {"step": self.global_step, **metrics}, indent=2, default=json_default))
+            except WriteError as e:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise WriteError(directory, e.reason, e.what) from e
             old = directory.with_name(directory.name + ".old")
             if directory.exists():
                 if old.exists():
@@ -470,10 +485,16 @@ class Trainer:
         if self.accelerator.is_main_process:
             self.record_output(f"checkpoints/{path.name}", "tree")
             remove_stale_temp_files(path)  # written again (after a resume): an interrupted save's leftovers go
-        self.accelerator.save_state(str(path), safe_serialization=True)
-        if self.accelerator.is_main_process:
-            atomic_write_text(path / "trainer_state.json", json.dumps(self._trainer_state(epoch, batches_in_epoch),
-                                                                       indent=2, default=json_default))
+        try:  # trainer_state.json is written last: a checkpoint without it is never resumed from
+            with writing(path, "the checkpoint"):
+                self.accelerator.save_state(str(path), safe_serialization=True)
+                if self.accelerator.is_main_process:
+                    atomic_write_text(path / "trainer_state.json", json.dumps(
+                        self._trainer_state(epoch, batches_in_epoch), indent=2, default=json_default))
+        except WriteError as e:
+            if self.accelerator.is_main_process:
+                shutil.rmtree(path, ignore_errors=True)  # the half-written checkpoint, to free the space it took
+            raise WriteError(path, e.reason, e.what) from e
             limit = self.cfg.save_total_limit
             if limit:
                 for old in _list_checkpoints(self.output_dir)[:-limit]:
@@ -519,17 +540,49 @@ class Trainer:
         """Train under the recipe: check a resume, prepare, run the epochs, save the selected model. Each named
         step below is one stage; the order of the hooks inside a step is documented in :mod:`.events`."""
         self._check_metric()
-        resume_path, resume_change = self._check_resume()  # before anything is touched
-        self._prepare_output_dir(resuming=resume_path is not None)
-        loop = self._prepare()
-        if resume_path is not None:
-            self._restore(loop, resume_path, resume_change)
-        self._start(loop, resuming=resume_path is not None)
-        for epoch in range(loop.start_epoch, loop.num_epochs):
-            if loop.done or self.should_stop:
-                break
-            self._train_epoch(loop, epoch)
-        return self._finish(loop)
+        self._lock_run_dir()  # held until fit returns or raises: no second training, resume or overwrite here
+        self._interrupt = InterruptGuard(enabled=bool(self.cfg.save_steps) and self.accelerator.num_processes == 1)
+        try:
+            with self._interrupt:
+                resume_path, resume_change = self._check_resume()  # before anything is touched
+                self._prepare_output_dir(resuming=resume_path is not None)
+                loop = self._prepare()
+                if resume_path is not None:
+                    self._restore(loop, resume_path, resume_change)
+                self._start(loop, resuming=resume_path is not None)
+                for epoch in range(loop.start_epoch, loop.num_epochs):
+                    if loop.done or self.should_stop:
+                        break
+                    self._train_epoch(loop, epoch)
+                return self._finish(loop)
+        except TrainingInterrupted as e:
+            e.main_process = self.accelerator.is_main_process
+            raise
+        except KeyboardInterrupt:  # a second Ctrl-C, or the first without checkpoints: stopped at once
+            raise TrainingInterrupted(self.output_dir, self.global_step, getattr(self, "total_steps", None),
+                                      saved_now=False, main_process=self.accelerator.is_main_process) from None
+        except WriteError as e:
+            raise TrainingWriteError(e, self.output_dir) from e
+        finally:
+            self._interrupt = None
+            if self._run_lock is not None:
+                self._run_lock.release()
+                self._run_lock = None
+
+    def _lock_run_dir(self) -> None:
+        """The run directory's lock (:mod:`.run_lock`), taken by the main process; a folder another training
+        holds stops every process with the holder named."""
+        self._run_lock = None
+        refused = [None]
+        if self.accelerator.is_main_process:
+            try:
+                self._run_lock = RunLock(self.output_dir, "training").acquire()
+            except RunLockedError as e:
+                refused = [str(e)]
+        if self.accelerator.num_processes > 1:
+            broadcast_object_list(refused)
+        if refused[0] is not None:
+            raise RunLockedError(refused[0])
 
     # ---- the stages of fit() -------------------------------------------------------------------------
     def _check_resume(self):
@@ -714,6 +767,11 @@ class Trainer:
             self._after_eval(self.evaluate(), epoch_progress)
         if cfg.save_steps and self.global_step % cfg.save_steps == 0:
             self.save_checkpoint(loop.epoch, loop.batches_in_epoch, loop.loss_sum, loop.loss_count)
+        guard = getattr(self, "_interrupt", None)
+        if guard is not None and guard.requested:  # Ctrl-C: a checkpoint at this step, then stop
+            if self.global_step % cfg.save_steps:
+                self.save_checkpoint(loop.epoch, loop.batches_in_epoch, loop.loss_sum, loop.loss_count)
+            raise TrainingInterrupted(self.output_dir, self.global_step, loop.total_steps, saved_now=True)
         return self.global_step >= loop.total_steps or self.should_stop
 
     def _log_interval(self, loop: "_Loop", epoch_progress: float) -> None:

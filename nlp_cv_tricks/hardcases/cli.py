@@ -120,11 +120,12 @@ def _yaml_value(v) -> str:
 
 def _guard(fn):
     def run(args) -> int:
+        from ..utils.io import WriteError
         from .importer import ImportValidationError
 
         try:
             return fn(args)
-        except (ImportValidationError, ValueError, FileNotFoundError, FileExistsError) as e:
+        except (ImportValidationError, ValueError, FileNotFoundError, FileExistsError, WriteError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
     return run

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..config import Recipe
-from ..utils.io import atomic_write_text
+from ..utils.io import WriteError, as_write_error, atomic_write_text
 from ._common import atomic_write_json, atomic_write_jsonl, sha256_file
 from .images import ImageSource, fingerprint_dir, id_of_version_file, is_image_recipe, load_image_file
 
@@ -304,8 +304,11 @@ class VersionStore:
                                                       "format": self.fmt(), "original": str(self.original),
                                                       **manifest})
             os.replace(tmp, self.root / name)
-        except BaseException:
+        except BaseException as e:
             shutil.rmtree(tmp, ignore_errors=True)
+            err = as_write_error(e, self.root / name)
+            if err is not None:  # disk full, permission: named by the version, not the temporary folder
+                raise WriteError(self.root / name, err.reason, f"the new dataset version {name}") from e
             raise
         return name
 

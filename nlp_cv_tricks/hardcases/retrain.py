@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 
 from ..config import Recipe
+from ..engine.run_lock import lock_folder, releases_locks
 from ._common import IdTask, atomic_write_json, build_components, with_train_file
 from .importer import VersionStore
 
@@ -76,6 +77,7 @@ def train_and_evaluate(recipe: Recipe, out_dir, train_file=None, ids=None, hard_
             "train_file": rec.data.train_file}
 
 
+@releases_locks
 def retrain(recipe: Recipe, versions_dir, version: Optional[str], out_dir, emphasis: str = "none",
             factor: float = 2.0, before: Optional[dict] = None, keep_models: bool = True) -> dict:
     """Train on ``version`` (and, unless ``before`` metrics are given, on its parent) and report dev metrics
@@ -86,6 +88,7 @@ def retrain(recipe: Recipe, versions_dir, version: Optional[str], out_dir, empha
         raise ValueError(f"no version to retrain on in {versions_dir}")
     parent = store.manifest(version).get("parent")
     out_dir = Path(out_dir)
+    lock_folder(out_dir, "hard-case retraining")  # released when this returns or raises
     if before is None:
         before = train_and_evaluate(store.recipe_for(parent), out_dir / "before", keep_model=keep_models)
     hard = [c["id"] for c in store.changes(version, chain=True) if c["action"] in ("relabel", "confirm")]

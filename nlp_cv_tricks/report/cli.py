@@ -8,9 +8,12 @@ __all__ = ["add_cli"]
 
 
 def _cmd_report(args) -> int:
+    from ..engine.run_lock import warn_if_live
     from ..utils.optional import MissingExtraError
     from . import ReportError, write_report
 
+    for path in args.paths:  # a run still training is read as it is now
+        warn_if_live(path, "report")
     try:
         res = write_report(args.paths, out=args.out, true_labels=args.true_labels, max_points=args.max_points,
                            log=lambda msg: print(msg, file=sys.stderr, flush=True))

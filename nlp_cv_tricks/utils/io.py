@@ -3,36 +3,107 @@ old version or the new one, never half of one" (runs, checkpoints, reports, anno
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import re
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any, Iterable, Iterator, Optional, Union
 
 PathLike = Union[str, os.PathLike]
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_jsonl", "json_default",
-           "finite_json"]
+           "finite_json", "WriteError", "as_write_error", "writing"]
+
+# the reasons a write fails that the user can fix (space, size limit, permission), in words
+_WRITE_ERRNOS = {
+    errno.ENOSPC: "the disk is full (no space left on device)",
+    errno.EFBIG: "the file is larger than this system allows (a file-size limit such as ulimit -f)",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "the file system is read-only",
+}
+if hasattr(errno, "EDQUOT"):
+    _WRITE_ERRNOS[errno.EDQUOT] = "the disk quota is used up"
+_NOTHING_CHANGED = ("what was there before is intact (files are written to a temporary name and swapped in); free "
+                    "space or fix the permission, then run the command again")
+
+
+class WriteError(OSError):
+    """A file or folder could not be written (disk full, file too large, no permission, read-only file system):
+    one sentence that says what, where, why, what is intact and what to do (``then``)."""
+
+    def __init__(self, path: PathLike, reason: str, what: Optional[str] = None, then: str = _NOTHING_CHANGED,
+                 code: Optional[int] = None):
+        self.path, self.reason, self.what, self.then = str(path), reason, what, then
+        super().__init__(self.sentence())
+        self.errno = code
+
+    def sentence(self, then: Optional[str] = None) -> str:
+        what = f"{self.what} " if self.what else ""
+        return f"could not write {what}{self.path}: {self.reason}; {then or self.then}"
+
+    def __str__(self) -> str:
+        return self.sentence()
+
+    def __reduce__(self):  # picklable (errors travel between processes of a grid)
+        return (type(self), (self.path, self.reason, self.what, self.then, self.errno))
+
+
+def as_write_error(exc: BaseException, path: PathLike, what: Optional[str] = None) -> Optional[WriteError]:
+    """``exc`` as a :class:`WriteError` when it is a write failure the user can fix, else None. Knows the
+    ``OSError`` codes, safetensors' ``SafetensorError`` ("File too large (os error 27)") and torch's
+    "PytorchStreamWriter failed writing file" (``torch.save`` on a full disk)."""
+    if isinstance(exc, WriteError):
+        return exc
+    code = exc.errno if isinstance(exc, OSError) else None
+    if code is None and type(exc).__name__ == "SafetensorError":
+        m = re.search(r"os error (\d+)", str(exc))
+        code = int(m.group(1)) if m else None
+    if code in _WRITE_ERRNOS:  # named by the path the caller writes (not a temporary name inside it)
+        return WriteError(path, _WRITE_ERRNOS[code], what, code=code)
+    if isinstance(exc, RuntimeError) and ("PytorchStreamWriter failed" in str(exc) or "file write failed" in str(exc)):
+        return WriteError(path, "the write failed (is the disk full, or a file-size limit reached?)", what)
+    return None
+
+
+@contextmanager
+def writing(path: PathLike, what: Optional[str] = None) -> Iterator[None]:
+    """Inside the block a write failure the user can fix (see :func:`as_write_error`) becomes a
+    :class:`WriteError` naming ``path`` (and ``what`` it is); other errors pass unchanged."""
+    try:
+        yield
+    except WriteError:
+        raise
+    except Exception as e:
+        err = as_write_error(e, path, what)
+        if err is None:
+            raise
+        raise err from e
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same directory, then rename: readers see the
-    old file or the new one, never a half-written one."""
+    old file or the new one, never a half-written one. A write failure the user can fix (disk full, file too
+    large, permission) is a :class:`WriteError` naming ``path``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
     return path
 
 
