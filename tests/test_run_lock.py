@@ -295,7 +295,7 @@ def test_best_model_history_and_metrics_write_failures(tiny_bert, toy_data, run,
     assert f"the previous best/ (step 2) and the checkpoint {run / 'checkpoints' / 'step_3'} are intact" in line
 
 
-def test_eval_predict_report_and_hardcases_write_failures(tiny_bert, toy_data, run, tmp_path, monkeypatch,
+def test_eval_predict_and_report_write_failures(tiny_bert, toy_data, run, tmp_path, monkeypatch,
                                                           capsys):
     dev = str(toy_data["dev"])
     (tmp_path / "m.json").write_text("old\n")
@@ -342,27 +342,33 @@ def test_ctrl_c_during_training_is_one_line_with_the_resume_command(tiny_bert, t
     assert main(cmd[1:] + [f"train.max_steps={step + 2}"]) == 0  # the printed command resumes
 
 
-@pytest.mark.parametrize("presses", [1, 2])
+@pytest.mark.parametrize("presses", [1, 2, 0])
 def test_second_ctrl_c_stops_at_once(tiny_bert, toy_data, tmp_path, monkeypatch, capsys, presses):
     """Ctrl-C at step 3 (checkpoints every 2 steps): once, a checkpoint is saved at step 3; twice, the run stops
-    at once and the checkpoint of step 2 is the one to resume from."""
+    at once and the checkpoint of step 2 is the one to resume from. (0: once, without train.save_steps: it stops
+    at once, and says there is nothing to resume.)"""
     from nlp_cv_tricks.engine import trainer as trainer_mod
 
     real = trainer_mod.Trainer._after_optimizer_step
 
     def step(self, loop):
         if self.global_step == 2:  # the third optimizer step is being counted
-            for _ in range(presses):
+            for _ in range(presses or 1):
                 signal.raise_signal(signal.SIGINT)
         return real(self, loop)
 
     monkeypatch.setattr(trainer_mod.Trainer, "_after_optimizer_step", step)
     out = tmp_path / "run"
-    assert main(_common(tiny_bert, toy_data, out, "train.save_steps=2", "train.max_steps=10")) == 130
+    save = [] if presses == 0 else ["train.save_steps=2"]
+    assert main(_common(tiny_bert, toy_data, out, *save, "train.max_steps=10")) == 130
     err = capsys.readouterr().err
     line = [ln for ln in err.splitlines() if ln.startswith("interrupted")]
     assert len(line) == 1 and "Traceback" not in err, err
-    if presses == 1:
+    if presses == 0:
+        assert "at step 2 of 10; no checkpoint (set train.save_steps=N" in line[0], line
+        cmd = shlex.split(line[0].split("start again with: ", 1)[1])
+        assert cmd[:2] == ["nlp-cv-tricks", "train"] and cmd[-2:] == [f"output.dir={out}", "output.overwrite=true"]
+    elif presses == 1:
         assert f"at step 3 of 10; last checkpoint {out / 'checkpoints' / 'step_3'} (saved now)" in line[0], line
     else:
         assert f"at step 2 of 10; last checkpoint {out / 'checkpoints' / 'step_2'};" in line[0], line

@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional, Union
 
+from ..utils.io import writing
+
 logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".nlp_cv_tricks.lock"
@@ -109,7 +111,8 @@ class RunLock:
         if self.folder.exists() and not self.folder.is_dir():
             return self  # the caller refuses a file as its folder with its own message
         if not self.folder.exists():
-            self.folder.mkdir(parents=True, exist_ok=True)
+            with writing(self.folder, "the folder"):
+                self.folder.mkdir(parents=True, exist_ok=True)
             self._created_folder = True
         for attempt in range(retries + 1):
             fd = self._try_lock()
@@ -145,7 +148,8 @@ class RunLock:
                     os.unlink(self.path)
                     return os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
                 return None
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+        with writing(self.path, "the lock file"):  # a read-only folder: one sentence
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

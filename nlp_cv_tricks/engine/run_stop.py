@@ -47,13 +47,17 @@ def run_position(run_dir) -> tuple[Optional[Path], Optional[int]]:
     return (ckpts[-1] if ckpts else None), best_step
 
 
+_NO_CHECKPOINT = "set train.save_steps=N to make a run resumable"
+
+
 def resume_hint(run_dir, checkpoint: Optional[Path], command: Optional[str] = None) -> str:
-    """How to go on: the resume overrides (after ``command`` when given), or why there is nothing to resume."""
+    """How to go on: resume from the last checkpoint, or (without one) start again; ``command`` is the command
+    that ran the training (without the overrides a resume replaces), when the caller knows it."""
+    out = f"output.dir={shlex.quote(str(run_dir))}"
     if checkpoint is None:
-        return ("there is no checkpoint to resume from (set train.save_steps=N to make a run resumable); run the "
-                "command again to start over" + (" with output.overwrite=true" if command is None else
-                                                 f": {command} output.overwrite=true"))
-    args = f"train.resume_from=latest output.dir={shlex.quote(str(run_dir))}"
+        return f"start again with: {command} {out} output.overwrite=true" if command else \
+            f"start again with the same command and {out} output.overwrite=true"
+    args = f"train.resume_from=latest {out}"
     return f"resume with: {command} {args}" if command else f"resume with the same command and {args}"
 
 
@@ -73,7 +77,7 @@ class TrainingInterrupted(KeyboardInterrupt):
         if self.checkpoint is not None:
             ck = f"last checkpoint {self.checkpoint}" + (" (saved now)" if self.saved_now else "")
         else:
-            ck = "no checkpoint"
+            ck = f"no checkpoint ({_NO_CHECKPOINT})"
         best = f", best/ from step {self.best_step}" if self.best_step is not None else ""
         return f"{head}; {ck}{best}; {resume_hint(self.run_dir, self.checkpoint, command)}"
 
@@ -100,7 +104,9 @@ class TrainingWriteError(WriteError):
         if self.checkpoint is not None:
             intact.append(f"the checkpoint {self.checkpoint}")
         said = (" and ".join(intact) + (" are" if len(intact) > 1 else " is") + " intact") if intact else \
-            "no model or checkpoint had been saved yet"
+            f"no model or checkpoint had been saved yet ({_NO_CHECKPOINT})"
+        if self.checkpoint is None and intact:
+            said += f", but there is no checkpoint to resume from ({_NO_CHECKPOINT})"
         return f"{said}; free space (or fix the permission) and {resume_hint(self.run_dir, self.checkpoint, command)}"
 
     def sentence(self, then: Optional[str] = None, command: Optional[str] = None) -> str:
