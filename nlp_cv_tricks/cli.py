@@ -370,10 +370,30 @@ def parse_args_with_overrides(parser: argparse.ArgumentParser, argv: Optional[li
     return args
 
 
+def _recipe_names(args) -> Optional[int]:
+    """A built-in recipe's name becomes its file (every verb that takes a recipe takes a name:
+    :func:`nlp_cv_tricks.config.resolve_recipe`), and ``recipes`` runs, before torch and the data libraries load:
+    a wrong name is reported at once. An exit status when the command is over, else None."""
+    from .config import RecipeError, resolve_recipe
+
+    try:
+        if args.func is _cmd_recipes:
+            return _cmd_recipes(args)
+        if isinstance(getattr(args, "recipe", None), str):
+            args.recipe = str(resolve_recipe(args.recipe))
+    except RecipeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return None
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = _progress_options(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser(_verb_of(argv) or "")
     args = parse_args_with_overrides(parser, argv)  # --help and errors exit here, before transformers is imported
+    done = _recipe_names(args)
+    if done is not None:
+        return done
     _setup_logging()
     from .utils.progress import quiet_library_bars, resolve_mode
 
@@ -385,10 +405,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     from .utils.optional import MissingExtraError
 
     try:
-        if isinstance(getattr(args, "recipe", None), str):  # every verb that takes a recipe takes a built-in name
-            from .config import resolve_recipe
-
-            args.recipe = str(resolve_recipe(args.recipe))
         return int(args.func(args) or 0)
     except (RecipeError, DataError, FileExistsError, FileNotFoundError, MissingExtraError, WriteError) as e:
         print(f"error: {e}", file=sys.stderr)
