@@ -16,7 +16,8 @@ import yaml
 
 from .config import DataConfig
 from .utils.io import atomic_write_text
-from .data.text import _EXT_FORMATS, DataError, LabelMap, load_eval_file, tokenize_dataset
+from .data.text import (_EXT_FORMATS, DataError, LabelMap, load_eval_file, longest_first, restore_order,
+                        token_lengths, tokenize_dataset)
 from .metrics.classification import classification_metrics, softmax
 from .utils.model_dir import resolve_model_dir
 from .utils.progress import progress
@@ -120,7 +121,11 @@ def predict_logits(model, tokenizer, ds, data_cfg: DataConfig, batch_size: int =
         if getattr(model.config, "model_type", None) == "longformer":
             collate = LongformerCollator(tokenizer, attention_window=model.config.attention_window,
                                          global_on_question=long_opts.global_on_question)
-    dl = torch.utils.data.DataLoader(tok, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    # the forward passes run longest first (batches of similar lengths pad little); the outputs come back in
+    # input order. The sampler's order is the gathered order under several processes too (accelerate shards
+    # whole batches and gathers them in turn).
+    order = longest_first(token_lengths(tok))
+    dl = torch.utils.data.DataLoader(tok, batch_size=batch_size, sampler=order.tolist(), collate_fn=collate)
     model, dl = acc.prepare(model, dl)
     model.eval()
     logits, labels = [], []
@@ -133,7 +138,11 @@ def predict_logits(model, tokenizer, ds, data_cfg: DataConfig, batch_size: int =
         else:
             out = acc.gather_for_metrics(out)
         logits.append(out.cpu().numpy())
-    return np.concatenate(logits), (np.concatenate(labels) if labels else None)
+    if not logits:
+        n = acc.unwrap_model(model).config.num_labels
+        return np.zeros((0, n), dtype=np.float32), (np.zeros(0, dtype=np.int64) if keep else None)
+    return (restore_order(np.concatenate(logits), order),
+            restore_order(np.concatenate(labels), order) if labels else None)
 
 
 def model_label_map(config) -> LabelMap:

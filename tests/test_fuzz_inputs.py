@@ -11,6 +11,10 @@ Labels are compared as the package keys them (README, Data): the value's text wi
 ``true``/``false`` in lower case, integer-valued numbers (``1``, ``1.0``) as the integer.
 
 Example counts (``FUZZ_EXAMPLES``, per format) are reported in benchmarks/RESULTS.md.
+
+Each data test runs twice: on the fixed corpus (``derandomize``: the same examples every run, so a failure
+reproduces) and on ``FRESH_EXAMPLES`` new examples drawn from a seed chosen per session, printed in the test
+header (``fuzz seed: N``) and set with ``NCT_FUZZ_SEED=N`` to repeat a run.
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ import csv
 import io
 import json
 import math
+import os
+import random
 import re
 import string
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,9 +42,39 @@ from nlp_cv_tricks.data.text import DataError, load_text_classification  # noqa:
 from conftest import ROOT  # noqa: E402
 
 FUZZ_EXAMPLES = {"csv": 300, "tsv": 300, "jsonl": 300, "kim2014": 300, "thucnews": 300, "overrides": 300}
+FRESH_EXAMPLES = 60  # per format, drawn anew each session
+FUZZ_SEED = int(os.environ.get("NCT_FUZZ_SEED") or random.SystemRandom().randrange(2**32))
 _SETTINGS = dict(deadline=None, derandomize=True, database=None,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                         HealthCheck.data_too_large, HealthCheck.large_base_example])
+MODES = ["fixed", "fresh"]
+LONG = 131_073 + 7_000  # over Python csv's default field limit (131,072 characters)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _say_the_seed(request):
+    """The seed of the fresh examples, printed once (also with -q and captured output)."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # past the output capture of the test session
+            reporter.write_line(f"fuzz seed: {FUZZ_SEED} (repeat these examples with NCT_FUZZ_SEED={FUZZ_SEED})")
+    yield
+
+
+def fuzz(mode: str, n: int, strategy, body):
+    """Run ``body`` on ``n`` examples of ``strategy``: the fixed corpus, or ``FRESH_EXAMPLES`` new ones drawn from
+    ``FUZZ_SEED`` (a failure then names the seed to repeat it)."""
+    if mode == "fixed":
+        return settings(max_examples=n, **_SETTINGS)(given(strategy)(body))()
+    fresh = dict(_SETTINGS, derandomize=False)
+    test = hypothesis.seed(FUZZ_SEED)(settings(max_examples=FRESH_EXAMPLES, **fresh)(given(strategy)(body)))
+    try:
+        test()
+    except BaseException as e:  # noqa: BLE001 - re-raised with the seed that repeats it
+        if isinstance(e, (KeyboardInterrupt, SystemExit)):
+            raise
+        raise AssertionError(f"fresh fuzz examples failed; repeat with NCT_FUZZ_SEED={FUZZ_SEED}: {e}") from e
 
 @pytest.fixture(autouse=True, scope="module")
 def _datasets_cache_in_tmp(tmp_path_factory):
@@ -59,7 +96,8 @@ _SPECIAL = st.sampled_from(list(',;"\'\t \r\n\\#-+.0123456789') + ["\ufeff", "\u
 _CHAR = st.one_of(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), _SPECIAL)
 TEXT = st.one_of(
     st.lists(_CHAR, max_size=30).map("".join),
-    st.sampled_from(["", " ", "NA", "null", "007", "1.5", "True", "  padded  ", "a,b", 'say "hi"', "x" * 100_000]),
+    st.sampled_from(["", " ", "NA", "null", "007", "1.5", "True", "  padded  ", "a,b", 'say "hi"', "x" * 100_000,
+                     "y" * LONG, ('long, "quoted"\nfield ' * (LONG // 20 + 1))]),
 )
 LABEL = st.one_of(
     st.integers(-3, 12).map(str),
@@ -165,11 +203,14 @@ def csv_files(draw):
 
 def ref_csv(text: str, delimiter: str = ",", quoting=csv.QUOTE_MINIMAL):
     body = text[1:] if text.startswith("\ufeff") else text
-    try:
+    default = csv.field_size_limit(sys.maxsize)  # the reference reads fields of any length, as the package must;
+    try:  # the limit is process-wide: restored, so the package's reads meet the default
         rows = [r for r in csv.reader(io.StringIO(body, newline=""), delimiter=delimiter, quoting=quoting,
                                       strict=True) if r]
     except csv.Error:
         return None
+    finally:
+        csv.field_size_limit(default)
     if not rows:
         return None
     header, data = rows[0], rows[1:]
@@ -180,19 +221,22 @@ def ref_csv(text: str, delimiter: str = ",", quoting=csv.QUOTE_MINIMAL):
     return (texts, keys) if _valid_rows(texts, keys) else None
 
 
-@settings(max_examples=FUZZ_EXAMPLES["csv"], **_SETTINGS)
-@given(text=csv_files())
-def test_fuzz_csv(tmp_path_factory, text):
-    path = _unique(tmp_path_factory, ".csv")
-    path.write_text(text, encoding="utf-8", newline="")
-    check_load(path, ref_csv(text))
+@pytest.mark.parametrize("mode", MODES)
+def test_fuzz_csv(tmp_path_factory, mode):
+    def body(text):
+        path = _unique(tmp_path_factory, ".csv")
+        path.write_text(text, encoding="utf-8", newline="")
+        check_load(path, ref_csv(text))
+
+    fuzz(mode, FUZZ_EXAMPLES["csv"], csv_files(), body)
 
 
 # ---- TSV (no quoting: quotes are text) --------------------------------------------------------------------------
 _TSV_CHAR = st.one_of(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\t\r\n"),
                       st.sampled_from(list('",; #\'\\') + ["\ufeff", "\u2028", "\x85", "NA", "null"]))
 TSV_TEXT = st.one_of(st.lists(_TSV_CHAR, max_size=30).map("".join),
-                     st.sampled_from(["", " ", "NA", "007", '"quoted"', 'a "b" c', "x" * 100_000]))
+                     st.sampled_from(["", " ", "NA", "007", '"quoted"', 'a "b" c', "x" * 100_000, "y" * LONG,
+                                      'long "quoted" field ' * (LONG // 20 + 1)]))
 TSV_LABEL = LABEL.map(lambda s: s.replace("\t", " ").replace("\r", " ").replace("\n", " "))
 
 
@@ -225,23 +269,35 @@ def ref_tsv(text: str):
     return (texts, keys) if _valid_rows(texts, keys) else None
 
 
-@settings(max_examples=FUZZ_EXAMPLES["tsv"], **_SETTINGS)
-@given(text=tsv_files())
-def test_fuzz_tsv(tmp_path_factory, text):
-    path = _unique(tmp_path_factory, ".tsv")
-    path.write_text(text, encoding="utf-8", newline="")
-    check_load(path, ref_tsv(text))
+@pytest.mark.parametrize("mode", MODES)
+def test_fuzz_tsv(tmp_path_factory, mode):
+    def body(text):
+        path = _unique(tmp_path_factory, ".tsv")
+        path.write_text(text, encoding="utf-8", newline="")
+        check_load(path, ref_tsv(text))
+
+    fuzz(mode, FUZZ_EXAMPLES["tsv"], tsv_files(), body)
 
 
 # ---- JSONL -------------------------------------------------------------------------------------------------
 JSON_LABEL = st.one_of(st.integers(-3, 12), st.sampled_from([0.0, 1.0, 2.5, True, False, None]), LABEL)
 JSON_TEXT = st.one_of(TEXT, st.sampled_from([None, 5, 1.5, True]))
+# label pools of JSON booleans and nulls, alone and mixed with their spellings as text and numbers: a boolean
+# keyed as "True"/"1" instead of "true" (or a null taken for a label) shows here
+JSON_POOLS = st.sampled_from([[True, False], [False, True], [True, False, None], [True, "false"], ["True", False],
+                              [True, 1], [0, False], [True, "true", False], [None, 1], ["null", True]])
 
 
 @st.composite
 def jsonl_files(draw):
     lines = []
-    for t, y in draw(rows_of(JSON_TEXT, JSON_LABEL, clean_text=TEXT)):
+    if draw(st.integers(0, 3)) == 0:
+        pool = draw(JSON_POOLS)
+        rows = [(draw(TEXT.filter(lambda t: t.strip())), draw(st.sampled_from(pool)))
+                for _ in range(draw(st.integers(1, 6)))]
+    else:
+        rows = draw(rows_of(JSON_TEXT, JSON_LABEL, clean_text=TEXT))
+    for t, y in rows:
         obj = {"text": t, "label": y}
         if draw(st.integers(0, 30)) == 0:
             obj.pop(draw(st.sampled_from(["text", "label"])))
@@ -282,18 +338,21 @@ def ref_jsonl(text: str):
     return (texts, keys) if _valid_rows(texts, keys) else None
 
 
-@settings(max_examples=FUZZ_EXAMPLES["jsonl"], **_SETTINGS)
-@given(text=jsonl_files())
-def test_fuzz_jsonl(tmp_path_factory, text):
-    path = _unique(tmp_path_factory, ".jsonl")
-    path.write_text(text, encoding="utf-8", newline="")
-    check_load(path, ref_jsonl(text))
+@pytest.mark.parametrize("mode", MODES)
+def test_fuzz_jsonl(tmp_path_factory, mode):
+    def body(text):
+        path = _unique(tmp_path_factory, ".jsonl")
+        path.write_text(text, encoding="utf-8", newline="")
+        check_load(path, ref_jsonl(text))
+
+    fuzz(mode, FUZZ_EXAMPLES["jsonl"], jsonl_files(), body)
 
 
 # ---- the line formats: kim2014 ('<label> <text>') and thucnews ('<text><TAB><label id>') ----------------------
 _LINE_CHAR = st.one_of(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\n"),
                        st.sampled_from(list(" \t\r-0123456789") + ["\ufeff", "\u2028", "\x85", "²", "٣"]))
-LINE_TEXT = st.one_of(st.lists(_LINE_CHAR, max_size=25).map("".join), st.sampled_from(["", " ", "x" * 100_000]))
+LINE_TEXT = st.one_of(st.lists(_LINE_CHAR, max_size=25).map("".join),
+                      st.sampled_from(["", " ", "x" * 100_000, "y" * LONG]))
 LINE_LABEL = st.one_of(st.integers(-2, 12).map(str), st.sampled_from(["", "-", "--1", "+1", "1.0", "²", "٣", "007",
                                                                      "a", " 1", "1 "]))
 
@@ -334,16 +393,15 @@ def ref_lines(text: str, fmt: str):
     return (texts, keys) if _valid_rows(texts, keys) else None
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("fmt", ["kim2014", "thucnews"])
-def test_fuzz_line_formats(tmp_path_factory, fmt):
-    @settings(max_examples=FUZZ_EXAMPLES[fmt], **_SETTINGS)
-    @given(text=line_files(fmt))
-    def run(text):
+def test_fuzz_line_formats(tmp_path_factory, fmt, mode):
+    def body(text):
         path = _unique(tmp_path_factory, ".txt")
         path.write_text(text, encoding="utf-8", newline="")
         check_load(path, ref_lines(text, fmt), format=fmt)
 
-    run()
+    fuzz(mode, FUZZ_EXAMPLES[fmt], line_files(fmt), body)
 
 
 # ---- recipe overrides ------------------------------------------------------------------------------------------
@@ -416,6 +474,19 @@ def _same(a, b) -> bool:
      (["a", "b", "c"], ["0", "1", "1"])),
     # a list is no label
     ("g.jsonl", '{"text": "a", "label": [1]}\n{"text": "b", "label": 0}\n', {}, None),
+    # JSON booleans are the labels true/false (as the text "True"/"false" is), never 1/0 or "True"
+    ("h.jsonl", '{"text": "a", "label": true}\n{"text": "b", "label": false}\n{"text": "c", "label": "True"}\n', {},
+     (["a", "b", "c"], ["true", "false", "true"])),
+    # JSON text labels next to numbers stay as written: "007" is not 7, "NaN" is not a missing value
+    ("l.jsonl", '{"text": "a", "label": 0}\n{"text": "b", "label": "007"}\n{"text": "c", "label": "NaN"}\n', {},
+     (["a", "b", "c"], ["0", "007", "NaN"])),
+    ("m.jsonl", '{"text": "a", "label": 0}\n{"text": "b", "label": "2.50", "extra": 1}\n', {},
+     (["a", "b"], ["0", "2.50"])),
+    # a null label is a missing label
+    ("i.jsonl", '{"text": "a", "label": true}\n{"text": "b", "label": null}\n', {}, None),
+    # a field longer than Python csv's default limit (131,072 characters) is read, in CSV and TSV
+    ("j.csv", 'text,label\n"' + "long, " * 30_000 + '",1\nok,0\n', {}, (["long, " * 30_000, "ok"], ["1", "0"])),
+    ("k.tsv", "text\tlabel\n" + "z" * 200_000 + "\t1\nok\t0\n", {}, (["z" * 200_000, "ok"], ["1", "0"])),
 ])
 def test_fuzz_findings(tmp_path, name, content, cfg, expected):
     path = tmp_path / name

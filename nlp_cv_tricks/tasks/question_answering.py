@@ -395,20 +395,26 @@ def predict_qa(model, tokenizer, examples, options: QAOptions, batch_size: int =
     features = tokenize_eval(examples, tokenizer, options.max_length, options.doc_stride,
                              max_query_length=options.max_query_length)
     ds = prepare_eval_dataset(features)
-    dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=QACollator(tokenizer))
+    from ..data.text import longest_first, token_lengths
+
+    # longest features first (batches of similar lengths pad little); each row goes back to its feature_index
+    order = longest_first(token_lengths(ds)).tolist()
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, sampler=order, collate_fn=QACollator(tokenizer))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device).eval()
     task = QATask(options)
-    starts, ends = [], []
+    starts = np.full((len(ds), options.max_length), _NEG, dtype=np.float32)
+    ends = np.full((len(ds), options.max_length), _NEG, dtype=np.float32)
     from ..utils.progress import progress
 
     for batch in progress(dl, desc="predict", unit="batch"):
         batch = {k: v.to(device) for k, v in batch.items()}
-        s, e, _ = task.eval_outputs(task.forward(model, batch), batch)
-        starts.append(s.cpu().numpy())
-        ends.append(e.cpu().numpy())
+        s, e, idx = task.eval_outputs(task.forward(model, batch), batch)
+        idx = idx.cpu().numpy()
+        starts[idx] = s.cpu().numpy()
+        ends[idx] = e.cpu().numpy()
     return postprocess_qa_predictions(
-        examples, features, np.concatenate(starts), np.concatenate(ends),
+        examples, features, starts, ends,
         version_2_with_negative=options.version_2_with_negative, n_best_size=options.n_best_size,
         max_answer_length=options.max_answer_length, null_score_diff_threshold=options.null_score_diff_threshold,
         output_dir=output_dir, overwrite=overwrite)
