@@ -14,6 +14,7 @@ Only the main process of a distributed run locks (the others write nothing the l
 from __future__ import annotations
 
 import atexit
+import errno
 import functools
 import json
 import logging
@@ -152,9 +153,14 @@ class RunLock:
             fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            return None
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES):  # another process holds it
+                os.close(fd)
+                return None
+            # a file system without locks (some network mounts): the folder cannot be guarded; go on, said once
+            logger.warning("%s: this file system does not support file locks (%s); the folder is not protected "
+                           "against a second run", self.folder, e.strerror)
+            return fd
         # the holder before us may have removed the file between our open and our lock: then we hold a lock on
         # a file nobody else sees; start again on the file that is there now
         try:
