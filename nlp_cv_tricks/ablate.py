@@ -3,7 +3,8 @@
 Command line::
 
     nlp-cv-tricks ablate RECIPE --vary tricks=+fgm,+rdrop --vary train.learning_rate=0.01,0.005 --seeds 3 \
-        [--grid] [--out DIR] [--in-process] [--launcher "accelerate launch --num_processes 2"] [key=value ...]
+        [--grid] [--out DIR] [--in-process] [--launcher "accelerate launch --num_processes 2"] \
+        [--executor local|ray] [--retries N] [key=value ...]
     nlp-cv-tricks lr-sweep RECIPE --start 0.01 --factor 0.5 --seeds 3 [--patience 1] [key=value ...]
 
 ``--vary KEY=V1,V2,...`` adds one variant per value (commas inside ``{}``/``[]`` do not split). For ``tricks``
@@ -32,6 +33,11 @@ RNG, thread settings, cached modules, memory), its own peak memory is measurable
 can start it under ``accelerate launch`` for several GPUs. ``--in-process`` (and ``in_process=True`` from
 Python) runs the trainer in the calling process instead: faster for tiny models and tests; its peak memory is
 the process's high-water mark so far (GPU peaks are still per run).
+
+``--executor ray`` (``[--ray-address auto|HOST:PORT] [--cpus-per-run N] [--gpus-per-run N]``) sends each run to
+Ray as a task that calls :func:`run_one` on a worker (:func:`run_grid`, :mod:`nlp_cv_tricks.utils.executors`):
+the same run directory and record, written by the worker under ``--out`` (on a cluster a shared filesystem).
+``--retries N`` (either executor) tries a failed run again; a run that still fails is reported and left out.
 
 From Python::
 
@@ -302,14 +308,14 @@ def _train_in_process(recipe: str, overrides: list[str]) -> dict:
     import torch
 
     from .config import load_recipe
-    from .engine.trainer import Trainer
+    from .runner import build_trainer
 
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     # no report.html per run: the ablation's own page (nlp-cv-tricks report OUT_DIR) shows them side by side
     r = load_recipe(recipe, list(overrides) + ["output.report=false"])
     _reset_accelerate_state()  # runs in one process may differ in mixed precision or accumulation
-    trainer = Trainer.from_recipe(r)
+    trainer = build_trainer(r)
     res = trainer.fit()
     key = trainer._metric_key()
     last = res.metrics.get(key)

@@ -10,21 +10,31 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence, Union
 
+from accelerate.utils import set_seed
+
 from .config import Recipe, load_recipe
-from .engine.trainer import FitResult, Trainer
+from .engine.plugins import build_tricks
+from .engine.trainer import FitResult, Trainer, make_accelerator
+from .tasks import build_task_components
 
 __all__ = ["build_trainer", "train"]
 
 
 def build_trainer(recipe: Union[Recipe, str, os.PathLike], overrides: Sequence[str] = (),
-                  output_dir: Optional[str] = None) -> Trainer:
+                  output_dir: Optional[str] = None, accelerator=None, plugins: Optional[list] = None) -> Trainer:
     """Load and validate the data, build the model and tokenizer, tokenize: everything before step one.
-    ``recipe`` is a :class:`Recipe` or a YAML path (then ``overrides`` are ``section.key=value`` strings)."""
+    ``recipe`` is a :class:`Recipe` or a YAML path (then ``overrides`` are ``section.key=value`` strings);
+    ``accelerator`` an Accelerator of your own (default: the run's, from the recipe); ``plugins`` extra ready
+    Trick/Callback objects run after the recipe's."""
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, list(overrides))
     elif overrides:
         raise ValueError("overrides apply to a recipe file; change the Recipe object itself instead")
-    return Trainer.from_recipe(recipe, output_dir=output_dir)
+    accelerator = accelerator or make_accelerator(recipe, output_dir)
+    set_seed(recipe.train.seed)
+    components = build_task_components(recipe, accelerator)
+    tricks = build_tricks(recipe.tricks) + list(plugins or [])
+    return Trainer(recipe, accelerator=accelerator, output_dir=accelerator.project_dir, tricks=tricks, **components)
 
 
 def train(recipe: Union[Recipe, str, os.PathLike], overrides: Sequence[str] = (),

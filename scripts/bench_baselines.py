@@ -101,14 +101,14 @@ def run_recipe(recipe_path: Path, overrides: list[str], eval_texts, max_length: 
     """Train one recipe through the package's trainer; return accuracy, times, speed, parameters, dev accuracy
     per evaluation and the load average before/after."""
     from nlp_cv_tricks import load_recipe
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     out = tempfile.mkdtemp(prefix="bench_baselines_")
     recipe = load_recipe(recipe_path, overrides + ["train.progress_bar=false", "output.report_to=none",
                                                    "output.save_best=false", f"output.dir={out}"])
     load0 = _load()
     t0 = time.perf_counter()
-    trainer = Trainer.from_recipe(recipe, output_dir=out)
+    trainer = build_trainer(recipe, output_dir=out)
     setup_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     res = trainer.fit()
@@ -233,11 +233,11 @@ def _trainer_data_cost(recipe_path: Path, overrides: list[str]) -> dict:
     default: token columns padded once, each batch cut by index) and with ``data.tensor_batches=false`` (datasets
     rows + ``DataCollatorWithPadding`` per batch)."""
     from nlp_cv_tricks import load_recipe
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     out = tempfile.mkdtemp(prefix="bench_baselines_data_")
     recipe = load_recipe(recipe_path, overrides + ["output.report_to=none", f"output.dir={out}"])
-    trainer = Trainer.from_recipe(recipe, output_dir=out)
+    trainer = build_trainer(recipe, output_dir=out)
     res = {}
     for flag in (True, False):
         trainer.recipe.data.tensor_batches = flag

@@ -123,10 +123,10 @@ def run_fasttext(args, seed: int, lr: float, out_dir: Path) -> dict:
 
 def _train_and_test(recipe_path: str, overrides: list[str], test_file: str | None = None, test_ds=None) -> dict:
     from nlp_cv_tricks.config import load_recipe
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     recipe = load_recipe(recipe_path, overrides)
-    trainer = Trainer.from_recipe(recipe)
+    trainer = build_trainer(recipe)
     t0 = time.perf_counter()
     result = trainer.fit()
     train_s = time.perf_counter() - t0
@@ -143,7 +143,7 @@ def run_transformer(args, method: str, seed: int, lr: float, out_dir: Path) -> d
     from safetensors.torch import load_file
 
     from nlp_cv_tricks.config import load_recipe
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.engine.trainer import Trainer, make_accelerator
     from nlp_cv_tricks.tasks.long_text import prepare_long_text
 
     recipe_path, flags = METHODS[method]
@@ -152,11 +152,13 @@ def run_transformer(args, method: str, seed: int, lr: float, out_dir: Path) -> d
     if "LONG" in flags:
         over.append(f"data.max_length={args.long_max_length}")
     recipe = load_recipe(str(ROOT / recipe_path), over + list(args.set))
-    acc = Trainer._make_accelerator_for(recipe, str(out_dir))
+    acc = make_accelerator(recipe, str(out_dir))
     set_seed(recipe.train.seed)
     comps = prepare_long_text(recipe, acc)
     test = comps.pop("test_dataset")
-    trainer = Trainer(recipe, accelerator=acc, output_dir=str(out_dir), **comps)
+    from nlp_cv_tricks.engine.plugins import build_tricks
+
+    trainer = Trainer(recipe, accelerator=acc, output_dir=str(out_dir), tricks=build_tricks(recipe.tricks), **comps)
     t0 = time.perf_counter()
     result = trainer.fit()
     train_s = time.perf_counter() - t0

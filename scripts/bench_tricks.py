@@ -88,7 +88,7 @@ def _base_overrides(out: Path, train_samples: int, batch_size: int, args) -> lis
 
 
 def overhead(args) -> dict:
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     times: dict[str, list[float]] = {k: [] for k in OVERHEAD_VARIANTS}
     out = ROOT / "runs" / "bench_tricks" / "overhead"
@@ -97,7 +97,7 @@ def overhead(args) -> dict:
         for name, tricks in OVERHEAD_VARIANTS.items():
             ovr = _base_overrides(out, n * args.batch_size, args.batch_size, args) + [
                 f"train.max_steps={n}", f"tricks={json.dumps(tricks)}", "train.eval_each_epoch=false"]
-            trainer = Trainer.from_recipe(load_recipe(RECIPE, ovr))
+            trainer = build_trainer(load_recipe(RECIPE, ovr))
             trainer.eval_dataset = None  # timing only
             timer = StepTimer()
             trainer.tricks.insert(0, timer)

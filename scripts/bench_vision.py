@@ -50,7 +50,7 @@ def _run(name, data, kwargs, seed, epochs, lr, tricks, out_dir, batch_size=32):
     from nlp_cv_tricks.config import recipe_from_dict
 
     load_before = os.getloadavg()[0]
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     recipe = recipe_from_dict({
         "name": name, "task": "image-classification", "data": data,
@@ -61,7 +61,7 @@ def _run(name, data, kwargs, seed, epochs, lr, tricks, out_dir, batch_size=32):
         "tricks": tricks,
         "output": {"dir": str(out_dir), "report_to": "none"},
     })
-    trainer = Trainer.from_recipe(recipe)
+    trainer = build_trainer(recipe)
     n_train, n_eval = len(trainer.train_dataset), len(trainer.eval_dataset)
     result = trainer.fit()
     t0 = time.perf_counter()

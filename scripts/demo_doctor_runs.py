@@ -30,7 +30,7 @@ import torch  # noqa: E402
 from nlp_cv_tricks.config import load_recipe  # noqa: E402
 import nlp_cv_tricks.diagnostics  # noqa: E402,F401  (registers train_eval, imbalance_watch)
 from nlp_cv_tricks.diagnostics.doctor import diagnose_run, format_diagnosis  # noqa: E402
-from nlp_cv_tricks.engine.trainer import Trainer  # noqa: E402
+from nlp_cv_tricks.runner import build_trainer
 
 try:  # until the package __init__ wires them: the text baselines as recipe architectures
     from nlp_cv_tricks.models import text_baselines as _tb
@@ -73,7 +73,7 @@ def main() -> int:
         recipe = load_recipe(ROOT / "recipes" / "quickstart.yaml",
                              overrides + [f"name=doctor_{name}", f"output.dir={out}"])
         t0 = time.time()
-        res = Trainer.from_recipe(recipe, output_dir=str(out)).fit()
+        res = build_trainer(recipe, output_dir=str(out)).fit()
         wall = time.time() - t0
         diag = diagnose_run(res.output_dir)
         print(f"\n=== {name} run ({wall:.0f} s): {res.output_dir}")

@@ -66,7 +66,7 @@ def _history(run_dir: Path) -> list[dict]:
 
 def part_tricks(args, model: str, work: Path) -> list[dict]:
     from nlp_cv_tricks.config import load_recipe
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     precisions = ["bf16"] if args.device == "cpu" else ["bf16", "fp16"]
     steps = 6 if args.smoke else 30  # ms/step skips the first 3 steps: at least 5 are needed
@@ -81,7 +81,7 @@ def part_tricks(args, model: str, work: Path) -> list[dict]:
                    f"tricks={json.dumps(tricks)}", f"train.cpu={'true' if args.device == 'cpu' else 'false'}"]
             row = {"precision": prec, "trick": name}
             try:
-                trainer = Trainer.from_recipe(load_recipe(ROOT / "recipes" / "quickstart.yaml", ovr))
+                trainer = build_trainer(load_recipe(ROOT / "recipes" / "quickstart.yaml", ovr))
                 trainer.eval_dataset = None
                 _sync()
                 res = trainer.fit()
@@ -185,7 +185,7 @@ def part_longformer(args, model: str) -> dict:
 
 def part_quickstart(args, model: str, work: Path) -> list[dict]:
     from nlp_cv_tricks.config import load_recipe
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     rows = []
     for prec in ("no", "bf16"):
@@ -194,7 +194,7 @@ def part_quickstart(args, model: str, work: Path) -> list[dict]:
                f"train.cpu={'true' if args.device == 'cpu' else 'false'}"]
         if args.smoke:
             ovr += ["train.max_steps=3", "data.max_eval_samples=64", "train.eval_steps=null"]
-        trainer = Trainer.from_recipe(load_recipe(ROOT / "recipes" / "quickstart.yaml", ovr))
+        trainer = build_trainer(load_recipe(ROOT / "recipes" / "quickstart.yaml", ovr))
         n_train = len(trainer.train_dataset)
         t = time.perf_counter()
         res = trainer.fit()

@@ -570,7 +570,8 @@ def test_kim_recipes_build_the_paper_setting(name, n_train, n_dev, n_labels, tmp
     """The Kim 2014 recipes load their data (latin-1 files, seeded stratified dev split where there is no dev
     file) and build TextCNN-rand with the paper's settings; the optimizer is Adadelta(rho 0.95)."""
     from nlp_cv_tricks import load_recipe
-    from nlp_cv_tricks.engine.trainer import Trainer, build_optimizer
+    from nlp_cv_tricks.engine.trainer import build_optimizer
+    from nlp_cv_tricks.runner import build_trainer
 
     shared_data("kim2014")
     root = Path(__file__).parents[1]
@@ -579,7 +580,7 @@ def test_kim_recipes_build_the_paper_setting(name, n_train, n_dev, n_labels, tmp
     cwd = os.getcwd()
     os.chdir(root)
     try:
-        trainer = Trainer.from_recipe(recipe, output_dir=str(tmp_path / name))
+        trainer = build_trainer(recipe, output_dir=str(tmp_path / name))
     finally:
         os.chdir(cwd)
     assert (len(trainer.train_dataset), len(trainer.eval_dataset)) == (n_train, n_dev)
@@ -639,7 +640,7 @@ def test_fasttext_sgd_updates_only_touched_rows(titles, id2label):
 def test_trainer_applies_max_norm_after_every_step(tmp_path, monkeypatch):
     """TextCNN with max_norm through the trainer: after fit, every class row of the classifier has norm <= s."""
     from nlp_cv_tricks import load_recipe
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     s = 0.05
     shared_data("kim2014/TREC.train.all")
@@ -648,7 +649,7 @@ def test_trainer_applies_max_norm_after_every_step(tmp_path, monkeypatch):
                          ["output.report_to=none", "train.progress_bar=false", "train.max_steps=6",
                           "train.eval_each_epoch=false", "output.save_best=false", f"model.kwargs.max_norm={s}",
                           "model.kwargs.embedding_dim=16", "model.kwargs.num_filters=8"])
-    trainer = Trainer.from_recipe(recipe, output_dir=str(tmp_path / "run"))
+    trainer = build_trainer(recipe, output_dir=str(tmp_path / "run"))
     trainer.fit()
     w = trainer.accelerator.unwrap_model(trainer.model).classifier.weight.detach()
     assert trainer.model.config.max_norm == s

@@ -8,6 +8,7 @@ from transformers import AutoTokenizer, DataCollatorWithPadding
 
 from nlp_cv_tricks.data.batches import PaddedTokenDataset, identity_collate, tensor_batch_reason
 from nlp_cv_tricks.engine.trainer import Trainer
+from nlp_cv_tricks.runner import build_trainer
 
 from conftest import tiny_recipe, toy_sentences
 
@@ -85,7 +86,7 @@ def test_trainer_uses_tensor_batches_and_trains_to_the_same_weights(tiny_bert, t
     common = ["train.epochs=2", "output.save_best=false", "train.eval_each_epoch=true"]
     runs = {}
     for name, flag in (("tensor", "true"), ("collator", "false")):
-        t = Trainer.from_recipe(tiny_recipe(tiny_bert, toy_data, tmp_path / name, f"data.tensor_batches={flag}",
+        t = build_trainer(tiny_recipe(tiny_bert, toy_data, tmp_path / name, f"data.tensor_batches={flag}",
                                             *common))
         kind = type(_loader_dataset(t)).__name__
         assert kind == ("PaddedTokenDataset" if flag == "true" else "Dataset")
@@ -99,7 +100,7 @@ def test_trainer_uses_tensor_batches_and_trains_to_the_same_weights(tiny_bert, t
 
 def test_a_custom_collator_is_kept(tiny_bert, toy_data, tmp_path):
     r = tiny_recipe(tiny_bert, toy_data, tmp_path / "c")
-    t = Trainer.from_recipe(r)
+    t = build_trainer(r)
     custom = DataCollatorWithPadding(t.tokenizer)
     t2 = Trainer(r, model=t.model, tokenizer=t.tokenizer, train_dataset=t.train_dataset,
                  eval_dataset=t.eval_dataset, collate_fn=custom, accelerator=t.accelerator, output_dir=t.output_dir)
@@ -111,7 +112,7 @@ def test_group_by_length_batches_equal_the_collator(tiny_bert, toy_data, tmp_pat
     loaders = {}
     for flag in ("true", "false"):
         r = tiny_recipe(tiny_bert, toy_data, tmp_path / flag, "data.group_by_length=true", f"data.tensor_batches={flag}")
-        t = Trainer.from_recipe(r)
+        t = build_trainer(r)
         loaders[flag] = list(t._train_dataloader())
     assert len(loaders["true"]) == len(loaders["false"]) > 3
     widths = set()

@@ -92,14 +92,14 @@ def test_missing_dataset_error_says_what_was_tried_and_what_to_do(layout, monkey
 
 
 def test_training_fails_on_missing_data_before_any_work(layout, monkeypatch, tmp_path):
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     tmp, recipe = layout
     out = tmp / "run"
     r = load_recipe(recipe, ["data.train_file=thucnews/train.txt", "data.root=../nowhere", f"output.dir={out}",
                              "output.report_to=none", "model.name=textcnn"])
     with pytest.raises(DataNotFoundError, match="dataset 'thucnews' not found"):
-        Trainer.from_recipe(r)
+        build_trainer(r)
     assert not out.exists()
 
 

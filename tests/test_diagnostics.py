@@ -541,12 +541,12 @@ def test_text_files_errors_name_file_and_row(tmp_path):
 
 def test_real_short_run_history_is_diagnosable(tiny_bert, toy_data, tmp_path):
     from conftest import tiny_recipe
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     out = tmp_path / "run"
     recipe = tiny_recipe(tiny_bert, toy_data, out, "tricks=[train_eval,imbalance_watch,{layer_report: {every: 10}}]",
                          "train.epochs=2")
-    res = Trainer.from_recipe(recipe, output_dir=str(out)).fit()
+    res = build_trainer(recipe, output_dir=str(out)).fit()
     lines = [json.loads(x) for x in (Path(res.output_dir) / "history.jsonl").read_text().splitlines()]
     evals = [r for r in lines if "eval/loss" in r]
     assert evals and all("train_eval/accuracy" in r and "eval/imbalance_warning" in r for r in evals)

@@ -32,7 +32,7 @@ IMAGE = {"input_size": 16, "mean": 0.5, "std": 0.5, "crop_pct": 1.0, "hflip": 0.
 @pytest.fixture(scope="module")
 def image_run(tmp_path_factory):
     from nlp_cv_tricks.config import recipe_from_dict
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     out = tmp_path_factory.mktemp("image_run") / "run"
     recipe = recipe_from_dict({
@@ -43,7 +43,7 @@ def image_run(tmp_path_factory):
                   "logging_steps": 1},
         "output": {"dir": str(out), "report_to": "none"},
     })
-    Trainer.from_recipe(recipe).fit()
+    build_trainer(recipe).fit()
     return out
 
 

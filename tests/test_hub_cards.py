@@ -108,7 +108,7 @@ def _tiny_images(root, n=12):
 def test_image_card_from_scratch_speaks_of_images_and_timm(tmp_path):
     pytest.importorskip("timm")
     from nlp_cv_tricks.config import recipe_from_dict
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     images = _tiny_images(tmp_path / "imgs")
     recipe = recipe_from_dict({
@@ -119,7 +119,7 @@ def test_image_card_from_scratch_speaks_of_images_and_timm(tmp_path):
                                                             "crop_pct": 1.0}}},
         "train": {"seed": 0, "epochs": 3, "batch_size": 6, "learning_rate": 1e-2, "progress_bar": False},
         "output": {"dir": str(tmp_path / "run"), "report_to": "none"}})
-    Trainer.from_recipe(recipe).fit()
+    build_trainer(recipe).fit()
     card = model_card(tmp_path / "run" / "best", "me/tiny-images")
     meta = _meta(card)
     assert meta["library_name"] == "timm" and meta["pipeline_tag"] == "image-classification"

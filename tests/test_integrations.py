@@ -53,7 +53,7 @@ def _ours(dropout_bert, toy_data, tmp_path, spec, ga):
     """The package's trainer: final weights, EMA weights, the initial model and the micro-batches it saw."""
     import json
 
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     recipe = tiny_recipe(dropout_bert, toy_data, tmp_path / "ours", f"tricks={json.dumps(spec)}",
                          f"train.batch_size={8 // ga}", f"train.gradient_accumulation_steps={ga}",
@@ -61,7 +61,7 @@ def _ours(dropout_bert, toy_data, tmp_path, spec, ga):
                          f"train.learning_rate={LR}", "train.lr_scheduler=constant", "train.weight_decay=0",
                          "train.max_grad_norm=null", "train.eval_each_epoch=false", "output.save_best=false",
                          "train.cpu=true")
-    trainer = Trainer.from_recipe(recipe)
+    trainer = build_trainer(recipe)
     init = copy.deepcopy(trainer.model)
     seen = []
 

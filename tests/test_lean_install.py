@@ -44,6 +44,7 @@ def test_core_install_imports_and_trains_a_text_model(tmp_path):
         import nlp_cv_tricks
         from nlp_cv_tricks import load_recipe
         from nlp_cv_tricks.engine.trainer import Trainer
+        from nlp_cv_tricks.runner import build_trainer
         from nlp_cv_tricks import cli, inference, ablate, hardcases, diagnostics  # noqa: F401  (the verbs load)
         from conftest import make_tiny_bert, tiny_recipe, toy_sentences, write_kim
 
@@ -54,7 +55,7 @@ def test_core_install_imports_and_trains_a_text_model(tmp_path):
         # stratified split without scikit-learn
         r = tiny_recipe(bert, data, tmp / "run", "output.report_to=tensorboard", "train.epochs=6", "data.dev_file=null",
                         "data.dev_fraction=0.25")
-        res = Trainer.from_recipe(r).fit()
+        res = build_trainer(r).fit()
         m = json.loads((tmp / "run" / "best" / "eval_metrics.json").read_text())
         blocked = [n for n in ("sklearn", "scipy", "timm", "tensorboard", "matplotlib") if sys.modules.get(n)]
         print("RESULT", json.dumps({"best": res.best_metric, "keys": sorted(m), "loaded": blocked}))
@@ -72,12 +73,13 @@ def test_core_install_names_the_extra_for_images_and_diagnostics(tmp_path):
         import json
         from nlp_cv_tricks import load_recipe
         from nlp_cv_tricks.engine.trainer import Trainer
+        from nlp_cv_tricks.runner import build_trainer
         from nlp_cv_tricks.utils.optional import MissingExtraError
 
         out = {}
         r = load_recipe(%r, ["data.train_file=core_only.py", "output.report_to=none"])
         try:
-            Trainer.from_recipe(r)
+            build_trainer(r)
         except MissingExtraError as e:
             out["image"] = str(e)
         try:

@@ -599,7 +599,7 @@ def test_long_text_options_are_typed_and_checked():
 @pytest.mark.parametrize("strategy", ["head+tail", "chunk_pool", "longformer"])
 def test_long_task_trains_through_trainer(strategy, tiny_bert_dir, tmp_path):
     from nlp_cv_tricks.config import recipe_from_dict
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
     from nlp_cv_tricks.models.long import register
 
     register()
@@ -614,7 +614,7 @@ def test_long_task_trains_through_trainer(strategy, tiny_bert_dir, tmp_path):
                   "metric": "f1_macro"},
         "output": {"dir": str(tmp_path / "run"), "report_to": "none"},
     })
-    trainer = Trainer.from_recipe(recipe, output_dir=str(tmp_path / "run"))
+    trainer = build_trainer(recipe, output_dir=str(tmp_path / "run"))
     assert len(trainer.train_dataset) == 8 and set(trainer.train_dataset.column_names) >= {"input_ids", "labels"}
     assert max(len(x) for x in trainer.train_dataset["input_ids"]) == max_length  # long articles are cut there
     result = trainer.fit()
@@ -629,7 +629,7 @@ def test_eval_and_predict_prepare_inputs_as_the_long_task_trained(tiny_bert_dir,
     """A head+tail model is evaluated on head+tail inputs (not head-truncated ones) by ``eval``/``predict``."""
     from nlp_cv_tricks.config import recipe_from_dict
     from nlp_cv_tricks.data.long import make_truncation_fn
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
     from nlp_cv_tricks.inference import evaluate_file, predict_file, saved_long_options
     from nlp_cv_tricks.models.long import register
 
@@ -641,7 +641,7 @@ def test_eval_and_predict_prepare_inputs_as_the_long_task_trained(tiny_bert_dir,
         "train": {"max_steps": 1, "batch_size": 4, "progress_bar": False, "cpu": True},
         "output": {"dir": str(tmp_path / "run"), "report_to": "none"},
     })
-    result = Trainer.from_recipe(recipe, output_dir=str(tmp_path / "run")).fit()
+    result = build_trainer(recipe, output_dir=str(tmp_path / "run")).fit()
     assert saved_long_options(result.model_dir).strategy == "head+tail"
     names = AutoModelForSequenceClassification.from_pretrained(result.model_dir).config.id2label
     words = WORDS[5:]

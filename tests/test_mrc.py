@@ -517,7 +517,7 @@ def test_qa_task_with_trainer_eval_and_predict(tmp_path):
 
     from nlp_cv_tricks.config import recipe_from_dict
     from nlp_cv_tricks.tasks.question_answering import evaluate_qa_file, is_qa_model_dir, predict_qa_file, register
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     register()
     small = _short_squad(tmp_path / "small.json")
@@ -533,7 +533,7 @@ def test_qa_task_with_trainer_eval_and_predict(tmp_path):
         "tricks": [{"fgm": {"epsilon": 0.5}}, {"rdrop": {"alpha": 1.0}}],
         "output": {"dir": str(out), "report_to": "none"},
     })
-    trainer = Trainer.from_recipe(recipe)
+    trainer = build_trainer(recipe)
     n_eval = len(trainer.task.eval_examples)
     assert 0 < n_eval < n_questions
     result = trainer.fit()

@@ -60,12 +60,12 @@ def assert_figure(figs: dict, name: str, inches: tuple[float, float], files: Pat
 
 @pytest.fixture(scope="module")
 def run_dir(tiny_bert, toy_data, tmp_path_factory):
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     out = tmp_path_factory.mktemp("report") / "run"
     recipe = tiny_recipe(tiny_bert, toy_data, out, "output.report=true", "train.eval_steps=12", "train.epochs=2",
                          "tricks=[{grad_norm_logging: {every: 4}}]")
-    Trainer.from_recipe(recipe, output_dir=str(out)).fit()
+    build_trainer(recipe, output_dir=str(out)).fit()
     return out
 
 
@@ -141,7 +141,7 @@ def test_layer_report_and_embedding_figures_are_embedded(run_dir, tmp_path):
 
 def test_run_without_dev_evaluation_and_without_matplotlib(tiny_bert, toy_data, tmp_path, monkeypatch, caplog,
                                                            capsys):
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     out = tmp_path / "nodev"
     recipe = tiny_recipe(tiny_bert, toy_data, out, "output.report=true", "data.dev_file=null", "train.epochs=1")
@@ -149,7 +149,7 @@ def test_run_without_dev_evaluation_and_without_matplotlib(tiny_bert, toy_data, 
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     with caplog.at_level(logging.WARNING):
-        res = Trainer.from_recipe(recipe, output_dir=str(out)).fit()  # the run does not fail ...
+        res = build_trainer(recipe, output_dir=str(out)).fit()  # the run does not fail ...
     assert Path(res.model_dir).name == "final" and (out / "metrics.json").is_file()
     assert not (out / "report.html").exists()  # ... it says why there is no report
     assert any('report.html not written' in r.message and 'pip install "nlp-cv-tricks[diagnostics]"' in r.message

@@ -9,14 +9,15 @@ import torch
 from safetensors.torch import load_file
 
 from nlp_cv_tricks.engine.events import Trick
-from nlp_cv_tricks.engine.trainer import NonFiniteLossError, Trainer
+from nlp_cv_tricks.engine.trainer import NonFiniteLossError
+from nlp_cv_tricks.runner import build_trainer
 
 from conftest import make_tiny_bert, tiny_recipe
 
 
 def fit(tiny_bert, toy_data, out, *overrides, tricks=None):
     r = tiny_recipe(tiny_bert, toy_data, out, *overrides)
-    t = Trainer.from_recipe(r)
+    t = build_trainer(r)
     if tricks is not None:
         t.tricks = tricks
         t._criterion_trick = next((x for x in tricks if x.replaces_criterion), None)
@@ -111,7 +112,7 @@ def test_kill_and_resume_mid_epoch_matches_uninterrupted(tmp_path, toy_data):
 def test_resume_requires_checkpoint(tiny_bert, toy_data, tmp_path):
     r = tiny_recipe(tiny_bert, toy_data, tmp_path / "x", "train.resume_from=latest")
     with pytest.raises(FileNotFoundError, match="no checkpoints"):
-        Trainer.from_recipe(r).fit()
+        build_trainer(r).fit()
 
 
 def test_output_dir_is_never_clobbered(tiny_bert, toy_data, tmp_path):
@@ -222,7 +223,7 @@ def test_optimizer_choices_from_the_recipe():
 
 def test_half_precision_checkpoint_trains_in_fp32(tmp_path, tiny_bert):
     """transformers loads a checkpoint in its stored dtype by default; training must get fp32 master weights."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     from nlp_cv_tricks.config import ModelConfig
     from nlp_cv_tricks.models.factory import build_classifier
@@ -242,23 +243,23 @@ def test_a_mistyped_metric_is_refused_before_training(tiny_bert, toy_data, tmp_p
 
     r = tiny_recipe(tiny_bert, toy_data, tmp_path / "m", "train.metric=acc")
     with pytest.raises(RecipeError, match=r"train.metric='acc' is not a metric of this task; did you mean 'accuracy'"):
-        Trainer.from_recipe(r).fit()
+        build_trainer(r).fit()
     assert not (tmp_path / "m").exists()
     r = tiny_recipe(tiny_bert, toy_data, tmp_path / "m", "train.metric=recall/positive")
     with pytest.raises(RecipeError, match=r"did you mean 'eval/recall/positive'"):
-        Trainer.from_recipe(r).fit()
+        build_trainer(r).fit()
     ok = tiny_recipe(tiny_bert, toy_data, tmp_path / "ok", "train.metric=eval/recall/positive", "train.max_steps=2")
-    assert Trainer.from_recipe(ok).fit().best_metric is not None
+    assert build_trainer(ok).fit().best_metric is not None
 
 
 def test_a_run_that_fails_while_starting_leaves_its_directory_reusable(tiny_bert, toy_data, tmp_path):
     out = tmp_path / "r"
     bad = tiny_recipe(tiny_bert, toy_data, out, "tricks=[{init: {target: no.such.module}}]")
     with pytest.raises(ValueError, match="no.such.module"):
-        Trainer.from_recipe(bad).fit()
+        build_trainer(bad).fit()
     assert not out.exists() or not any(out.iterdir())
     ok = tiny_recipe(tiny_bert, toy_data, out, "train.max_steps=2")
-    assert Trainer.from_recipe(ok).fit().global_step == 2 and (out / "recipe.yaml").is_file()
+    assert build_trainer(ok).fit().global_step == 2 and (out / "recipe.yaml").is_file()
 
 
 class _LogMicroBatch(Trick):

@@ -283,13 +283,13 @@ class Probe(Trick):
 
 
 def _fit(tiny_bert, toy_data, out, *overrides, probe=True):
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     _reset_accelerate()
     torch.manual_seed(0)
     recipe = tiny_recipe(tiny_bert, toy_data, out, "train.max_grad_norm=null", "output.save_best=false",
                          "train.eval_each_epoch=false", *overrides)
-    trainer = Trainer.from_recipe(recipe)
+    trainer = build_trainer(recipe)
     pr = Probe()
     if probe:
         trainer.tricks.append(pr)

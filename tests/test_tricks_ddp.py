@@ -35,6 +35,7 @@ WORKER = textwrap.dedent('''
     from conftest import tiny_recipe
     from nlp_cv_tricks.engine.events import Trick
     from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
     from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 
     class CountAllReduce(Trick):
@@ -57,7 +58,7 @@ WORKER = textwrap.dedent('''
     for name, spec in tricks.items():
         recipe = tiny_recipe(Path(tiny_bert), {"train": train, "dev": dev}, Path(out) / name, f"tricks={spec}",
                              "train.batch_size=4", *common)
-        trainer = Trainer.from_recipe(recipe)
+        trainer = build_trainer(recipe)
         counter = CountAllReduce()
         trainer.tricks.append(counter)
         trainer.fit()
@@ -75,7 +76,7 @@ WORKER = textwrap.dedent('''
 def test_ddp_two_processes_equal_one_process(tiny_bert, toy_data, tmp_path):
     from accelerate.state import AcceleratorState, GradientState
 
-    from nlp_cv_tricks.engine.trainer import Trainer
+    from nlp_cv_tricks.runner import build_trainer
 
     script = tmp_path / "ddp_worker.py"
     script.write_text(WORKER)
@@ -97,7 +98,7 @@ def test_ddp_two_processes_equal_one_process(tiny_bert, toy_data, tmp_path):
         GradientState._reset_state()
         recipe = tiny_recipe(tiny_bert, toy_data, tmp_path / f"single_{name}", f"tricks={spec}",
                              "train.batch_size=8", *COMMON)
-        trainer = Trainer.from_recipe(recipe)
+        trainer = build_trainer(recipe)
         trainer.fit()
         single = trainer.accelerator.unwrap_model(trainer.model).state_dict()
         ddp = torch.load(out / f"{name}.pt")

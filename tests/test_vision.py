@@ -21,7 +21,7 @@ from nlp_cv_tricks.tricks.mixup import MixupCutmix  # noqa: E402
 from nlp_cv_tricks.config import recipe_from_dict  # noqa: E402
 from nlp_cv_tricks.data.vision import (ImageDataError, build_transforms, check_images, image_collate,  # noqa: E402
                                        load_image_classification, resolve_data_config, with_image_transform)
-from nlp_cv_tricks.engine.trainer import Trainer  # noqa: E402
+from nlp_cv_tricks.runner import build_trainer
 from nlp_cv_tricks.models.vision import (TimmImageClassifier, create_timm_classifier, freeze_stages,  # noqa: E402
                                          layer_decay_param_groups, load_timm_classifier)
 
@@ -234,6 +234,7 @@ def test_layer_decay_reaches_the_trainer_optimizer_or_is_refused(mnist_small, tm
     """Layer decay is never silently dropped: either the trainer's optimizer uses the model's groups, or the
     builder refuses the recipe with a clear error."""
     from nlp_cv_tricks.engine.trainer import build_optimizer
+    from nlp_cv_tricks.runner import build_trainer
 
     recipe = _recipe(mnist_small, tmp_path, max_steps=1, layer_decay=0.5)
     model = _tiny()
@@ -241,12 +242,12 @@ def test_layer_decay_reaches_the_trainer_optimizer_or_is_refused(mnist_small, tm
     cfg = recipe.train
     honoured = len({g["lr"] for g in build_optimizer(model, cfg).param_groups}) > 1
     if honoured:
-        trainer = Trainer.from_recipe(recipe)
+        trainer = build_trainer(recipe)
         trainer.fit()
         assert len({round(g["lr"], 12) for g in trainer.optimizer.param_groups}) >= 5
     else:
         with pytest.raises(NotImplementedError, match="layer_decay"):
-            Trainer.from_recipe(recipe)
+            build_trainer(recipe)
 
 
 def test_freeze_stages_freezes_stem_and_first_stages():
@@ -322,7 +323,7 @@ def _recipe(csv: Path, tmp_path: Path, tricks=(), max_steps=None, layer_decay=No
 
 def test_tiny_mnist_training_is_clearly_above_chance_and_saves_a_timm_model(mnist_small, tmp_path):
     recipe = _recipe(mnist_small, tmp_path, tricks=[{"ema": {"decay": 0.9}}])
-    trainer = Trainer.from_recipe(recipe)
+    trainer = build_trainer(recipe)
     assert isinstance(trainer.task, vt.ImageClassificationTask) and len(trainer.eval_dataset) == 120
     result = trainer.fit()
     acc = result.metrics["eval/accuracy"]
@@ -357,13 +358,13 @@ def test_tiny_mnist_training_is_clearly_above_chance_and_saves_a_timm_model(mnis
 def test_mixup_num_classes_must_match_the_data(mnist_small, tmp_path):
     recipe = _recipe(mnist_small, tmp_path, tricks=[{"mixup": {"num_classes": 5}}], max_steps=1)
     with pytest.raises(ValueError, match="mixup.num_classes=5 but the data has 10 labels"):
-        Trainer.from_recipe(recipe).fit()
+        build_trainer(recipe).fit()
 
 
 def test_mixup_trick_runs_through_the_trainer(mnist_small, tmp_path):
     recipe = _recipe(mnist_small, tmp_path, tricks=[{"mixup": {"mixup_alpha": 0.4, "cutmix_alpha": 1.0}}],
                      max_steps=3)
-    trainer = Trainer.from_recipe(recipe)
+    trainer = build_trainer(recipe)
     seen = []
     original = trainer.criterion
 
@@ -382,7 +383,7 @@ def test_mixup_trick_runs_through_the_trainer(mnist_small, tmp_path):
 def test_pixel_fgsm_and_label_smoothing_run_on_images(mnist_small, tmp_path):
     recipe = _recipe(mnist_small, tmp_path, tricks=[{"pixel_fgsm": {"epsilon": 0.05}},
                                                     {"label_smoothing": {"epsilon": 0.1}}], max_steps=2)
-    result = Trainer.from_recipe(recipe).fit()
+    result = build_trainer(recipe).fit()
     history = [json.loads(ln) for ln in (Path(result.output_dir) / "history.jsonl").read_text().splitlines()]
     logged = [h for h in history if "train/adv_loss" in h]
     assert result.global_step == 2 and logged and np.isfinite(logged[-1]["train/adv_loss"])
@@ -394,7 +395,7 @@ def test_ema_use_for_eval_selects_and_saves_the_ema_weights(mnist_small, tmp_pat
     from nlp_cv_tricks.tricks.ema import ModelEma
 
     recipe = _recipe(mnist_small, tmp_path, tricks=[{"ema": {"decay": 0.5, "use_for_eval": True}}], max_steps=3)
-    trainer = Trainer.from_recipe(recipe)
+    trainer = build_trainer(recipe)
     result = trainer.fit()
     ema = next(t for t in trainer.tricks if isinstance(t, ModelEma))
     assert "eval_raw/accuracy" in result.metrics and "eval/accuracy" in result.metrics
@@ -408,7 +409,7 @@ def test_ema_use_for_eval_selects_and_saves_the_ema_weights(mnist_small, tmp_pat
     with pytest.raises(ValueError, match="save_steps"):
         r2 = _recipe(mnist_small, tmp_path / "b", tricks=[{"ema": {"use_for_eval": True}}], max_steps=1)
         r2.train.save_steps = 1
-        Trainer.from_recipe(r2).fit()
+        build_trainer(r2).fit()
 
 
 def test_vision_recipes_load():
@@ -450,7 +451,7 @@ def test_unknown_vision_option_is_an_error(mnist_small, tmp_path):
     recipe = _recipe(mnist_small, tmp_path)
     recipe.model.kwargs["image"] = {**IMAGE_OPTS, "hflips": 0.5}
     with pytest.raises(ValueError, match="did you mean 'hflip'"):
-        Trainer.from_recipe(recipe)
+        build_trainer(recipe)
 
 
 def test_core_dev_fraction_and_split_seed_are_honoured():
@@ -494,11 +495,11 @@ def test_ema_resumes_after_the_run_directory_moved(mnist_small, tmp_path):
 
     r = _recipe(mnist_small, tmp_path, tricks=[{"ema": {"decay": 0.9}}], max_steps=4)
     r.train.save_steps, r.train.eval_each_epoch = 2, False
-    Trainer.from_recipe(r).fit()
+    build_trainer(r).fit()
     state = json.loads((tmp_path / "run" / "checkpoints" / "step_4" / "trainer_state.json").read_text())
     assert state["tricks"][0]["state"] == {"file": "ema.safetensors"}  # relative to its checkpoint
     shutil.move(str(tmp_path / "run"), str(tmp_path / "moved"))
     r2 = dataclasses.replace(r, train=dataclasses.replace(r.train, max_steps=6, resume_from="latest"),
                              output=dataclasses.replace(r.output, dir=str(tmp_path / "moved")))
-    trainer = Trainer.from_recipe(r2)
+    trainer = build_trainer(r2)
     assert trainer.fit().global_step == 6 and trainer.tricks[0].ema is not None

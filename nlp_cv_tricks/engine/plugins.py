@@ -1,6 +1,6 @@
-"""The plug-in tables of the engine: tricks and tasks by name, imported on use.
-
-Tricks: recipes name them, :func:`build_tricks` builds them.
+"""The plug-in table: tricks and callbacks by name, imported on use (the task table is in
+:mod:`nlp_cv_tricks.tasks`). The engine itself never looks a name up: :func:`nlp_cv_tricks.runner.build_trainer`
+builds the plug-ins a recipe names with :func:`build_tricks` and hands the Trainer ready objects.
 
 A recipe's ``tricks`` list holds names or one-key mappings of name → options::
 
@@ -15,8 +15,7 @@ import difflib
 import inspect
 from typing import Any, Callable, Iterable
 
-from ..config import BUILTIN_TASKS, Recipe, register_task_name
-from ..utils.registry import LazyRegistry, import_target
+from ..utils.registry import import_target
 from .events import Callback, Trick
 
 _REGISTRY: dict[str, type[Trick]] = {}
@@ -138,35 +137,6 @@ def build_tricks(specs: Iterable[Any] | None, where: str = "tricks") -> list[Tri
     if len(crit) > 1:
         raise ValueError(f"{where}: {crit} all replace the loss; choose one")
     return tricks
-
-
-# ---- tasks -----------------------------------------------------------------------------------------------------
-# Each task name (``recipe.task``) maps to a builder ``(recipe, accelerator) -> dict`` of Trainer constructor
-# arguments; the builders live in ``nlp_cv_tricks/tasks/`` and are imported when a recipe asks for them.
-BUILTIN_TASK_BUILDERS = {
-    "text-classification": "nlp_cv_tricks.tasks.text_classification:build_text_classification",
-    "long-text-classification": "nlp_cv_tricks.tasks.long_text:build_long_text_task",
-    "question-answering": "nlp_cv_tricks.tasks.question_answering:build_qa_components",
-    "image-classification": "nlp_cv_tricks.tasks.image_classification:build_image_classification",
-}
-assert set(BUILTIN_TASK_BUILDERS) == set(BUILTIN_TASKS)
-TASKS = LazyRegistry("task", BUILTIN_TASK_BUILDERS, entry_point_group="nlp_cv_tricks.tasks")
-
-
-def register_task(name: str, builder: Callable | str) -> None:
-    """Add a task (a builder, or ``"module:attr"`` imported on use) under ``name``."""
-    TASKS.register(name, builder)
-    register_task_name(name)
-
-
-def build_task_components(recipe: Recipe, accelerator) -> dict:
-    """The task's components, built from a copy of ``recipe`` whose relative data paths are resolved against
-    the data root (:mod:`nlp_cv_tricks.data.root`); a missing dataset fails here, before anything is read."""
-    from ..data.root import resolve_data_paths
-
-    if recipe.task not in TASKS:
-        raise ValueError(TASKS.unknown_message(recipe.task, "task"))
-    return TASKS.get(recipe.task)(resolve_data_paths(recipe), accelerator)
 
 
 # ---- the end of a run ------------------------------------------------------------------------------------------

@@ -51,7 +51,7 @@ from .task import ClassificationTask, Task
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Trainer", "FitResult", "NonFiniteLossError", "build_optimizer", "build_scheduler"]
+__all__ = ["Trainer", "FitResult", "NonFiniteLossError", "make_accelerator", "build_optimizer", "build_scheduler"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -131,12 +131,57 @@ class _Loop:
     done: bool = False
 
 
+def make_accelerator(recipe: Recipe, output_dir: Optional[str]) -> Accelerator:
+    """The Accelerator of a run; its ``project_dir`` is the run directory (``{timestamp}`` resolved once on
+    the main process and broadcast, so every process writes to the same place)."""
+    cfg = recipe.train
+    if cfg.mixed_precision == "fp16" and not (torch.cuda.is_available() and not cfg.cpu):
+        raise ValueError("train.mixed_precision=fp16 needs a CUDA GPU; on CPU use bf16 or no")
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    # Accelerate only runs several processes on CPU (DDP over gloo) when asked for the CPU explicitly;
+    # otherwise each launched process would silently train alone.
+    cpu = cfg.cpu or (world_size > 1 and not torch.cuda.is_available() and not _other_accelerator())
+    if world_size == 1:
+        reset_accelerate_state()  # start each single-process run afresh
+    if output_dir is None:
+        state = PartialState(cpu=cpu)
+        stamp = [datetime.now().strftime("%Y%m%d-%H%M%S")]
+        if state.num_processes > 1:
+            broadcast_object_list(stamp)
+        output_dir = recipe.output.dir.format(name=recipe.name, timestamp=stamp[0])
+    log_with = None if recipe.output.report_to == "none" else recipe.output.report_to
+    if log_with == "tensorboard":
+        from ..utils.optional import available, install_hint
+
+        if not available("tensorboard"):
+            logger.warning("tensorboard is not installed; tracking only to history.jsonl (%s, or "
+                           "output.report_to=none)", install_hint("tracking"))
+            log_with = None
+    acc = Accelerator(
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        mixed_precision=cfg.mixed_precision,
+        cpu=cpu,
+        log_with=log_with,
+        project_config=ProjectConfiguration(project_dir=str(output_dir),
+                                            logging_dir=str(Path(output_dir) / "logs")),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
+        step_scheduler_with_optimizer=False,
+    )
+    if world_size > 1 and acc.num_processes != world_size:
+        raise RuntimeError(f"launched with WORLD_SIZE={world_size} but Accelerate runs {acc.num_processes} "
+                           f"process(es) ({acc.distributed_type}); check the accelerate launch configuration")
+    return acc
+
+
+
 class Trainer:
     """Fine-tune a model on prepared (tokenized) datasets under a recipe.
 
-    Use :meth:`from_recipe` to build data and model from a recipe, or pass them yourself::
+    It runs what it is handed and never looks a name up: :func:`nlp_cv_tricks.runner.build_trainer` builds data,
+    model, task and plug-ins from a recipe, or pass them yourself::
 
-        trainer = Trainer(recipe, model=model, tokenizer=tok, train_dataset=train, eval_dataset=dev)
+        trainer = Trainer(recipe, model=model, tokenizer=tok, train_dataset=train, eval_dataset=dev,
+                          tricks=build_tricks(recipe.tricks))
         result = trainer.fit()
     """
 
@@ -163,18 +208,17 @@ class Trainer:
         self.task = task or ClassificationTask(
             [model.config.id2label[i] for i in range(len(model.config.id2label))] if hasattr(model, "config") else None
         )
-        if tricks is None:
-            from .plugins import build_tricks
-
-            tricks = build_tricks(recipe.tricks)
-        self.tricks = list(tricks)  # every plug-in (tricks act on the step, callbacks observe)
+        if tricks is None and recipe.tricks:
+            raise ValueError("Trainer takes ready plug-ins: pass tricks=nlp_cv_tricks.build_tricks(recipe.tricks), or "
+                             "build the whole run with nlp_cv_tricks.build_trainer(recipe)")
+        self.tricks = list(tricks or [])  # every plug-in (tricks act on the step, callbacks observe)
         self._criterion_trick = next((t for t in self.tricks if t.replaces_criterion), None)
         self.state = TrainState(self)  # what plug-ins see of the run
         self.collate_fn = collate_fn or self._default_collator()
         self.eval_collate_fn = eval_collate_fn or self.collate_fn
         # the default collator pads token columns per batch; such data can be served from pre-padded tensors
         self._default_collate = self.collate_fn if collate_fn is None else None
-        self.accelerator = accelerator or self._make_accelerator_for(recipe, output_dir)
+        self.accelerator = accelerator or make_accelerator(recipe, output_dir)
         self.output_dir = Path(output_dir or self.accelerator.project_dir
                                or recipe.output.dir.format(name=recipe.name, timestamp=datetime.now().strftime("%Y%m%d-%H%M%S")))
         self.metrics: dict = {}
@@ -190,17 +234,6 @@ class Trainer:
             counts = np.bincount(np.asarray(train_dataset["labels"][:]), minlength=n)
             self.label_counts = counts.tolist()
 
-    # ---- construction ----------------------------------------------------------------------------
-    @classmethod
-    def from_recipe(cls, recipe: Recipe, output_dir: Optional[str] = None) -> "Trainer":
-        """Load and validate the data, build the model and tokenizer, tokenize: everything before step one."""
-        from .plugins import build_task_components
-
-        accelerator = cls._make_accelerator_for(recipe, output_dir)
-        set_seed(recipe.train.seed)
-        comps = build_task_components(recipe, accelerator)
-        return cls(recipe, accelerator=accelerator, output_dir=accelerator.project_dir, **comps)
-
     def _default_collator(self):
         from transformers import DataCollatorWithPadding
 
@@ -208,48 +241,6 @@ class Trainer:
             return None
         pad8 = self.cfg.mixed_precision != "no" and torch.cuda.is_available()
         return DataCollatorWithPadding(self.tokenizer, pad_to_multiple_of=8 if pad8 else None)
-
-    @staticmethod
-    def _make_accelerator_for(recipe: Recipe, output_dir: Optional[str]) -> Accelerator:
-        """The Accelerator of a run; its ``project_dir`` is the run directory (``{timestamp}`` resolved once on
-        the main process and broadcast, so every process writes to the same place)."""
-        cfg = recipe.train
-        if cfg.mixed_precision == "fp16" and not (torch.cuda.is_available() and not cfg.cpu):
-            raise ValueError("train.mixed_precision=fp16 needs a CUDA GPU; on CPU use bf16 or no")
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        # Accelerate only runs several processes on CPU (DDP over gloo) when asked for the CPU explicitly;
-        # otherwise each launched process would silently train alone.
-        cpu = cfg.cpu or (world_size > 1 and not torch.cuda.is_available() and not _other_accelerator())
-        if world_size == 1:
-            reset_accelerate_state()  # start each single-process run afresh
-        if output_dir is None:
-            state = PartialState(cpu=cpu)
-            stamp = [datetime.now().strftime("%Y%m%d-%H%M%S")]
-            if state.num_processes > 1:
-                broadcast_object_list(stamp)
-            output_dir = recipe.output.dir.format(name=recipe.name, timestamp=stamp[0])
-        log_with = None if recipe.output.report_to == "none" else recipe.output.report_to
-        if log_with == "tensorboard":
-            from ..utils.optional import available, install_hint
-
-            if not available("tensorboard"):
-                logger.warning("tensorboard is not installed; tracking only to history.jsonl (%s, or "
-                               "output.report_to=none)", install_hint("tracking"))
-                log_with = None
-        acc = Accelerator(
-            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-            mixed_precision=cfg.mixed_precision,
-            cpu=cpu,
-            log_with=log_with,
-            project_config=ProjectConfiguration(project_dir=str(output_dir),
-                                                logging_dir=str(Path(output_dir) / "logs")),
-            dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=cfg.seed),
-            step_scheduler_with_optimizer=False,
-        )
-        if world_size > 1 and acc.num_processes != world_size:
-            raise RuntimeError(f"launched with WORLD_SIZE={world_size} but Accelerate runs {acc.num_processes} "
-                               f"process(es) ({acc.distributed_type}); check the accelerate launch configuration")
-        return acc
 
     # ---- the loss --------------------------------------------------------------------------------
     def criterion(self, outputs: Any, batch: dict, step: Optional[StepContext] = None) -> torch.Tensor:

@@ -105,7 +105,7 @@ class IdTask(Task):
 def build_components(recipe: Recipe, accelerator) -> dict:
     """The recipe's model, tokenizer, datasets and task (fresh weights every call), with an ``idx`` column
     (row position in the training file) on the training set."""
-    from ..engine.plugins import build_task_components
+    from ..tasks import build_task_components
 
     comps = build_task_components(recipe, accelerator)
     train = comps["train_dataset"]

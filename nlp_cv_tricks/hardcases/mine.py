@@ -217,7 +217,7 @@ def run_fold(recipe: Recipe, out_dir, k: int, folds: np.ndarray, keep_models: bo
     A fold whose result exists is not run again."""
     from accelerate.utils import set_seed
 
-    from ..engine.trainer import Trainer
+    from ..engine.trainer import Trainer, make_accelerator
     from ..tricks import build_tricks
 
     # a fold is an intermediate run: the mining's own page (nlp-cv-tricks report OUT_DIR) is the one to read
@@ -230,7 +230,7 @@ def run_fold(recipe: Recipe, out_dir, k: int, folds: np.ndarray, keep_models: bo
     run_dir = fdir / "run"
     if run_dir.exists():  # a fold interrupted earlier starts over
         shutil.rmtree(run_dir)
-    accelerator = Trainer._make_accelerator_for(recipe, str(run_dir))
+    accelerator = make_accelerator(recipe, str(run_dir))
     set_seed(recipe.train.seed + k)
     comps = build_components(recipe, accelerator)
     train = comps.pop("train_dataset")
@@ -279,9 +279,9 @@ def _labels_and_names(recipe: Recipe) -> tuple[np.ndarray, list[str]]:
         src = ImageSource(recipe)
         return src.train_labels(), src.label_names
     # other classification tasks: build them once (CPU, no training) for the labels
-    from ..engine.trainer import Trainer
+    from ..engine.trainer import make_accelerator
 
-    acc = Trainer._make_accelerator_for(recipe, "/tmp/nct-hardcases-labels")
+    acc = make_accelerator(recipe, "/tmp/nct-hardcases-labels")
     comps = build_components(recipe, acc)
     return np.asarray(comps["train_dataset"]["labels"]), label_names_of(comps)
 

@@ -32,7 +32,7 @@ def train_and_evaluate(recipe: Recipe, out_dir, train_file=None, ids=None, hard_
     dev set. Returns numeric dev metrics (``dev/accuracy``, ``dev/f1_macro``, ...) and run facts."""
     from accelerate.utils import set_seed
 
-    from ..engine.trainer import Trainer
+    from ..engine.trainer import Trainer, make_accelerator
     from ..tricks import build_tricks
 
     if emphasis not in EMPHASIS:
@@ -41,7 +41,7 @@ def train_and_evaluate(recipe: Recipe, out_dir, train_file=None, ids=None, hard_
         raise ValueError(f"factor must be >= 1, got {factor}")
     rec = with_train_file(recipe, train_file)
     out_dir = Path(out_dir)
-    acc = Trainer._make_accelerator_for(rec, str(out_dir))
+    acc = make_accelerator(rec, str(out_dir))
     set_seed(rec.train.seed)
     comps = build_components(rec, acc)
     if comps.get("eval_dataset") is None:
