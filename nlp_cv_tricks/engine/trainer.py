@@ -486,10 +486,10 @@ class Trainer:
             if self.accelerator.is_main_process:
                 shutil.rmtree(path, ignore_errors=True)  # the half-written checkpoint, to free the space it took
             raise WriteError(path, e.reason, e.what) from e
-            limit = self.cfg.save_total_limit
-            if limit:
-                for old in _list_checkpoints(self.output_dir)[:-limit]:
-                    shutil.rmtree(old, ignore_errors=True)
+        limit = self.cfg.save_total_limit
+        if limit and self.accelerator.is_main_process:
+            for old in _list_checkpoints(self.output_dir)[:-limit]:
+                shutil.rmtree(old, ignore_errors=True)
         self.accelerator.wait_for_everyone()
         return path
 
