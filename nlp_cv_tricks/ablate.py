@@ -188,17 +188,22 @@ def parse_vary(spec: str, base_tricks: list) -> list[Variant]:
 
 
 def _recipe_variant(path: str) -> Variant:
-    p = Path(path)
-    if not p.is_file():
-        raise AblateError(f"--vary recipe={path}: no such recipe file")
+    from .config import RecipeError, resolve_recipe
+
+    try:
+        p = resolve_recipe(path)  # a file, or the name of a built-in recipe
+    except RecipeError as e:
+        raise AblateError(f"--vary recipe={path}: {e}") from None
     return Variant(f"recipe={p.stem}", [], recipe=str(p))
 
 
 def _raw_recipe(recipe: str | os.PathLike, overrides: Sequence[str]) -> dict:
     from .config import apply_overrides, load_recipe
 
+    from .config import resolve_recipe
+
     load_recipe(recipe, list(overrides))  # validates, with the recipe's own error messages
-    data = yaml.safe_load(Path(recipe).read_text(encoding="utf-8")) or {}
+    data = yaml.safe_load(resolve_recipe(recipe).read_text(encoding="utf-8")) or {}
     return apply_overrides(data, list(overrides))
 
 
