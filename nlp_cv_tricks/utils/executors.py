@@ -273,7 +273,11 @@ class RayExecutor(Executor):
         self._started = False
         self._refs: dict = {}
         self._connect()
-        self._check_resources()
+        try:
+            self._check_resources()
+        except ExecutorError:
+            self.close()  # a Ray started here for nothing
+            raise
 
     # -- connecting -----------------------------------------------------------------------------------------
     def _connect(self) -> None:
