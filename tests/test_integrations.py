@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from conftest import make_tiny_bert, tiny_recipe
-from nlp_cv_tricks.engine.events import Trick
+from nlp_cv_tricks.engine.events import Callback, Trick
 
 STEPS = 4
 LR = 0.5
@@ -229,6 +229,10 @@ def test_refusals(dropout_bert):
         TrickStep(model, ["fgn"])
     with pytest.raises(ValueError, match="use_for_eval"):
         TrickStep(model, [{"ema": {"use_for_eval": True}}])
+    with pytest.raises(ValueError, match="lr_halving .*optimizer="):
+        TrickStep(model, ["lr_halving"])
+    with pytest.raises(ValueError, match="train_eval .*evaluate="):
+        TrickStep(model, callbacks=["train_eval"])
 
     class NoEmbeddings(torch.nn.Module):
         def __init__(self):
@@ -267,3 +271,36 @@ def test_transformers_bf16_on_cpu(dropout_bert, toy_data, tmp_path):
     assert not torch.equal(before, trainer.model.classifier.weight.detach())
     logs = [r for r in trainer.state.log_history if "loss" in r]
     assert logs and all("adv_loss" in r and "rdrop_kl" in r for r in logs), logs
+
+
+def test_transformers_evaluation_hooks(dropout_bert, toy_data, tmp_path):
+    """on_eval_end runs after transformers' evaluations: lr_halving halves the optimizer's rate on a plateau of
+    the tracked metric, EMA adds its eval_ema metrics (evaluated on the averaged weights), on_epoch_end runs."""
+    from transformers import TrainingArguments
+
+    from nlp_cv_tricks.integrations.transformers import TricksTrainer
+
+    _, init, batches = _ours(dropout_bert, toy_data, tmp_path, [], 1)
+    epochs = []
+
+    class Epochs(Callback):
+        name = "epochs"
+
+        def on_epoch_end(self, state, epoch):
+            epochs.append(epoch)
+
+    args = TrainingArguments(output_dir=str(tmp_path / "ev"), per_device_train_batch_size=1, max_steps=STEPS,
+                             learning_rate=1e-3, lr_scheduler_type="constant", report_to="none", use_cpu=True,
+                             eval_strategy="steps", eval_steps=1, logging_steps=1, disable_tqdm=True,
+                             save_strategy="no")
+    # mode max on the loss: every evaluation after the first is "no improvement", so the rate halves each time
+    trainer = TricksTrainer(model=copy.deepcopy(init), args=args, train_dataset=list(batches),
+                            eval_dataset=list(batches), data_collator=lambda items: items[0],
+                            tricks=[{"lr_halving": {"metric": "loss", "mode": "max"}}, {"ema": {"decay": 0.5}}],
+                            callbacks=[Epochs()])
+    trainer.train()
+    evals = [r for r in trainer.state.log_history if "eval_loss" in r]
+    assert len(evals) >= STEPS
+    assert all("eval_ema_loss" in r for r in evals), evals[0]
+    assert trainer.optimizer.param_groups[0]["lr"] < 1e-3 / 2 ** (STEPS - 2)
+    assert epochs == [0]

@@ -70,6 +70,14 @@ class TrickStep:
                              "(Accelerator(gradient_accumulation_steps=...)), not on TrickStep")
         self.plugins = build_plugins(tricks, callbacks, where="TrickStep tricks")
         check_model(self.plugins, model)
+        names = {p.name for p in self.plugins}
+        if "lr_halving" in names and optimizer is None:
+            raise ValueError("TrickStep: lr_halving changes the learning rate of your optimizer: pass optimizer= "
+                             "(and scheduler=, so a schedule keeps the new level), and call tricks.evaluated(metrics) "
+                             "after each evaluation")
+        if "train_eval" in names and (evaluate is None or train_dataset is None):
+            raise ValueError("TrickStep: train_eval scores a sample of the training data at each evaluation: pass "
+                             "evaluate=fn(dataset, prefix) and train_dataset=")
         self._plain = accelerator is None
         self.accelerator = accelerator if accelerator is not None else LoopAccelerator(model)
         self._accum = int(gradient_accumulation_steps)

@@ -18,9 +18,11 @@ step, with DDP all-reducing once per optimizer step. What ``transformers.Trainer
 (``num_items_in_batch``; every pass of a micro-batch is scaled alike), mixed precision, clipping, the optimizer
 and schedule, evaluation, ``report_to`` (the tricks' values such as ``adv_loss`` are logged with the training
 loss) and ``resume_from_checkpoint`` (the tricks' state, EMA's averaged weights included, is saved in every
-``checkpoint-N`` folder and restored from it). The optimizer-step, evaluation and epoch hooks run from a
-``TrainerCallback`` the trainer adds itself; ``callbacks=`` takes ``TrainerCallback``s as always and the
-package's observers by name.
+``checkpoint-N`` folder and restored from it). The optimizer-step and epoch hooks run from a ``TrainerCallback``
+the trainer adds itself; the evaluation hook runs on transformers' dev metrics before they are logged, so what a
+trick adds (EMA's ``eval_ema_*``) is in the same row and in what ``evaluate()`` returns, and ``lr_halving`` follows
+``metric_for_best_model``. ``callbacks=`` takes ``TrainerCallback``s as always and the package's observers by
+name. A trick that cannot work here is refused when the trainer is built, with the reason.
 """
 
 from __future__ import annotations
@@ -206,13 +208,20 @@ class TricksTrainerMixin:
         step.logs = {}
 
     # ---- evaluation and logging ------------------------------------------------------------------------
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
-        metrics = super().evaluate(eval_dataset=eval_dataset, ignore_keys=ignore_keys,
-                                   metric_key_prefix=metric_key_prefix)
+    def log(self, logs: dict, *args, **kwargs) -> None:
+        if "loss" in logs and self._nct_logs:  # a training log: add the tricks' values of the interval
+            logs.update({k: round(sum(v) / len(v), 6) for k, v in self._nct_logs.items() if v})
+            self._nct_logs = {}
+        elif "eval_runtime" in logs and self._nct_run is not None and not self._nct_in_eval:
+            self._nct_eval_end(logs)  # an evaluation of the dev set, before it is logged and returned
+        return super().log(logs, *args, **kwargs)
+
+    def _nct_eval_end(self, metrics: dict) -> None:
+        """The plug-ins' ``on_eval_end`` on transformers' dev metrics (``eval_accuracy`` seen as
+        ``eval/accuracy``); what they add (EMA's ``eval_ema_*``, ``lr_halvings``) joins the same log row and the
+        metrics ``evaluate()`` returns."""
         run = self._nct_run
-        if run is None or self._nct_in_eval or metric_key_prefix != "eval":
-            return metrics
-        ours = _ours(metrics, metric_key_prefix)
+        ours = _ours(metrics, "eval")
         before = set(ours)
         run.metrics = dict(ours)
         self._nct_in_eval = True
@@ -221,19 +230,9 @@ class TricksTrainerMixin:
                 p.on_eval_end(run.state, ours)
         finally:
             self._nct_in_eval = False
-        added = {_hf(k): v for k, v in ours.items() if k not in before}
-        if added:
-            metrics.update(added)
-            self.log(added)
+        metrics.update({_hf(k): v for k, v in ours.items() if k not in before})
         if run.should_stop:
             self.control.should_training_stop = True
-        return metrics
-
-    def log(self, logs: dict, *args, **kwargs) -> None:
-        if "loss" in logs and self._nct_logs:  # a training log: add the tricks' values of the interval
-            logs = {**logs, **{k: round(sum(v) / len(v), 6) for k, v in self._nct_logs.items() if v}}
-            self._nct_logs = {}
-        return super().log(logs, *args, **kwargs)
 
     # ---- checkpoints -----------------------------------------------------------------------------------
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
