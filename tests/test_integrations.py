@@ -304,3 +304,35 @@ def test_transformers_evaluation_hooks(dropout_bert, toy_data, tmp_path):
     assert all("eval_ema_loss" in r for r in evals), evals[0]
     assert trainer.optimizer.param_groups[0]["lr"] < 1e-3 / 2 ** (STEPS - 2)
     assert epochs == [0]
+
+
+def test_with_tricks_keeps_the_users_compute_loss(dropout_bert, toy_data, tmp_path):
+    """with_tricks(MyTrainer): the user's compute_loss is the criterion of every pass (the clean one and FGM's
+    adversarial one); here it zeroes the loss, so nothing moves, while the same run with the default loss does."""
+    import transformers
+    from transformers import TrainingArguments
+
+    from nlp_cv_tricks.integrations.transformers import TricksTrainerMixin, with_tricks
+
+    class Zero(transformers.Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            outputs = model(**inputs)
+            loss = outputs.loss * 0.0
+            return (loss, outputs) if return_outputs else loss
+
+    ZeroWithTricks = with_tricks(Zero)
+    assert issubclass(ZeroWithTricks, TricksTrainerMixin) and issubclass(ZeroWithTricks, Zero)
+    with pytest.raises(TypeError, match="transformers.Trainer subclass"):
+        with_tricks(dict)
+    _, init, batches = _ours(dropout_bert, toy_data, tmp_path, [], 1)
+    moved = {}
+    for name, cls in (("zero", ZeroWithTricks), ("default", with_tricks(transformers.Trainer))):
+        args = TrainingArguments(output_dir=str(tmp_path / name), per_device_train_batch_size=1, max_steps=STEPS,
+                                 learning_rate=1e-2, report_to="none", use_cpu=True, disable_tqdm=True,
+                                 save_strategy="no", weight_decay=0.0)
+        model = copy.deepcopy(init)
+        before = model.classifier.weight.detach().clone()
+        cls(model=model, args=args, train_dataset=list(batches), data_collator=lambda items: items[0],
+            tricks=["fgm"]).train()
+        moved[name] = float((model.classifier.weight.detach() - before).norm())
+    assert moved["zero"] == 0.0 and moved["default"] > 0.0, moved
