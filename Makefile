@@ -17,8 +17,12 @@ venv: $(BIN)/.installed
 demo: venv
 	HF_HUB_OFFLINE=1 $(BIN)/nlp-cv-tricks train recipes/quickstart.yaml
 
+# lint: ruff (pyflakes + a complexity ceiling, pyproject.toml [tool.ruff]); part of `make test`
+lint: venv
+	$(BIN)/ruff check nlp_cv_tricks scripts tests examples
+
 # PYTEST_ARGS: extra pytest options (.ci/run passes --runslow)
-test: venv
+test: venv lint
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q tests $(PYTEST_ARGS)
 
-.PHONY: venv demo test
+.PHONY: venv demo lint test

@@ -53,11 +53,13 @@ def main(argv=None):
 
     tricks = TrickStep(model, a.tricks, accelerator=accelerator)          # <- nlp-cv-tricks
     model.train()
+    losses = []
     for epoch in range(a.epochs):
         for batch in train_dl:
             with accelerator.accumulate(model):
-                loss = tricks.step(batch)                                 # <- was: loss = model(**batch).loss;
-                accelerator.clip_grad_norm_(model.parameters(), 1.0)      #          accelerator.backward(loss)
+                loss = tricks.step(batch)          # <- was: loss = model(**batch).loss; accelerator.backward(loss)
+                losses.append(loss.item())
+                accelerator.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
@@ -77,7 +79,8 @@ def main(argv=None):
             correct += int((pred == labels).sum())
             n += len(labels)
     accuracy = correct / n
-    accelerator.print(f"dev accuracy {accuracy:.4f} after {tricks.global_step} steps (tricks: {', '.join(a.tricks)}; "
+    accelerator.print(f"dev accuracy {accuracy:.4f} after {tricks.global_step} steps, mean train loss "
+                      f"{sum(losses) / max(len(losses), 1):.4f} (tricks: {', '.join(a.tricks)}; "
                       + ", ".join(f"{k} {v:.4f}" for k, v in logs.items()) + ")")
     return accuracy
 

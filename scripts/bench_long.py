@@ -72,7 +72,6 @@ def _peak() -> int:
 
 def _long_bert(src: str, length: int, attn: str):
     """MiniLM as BertForSequenceClassification with max(512, length) positions (rows tiled)."""
-    import torch
     from transformers import AutoConfig, BertForSequenceClassification
 
     cfg = AutoConfig.from_pretrained(src, num_labels=2, attn_implementation=attn)

@@ -7,7 +7,6 @@ Plug-ins, tasks, architectures and CLI verbs are reached through registry tables
 import ast
 from pathlib import Path
 
-import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "nlp_cv_tricks"
 

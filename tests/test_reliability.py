@@ -5,7 +5,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from nlp_cv_tricks.cli import main
 from nlp_cv_tricks.engine.run_manifest import MANIFEST_NAME, RunManifest, legacy_entries

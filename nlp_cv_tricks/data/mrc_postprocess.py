@@ -61,7 +61,7 @@ def _rows(data: Any) -> list[Mapping]:
     return list(data)
 
 
-def postprocess_qa_predictions(
+def postprocess_qa_predictions(  # noqa: C901
     examples: Union[Sequence[Mapping], Any],
     features: Union[Sequence[Mapping], Any],
     start_logits: Union[np.ndarray, Sequence[Sequence[float]]],

@@ -66,7 +66,7 @@ _UNK_ALIASES = ("[UNK]", "<UNK>", "<unk>", "UNK", "</s>")
 # ---------------------------------------------------------------------------------------------------------------
 # tokenizers
 # ---------------------------------------------------------------------------------------------------------------
-def build_tokenizer(
+def build_tokenizer(  # noqa: C901
     texts: Iterable[str],
     level: str = "char",
     *,
@@ -225,7 +225,7 @@ def _is_word2vec_header(parts: list[str]) -> bool:
     return len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit()
 
 
-def read_vectors(
+def read_vectors(  # noqa: C901
     path: str | os.PathLike,
     vocab_path: Optional[str | os.PathLike] = None,
     *,

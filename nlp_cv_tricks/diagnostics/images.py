@@ -19,10 +19,7 @@ class), a pixel CSV (``.csv``/``.csv.gz``), an ``.npy`` array with labels, read 
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch

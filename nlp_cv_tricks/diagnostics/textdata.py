@@ -63,7 +63,7 @@ def _detect(path: Path) -> str:
     return "thucnews" if "\t" in first else "kim2014"
 
 
-def read_labelled_texts(path: Union[str, os.PathLike], fmt: str = "auto", text_column: Optional[str] = None,
+def read_labelled_texts(path: Union[str, os.PathLike], fmt: str = "auto", text_column: Optional[str] = None,  # noqa: C901
                         text_pair_column: Optional[str] = None, label_column: Optional[str] = None,
                         encoding: str = "utf-8") -> LabelledTexts:
     """Read a labelled text (or text-pair) file; see the module docstring for the formats."""

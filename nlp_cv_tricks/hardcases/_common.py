@@ -8,7 +8,7 @@ import hashlib
 import io
 import json
 import os
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch

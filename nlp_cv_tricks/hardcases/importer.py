@@ -348,7 +348,7 @@ def _ls_annotator(a: dict) -> str:
     return _s(who)
 
 
-def read_annotations(path, default_annotator: str = "") -> list[Answer]:
+def read_annotations(path, default_annotator: str = "") -> list[Answer]:  # noqa: C901  (complex today; the list only shrinks)
     """Answers of one annotation file: CSV, JSONL (as exported), or a Label Studio JSON export."""
     path = Path(path)
     p = str(path)
@@ -482,7 +482,7 @@ def _resolve(rule: str, answers: list[Answer], priority: Sequence[str]) -> tuple
     raise ValueError(rule)
 
 
-def import_annotations(files, recipe: Recipe, versions_dir, base: Optional[str] = "latest", rule: str = "majority",
+def import_annotations(files, recipe: Recipe, versions_dir, base: Optional[str] = "latest", rule: str = "majority",  # noqa: C901
                        priority: Sequence[str] = (), default_annotator: str = "", now: Optional[str] = None,
                        _write=None) -> dict:
     """Validate the annotation files and write a new version on top of ``base`` (``latest`` by default, ``v0``

@@ -132,7 +132,7 @@ def _wrap(timm_model: torch.nn.Module, architecture: str, label_names: Sequence[
     return TimmImageClassifier(config, timm_model=timm_model)
 
 
-def create_timm_classifier(
+def create_timm_classifier(  # noqa: C901
     name: str,
     label_names: Sequence[str],
     pretrained: bool = False,

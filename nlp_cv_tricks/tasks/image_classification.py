@@ -30,7 +30,6 @@ import os
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
-import torch
 import torch.nn.functional as F
 
 from ..data.vision import ImageDataError, build_transforms, resolve_data_config, with_image_transform

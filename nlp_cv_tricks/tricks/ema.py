@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 from typing import Optional
 
-import torch
 
 from ..engine.events import Trick
 from .registry import register_trick

@@ -9,7 +9,7 @@ Decay Regularization", ICLR 2019; BERT's original optimizer excluded them the sa
 
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Optional
 
 import torch
 import torch.nn.functional as F

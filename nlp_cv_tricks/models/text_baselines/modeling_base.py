@@ -148,7 +148,7 @@ class _BaselinePreTrainedModel(PreTrainedModel):
     _no_split_modules: list = []
 
     # ---- init ------------------------------------------------------------------------------------------------
-    def _init_weights(self, module: nn.Module) -> None:
+    def _init_weights(self, module: nn.Module) -> None:  # noqa: C901  (complex today; the list only shrinks)
         cfg = self.config
         if isinstance(module, (nn.Linear, nn.Conv1d)):
             if cfg.init == "xavier_normal":
