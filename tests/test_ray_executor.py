@@ -192,6 +192,18 @@ def test_an_interrupted_grid_runs_only_its_missing_runs_again(ray_cluster, toy_d
     assert all(p.joinpath(ab.RESULT_FILE).stat().st_mtime_ns == t for p, t in done.items())
 
 
+@pytest.mark.slow
+def test_ray_lr_sweep_gives_the_local_sweep(ray_cluster, toy_data, tmp_path):
+    recipe = _cnn_recipe(tmp_path / "cnn.yaml", toy_data)
+    kw = dict(seeds=[0, 1], start=0.02, factor=0.5, patience=1, in_process=True, verbose=False)
+    local = ab.lr_sweep(recipe, out_dir=tmp_path / "local", **kw)
+    with RayExecutor(fresh_process=False) as ex:  # the seeds of each learning rate at once
+        remote = ab.lr_sweep(recipe, out_dir=tmp_path / "ray", executor=ex, **kw)
+    assert [(r.variant, r.seed, r.metric) for r in local.runs] == [(r.variant, r.seed, r.metric) for r in remote.runs]
+    assert len(local.runs) >= 4 and local.markdown.split("Best learning rate")[1] == \
+        remote.markdown.split("Best learning rate")[1]
+
+
 # ---- hardcases mine through Ray -----------------------------------------------------------------------------
 @pytest.mark.slow
 def test_ray_hardcases_mining_gives_the_local_out_of_fold_probabilities(ray_cluster, toy_data, tmp_path):
