@@ -34,17 +34,26 @@ def cmd_mine(args) -> int:
         recipe = store.recipe_for(args.version)
         ids = store.ids(args.version)
     from ..utils.executors import GridInterrupted, executor_from_args
+    from .mine import FoldsFailed
 
     try:
-        with executor_from_args(args, workers=args.jobs) as ex:
+        # --fold k trains that fold here, whatever the executor
+        with executor_from_args(args if args.fold is None else _local_args(args), workers=args.jobs) as ex:
             res = mine(recipe, args.out, folds=args.folds, seed=args.seed, ids=ids, fold=args.fold, jobs=args.jobs,
                        keep_models=args.keep_models, use_cleanlab=False if args.no_cleanlab else None, executor=ex)
     except GridInterrupted as e:
         print(f"\n{e}", file=sys.stderr)
         return 130
+    except FoldsFailed as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if res is not None:
         _print(res.summary)
     return 0
+
+
+def _local_args(args):
+    return argparse.Namespace(**{**vars(args), "executor": "local", "ray_address": None, "gpus_per_run": 0})
 
 
 def cmd_export(args) -> int:

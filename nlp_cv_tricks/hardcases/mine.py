@@ -416,6 +416,10 @@ def mine(recipe: Recipe, out_dir, folds: int = 5, seed: Optional[int] = None, id
     return merge_folds(recipe, out_dir, ids, use_cleanlab)
 
 
+class FoldsFailed(RuntimeError):
+    """Some folds of a mining failed (each reported with its error); the others are saved and reused."""
+
+
 def _run_folds(recipe: Recipe, out_dir: Path, todo: list[int], k: int, fold_of: np.ndarray, seed: int, jobs: int,
                keep_models: bool, executor) -> None:
     """The missing folds through an executor: Ray tasks calling :func:`run_fold`; locally :func:`run_fold` one
@@ -446,7 +450,7 @@ def _run_folds(recipe: Recipe, out_dir: Path, todo: list[int], k: int, fold_of: 
         ex.run(work, done, resume_hint=f"run the same command again (finished folds are under {out_dir / 'folds'})")
     if failed:
         lines = "; ".join(f"fold {f}: {e}" for f, e in sorted(failed))
-        raise RuntimeError(f"{len(failed)} fold(s) failed ({lines}); the other folds are saved under "
+        raise FoldsFailed(f"{len(failed)} fold(s) failed ({lines}); the other folds are saved under "
                            f"{out_dir / 'folds'}: run the same command again to run only the missing folds")
 
 
