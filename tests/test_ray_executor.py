@@ -181,7 +181,7 @@ def test_an_interrupted_grid_runs_only_its_missing_runs_again(ray_cluster, toy_d
     proc.send_signal(signal.SIGINT)  # Ctrl-C after the first finished run
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr[-3000:]
-    assert "To resume, run the same command again" in stderr and "runs finished and are recorded" in stderr
+    assert "To resume, run the same command again" in stderr and "runs started here finished and are recorded" in stderr
     time.sleep(2)  # a cancelled task writes nothing after this
     done = {p.parent: p.stat().st_mtime_ns for p in out.glob(f"runs/*/*/{ab.RESULT_FILE}")}
     assert 1 <= len(done) < 4, (stdout, stderr)

@@ -164,9 +164,9 @@ class Executor:
         except KeyboardInterrupt:
             self._cancel()
             n = len(self._done)
-            raise GridInterrupted(f"interrupted: {n} of {len(jobs)} runs finished and are recorded; the others "
-                                  f"were cancelled. To resume, {resume_hint} (finished runs are not redone).",
-                                  n, len(jobs)) from None
+            raise GridInterrupted(f"interrupted: {n} of the {len(jobs)} runs started here finished and are recorded; "
+                                  f"the others were cancelled. To resume, {resume_hint} (finished runs are not "
+                                  "redone).", n, len(jobs)) from None
         return self._done
 
     # -- shared by the subclasses ---------------------------------------------------------------------------
