@@ -54,3 +54,17 @@ def test_two_machines_over_loopback_equal_one_machine_with_two_processes(tmp_pat
               if "train/loss" in ln]
     assert losses[-1] < losses[0] - 0.03, losses
     assert json.loads((tmp_path / "multi" / "metrics.json").read_text())["best_metric"] > 0.55  # chance ~0.5
+
+
+@pytest.mark.parametrize("name,kind,machines", [("multi_node", "MULTI_GPU", 2), ("fsdp", "FSDP", 1),
+                                                 ("deepspeed_zero2", "DEEPSPEED", 1)])
+def test_launch_configs_load_in_accelerate(name, kind, machines):
+    """The documented launch files are valid ``accelerate`` config files (a typo would only show on a cluster)."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    cfg = load_config_from_file(str(ROOT / "examples" / "launch" / f"{name}.yaml"))
+    assert cfg.distributed_type.value == kind and cfg.num_machines == machines
+    if kind == "FSDP":
+        assert cfg.fsdp_config["fsdp_state_dict_type"] == "FULL_STATE_DICT"  # best/ and final/ stay one file
+    if kind == "DEEPSPEED":
+        assert cfg.deepspeed_config["zero_stage"] == 2
