@@ -38,11 +38,14 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 model_dir, data, out, bs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+in_file_order = len(sys.argv) > 5 and sys.argv[5] == "file-order"
 model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
 tok = AutoTokenizer.from_pretrained(model_dir)
 texts = [ln.rstrip("\n").split(" ", 1)[1] for ln in open(data, encoding="utf-8") if ln.strip()]
 enc = tok(texts, truncation=True, max_length=64)
 order = np.argsort([-len(x) for x in enc["input_ids"]], kind="stable")
+if in_file_order:  # what prediction did before: batches in file order, each padded to its longest sentence
+    order = np.arange(len(texts))
 probs = np.zeros((len(texts), model.config.num_labels), dtype=np.float32)
 with torch.inference_mode():
     for i in range(0, len(texts), bs):
@@ -84,13 +87,32 @@ def train_model(model: Path, env: dict, steps: int) -> None:
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
-def timed(cmd: list[str], env: dict) -> float:
+def timed(cmd: list[str], env: dict, err: Path) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system of the process) of one run."""
     t = time.perf_counter()
-    r = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with open(err, "w") as fh:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=fh)
+        _, status, usage = os.wait4(proc.pid, 0)
     dt = time.perf_counter() - t
-    if r.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} exited {r.returncode}:\n{r.stderr[-3000:]}")
-    return dt
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} exited {proc.returncode}:\n{err.read_text()[-3000:]}")
+    return dt, usage.ru_utime + usage.ru_stime
+
+
+def table(title: str, times: dict, base: str, pairs: int) -> dict:
+    print(f"{title}\n")
+    print("| contender | " + " | ".join(f"pair {i + 1} s" for i in range(pairs)) + " | median s | "
+          + " | ".join(f"ratio {i + 1}" for i in range(pairs)) + " | median ratio |")
+    print("|---|" + "---:|" * (2 * pairs + 2))
+    ratios = {}
+    for name, ts in times.items():
+        r = [t / b for t, b in zip(ts, times[base])]
+        ratios[name] = r
+        print(f"| {name} | " + " | ".join(f"{t:.2f}" for t in ts) + f" | {statistics.median(ts):.2f} | "
+              + " | ".join(f"{x:.2f}x" for x in r) + f" | {statistics.median(r):.2f}x |")
+    print()
+    return ratios
 
 
 def main() -> int:
@@ -102,6 +124,8 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--no-pipeline", action="store_true", help="leave transformers.pipeline out")
     p.add_argument("--eval", action="store_true", help="also time `nlp-cv-tricks eval` on the same sentences")
+    p.add_argument("--file-order", action="store_true",
+                   help="also time the bare loop in file order (no sorting): what the padding costs")
     p.add_argument("--json", default=None, help="write the records here")
     args = p.parse_args()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "NLP_CV_TRICKS_PROGRESS": "off"}
@@ -119,6 +143,9 @@ def main() -> int:
         "bare loop (sorted, batch 64)": [sys.executable, "-c", BARE, str(model_dir), str(data),
                                          str(work / "bare.jsonl"), bs],
     }
+    if args.file_order:
+        contenders["bare loop (file order, batch 64)"] = [sys.executable, "-c", BARE, str(model_dir), str(data),
+                                                         str(work / "bare_fo.jsonl"), bs, "file-order"]
     if args.eval:
         contenders["nlp-cv-tricks eval"] = [cli, "--quiet", "eval", str(model), "--data", str(data), "--batch-size",
                                             bs]
@@ -127,35 +154,37 @@ def main() -> int:
                                                str(work / "pipe.jsonl"), bs]
     base = "bare loop (sorted, batch 64)"
     times: dict[str, list[float]] = {k: [] for k in contenders}
+    cpu: dict[str, list[float]] = {k: [] for k in contenders}
     names = list(contenders)
+    load0 = os.getloadavg()
     for i in range(args.pairs):
         for name in (names if i % 2 == 0 else names[::-1]):  # alternate who goes first
-            times[name].append(timed(contenders[name], env))
-            print(f"pair {i + 1}: {name}: {times[name][-1]:.2f} s", flush=True)
+            wall, used = timed(contenders[name], env, work / "stderr.txt")
+            times[name].append(wall)
+            cpu[name].append(used)
+            print(f"pair {i + 1}: {name}: {wall:.2f} s wall, {used:.2f} s CPU", flush=True)
     # the predictions agree (same labels; probabilities to float tolerance)
     cli_rows = [json.loads(x) for x in (work / "cli.jsonl").read_text(encoding="utf-8").splitlines()]
     bare_rows = [json.loads(x) for x in (work / "bare.jsonl").read_text(encoding="utf-8").splitlines()]
     agree = sum(a["pred_label"] == b["pred_label"] for a, b in zip(cli_rows, bare_rows)) / max(len(bare_rows), 1)
     max_dp = max(abs(a["pred_prob"] - b["pred_prob"]) for a, b in zip(cli_rows, bare_rows))
     load = os.getloadavg()
+    print(f"load average at the start {load0[0]:.1f}, at the end {load[0]:.1f}")
     print(f"\n{platform.machine()}, {os.cpu_count()} CPUs, torch threads from OMP_NUM_THREADS="
           f"{os.environ.get('OMP_NUM_THREADS', '(unset)')}, load average {load[0]:.1f}; {args.n} sentences, "
           f"batch {args.batch_size}, {args.pairs} pairs (fresh process each, end to end)\n")
-    print("| contender | " + " | ".join(f"pair {i + 1} s" for i in range(args.pairs)) + " | median s | "
-          + " | ".join(f"ratio {i + 1}" for i in range(args.pairs)) + " | median ratio |")
-    print("|---|" + "---:|" * (2 * args.pairs + 2))
-    ratios = {}
-    for name, ts in times.items():
-        r = [t / b for t, b in zip(ts, times[base])]
-        ratios[name] = r
-        print(f"| {name} | " + " | ".join(f"{t:.2f}" for t in ts) + f" | {statistics.median(ts):.2f} | "
-              + " | ".join(f"{x:.2f}x" for x in r) + f" | {statistics.median(r):.2f}x |")
-    print(f"\npredict vs bare loop: same label on {agree:.2%} of the sentences, largest probability difference "
+    ratios = table("Wall time (the goal's measure; on a shared machine it swings with the other load):", times,
+                   base, args.pairs)
+    cpu_ratios = table("CPU time of the process (user + system; steadier when the machine is shared):", cpu, base,
+                       args.pairs)
+    print(f"predict vs bare loop: same label on {agree:.2%} of the sentences, largest probability difference "
           f"{max_dp:.1e}")
     record = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "n": args.n, "pairs": args.pairs,
               "batch_size": args.batch_size, "model": str(model_dir), "seconds": times, "ratio_to_bare": ratios,
               "median_ratio": {k: statistics.median(v) for k, v in ratios.items()},
-              "label_agreement": agree, "max_prob_diff": max_dp, "loadavg_at_end": load,
+              "cpu_seconds": cpu, "cpu_ratio_to_bare": cpu_ratios,
+              "median_cpu_ratio": {k: statistics.median(v) for k, v in cpu_ratios.items()},
+              "label_agreement": agree, "max_prob_diff": max_dp, "loadavg_at_start": load0, "loadavg_at_end": load,
               "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "cpus": os.cpu_count(),
               "data": "data/sst2/dev.txt (872) + first 949 lines of data/sst2/train.txt"}
     print("\n" + json.dumps(record))
