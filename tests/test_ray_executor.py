@@ -166,7 +166,7 @@ def test_a_failing_run_is_retried_reported_and_the_grid_completes(ray_cluster, t
 
 @pytest.mark.slow
 def test_an_interrupted_grid_runs_only_its_missing_runs_again(ray_cluster, toy_data, tmp_path):
-    recipe = _cnn_recipe(tmp_path / "cnn.yaml", toy_data, epochs=15)  # a few seconds a run
+    recipe = _cnn_recipe(tmp_path / "cnn.yaml", toy_data, epochs=40)  # several seconds a run: Ctrl-C lands mid-grid
     out = tmp_path / "abl"
     address = ray_cluster.get_runtime_context().gcs_address
     args = [str(recipe), "--vary", "train.learning_rate=0.003", "--seed-list", "0,1", "--out", str(out),
