@@ -175,11 +175,16 @@ def test_an_interrupted_grid_runs_only_its_missing_runs_again(ray_cluster, toy_d
     proc = subprocess.Popen([sys.executable, "-m", "nlp_cv_tricks.cli", "ablate", *args, "--executor", "ray",
                              "--ray-address", address], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while not list(out.glob(f"runs/*/*/{ab.RESULT_FILE}")) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)  # Ctrl-C after the first finished run
-    stdout, stderr = proc.communicate(timeout=120)
+    try:
+        deadline = time.time() + 300
+        while not list(out.glob(f"runs/*/*/{ab.RESULT_FILE}")) and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)  # Ctrl-C after the first finished run
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # the command did not stop on Ctrl-C: end it (the test then fails)
+            proc.kill()
+            proc.wait()
     assert proc.returncode == 130, stderr[-3000:]
     assert "To resume, run the same command again" in stderr and "runs started here finished and are recorded" in stderr
     time.sleep(2)  # a cancelled task writes nothing after this
