@@ -380,7 +380,7 @@ class Trainer:
         if better:
             self.best_metric, self.best_step, self.bad_evals = float(value), self.global_step, 0
             if self.recipe.output.save_best:
-                self.save_model(self.output_dir / "best", metrics)
+                self._keep_best(metrics)
         else:
             self.bad_evals += 1
             if self.cfg.early_stopping_patience and self.bad_evals >= self.cfg.early_stopping_patience:
@@ -396,13 +396,43 @@ class Trainer:
                         self.best_metric, self.best_step)
 
     # ---- saving ----------------------------------------------------------------------------------
-    def save_model(self, directory: os.PathLike, metrics: Optional[dict] = None) -> None:
+    def _keep_best(self, metrics: dict) -> None:
+        """A new best model. With checkpoints on (``train.save_steps``) or several processes, best/ is written at
+        once, so a run that dies leaves the best model so far next to the checkpoint it resumes from. Without
+        checkpoints (nothing to resume from anyway) the best weights are copied in memory and written once when
+        training ends (or at a Ctrl-C), instead of one full model write per improvement; a run killed mid-way
+        then leaves no best/ (and no partial one)."""
+        if self.cfg.save_steps or self.accelerator.num_processes > 1:
+            self.save_model(self.output_dir / "best", metrics)
+            return
+        self._best_kept = {"state_dict": _cpu_copy(self.accelerator.get_state_dict(self.model)), "metrics": metrics,
+                           "step": self.global_step, "summary": self._training_summary()}
+
+    def _write_kept_best(self, interrupted: bool = False) -> None:
+        """best/ from the weights :meth:`_keep_best` held in memory, if any. ``interrupted`` (a Ctrl-C): a failed
+        write or a second Ctrl-C is a warning, the stop goes on."""
+        kept, self._best_kept = getattr(self, "_best_kept", None), None
+        if kept is None:
+            return
+        if not interrupted:
+            self.save_model(self.output_dir / "best", kept["metrics"], snapshot=kept)
+            return
+        try:
+            self.save_model(self.output_dir / "best", kept["metrics"], snapshot=kept)
+        except (KeyboardInterrupt, WriteError) as e:
+            logger.warning("the best model (step %s) was not written: %s", kept["step"], e or "interrupted")
+
+    def save_model(self, directory: os.PathLike, metrics: Optional[dict] = None,
+                   snapshot: Optional[dict] = None) -> None:
         """``save_pretrained`` (safetensors) + tokenizer + recipe + metrics, written to a temporary directory and
-        swapped in, so a crash never leaves a half-written model where the previous one was."""
+        swapped in, so a crash never leaves a half-written model where the previous one was. ``snapshot``: weights
+        kept earlier (state_dict, step, summary) instead of the model's current ones."""
         directory = Path(directory)
         self.accelerator.wait_for_everyone()
         model = self.accelerator.unwrap_model(self.model)
-        state_dict = self.accelerator.get_state_dict(self.model)
+        state_dict = snapshot["state_dict"] if snapshot else self.accelerator.get_state_dict(self.model)
+        step = snapshot["step"] if snapshot else self.global_step
+        summary = snapshot["summary"] if snapshot else self._training_summary()
         if self.accelerator.is_main_process:
             if directory.resolve().parent == self.output_dir.resolve():
                 for name in (directory.name, directory.name + ".tmp", directory.name + ".old"):
@@ -411,17 +441,17 @@ class Trainer:
             if tmp.exists():
                 shutil.rmtree(tmp)
             try:  # a failed write (disk full, file too large) leaves the previous model in place
-                with writing(directory, f"the model (step {self.global_step})"):
+                with writing(directory, f"the model (step {step})"):
                     model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
                     if self.tokenizer is not None:
                         self.tokenizer.save_pretrained(tmp)
                     save_recipe(self.recipe, tmp / "recipe.yaml")
                     # what the model card reports: how far training had got when these weights were saved
                     atomic_write_text(tmp / "training_summary.json",
-                                      json.dumps(self._training_summary(), indent=2, default=json_default))
+                                      json.dumps(summary, indent=2, default=json_default))
                     if metrics is not None:
                         atomic_write_text(tmp / "eval_metrics.json", json.dumps(
-                            {"step": self.global_step, **metrics}, indent=2, default=json_default))
+                            {"step": step, **metrics}, indent=2, default=json_default))
             except WriteError as e:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise WriteError(directory, e.reason, e.what) from e
@@ -550,6 +580,7 @@ class Trainer:
             e.main_process = self.accelerator.is_main_process
             raise
         except KeyboardInterrupt:  # a second Ctrl-C, or the first without checkpoints: stopped at once
+            self._write_kept_best(interrupted=True)  # the best model so far (runs without checkpoints)
             raise TrainingInterrupted(self.output_dir, self.global_step, getattr(self, "total_steps", None),
                                       saved_now=False, main_process=self.accelerator.is_main_process) from None
         except WriteError as e:
@@ -793,6 +824,7 @@ class Trainer:
             self.save_checkpoint(loop.epoch, loop.batches_in_epoch, loop.loss_sum, loop.loss_count)
         for trick in self.tricks:
             trick.on_fit_end(self.state)
+        self._write_kept_best()
         model_dir = self.output_dir / "best"
         acc.wait_for_everyone()
         if not (self.recipe.output.save_best and self.best_step is not None and model_dir.is_dir()):
@@ -851,6 +883,17 @@ class Trainer:
         keep = [ln for ln in self.history_path.read_text(encoding="utf-8").splitlines()
                 if ln.strip() and json.loads(ln).get("step", 0) <= step]
         atomic_write_text(self.history_path, "".join(ln + "\n" for ln in keep))
+
+
+def _cpu_copy(state_dict: dict) -> dict:
+    """A CPU copy of a state dict; entries that are the same tensor (tied weights) stay one tensor."""
+    out, seen = {}, {}
+    for k, v in state_dict.items():
+        key = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape), v.stride(), v.dtype)
+        if key not in seen:
+            seen[key] = v.detach().to("cpu", copy=True)
+        out[k] = seen[key]
+    return out
 
 
 def _list_checkpoints(output_dir: Path) -> list[Path]:
