@@ -191,7 +191,7 @@ def test_recipe_variants_compare_whole_setups(toy_data, tmp_path):
             "data.label_names=[negative,positive]", "data.max_length=16"]
     variants = build_variants(paths["cnn"], [f"recipe={paths['ft']}"], data)
     assert [(v.name, v.recipe) for v in variants] == [("baseline", None), ("recipe=ft", str(paths["ft"]))]
-    with pytest.raises(AblateError, match="no such recipe file"):
+    with pytest.raises(AblateError, match="missing.yaml.* does not exist"):
         build_variants(paths["cnn"], [f"recipe={tmp_path / 'missing.yaml'}"], data)
     res = ab.ablate(paths["cnn"], [f"recipe={paths['ft']}"], seeds=[0], overrides=data, out_dir=tmp_path / "abl",
                     in_process=True, verbose=False)
