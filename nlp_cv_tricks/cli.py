@@ -394,6 +394,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     if done is not None:
         return done
     _setup_logging()
+    # at exit, the interpreter's final garbage collection walks every object torch, transformers and datasets made
+    # (1.6 s of CPU after a FastText training); frozen objects are skipped (the process ends: nothing is lost)
+    import atexit
+    import gc
+
+    atexit.register(gc.freeze)
     from .utils.progress import quiet_library_bars, resolve_mode
 
     if resolve_mode() != "bar":
