@@ -281,3 +281,33 @@ def test_trick_logs_count_each_micro_batch_once_with_accumulation(tiny_bert, toy
     rows = [r for r in history(tmp_path / "run") if "train/probe" in r]
     assert len(rows) == 3
     assert all(r["train/probe"] == pytest.approx(1.5) for r in rows), rows
+
+
+def test_best_model_without_checkpoints_is_written_once_at_the_end(tiny_bert, toy_data, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from nlp_cv_tricks.engine.trainer import Trainer
+
+    saved = []
+    save_model = Trainer.save_model
+
+    def spy(self, directory, metrics=None, snapshot=None):
+        saved.append((Path(directory).name, self.global_step, None if snapshot is None else snapshot["step"]))
+        return save_model(self, directory, metrics, snapshot)
+
+    monkeypatch.setattr(Trainer, "save_model", spy)
+    # the highest dev loss is an early evaluation's: best/ must hold those weights, not the last ones
+    common = ("train.epochs=2", "train.eval_steps=4", "train.metric=loss", "train.greater_is_better=true")
+    t, res = fit(tiny_bert, toy_data, tmp_path / "r", *common)
+    assert res.best_step < res.global_step
+    assert saved == [("best", res.global_step, res.best_step)]  # one write, at the end, of the kept weights
+    run = tmp_path / "r"
+    assert json.loads((run / "best/eval_metrics.json").read_text())["step"] == res.best_step
+    assert json.loads((run / "best/training_summary.json").read_text())["step"] == res.best_step
+    best, final = weights(run / "best"), t.accelerator.unwrap_model(t.model).state_dict()
+    assert any(not torch.equal(best[k], final[k]) for k in best)
+    # with checkpoints, best/ is written at each improvement (a run that dies leaves it next to its checkpoint)
+    saved.clear()
+    t, res = fit(tiny_bert, toy_data, tmp_path / "c", *common, "train.save_steps=1000")
+    assert saved and all(s[0] == "best" and s[2] is None for s in saved)
+    assert saved[-1][1] == res.best_step
