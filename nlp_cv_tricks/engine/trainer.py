@@ -405,8 +405,9 @@ class Trainer:
         if self.cfg.save_steps or self.accelerator.num_processes > 1:
             self.save_model(self.output_dir / "best", metrics)
             return
-        self._best_kept = {"state_dict": _cpu_copy(self.accelerator.get_state_dict(self.model)), "metrics": metrics,
-                           "step": self.global_step, "summary": self._training_summary()}
+        before = (getattr(self, "_best_kept", None) or {}).get("state_dict")
+        self._best_kept = {"state_dict": _cpu_copy(self.accelerator.get_state_dict(self.model), before),
+                           "metrics": metrics, "step": self.global_step, "summary": self._training_summary()}
 
     def _write_kept_best(self, interrupted: bool = False) -> None:
         """best/ from the weights :meth:`_keep_best` held in memory, if any. ``interrupted`` (a Ctrl-C): a failed
@@ -885,13 +886,19 @@ class Trainer:
         atomic_write_text(self.history_path, "".join(ln + "\n" for ln in keep))
 
 
-def _cpu_copy(state_dict: dict) -> dict:
-    """A CPU copy of a state dict; entries that are the same tensor (tied weights) stay one tensor."""
+def _cpu_copy(state_dict: dict, into: Optional[dict] = None) -> dict:
+    """A CPU copy of a state dict; entries that are the same tensor (tied weights) stay one tensor. ``into``: an
+    earlier copy whose tensors are overwritten where the shape and dtype match (no new 100 MB allocation each time)."""
     out, seen = {}, {}
     for k, v in state_dict.items():
         key = (v.untyped_storage().data_ptr(), v.storage_offset(), tuple(v.shape), v.stride(), v.dtype)
         if key not in seen:
-            seen[key] = v.detach().to("cpu", copy=True)
+            old = (into or {}).get(k)
+            if old is not None and old.shape == v.shape and old.dtype == v.dtype and all(
+                    old is not t for t in seen.values()):
+                seen[key] = old.copy_(v.detach())
+            else:
+                seen[key] = v.detach().to("cpu", copy=True)
         out[k] = seen[key]
     return out
 
