@@ -311,3 +311,7 @@ def test_best_model_without_checkpoints_is_written_once_at_the_end(tiny_bert, to
     t, res = fit(tiny_bert, toy_data, tmp_path / "c", *common, "train.save_steps=1000")
     assert saved and all(s[0] == "best" and s[2] is None for s in saved)
     assert saved[-1][1] == res.best_step
+    # a run stopped by a non-finite loss keeps the best model it had
+    with pytest.raises(NonFiniteLossError):
+        fit(tiny_bert, toy_data, tmp_path / "n", "train.epochs=1", "train.eval_steps=4", tricks=[_Poison(at=9)])
+    assert json.loads((tmp_path / "n/best/eval_metrics.json").read_text())["step"] in (4, 8)

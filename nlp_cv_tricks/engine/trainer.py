@@ -400,7 +400,7 @@ class Trainer:
         """A new best model. With checkpoints on (``train.save_steps``) or several processes, best/ is written at
         once, so a run that dies leaves the best model so far next to the checkpoint it resumes from. Without
         checkpoints (nothing to resume from anyway) the best weights are copied in memory and written once when
-        training ends (or at a Ctrl-C), instead of one full model write per improvement; a run killed mid-way
+        training ends (or stops at a Ctrl-C or a non-finite loss), instead of one full model write per improvement; a run killed mid-way
         then leaves no best/ (and no partial one)."""
         if self.cfg.save_steps or self.accelerator.num_processes > 1:
             self.save_model(self.output_dir / "best", metrics)
@@ -409,13 +409,13 @@ class Trainer:
         self._best_kept = {"state_dict": _cpu_copy(self.accelerator.get_state_dict(self.model), before),
                            "metrics": metrics, "step": self.global_step, "summary": self._training_summary()}
 
-    def _write_kept_best(self, interrupted: bool = False) -> None:
-        """best/ from the weights :meth:`_keep_best` held in memory, if any. ``interrupted`` (a Ctrl-C): a failed
-        write or a second Ctrl-C is a warning, the stop goes on."""
+    def _write_kept_best(self, stopping: bool = False) -> None:
+        """best/ from the weights :meth:`_keep_best` held in memory, if any. ``stopping`` (a Ctrl-C, a non-finite
+        loss): a failed write or a second Ctrl-C is a warning, the stop goes on."""
         kept, self._best_kept = getattr(self, "_best_kept", None), None
         if kept is None:
             return
-        if not interrupted:
+        if not stopping:
             self.save_model(self.output_dir / "best", kept["metrics"], snapshot=kept)
             return
         try:
@@ -581,11 +581,14 @@ class Trainer:
             e.main_process = self.accelerator.is_main_process
             raise
         except KeyboardInterrupt:  # a second Ctrl-C, or the first without checkpoints: stopped at once
-            self._write_kept_best(interrupted=True)  # the best model so far (runs without checkpoints)
+            self._write_kept_best(stopping=True)  # the best model so far (runs without checkpoints)
             raise TrainingInterrupted(self.output_dir, self.global_step, getattr(self, "total_steps", None),
                                       saved_now=False, main_process=self.accelerator.is_main_process) from None
         except WriteError as e:
             raise TrainingWriteError(e, self.output_dir) from e
+        except NonFiniteLossError:  # the best model before the loss went bad is kept (runs without checkpoints)
+            self._write_kept_best(stopping=True)
+            raise
         finally:
             self._interrupt = None
             if self._run_lock is not None:
