@@ -580,7 +580,7 @@ def markdown_table(summaries: Sequence[VariantSummary], metric_name: str) -> str
                _fmt(s.delta, signed=True), ci, _fmt(s.p_value, ".3f"), seeds, _fmt(s.seconds, ".1f"),
                _fmt(s.peak_mem_mb, ".0f")] + ([_fmt(s.gpu_peak_mem_mb, ".0f")] if gpu else [])
         lines.append("| " + " | ".join(row) + " |")
-    few = min((s.n - s.failed for s in summaries[1:] if s.ci_low is not None), default=None)
+    few = min((s.n for s in summaries[1:] if s.ci_low is not None), default=None)  # n: seeds that finished
     if few == 1:
         lines += ["", "One seed: no spread and no interval; a difference this size may be seed noise. Add seeds "
                       "(--seeds 3) before concluding."]

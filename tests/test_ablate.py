@@ -238,3 +238,17 @@ def test_one_seed_table_shows_no_spread_and_no_interval():
     md = markdown_table(summaries, "eval/accuracy")
     assert "| base | 0.8800 (1 seed) |" in md and "| x | 0.8700 (1 seed) | -0.0100 | – |" in md
     assert "± 0.0000" not in md and "One seed: no spread and no interval" in md
+
+
+def test_failed_seeds_leave_the_paired_count_of_the_finished_ones():
+    from nlp_cv_tricks.ablate import RunResult, markdown_table, summarize
+
+    def run(v, seed, m, error=None):
+        return RunResult(variant=v, seed=seed, metric=m, last_metric=m, metric_name="eval/accuracy",
+                         greater_is_better=True, seconds=1.0, train_seconds=1.0, peak_mem_mb=None,
+                         gpu_peak_mem_mb=None, run_dir=".", overrides=[], error=error)
+
+    runs = [run("base", s, 0.80 + 0.01 * s) for s in range(3)]
+    runs += [run("x", 0, 0.81), run("x", 1, 0.83), run("x", 2, None, error="diverged")]
+    md = markdown_table(summarize(runs, ["base", "x"], "best"), "eval/accuracy")
+    assert "| 2 (1 failed) |" in md and "With 2 paired seeds" in md, md
