@@ -1,8 +1,9 @@
 """Embedding plots: PCA to about 50 dimensions, then t-SNE to 2-D, coloured by label.
 
 Tuning tip behind it: visualise embeddings with PCA first, then t-SNE, and only for a modest number of
-classes. PCA first removes noise dimensions and makes t-SNE much faster (van der Maaten & Hinton 2008 do the
-same, reducing to 30–50 dimensions); with more than a dozen or two classes the colours cannot be told apart,
+classes. PCA first removes noise dimensions (van der Maaten & Hinton 2008 do the same, reducing to 30–50
+dimensions): measured here it keeps the 2-D map more faithful to the neighbourhoods (trustworthiness, k-NN label
+agreement) but is not faster at 1,500 points (benchmarks/RESULTS.md, tip 27); with more than a dozen or two classes the colours cannot be told apart,
 so :func:`plot_embeddings` refuses more than ``max_classes`` unless ``force`` (then it keeps the most frequent
 ones and says so), and samples at most ``per_class`` points per class so big classes do not bury small ones.
 Cost: PCA is seconds; t-SNE is O(n log n) (Barnes–Hut), about 10–30 s for 2,000 points on one CPU core.
