@@ -248,7 +248,10 @@ def test_refusals(dropout_bert):
     ts = TrickStep(NoEmbeddings(), [{"fgm": {"module": "lin"}}],
                    compute_loss=lambda m, b: torch.nn.functional.cross_entropy(m(b["x"]), b["labels"]))
     loss = ts.step({"x": torch.randn(3, 4), "labels": torch.tensor([0, 1, 1])})
-    assert loss.dim() == 0 and ts.pop_logs()["adv_loss"] > 0
+    ts.before_optimizer_step()
+    ts.after_optimizer_step()
+    assert len(ts.logs["adv_loss"]) == 1  # a step's logs are collected once
+    assert loss.dim() == 0 and ts.pop_logs()["adv_loss"] > 0 and ts.global_step == 1
 
 
 def test_transformers_bf16_on_cpu(dropout_bert, toy_data, tmp_path):

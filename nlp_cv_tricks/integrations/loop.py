@@ -117,8 +117,7 @@ class TrickStep:
         if self._plain and self._accum > 1:
             step.loss_scale = 1.0 / self._accum
         run_passes(step, self.plugins, lambda: self._compute(step))
-        for k, v in step.logs.items():
-            self.logs.setdefault(k, []).append(v)
+        self._collect(step)  # once: the optimizer-step hooks collect only what they log themselves
         self._last = step
         return step.loss.detach()
 
