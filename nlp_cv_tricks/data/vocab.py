@@ -66,7 +66,7 @@ _UNK_ALIASES = ("[UNK]", "<UNK>", "<unk>", "UNK", "</s>")
 # ---------------------------------------------------------------------------------------------------------------
 # tokenizers
 # ---------------------------------------------------------------------------------------------------------------
-def build_tokenizer(  # noqa: C901
+def build_tokenizer(
     texts: Iterable[str],
     level: str = "char",
     *,
@@ -98,50 +98,15 @@ def build_tokenizer(  # noqa: C901
         A ``PreTrainedTokenizerFast`` with ``[PAD]`` = 0 and ``[UNK]`` = 1, right padding, and
         ``model_input_names = ["input_ids", "attention_mask"]`` (no token_type_ids).
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, models, trainers
     from transformers import PreTrainedTokenizerFast
 
-    if level not in TOKENIZER_LEVELS:
-        raise ValueError(f"tokenizer level must be one of {TOKENIZER_LEVELS}, got {level!r}")
-    if split not in _SPLITS:
-        raise ValueError(f"tokenizer split must be one of {_SPLITS}, got {split!r}")
-    if min_freq < 1:
-        raise ValueError(f"min_freq must be >= 1, got {min_freq}")
-    if max_vocab_size is not None and max_vocab_size < 1:
-        raise ValueError(f"max_vocab_size must be >= 1 or None, got {max_vocab_size}")
-    texts = list(texts)
-    if not texts:
-        raise ValueError("build_tokenizer: no training texts given")
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise TypeError(f"build_tokenizer: training text #{i} is {type(t).__name__}, expected str")
-
+    texts = _checked_training_texts(texts, level, split, min_freq, max_vocab_size)
     tok = Tokenizer(models.WordLevel(unk_token=UNK_TOKEN))
-    norms = []
-    if unicode_normalization:
-        form = unicode_normalization.upper()
-        if form not in ("NFKC", "NFC", "NFD", "NFKD"):
-            raise ValueError(f"unicode_normalization must be NFKC/NFC/NFD/NFKD or None, got {unicode_normalization!r}")
-        norms.append(getattr(normalizers, form)())
-    if lowercase:
-        norms.append(normalizers.Lowercase())
-    if norms:
-        tok.normalizer = norms[0] if len(norms) == 1 else normalizers.Sequence(norms)
-
-    if level == "char":
-        if keep_whitespace:
-            # every character (spaces included) is its own token; "." does not match newlines, which are dropped
-            tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"."), behavior="isolated")
-        else:
-            tok.pre_tokenizer = pre_tokenizers.Sequence(
-                [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex(r"."), behavior="isolated")]
-            )
-        if keep_whitespace:
-            tok.decoder = decoders.Fuse()  # tokens concatenate back into the text
-    else:
-        tok.pre_tokenizer = (
-            pre_tokenizers.WhitespaceSplit() if split == "whitespace_split" else pre_tokenizers.Whitespace()
-        )
+    normalizer = _normalizer(unicode_normalization, lowercase)
+    if normalizer is not None:
+        tok.normalizer = normalizer
+    _set_pre_tokenizer(tok, level, split, keep_whitespace)
 
     vocab_size = (max_vocab_size + 2) if max_vocab_size else 10**9
     trainer = trainers.WordLevelTrainer(
@@ -164,6 +129,63 @@ def build_tokenizer(  # noqa: C901
         clean_up_tokenization_spaces=False,
     )
     return fast
+
+
+def _checked_training_texts(texts: Iterable[str], level: str, split: str, min_freq: int,
+                            max_vocab_size: Optional[int]) -> list[str]:
+    """Check :func:`build_tokenizer`'s options and texts; the texts as a list."""
+    if level not in TOKENIZER_LEVELS:
+        raise ValueError(f"tokenizer level must be one of {TOKENIZER_LEVELS}, got {level!r}")
+    if split not in _SPLITS:
+        raise ValueError(f"tokenizer split must be one of {_SPLITS}, got {split!r}")
+    if min_freq < 1:
+        raise ValueError(f"min_freq must be >= 1, got {min_freq}")
+    if max_vocab_size is not None and max_vocab_size < 1:
+        raise ValueError(f"max_vocab_size must be >= 1 or None, got {max_vocab_size}")
+    texts = list(texts)
+    if not texts:
+        raise ValueError("build_tokenizer: no training texts given")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"build_tokenizer: training text #{i} is {type(t).__name__}, expected str")
+    return texts
+
+
+def _normalizer(unicode_normalization: Optional[str], lowercase: bool):
+    """The ``tokenizers`` normalizer for the options (None when there is nothing to normalise)."""
+    from tokenizers import normalizers
+
+    norms = []
+    if unicode_normalization:
+        form = unicode_normalization.upper()
+        if form not in ("NFKC", "NFC", "NFD", "NFKD"):
+            raise ValueError(f"unicode_normalization must be NFKC/NFC/NFD/NFKD or None, got {unicode_normalization!r}")
+        norms.append(getattr(normalizers, form)())
+    if lowercase:
+        norms.append(normalizers.Lowercase())
+    if not norms:
+        return None
+    return norms[0] if len(norms) == 1 else normalizers.Sequence(norms)
+
+
+def _set_pre_tokenizer(tok, level: str, split: str, keep_whitespace: bool) -> None:
+    """Split into characters (``level="char"``) or words, and fuse characters back when decoding."""
+    from tokenizers import Regex, decoders, pre_tokenizers
+
+    if level == "char":
+        if keep_whitespace:
+            # every character (spaces included) is its own token; "." does not match newlines, which are dropped
+            tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"."), behavior="isolated")
+        else:
+            tok.pre_tokenizer = pre_tokenizers.Sequence(
+                [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split(Regex(r"."), behavior="isolated")]
+            )
+        if keep_whitespace:
+            tok.decoder = decoders.Fuse()  # tokens concatenate back into the text
+    else:
+        tok.pre_tokenizer = (
+            pre_tokenizers.WhitespaceSplit() if split == "whitespace_split" else pre_tokenizers.Whitespace()
+        )
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -225,7 +247,7 @@ def _is_word2vec_header(parts: list[str]) -> bool:
     return len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit()
 
 
-def read_vectors(  # noqa: C901
+def read_vectors(
     path: str | os.PathLike,
     vocab_path: Optional[str | os.PathLike] = None,
     *,
@@ -247,62 +269,77 @@ def read_vectors(  # noqa: C901
     if not path.is_file():
         raise FileNotFoundError(f"pretrained vectors: file not found: {path}")
     suffix = path.suffix.lower()
-    out: dict[str, np.ndarray] = {}
-
     if suffix in (".npz", ".npy"):
-        if vocab_path is None:
-            raise ValueError(f"pretrained vectors {path}: a {suffix} matrix needs a vocab file (one token per line)")
-        vocab_path = Path(vocab_path)
-        if not vocab_path.is_file():
-            raise FileNotFoundError(f"pretrained vectors: vocab file not found: {vocab_path}")
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                keys = list(z.files)
-                if npz_key is None:
-                    npz_key = keys[0] if len(keys) == 1 else ("embeddings" if "embeddings" in keys else None)
-                if npz_key is None or npz_key not in keys:
-                    raise ValueError(f"pretrained vectors {path}: no array {npz_key!r}; arrays in the file: {keys}")
-                mat = z[npz_key]
-        else:
-            mat = np.load(path, allow_pickle=False)
-        if mat.ndim != 2:
-            raise ValueError(f"pretrained vectors {path}: expected a 2-D (tokens, dim) array, got shape {mat.shape}")
-        tokens = _read_vocab_lines(vocab_path)
-        if len(tokens) != mat.shape[0]:
-            raise ValueError(
-                f"pretrained vectors {path} has {mat.shape[0]} rows but vocab file {vocab_path} has {len(tokens)} "
-                f"lines; they must be row-aligned (line i = row i)"
-            )
-        for i, t in enumerate(tokens):
-            if (wanted is None or t in wanted) and t not in out:
-                out[t] = mat[i]
-        return out, int(mat.shape[1]), len(tokens)
-
+        return _read_matrix_vectors(path, vocab_path, wanted, npz_key)
     if suffix == ".bin":
-        with open(path, "rb") as f:
-            header = f.readline().decode("utf-8", "strict").split()
-            if not _is_word2vec_header(header):
-                raise ValueError(f"pretrained vectors {path}: word2vec binary must start with '<count> <dim>', got {header}")
-            count, dim = int(header[0]), int(header[1])
-            for row in range(count):
-                chars = bytearray()
-                while True:
-                    c = f.read(1)
-                    if not c:
-                        raise ValueError(f"pretrained vectors {path}: file ends inside entry {row + 1} of {count}")
-                    if c == b" ":
-                        break
-                    if c != b"\n":
-                        chars.extend(c)
-                token = chars.decode("utf-8", "replace")
-                buf = f.read(4 * dim)
-                if len(buf) != 4 * dim:
-                    raise ValueError(f"pretrained vectors {path}: entry {row + 1} ({token!r}) has a short vector")
-                if (wanted is None or token in wanted) and token not in out:
-                    out[token] = np.frombuffer(buf, dtype="<f4").copy()
-        return out, dim, count
+        return _read_word2vec_binary(path, wanted)
+    return _read_text_vectors(path, wanted)
 
-    # word2vec / GloVe text
+
+def _read_matrix_vectors(path: Path, vocab_path: Optional[str | os.PathLike], wanted: Optional[set],
+                         npz_key: Optional[str]) -> tuple[dict[str, np.ndarray], int, int]:
+    """A ``.npz``/``.npy`` matrix whose row *i* is the token on line *i* of ``vocab_path``."""
+    suffix = path.suffix.lower()
+    out: dict[str, np.ndarray] = {}
+    if vocab_path is None:
+        raise ValueError(f"pretrained vectors {path}: a {suffix} matrix needs a vocab file (one token per line)")
+    vocab_path = Path(vocab_path)
+    if not vocab_path.is_file():
+        raise FileNotFoundError(f"pretrained vectors: vocab file not found: {vocab_path}")
+    if suffix == ".npz":
+        with np.load(path, allow_pickle=False) as z:
+            keys = list(z.files)
+            if npz_key is None:
+                npz_key = keys[0] if len(keys) == 1 else ("embeddings" if "embeddings" in keys else None)
+            if npz_key is None or npz_key not in keys:
+                raise ValueError(f"pretrained vectors {path}: no array {npz_key!r}; arrays in the file: {keys}")
+            mat = z[npz_key]
+    else:
+        mat = np.load(path, allow_pickle=False)
+    if mat.ndim != 2:
+        raise ValueError(f"pretrained vectors {path}: expected a 2-D (tokens, dim) array, got shape {mat.shape}")
+    tokens = _read_vocab_lines(vocab_path)
+    if len(tokens) != mat.shape[0]:
+        raise ValueError(
+            f"pretrained vectors {path} has {mat.shape[0]} rows but vocab file {vocab_path} has {len(tokens)} "
+            f"lines; they must be row-aligned (line i = row i)"
+        )
+    for i, t in enumerate(tokens):
+        if (wanted is None or t in wanted) and t not in out:
+            out[t] = mat[i]
+    return out, int(mat.shape[1]), len(tokens)
+
+
+def _read_word2vec_binary(path: Path, wanted: Optional[set]) -> tuple[dict[str, np.ndarray], int, int]:
+    """A word2vec binary file: a ``<count> <dim>`` header, then ``token<space><dim float32>`` per entry."""
+    out: dict[str, np.ndarray] = {}
+    with open(path, "rb") as f:
+        header = f.readline().decode("utf-8", "strict").split()
+        if not _is_word2vec_header(header):
+            raise ValueError(f"pretrained vectors {path}: word2vec binary must start with '<count> <dim>', got {header}")
+        count, dim = int(header[0]), int(header[1])
+        for row in range(count):
+            chars = bytearray()
+            while True:
+                c = f.read(1)
+                if not c:
+                    raise ValueError(f"pretrained vectors {path}: file ends inside entry {row + 1} of {count}")
+                if c == b" ":
+                    break
+                if c != b"\n":
+                    chars.extend(c)
+            token = chars.decode("utf-8", "replace")
+            buf = f.read(4 * dim)
+            if len(buf) != 4 * dim:
+                raise ValueError(f"pretrained vectors {path}: entry {row + 1} ({token!r}) has a short vector")
+            if (wanted is None or token in wanted) and token not in out:
+                out[token] = np.frombuffer(buf, dtype="<f4").copy()
+    return out, dim, count
+
+
+def _read_text_vectors(path: Path, wanted: Optional[set]) -> tuple[dict[str, np.ndarray], int, int]:
+    """A word2vec/GloVe text file: an optional ``<count> <dim>`` header, then ``token v1 ... vD`` per line."""
+    out: dict[str, np.ndarray] = {}
     dim: Optional[int] = None
     n_tokens = 0
     numeric_extra = []  # lines whose "token" ends in a number: one number too many (a wrong dimension)?
@@ -397,42 +434,14 @@ def load_pretrained_vectors(
     gen = torch.Generator().manual_seed(seed)
     mat = torch.randn((size, dim), generator=gen, dtype=torch.float64) * (std if std > 0 else 0.1)
 
-    found = found_lower = 0
-    have: set[str] = set()
-    for tok, idx in vocab.items():
-        if tok in specials:
-            continue
-        if tok in vectors:
-            mat[idx] = torch.from_numpy(np.asarray(vectors[tok], dtype=np.float64))
-            found += 1
-            have.add(tok)
-        elif lowercase_fallback and tok.lower() in vectors:
-            mat[idx] = torch.from_numpy(np.asarray(vectors[tok.lower()], dtype=np.float64))
-            found_lower += 1
-            have.add(tok)
-    unk_from_file = False
-    unk = getattr(tokenizer, "unk_token", None) or UNK_TOKEN
-    if unk in vocab:
-        for alias in (unk,) + _UNK_ALIASES:
-            if alias in vectors:
-                mat[vocab[unk]] = torch.from_numpy(np.asarray(vectors[alias], dtype=np.float64))
-                unk_from_file = True
-                break
-    pad = getattr(tokenizer, "pad_token", None) or PAD_TOKEN
-    if pad in vocab:
-        mat[vocab[pad]] = 0.0
+    found, found_lower, have = _fill_known_rows(mat, vocab, specials, vectors, lowercase_fallback)
+    unk_from_file = _fill_special_rows(mat, tokenizer, vocab, vectors)
 
     n_regular = sum(1 for t in vocab if t not in specials)
     missing_tokens = [t for t in vocab if t not in specials and t not in have]
     token_cov = None
     if texts is not None:
-        counts: Counter = Counter()
-        backend = tokenizer.backend_tokenizer if hasattr(tokenizer, "backend_tokenizer") else None
-        for enc in (backend.encode_batch(list(texts), add_special_tokens=False) if backend else []):
-            counts.update(enc.tokens)
-        total = sum(counts.values())
-        covered = sum(c for t, c in counts.items() if t in have)
-        token_cov = covered / total if total else None
+        token_cov, counts = _running_token_coverage(tokenizer, texts, have)
         missing_tokens.sort(key=lambda t: -counts.get(t, 0))
     report = VectorReport(
         path=str(path),
@@ -450,3 +459,50 @@ def load_pretrained_vectors(
     )
     logger.info(str(report))
     return mat.float(), report
+
+
+def _fill_known_rows(mat: torch.Tensor, vocab: dict, specials: set, vectors: dict,
+                     lowercase_fallback: bool) -> tuple[int, int, set]:
+    """Copy the file's vectors into the rows of the regular tokens; ``(found, found_lowercase, tokens_with_a_vector)``."""
+    found = found_lower = 0
+    have: set[str] = set()
+    for tok, idx in vocab.items():
+        if tok in specials:
+            continue
+        if tok in vectors:
+            mat[idx] = torch.from_numpy(np.asarray(vectors[tok], dtype=np.float64))
+            found += 1
+            have.add(tok)
+        elif lowercase_fallback and tok.lower() in vectors:
+            mat[idx] = torch.from_numpy(np.asarray(vectors[tok.lower()], dtype=np.float64))
+            found_lower += 1
+            have.add(tok)
+    return found, found_lower, have
+
+
+def _fill_special_rows(mat: torch.Tensor, tokenizer, vocab: dict, vectors: dict) -> bool:
+    """The unknown token's row from the file's unknown vector (when it has one), the padding row zero;
+    whether the unknown row came from the file."""
+    unk_from_file = False
+    unk = getattr(tokenizer, "unk_token", None) or UNK_TOKEN
+    if unk in vocab:
+        for alias in (unk,) + _UNK_ALIASES:
+            if alias in vectors:
+                mat[vocab[unk]] = torch.from_numpy(np.asarray(vectors[alias], dtype=np.float64))
+                unk_from_file = True
+                break
+    pad = getattr(tokenizer, "pad_token", None) or PAD_TOKEN
+    if pad in vocab:
+        mat[vocab[pad]] = 0.0
+    return unk_from_file
+
+
+def _running_token_coverage(tokenizer, texts: Sequence[str], have: set) -> tuple[Optional[float], Counter]:
+    """The share of running tokens in ``texts`` that have a vector, and the token counts."""
+    counts: Counter = Counter()
+    backend = tokenizer.backend_tokenizer if hasattr(tokenizer, "backend_tokenizer") else None
+    for enc in (backend.encode_batch(list(texts), add_special_tokens=False) if backend else []):
+        counts.update(enc.tokens)
+    total = sum(counts.values())
+    covered = sum(c for t, c in counts.items() if t in have)
+    return (covered / total if total else None), counts
