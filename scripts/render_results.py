@@ -1,0 +1,540 @@
+"""Render the record-backed parts of ``benchmarks/RESULTS.md`` and ``docs/TIPS.md`` from the committed records.
+
+A generated part sits between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``: a table on its own
+lines, or a phrase inside one line (a cell of the tips table). Everything outside the markers is hand-written and
+left as it is. Each NAME is rendered from the JSON records under ``benchmarks/`` (``tips/*/epochs.json``,
+``tips/imbalance.json``, ``tips/tsne.json``, ``ablate_quickstart_minilm/ablation.json``, ...), so a figure on
+the page cannot drift from its record.
+
+Differences are paired by seed. For each one the page gives the mean difference, the 95% t-interval over the
+paired differences, their seed-to-seed sd and the minimum detectable effect (MDE) of a two-sided 5% paired t-test
+at 80% power, ``(t(0.975, n-1) + t(0.80, n-1)) * sd / sqrt(n)`` (``bench_tips_imbalance.paired``).
+
+    python scripts/render_results.py            # rewrite the generated parts in place
+    python scripts/render_results.py --check    # exit 1, naming the parts that differ from their records
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+TIPS = BENCH / "tips"
+PAGES = (BENCH / "RESULTS.md", ROOT / "docs" / "TIPS.md")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_tips_imbalance import paired  # noqa: E402
+
+MARKER = re.compile(r"<!-- generated:([\w-]+) -->(.*?)<!-- /generated:\1 -->", re.S)
+MINUS = "\u2212"
+
+
+# --------------------------------------------------------------------------------------------- formatting
+def num(x: float, spec: str = ".4f", signed: bool = False) -> str:
+    s = format(x, ("+" if signed else "") + spec)
+    return s.replace("-", MINUS)
+
+
+def msd(values, spec: str = ".4f") -> str:
+    v = np.asarray(values, float)
+    return f"{num(v.mean(), spec)} ± {num(v.std(ddof=1), spec)}" if v.size > 1 else num(v.mean(), spec)
+
+
+def delta_cell(st: dict, spec: str = ".4f", power: bool = True) -> str:
+    """``+Δ [lo, hi] (sd s, MDE m)`` of one paired comparison."""
+    if st["n"] < 2:
+        return f"{num(st['delta'], spec, True)} (1 seed)"
+    out = f"{num(st['delta'], spec, True)} [{num(st['ci_low'], spec, True)}, {num(st['ci_high'], spec, True)}]"
+    if power:
+        out += f" (sd {num(st['sd_diff'], spec)}, MDE {num(st['mde80'], spec)})"
+    return out
+
+
+def table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def seeds_text(seeds) -> str:
+    seeds = sorted(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"seeds {seeds[0]}–{seeds[-1]}"
+    return "seed " + str(seeds[0]) if len(seeds) == 1 else "seeds " + ", ".join(map(str, seeds))
+
+
+# --------------------------------------------------------------------------------------------- records
+def _json(rel: str):
+    return json.loads((BENCH / rel).read_text(encoding="utf-8"))
+
+
+def epochs(folder: str) -> dict:
+    """``tips/FOLDER/epochs.json``: {variant: {seed: {"curve": [...], "best": x}}}."""
+    (rec,) = _json(f"tips/{folder}/epochs.json").values()
+    return {v: {s: {"curve": c, "best": b} for s, c, b in zip(d["seeds"], d["curves"], d["best"])}
+            for v, d in rec["variants"].items()}
+
+
+def imbalance(rel: str, folder: str) -> dict:
+    """``tips/imbalance.json``-style record: {variant: {seed: {metric: value}}} at the selected checkpoint."""
+    rec = _json(rel)["folders"][folder]["variants"]
+    out = {}
+    for v, d in rec.items():
+        keys = [k for k in d if k != "seeds"]
+        out[v] = {s: {k: d[k]["values"][i] for k in keys} for i, s in enumerate(d["seeds"])}
+    return out
+
+
+def ablation(rel: str) -> dict:
+    """An ``ablation.json``: {variant: {seed: metric}} of the finished runs."""
+    out: dict = {}
+    for r in _json(rel)["runs"]:
+        if r.get("error") is None and r.get("metric") is not None:
+            out.setdefault(r["variant"], {})[r["seed"]] = r["metric"]
+    return out
+
+
+def pair(a: dict, b: dict, pick=lambda x: x) -> dict:
+    """Paired statistics of {seed: value} dicts over their common seeds (values through ``pick``)."""
+    seeds = sorted(set(a) & set(b))
+    st = paired([pick(a[s]) for s in seeds], [pick(b[s]) for s in seeds])
+    st["seeds"] = seeds
+    return st
+
+
+def best(x):
+    return x["best"]
+
+
+def at_epoch(i: int):
+    return lambda x: x["curve"][i - 1]
+
+
+def values(d: dict, pick=lambda x: x) -> list:
+    return [pick(d[s]) for s in sorted(d)]
+
+
+# --------------------------------------------------------------------------------------------- RESULTS tables
+LOSS_NAMES = {"baseline": "cross-entropy", "tricks=+focal_loss{gamma: 0.5}": "focal γ=0.5",
+              "tricks=+focal_loss{gamma: 2}": "focal γ=2", "tricks=+focal_loss{gamma: 5}": "focal γ=5",
+              "tricks=+class_weights": "class weights"}
+INIT_NAMES = {"baseline": "Xavier normal (default)", "model.kwargs.init=kaiming": "Kaiming normal",
+              "model.kwargs.init=normal": "normal, std 0.02",
+              "tricks=+init{scheme: trunc_normal, target: [convs, classifier]}": "truncated normal, std 0.02"}
+
+
+def t_lr_search() -> str:
+    rows = []
+    for data, folder in (("SMS spam (FastText, Adam)", "sms_lr"), ("2.9% variant (FastText, Adam)", "hard_lr"),
+                         ("TREC (reduced TextCNN, Adam)", "trec_lr")):
+        rec = _json(f"tips/{folder}/ablation.json")
+        means = {s["name"]: s["mean"] for s in rec["summaries"]}
+        picked = max(means, key=means.get)
+        for s in rec["summaries"]:
+            rate = s["name"].split("=", 1)[1]
+            rows.append([data, rate, msd(s["values"]), str(s["n"]), "picked" if s["name"] == picked else ""])
+    return table(["data", "rate", "dev metric (best), mean ± sd", "seeds", ""], rows)
+
+
+def t_loss(folder: str) -> str:
+    rec = imbalance("tips/imbalance.json", folder)
+    base = rec["baseline"]
+    rows = []
+    for v, d in rec.items():
+        row = [LOSS_NAMES.get(v, v)] + [msd(values(d, lambda x, k=k: x[k]), ".3f")
+                                        for k in ("eval/f1/spam", "eval/pr_auc", "eval/f1_macro")]
+        for k in ("eval/f1/spam", "eval/pr_auc", "eval/f1_macro"):
+            row.append("–" if v == "baseline" else delta_cell(pair(d, base, lambda x, k=k: x[k])))
+        rows.append(row)
+    return table(["variant", "F1 spam", "PR-AUC", "macro-F1", "Δ F1 spam [95% CI] (sd, MDE)",
+                  "Δ PR-AUC [95% CI] (sd, MDE)", "Δ macro-F1 [95% CI] (sd, MDE)"], rows)
+
+
+def t_curves(folder: str) -> str:
+    c = _json("tips/imbalance.json")["folders"][folder]["curves"]["baseline"]
+    n = len(c["eval/loss"])
+    label = {"sms_loss": "SMS spam, epoch", "hard_loss": "2.9% variant, epoch"}[folder]
+    rows = [[name] + [f"{x:.3f}" for x in c[k]] for k, name in
+            (("train/loss", "train loss"), ("eval/loss", "dev loss"), ("eval/f1/spam", "dev F1 spam"),
+             ("eval/pr_auc", "dev PR-AUC"))]
+    return table([label] + [str(i + 1) for i in range(n)], rows)
+
+
+def t_selection() -> str:
+    rows = []
+    for data, folder in (("SMS spam", "sms_loss"), ("2.9% variant", "hard_loss")):
+        sel = _json("tips/imbalance.json")["folders"][folder]["selection"]["baseline"]
+        cells = [f"{np.mean(sel[r]['f1']):.3f} / {np.mean(sel[r]['pr_auc']):.3f} ({np.mean(sel[r]['epoch']):.1f})"
+                 for r in ("dev loss (min)", "F1 spam (max)", "PR-AUC (max)", "last epoch")]
+        st = paired(sel["F1 spam (max)"]["f1"], sel["dev loss (min)"]["f1"])
+        rows.append([data] + cells + [delta_cell(st)])
+    return table(["data", "by dev loss", "by F1 spam", "by PR-AUC", "last epoch",
+                  "Δ F1 spam, by F1 − by loss [95% CI] (sd, MDE)"], rows)
+
+
+def t_norm() -> str:
+    rows = []
+    for data, folder, none in (("TREC (accuracy)", "trec_norm", "trec_init"), ("SMS spam (macro-F1)", "sms_norm", None)):
+        e = epochs(folder)
+        ln, bn = e["baseline"], e["model.kwargs.norm=batch"]
+        no = msd(values(epochs(none)["baseline"], best)) if none else "–"
+        rows.append([data, no, msd(values(ln, best)), msd(values(bn, best)), delta_cell(pair(bn, ln, best)),
+                     delta_cell(pair(bn, ln, at_epoch(1)), power=False)])
+    return table(["data (metric)", "no norm", "LayerNorm", "BatchNorm",
+                  "BatchNorm − LayerNorm at the best epoch [95% CI] (sd, MDE)", "at epoch 1 [95% CI]"], rows)
+
+
+def t_init(folder: str) -> str:
+    e = epochs(folder)
+    base = e["baseline"]
+    rows = []
+    for v, d in e.items():
+        row = [INIT_NAMES.get(v, v), msd(values(d, at_epoch(1))), msd(values(d, at_epoch(2))), msd(values(d, best))]
+        for pick in (at_epoch(1), at_epoch(2), best):
+            row.append("–" if v == "baseline" else delta_cell(pair(d, base, pick)))
+        rows.append(row)
+    return table(["scheme", "epoch 1", "epoch 2", "best of 4 epochs", "Δ epoch 1 [95% CI] (sd, MDE)",
+                  "Δ epoch 2", "Δ best"], rows)
+
+
+def t_lr_vs_recipe() -> str:
+    e = epochs("trec_lr_vs_recipe")
+    base, adam = e["baseline"], e["train.optimizer=adam train.learning_rate=0.005"]
+    picks = (at_epoch(1), at_epoch(2), best)
+    rows = [["recipe: Adadelta, lr 1.0"] + [msd(values(base, p)) for p in picks],
+            ["Adam at the searched 0.005"] + [msd(values(adam, p)) for p in picks],
+            ["Δ [95% CI] (sd, MDE)"] + [delta_cell(pair(adam, base, p)) for p in picks]]
+    return table(["", "epoch 1", "epoch 2", "best of 4 epochs"], rows)
+
+
+def t_lr_halving() -> str:
+    e = epochs("sms_lr_halving")
+    base, halv = e["baseline"], e["tricks=+lr_halving"]
+    picks = (at_epoch(1), at_epoch(5), at_epoch(10), best)
+    rows = [["constant 0.01"] + [msd(values(base, p)) for p in picks],
+            ["halving on a plateau (`lr_halving`)"] + [msd(values(halv, p)) for p in picks],
+            ["Δ [95% CI] (sd, MDE)"] + [delta_cell(pair(halv, base, p)) for p in picks]]
+    return table(["dev macro-F1", "epoch 1", "epoch 5", "epoch 10", "best of 10 epochs"], rows)
+
+
+def t_wd() -> str:
+    rows = []
+    sms = imbalance("tips/sms_wd/imbalance.json", "sms_wd")
+    base = sms["baseline"]
+    for v in ("train.weight_decay=0.01", "train.weight_decay=0.1"):
+        d = sms[v]
+        change = ", ".join(f"{name} {np.mean(values(base, lambda x, k=k: x[k])):.3f} → "
+                           f"{np.mean(values(d, lambda x, k=k: x[k])):.3f}"
+                           for k, name in (("eval/f1/spam", "spam-F1"), ("eval/f1_macro", "macro-F1")))
+        deltas = "; ".join(f"{name} {delta_cell(pair(d, base, lambda x, k=k: x[k]))}" for k, name in
+                           (("eval/f1/spam", "spam-F1"), ("eval/f1_macro", "macro-F1"), ("eval/pr_auc", "PR-AUC")))
+        rows.append(["SMS spam, FastText + AdamW", v.split("=")[1], change, deltas])
+    e = epochs("trec_wd")
+    for v, label in (("train.weight_decay=0.0001", "1e-4"), ("train.weight_decay=0.001", "1e-3")):
+        rows.append(["TREC, TextCNN + Adadelta", label,
+                     f"accuracy {np.mean(values(e['baseline'], best)):.4f} → {np.mean(values(e[v], best)):.4f}",
+                     "accuracy " + delta_cell(pair(e[v], e["baseline"], best))])
+    return table(["data, model", "decay", "metric (no decay → with)", "Δ [95% CI] (sd, MDE)"], rows)
+
+
+BATCH = {"sms_bs": ("SMS spam", "64 (recipe)", "0.01"), "thuc_bs": ("THUCNews", "128 (recipe)", "48")}
+
+
+def t_batch() -> str:
+    rows = []
+    for folder, (data, bname, rate) in BATCH.items():
+        e = epochs(folder)
+        base = e["baseline"]
+        for v, d in e.items():
+            if v == "baseline":
+                rows.append([data, bname, rate, msd(values(d, best)), "–", "–"])
+                continue
+            m = re.fullmatch(r"batch (\d+), lr ([\d.]+)( \(linear\))?", v)
+            n = f" ({len(d)} seeds)" if len(d) != len(base) else ""
+            rows.append([data, m.group(1), m.group(2) + (" (linear)" if m.group(3) else ""),
+                         msd(values(d, best)) + n, delta_cell(pair(d, base, best)),
+                         delta_cell(pair(d, base, at_epoch(1)), power=False)])
+    return table(["data", "batch", "rate", "best, mean ± sd", "Δ best [95% CI] (sd, MDE)",
+                  "Δ after epoch 1 [95% CI]"], rows)
+
+
+TSNE_SETS = (("mnist", "MNIST"), ("trec_minilm", "TREC, MiniLM"))
+
+
+def _tsne() -> dict:
+    rec = _json("tips/tsne.json")
+    out: dict = {}
+    for r in rec["runs"]:
+        out.setdefault(r["set"], {}).setdefault(r["arm"], {})[r["seed"]] = r
+    return out
+
+
+def t_tsne() -> str:
+    runs = _tsne()
+    rows = []
+    for key, name in TSNE_SETS:
+        for arm, label in (("pca50", "PCA-50 → t-SNE"), ("tsne_only", "t-SNE alone")):
+            d = runs[key][arm]
+            rows.append([name, label, f"{np.mean(values(d, lambda x: x['seconds'])):.1f}",
+                         msd(values(d, lambda x: x["trustworthiness"]), ".3f"),
+                         msd(values(d, lambda x: x["knn_2d"]), ".3f")])
+    return table(["data", "arm", "time (s)", "trustworthiness", "10-NN label agreement in 2-D"], rows)
+
+
+def t_tsne_paired() -> str:
+    runs = _tsne()
+    rows = []
+    for key, name in TSNE_SETS:
+        a, b = runs[key]["pca50"], runs[key]["tsne_only"]
+        rows.append([name] + [delta_cell(pair(a, b, lambda x, k=k: x[k]), spec)
+                              for k, spec in (("trustworthiness", ".4f"), ("knn_2d", ".4f"), ("seconds", ".1f"))])
+    return table(["data", "Δ trustworthiness [95% CI] (sd, MDE)", "Δ 10-NN agreement", "Δ time, s"], rows)
+
+
+QS_NAMES = {"baseline": "baseline", "tricks=+fgm": "FGM", "tricks=+pgd": "PGD (K=3)", "tricks=+rdrop": "R-Drop",
+            "tricks=+label_smoothing": "label smoothing"}
+
+
+def t_quickstart() -> str:
+    rel = "ablate_quickstart_minilm/ablation.json"
+    runs = ablation(rel)
+    summ = {s["name"]: s for s in _json(rel)["summaries"]}
+    base = runs["baseline"]
+    rows = []
+    for v, d in runs.items():
+        s = summ[v]
+        boot = "–" if s["ci_low"] is None else f"[{num(s['ci_low'], signed=True)}, {num(s['ci_high'], signed=True)}]"
+        rows.append([QS_NAMES.get(v, v), msd(values(d)), " / ".join(f"{x:.4f}" for x in values(d)),
+                     "–" if v == "baseline" else delta_cell(pair(d, base)), boot,
+                     f"{s['seconds']:.1f}", f"{s['seconds'] / summ['baseline']['seconds']:.2f}",
+                     f"{s['peak_mem_mb']:.0f}"])
+    return table(["variant", "dev accuracy (best), mean ± sd", "seeds 42 / 43 / 44",
+                  "Δ vs baseline [95% t-interval] (sd, MDE)", "95% CI (paired bootstrap)", "time/run (s)",
+                  "× baseline time", "peak RSS (MB)"], rows)
+
+
+# --------------------------------------------------------------------------------------------- power of each verdict
+def _imb(folder, v, k):
+    rec = imbalance("tips/imbalance.json", folder)
+    return pair(rec[v], rec["baseline"], lambda x: x[k])
+
+
+def _sel(folder):
+    sel = _json("tips/imbalance.json")["folders"][folder]["selection"]["baseline"]
+    st = paired(sel["F1 spam (max)"]["f1"], sel["dev loss (min)"]["f1"])
+    st["seeds"] = sorted(_json("tips/imbalance.json")["folders"][folder]["variants"]["baseline"]["seeds"])
+    return st
+
+
+def _ep(folder, v, b="baseline", pick=best):
+    e = epochs(folder)
+    return pair(e[v], e[b], pick)
+
+
+def _wd(v, k):
+    rec = imbalance("tips/sms_wd/imbalance.json", "sms_wd")
+    return pair(rec[v], rec["baseline"], lambda x: x[k])
+
+
+def _hardcases():
+    runs = {r["seed"]: r["dev_accuracy"] for r in _json("hardcases_thucnews.json")["runs"]}
+    return pair({s: r["after_round_1"] for s, r in runs.items()}, {s: r["noisy"] for s, r in runs.items()})
+
+
+def _mrc(head: str) -> dict:
+    """F1 (as a 0-1 fraction) of the fine-tuned heads on the 8 held-out XQuAD articles, by seed."""
+    out: dict = {}
+    for line in (BENCH / "mrc_records.jsonl").read_text(encoding="utf-8").splitlines():
+        r = json.loads(line) if line.strip() else {}
+        if r.get("method") == "head" and r.get("eval_key") == "xquad-split:40/8/0" and r["settings"]["lr"] == 3e-4:
+            out.setdefault(r["head"], {})[r["seed"]] = r["f1"] / 100
+    return pair(out[head], out["linear"])
+
+
+def _qs(v):
+    runs = ablation("ablate_quickstart_minilm/ablation.json")
+    return pair(runs[v], runs["baseline"])
+
+
+def _tsne_pair(key, k):
+    runs = _tsne()
+    return pair(runs[key]["pca50"], runs[key]["tsne_only"], lambda x: x[k])
+
+
+# tip -> comparisons: (label, statistics, claimed size in points of the metric, two-sided).
+# Δ is oriented so that a positive value is what the tip claims; "two-sided" tips claim a difference either way.
+# Where a tip names no size, the size that would matter is 1 point of the metric (0.01 on a 0–1 scale).
+POWER = {
+    3: lambda: [("MiniLM quick start, R-Drop − plain, accuracy", _qs("tricks=+rdrop"), 1.0, False)],
+    5: lambda: [("SMS spam FastText, decay 0.1 − none, macro-F1", _wd("train.weight_decay=0.1", "eval/f1_macro"), 1.0, False),
+                ("SMS spam, decay 0.01 − none, macro-F1", _wd("train.weight_decay=0.01", "eval/f1_macro"), 1.0, False),
+                ("TREC TextCNN, decay 1e-4 − none, accuracy", _ep("trec_wd", "train.weight_decay=0.0001"), 1.0, False),
+                ("TREC, decay 1e-3 − none, accuracy", _ep("trec_wd", "train.weight_decay=0.001"), 1.0, False)],
+    7: lambda: [("TREC, searched Adam 0.005 − recipe, accuracy at the best epoch",
+                 _ep("trec_lr_vs_recipe", "train.optimizer=adam train.learning_rate=0.005"), 1.0, False),
+                ("SMS spam, halving on a plateau − constant, macro-F1",
+                 _ep("sms_lr_halving", "tricks=+lr_halving"), 1.0, False)],
+    10: lambda: [("THUCNews, batch 512 − 128 at lr 48, accuracy", _ep("thuc_bs", "batch 512, lr 48"), 1.0, True),
+                 ("THUCNews, batch 32 at lr 12 − 128, accuracy", _ep("thuc_bs", "batch 32, lr 12 (linear)"), 1.0, True),
+                 ("SMS spam, batch 256 − 64 at lr 0.01, macro-F1", _ep("sms_bs", "batch 256, lr 0.01"), 1.0, True),
+                 ("SMS spam, batch 32 − 64 at lr 0.01, macro-F1", _ep("sms_bs", "batch 32, lr 0.01"), 1.0, True)],
+    11: lambda: [("2.9% variant, spam-F1 selecting on F1 − on dev loss", _sel("hard_loss"), 1.0, False),
+                 ("SMS spam 13%, the same", _sel("sms_loss"), 1.0, False)],
+    13: lambda: [("THUCNews FastText, 10% of labels flipped, dev accuracy after one round − before",
+                  _hardcases(), 1.0, False)],
+    18: lambda: [("SMS spam TextCNN, LayerNorm − BatchNorm, macro-F1",
+                  _ep("sms_norm", "baseline", "model.kwargs.norm=batch"), 1.0, False),
+                 ("TREC, LayerNorm − BatchNorm, accuracy", _ep("trec_norm", "baseline", "model.kwargs.norm=batch"),
+                  1.0, False)],
+    21: lambda: [("TREC TextCNN, Xavier − N(0, 0.02) after epoch 1, accuracy",
+                  _ep("trec_init", "baseline", "model.kwargs.init=normal", at_epoch(1)), 1.0, False),
+                 ("TREC, truncated normal − Xavier after epoch 1",
+                  _ep("trec_init", INIT_TRUNC, "baseline", at_epoch(1)), 1.0, False),
+                 ("SMS spam, truncated normal − Xavier after epoch 1, macro-F1",
+                  _ep("sms_init", INIT_TRUNC, "baseline", at_epoch(1)), 1.0, False)],
+    23: lambda: [("MiniLM quick start, FGM − plain, accuracy", _qs("tricks=+fgm"), 1.0, False),
+                 ("PGD − plain", _qs("tricks=+pgd"), 1.0, False)],
+    25: lambda: [("13% spam, focal γ=2 − cross-entropy, spam-F1",
+                  _imb("sms_loss", "tricks=+focal_loss{gamma: 2}", "eval/f1/spam"), 1.0, False),
+                 ("13%, γ=5, spam-F1", _imb("sms_loss", "tricks=+focal_loss{gamma: 5}", "eval/f1/spam"), 1.0, False),
+                 ("2.9% variant, γ=5, spam-F1", _imb("hard_loss", "tricks=+focal_loss{gamma: 5}", "eval/f1/spam"),
+                  1.0, False),
+                 ("2.9%, γ=5, PR-AUC", _imb("hard_loss", "tricks=+focal_loss{gamma: 5}", "eval/pr_auc"), 1.0, False)],
+    29: lambda: [("XQuAD-en 40/8 articles, bi-attention − linear head, F1", _mrc("biattention"), 1.0, False),
+                 ("co-attention − linear, F1", _mrc("coattention"), 1.0, False)],
+    27: lambda: [("TREC/MiniLM vectors, PCA first − t-SNE alone, 10-NN agreement", _tsne_pair("trec_minilm", "knn_2d"),
+                  1.0, False),
+                 ("MNIST, the same", _tsne_pair("mnist", "knn_2d"), 1.0, False)],
+}
+INIT_TRUNC = "tricks=+init{scheme: trunc_normal, target: [convs, classifier]}"
+
+
+def pts(x: float) -> str:
+    return num(100 * x, ".2f", True)
+
+
+def reading(st: dict, claim: float, two_sided: bool) -> str:
+    """What the interval says about a claimed difference of ``claim`` points."""
+    if st["n"] < 2:
+        return "one seed: no interval"
+    lo, hi = 100 * st["ci_low"], 100 * st["ci_high"]
+    if two_sided:
+        if lo > 0 or hi < 0:
+            return "a difference: interval excludes 0"
+        if -claim < lo and hi < claim:
+            return f"no difference of {claim:g}: interval within ±{claim:g}"
+        return "not resolved"
+    if lo > 0:
+        return "a gain: interval above 0"
+    if hi < 0:
+        return "a loss: interval below 0"
+    if hi < claim:
+        return f"no gain of {claim:g}: interval below +{claim:g}"
+    return "not resolved: interval contains 0 and +" + f"{claim:g}"
+
+
+def power_rows():
+    for tip, comps in POWER.items():
+        for label, st, claim, two in comps():
+            yield tip, label, st, claim, two
+
+
+def t_power() -> str:
+    rows = []
+    for tip, label, st, claim, two in power_rows():
+        rows.append([str(tip), label, str(st["n"]), pts(st["delta"]),
+                     f"[{pts(st['ci_low'])}, {pts(st['ci_high'])}]", num(100 * st["sd_diff"], ".2f"),
+                     num(100 * st["mde80"], ".2f"), ("±" if two else "+") + f"{claim:g}", reading(st, claim, two)])
+    return table(["tip", "comparison (Δ: what the tip claims, positive)", "seeds", "Δ (points)", "95% t-interval",
+                  "sd of Δ", "MDE (80% power)", "size tested", "reading"], rows)
+
+
+def tip_power(tip: int) -> str:
+    """The power phrase of one row of docs/TIPS.md."""
+    parts = []
+    seeds = set()
+    for label, st, claim, two in POWER[tip]():
+        seeds.update(st["seeds"])
+        parts.append(f"{label}: Δ {pts(st['delta'])} [{pts(st['ci_low'])}, {pts(st['ci_high'])}], "
+                     f"sd {num(100 * st['sd_diff'], '.2f')}, MDE {num(100 * st['mde80'], '.2f')} "
+                     f"({reading(st, claim, two)})")
+    return (f"*Power* ({seeds_text(seeds)}, paired; points; sd = seed-to-seed sd of the paired Δ; "
+            f"MDE at 80% power): " + "; ".join(parts) + ".")
+
+
+RENDER = {
+    "tips-lr-search": t_lr_search,
+    "tips-loss-sms": lambda: t_loss("sms_loss"),
+    "tips-loss-hard": lambda: t_loss("hard_loss"),
+    "tips-curves-sms": lambda: t_curves("sms_loss"),
+    "tips-curves-hard": lambda: t_curves("hard_loss"),
+    "tips-selection": t_selection,
+    "tips-norm": t_norm,
+    "tips-init-trec": lambda: t_init("trec_init"),
+    "tips-init-sms": lambda: t_init("sms_init"),
+    "tips-lr-vs-recipe": t_lr_vs_recipe,
+    "tips-lr-halving": t_lr_halving,
+    "tips-wd": t_wd,
+    "tips-batch": t_batch,
+    "tips-tsne": t_tsne,
+    "tips-tsne-paired": t_tsne_paired,
+    "tips-power": t_power,
+    "tricks-quickstart": t_quickstart,
+    **{f"power-{tip}": (lambda tip=tip: tip_power(tip)) for tip in POWER},
+}
+
+
+# --------------------------------------------------------------------------------------------- pages
+def render(text: str, where: str = "page") -> str:
+    def sub(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in RENDER:
+            raise SystemExit(f"{where}: unknown generated part {name!r}; known: {', '.join(sorted(RENDER))}")
+        body = RENDER[name]()
+        body = f"\n{body}\n" if "\n" in m.group(2) else body
+        return f"<!-- generated:{name} -->{body}<!-- /generated:{name} -->"
+
+    return MARKER.sub(sub, text)
+
+
+def stale_parts(old: str, new: str) -> list[str]:
+    a = {m.group(1): m.group(0) for m in MARKER.finditer(old)}
+    b = {m.group(1): m.group(0) for m in MARKER.finditer(new)}
+    return sorted(k for k in a if a[k] != b.get(k))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--check", action="store_true", help="change nothing; exit 1 if a page differs from its records")
+    args = ap.parse_args(argv)
+    bad = []
+    for page in PAGES:
+        old = page.read_text(encoding="utf-8")
+        new = render(old, str(page))
+        if new == old:
+            continue
+        if args.check:
+            bad.append(f"{page.relative_to(ROOT)}: {', '.join(stale_parts(old, new))}")
+            continue
+        tmp = page.with_suffix(".md.tmp")
+        tmp.write_text(new, encoding="utf-8")
+        os.replace(tmp, page)
+        print(f"updated {page.relative_to(ROOT)}")
+    if bad:
+        print("out of date with the records (run python scripts/render_results.py):\n  " + "\n  ".join(bad),
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
