@@ -106,95 +106,25 @@ def convert_to_longformer(
     per layer query/key/value into both the local and the ``*_global`` projections, attention output, feed
     forward and LayerNorms; the pooler if the source has one.
     """
-    from transformers import AutoTokenizer, LongformerConfig, LongformerModel
+    from transformers import AutoTokenizer, LongformerModel
 
     src_path = resolve_model_path(model_name_or_path)
     src_config = AutoConfig.from_pretrained(src_path)
-    if src_config.model_type not in SUPPORTED_SOURCE_TYPES:
-        raise ValueError(
-            f"{model_name_or_path}: model_type {src_config.model_type!r} is not supported for conversion; "
-            f"expected one of {SUPPORTED_SOURCE_TYPES}"
-        )
-    pet = getattr(src_config, "position_embedding_type", "absolute") or "absolute"
-    if pet != "absolute":
-        raise ValueError(f"{model_name_or_path}: position_embedding_type={pet!r}; only absolute positions can be tiled")
-    n_layers = src_config.num_hidden_layers
-    windows = [int(attention_window)] * n_layers if isinstance(attention_window, int) else [int(w) for w in attention_window]
-    if len(windows) != n_layers:
-        raise ValueError(f"attention_window has {len(windows)} values, the model has {n_layers} layers")
-    bad = [w for w in windows if w < 2 or w % 2]
-    if bad:
-        raise ValueError(f"attention_window values must be positive and even, got {bad}")
-    if max_length < 2:
-        raise ValueError(f"max_length must be >= 2, got {max_length}")
+    windows = _checked_windows(model_name_or_path, src_config, attention_window, max_length)
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(tokenizer_name_or_path or src_path))
     source = AutoModel.from_pretrained(src_path)
     source.eval()
 
-    pad_id = src_config.pad_token_id if src_config.pad_token_id is not None else tokenizer.pad_token_id
-    if pad_id is None:
-        raise ValueError(f"{model_name_or_path}: neither the config nor the tokenizer defines a pad token id")
-    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id != pad_id:
-        raise ValueError(
-            f"{model_name_or_path}: config pad_token_id={pad_id} but tokenizer pad_token_id={tokenizer.pad_token_id}"
-        )
+    pad_id = _pad_token_id(model_name_or_path, src_config, tokenizer)
     offset_src = _source_position_offset(source)
     n_src = src_config.max_position_embeddings - offset_src
     offset_new = pad_id + 1  # LongformerEmbeddings: positions = pad_token_id + 1 + index
-    cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
-    sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
-
-    config = LongformerConfig(
-        vocab_size=src_config.vocab_size,
-        hidden_size=src_config.hidden_size,
-        num_hidden_layers=n_layers,
-        num_attention_heads=src_config.num_attention_heads,
-        intermediate_size=src_config.intermediate_size,
-        hidden_act=src_config.hidden_act,
-        hidden_dropout_prob=src_config.hidden_dropout_prob,
-        attention_probs_dropout_prob=src_config.attention_probs_dropout_prob,
-        max_position_embeddings=max_length + offset_new,
-        type_vocab_size=src_config.type_vocab_size,
-        initializer_range=src_config.initializer_range,
-        layer_norm_eps=src_config.layer_norm_eps,
-        attention_window=windows,
-        pad_token_id=pad_id,
-        bos_token_id=cls_id,
-        eos_token_id=sep_id,
-        sep_token_id=sep_id,
-    )
+    config = _longformer_config(src_config, tokenizer, windows, max_length + offset_new, pad_id)
     has_pooler = getattr(source, "pooler", None) is not None
     target = LongformerModel(config, add_pooling_layer=has_pooler)
-    src_sd = source.state_dict()
-    new_sd = {}
-    used = set()
-    for key, tensor in target.state_dict().items():
-        if key == "embeddings.position_embeddings.weight":
-            src_pos = src_sd[key]
-            pos = torch.zeros_like(tensor)
-            k = min(offset_src, offset_new)
-            pos[:k] = src_pos[:k]  # rows below the first position (RoBERTa's padding row) where both have them
-            for start in range(0, max_length, n_src):
-                n = min(n_src, max_length - start)
-                pos[offset_new + start: offset_new + start + n] = src_pos[offset_src: offset_src + n]
-            new_sd[key] = pos
-            used.add(key)
-            continue
-        skey = _source_key(key)
-        if skey not in src_sd:
-            raise ValueError(f"{model_name_or_path}: no source weight {skey!r} for Longformer weight {key!r}")
-        if src_sd[skey].shape != tensor.shape:
-            raise ValueError(
-                f"{model_name_or_path}: weight {skey!r} has shape {tuple(src_sd[skey].shape)}, "
-                f"Longformer {key!r} expects {tuple(tensor.shape)}"
-            )
-        new_sd[key] = src_sd[skey].detach().clone()
-        used.add(skey)
-    unused = sorted(k for k in src_sd if k not in used)
-    if unused:
-        raise ValueError(f"{model_name_or_path}: source weights not carried over: {unused[:10]}")
-    target.load_state_dict(new_sd, strict=True)
+    positions = (offset_src, offset_new, n_src, max_length)
+    target.load_state_dict(_longformer_weights(model_name_or_path, source, target, positions), strict=True)
     target.eval()
     tokenizer.model_max_length = max_length
     tokenizer.init_kwargs["model_max_length"] = max_length
@@ -208,6 +138,105 @@ def convert_to_longformer(
             card=_model_card(model_name_or_path, src_config, max_length, windows, offset_src, offset_new, n_src),
         )
     return target, tokenizer
+
+
+def _checked_windows(name: str, src_config, attention_window: int | Sequence[int], max_length: int) -> list[int]:
+    """Check that the source can be converted; the attention window of each layer."""
+    if src_config.model_type not in SUPPORTED_SOURCE_TYPES:
+        raise ValueError(
+            f"{name}: model_type {src_config.model_type!r} is not supported for conversion; "
+            f"expected one of {SUPPORTED_SOURCE_TYPES}"
+        )
+    pet = getattr(src_config, "position_embedding_type", "absolute") or "absolute"
+    if pet != "absolute":
+        raise ValueError(f"{name}: position_embedding_type={pet!r}; only absolute positions can be tiled")
+    n_layers = src_config.num_hidden_layers
+    windows = [int(attention_window)] * n_layers if isinstance(attention_window, int) else [int(w) for w in attention_window]
+    if len(windows) != n_layers:
+        raise ValueError(f"attention_window has {len(windows)} values, the model has {n_layers} layers")
+    bad = [w for w in windows if w < 2 or w % 2]
+    if bad:
+        raise ValueError(f"attention_window values must be positive and even, got {bad}")
+    if max_length < 2:
+        raise ValueError(f"max_length must be >= 2, got {max_length}")
+    return windows
+
+
+def _pad_token_id(name: str, src_config, tokenizer) -> int:
+    """The padding id, from the config or the tokenizer (they must agree)."""
+    pad_id = src_config.pad_token_id if src_config.pad_token_id is not None else tokenizer.pad_token_id
+    if pad_id is None:
+        raise ValueError(f"{name}: neither the config nor the tokenizer defines a pad token id")
+    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id != pad_id:
+        raise ValueError(
+            f"{name}: config pad_token_id={pad_id} but tokenizer pad_token_id={tokenizer.pad_token_id}"
+        )
+    return pad_id
+
+
+def _longformer_config(src_config, tokenizer, windows: list[int], max_positions: int, pad_id: int):
+    """A ``LongformerConfig`` with the source's sizes, the new windows and ``max_positions`` position rows."""
+    from transformers import LongformerConfig
+
+    cls_id = tokenizer.cls_token_id if tokenizer.cls_token_id is not None else tokenizer.bos_token_id
+    sep_id = tokenizer.sep_token_id if tokenizer.sep_token_id is not None else tokenizer.eos_token_id
+    return LongformerConfig(
+        vocab_size=src_config.vocab_size,
+        hidden_size=src_config.hidden_size,
+        num_hidden_layers=src_config.num_hidden_layers,
+        num_attention_heads=src_config.num_attention_heads,
+        intermediate_size=src_config.intermediate_size,
+        hidden_act=src_config.hidden_act,
+        hidden_dropout_prob=src_config.hidden_dropout_prob,
+        attention_probs_dropout_prob=src_config.attention_probs_dropout_prob,
+        max_position_embeddings=max_positions,
+        type_vocab_size=src_config.type_vocab_size,
+        initializer_range=src_config.initializer_range,
+        layer_norm_eps=src_config.layer_norm_eps,
+        attention_window=windows,
+        pad_token_id=pad_id,
+        bos_token_id=cls_id,
+        eos_token_id=sep_id,
+        sep_token_id=sep_id,
+    )
+
+
+def _tiled_positions(src_pos: torch.Tensor, like: torch.Tensor, offset_src: int, offset_new: int, n_src: int,
+                     max_length: int) -> torch.Tensor:
+    """The source's position rows repeated from ``offset_new`` up to ``max_length`` positions."""
+    pos = torch.zeros_like(like)
+    k = min(offset_src, offset_new)
+    pos[:k] = src_pos[:k]  # rows below the first position (RoBERTa's padding row) where both have them
+    for start in range(0, max_length, n_src):
+        n = min(n_src, max_length - start)
+        pos[offset_new + start: offset_new + start + n] = src_pos[offset_src: offset_src + n]
+    return pos
+
+
+def _longformer_weights(name: str, source, target, positions: tuple[int, int, int, int]) -> dict:
+    """The Longformer state dict from the source's weights; every source weight must be carried over."""
+    src_sd = source.state_dict()
+    new_sd = {}
+    used = set()
+    for key, tensor in target.state_dict().items():
+        if key == "embeddings.position_embeddings.weight":
+            new_sd[key] = _tiled_positions(src_sd[key], tensor, *positions)
+            used.add(key)
+            continue
+        skey = _source_key(key)
+        if skey not in src_sd:
+            raise ValueError(f"{name}: no source weight {skey!r} for Longformer weight {key!r}")
+        if src_sd[skey].shape != tensor.shape:
+            raise ValueError(
+                f"{name}: weight {skey!r} has shape {tuple(src_sd[skey].shape)}, "
+                f"Longformer {key!r} expects {tuple(tensor.shape)}"
+            )
+        new_sd[key] = src_sd[skey].detach().clone()
+        used.add(skey)
+    unused = sorted(k for k in src_sd if k not in used)
+    if unused:
+        raise ValueError(f"{name}: source weights not carried over: {unused[:10]}")
+    return new_sd
 
 
 def _model_card(src, src_config, max_length, windows, offset_src, offset_new, n_src) -> str:
