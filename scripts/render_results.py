@@ -322,6 +322,161 @@ def t_quickstart() -> str:
                   "× baseline time", "peak RSS (MB)"], rows)
 
 
+# --------------------------------------------------------------------------------------------- other sections
+def t_trainer() -> str:
+    rows = [[r["loop"], f"{r['median_ms']:.1f}", f"{r['p10_ms']:.1f}–{r['p90_ms']:.1f}", f"{r['ratio']:.3f}"]
+            for r in _json("bench_trainer.json")["rows"]]
+    return table(["loop", "median ms/step", "p10–p90 ms", "ratio to bare loop"], rows)
+
+
+INTEGRATION_PAIRS = {
+    "transformers.Trainer vs TricksTrainer (no trick)": ("`transformers.Trainer` → `TricksTrainer`, no trick", "≤ 1.02×"),
+    "package trainer FGM vs TricksTrainer FGM": ("the package's trainer with FGM → `TricksTrainer` with FGM", "≤ 1.05×"),
+    "Accelerate loop vs TrickStep (no trick)": ("Accelerate loop (`accelerator.backward`) → `TrickStep`, no trick", "–"),
+}
+
+
+def t_integrations() -> str:
+    rows = []
+    for r in _json("integrations.json")["records"]:
+        name, goal = INTEGRATION_PAIRS.get(r["pair"], (r["pair"], "–"))
+        rows.append([name, f"{np.median(r['base_s_per_step']):.3f}", f"{np.median(r['new_s_per_step']):.3f}",
+                     f"{r['median_ratio']:.2f}×", ", ".join(f"{x:.3f}" for x in r["ratios"]), goal])
+    return table(["pair", "base s/step", "new s/step", "new / base (median)", "ratios of the 3 pairs", "goal"], rows)
+
+
+def t_import_time() -> str:
+    before, after = _json("import_time_before.json")["seconds"], _json("import_time.json")["seconds"]
+    med = {k: float(np.median(v)) for k, v in before.items()}, {k: float(np.median(v)) for k, v in after.items()}
+    rows = []
+    for cmd in after:
+        cells = []
+        for m in med:
+            cell = f"{m[cmd]:.2f} s"
+            if cmd in ("import nlp_cv_tricks", "nlp-cv-tricks --help"):
+                cell += f" ({num(m[cmd] - m['import transformers'], '.1f', True)} s vs transformers)"
+            cells.append(cell)
+        label = "import nlp_cv_tricks; load_recipe(...)" if cmd == "import nlp_cv_tricks; load_recipe" else cmd
+        rows.append([f"`{label}`"] + cells)
+    return table(["command (median of 5 fresh interpreters)", "before (commit 463ae92)", "after (lazy API, verb table)"],
+                 rows)
+
+
+def t_long_memory() -> str:
+    rows = _json("long_memory.json")["rows"]
+    lengths = sorted({r["length"] for r in rows})
+    kinds = list(dict.fromkeys(r["kind"] for r in rows))
+    cell = {(r["kind"], r["length"]): r for r in rows}
+    body = []
+    for k in kinds:
+        row = [k]
+        for n in lengths:
+            r = cell.get((k, n))
+            row.append("skipped" if r is None or r.get("peak_mb") is None else
+                       f"{r['peak_mb']:.0f} / {r['time_s']:.2f} / {r['cpu_s']:.2f}")
+        body.append(row)
+    out = [table(["model"] + [f"{n} tokens: MB / wall s / CPU s" for n in lengths], body), "",
+           "Peak-memory ratio 4096 / 1024 tokens (linear = 4x, quadratic = 16x), and what checkpointing saves:", ""]
+    for k in kinds:
+        if (k, 4096) in cell and (k, 1024) in cell and cell[(k, 4096)].get("peak_mb"):
+            out.append(f"- {k}: {cell[(k, 4096)]['peak_mb'] / cell[(k, 1024)]['peak_mb']:.2f}x")
+    for k in kinds:
+        if k.endswith("+gc"):
+            continue
+        for n in lengths:
+            a, b = cell.get((k, n)), cell.get((k + "+gc", n))
+            if a and b and a.get("peak_mb") and b.get("peak_mb"):
+                out.append(f"- checkpointing saving, {k} @ {n}: {1 - b['peak_mb'] / a['peak_mb']:.0%} memory, "
+                           f"{b['cpu_s'] / a['cpu_s']:.2f}x CPU time")
+    return "\n".join(out)
+
+
+def t_hardcases_rankings() -> str:
+    agg = _json("hardcases_thucnews.json")["aggregate"]["rankings"]
+    names = {"ours: mine error ranking (CL flags first, then OOF p(label))":
+             "ours: `hardcases mine` error ranking (confident-learning flags first, then OOF p(label))",
+             "(a) cleanlab find_label_issues (self_confidence), top k":
+             "(a) cleanlab `find_label_issues` on the same OOF probs, ranked by self_confidence, top 4,500"}
+    rows = [[names.get(k, k), f"{v['precision']['mean']:.3f} ± {v['precision']['std']:.3f}",
+             f"{v['recall']['mean']:.3f} ± {v['recall']['std']:.3f}"] for k, v in agg.items()]
+    return table(["ranking", "precision@10%", "recall@10%"], rows)
+
+
+def t_hardcases_dev() -> str:
+    rec = _json("hardcases_thucnews.json")
+    agg, seeds = rec["aggregate"], [r["seed"] for r in rec["runs"]]
+    rows = []
+    for key, label in (("dev_accuracy_clean", "clean labels"), ("dev_accuracy_noisy", "10% flipped"),
+                       ("dev_accuracy_after_round_1", "after one round (v0001)"), ("accuracy_lost", "lost to noise")):
+        a = agg[key]
+        rows.append([label] + [f"{x:.4f}" for x in a["values"]] + [f"{a['mean']:.4f} ± {a['std']:.4f}"])
+    rec_, frac = agg["accuracy_recovered"], agg["recovered_fraction_per_seed"]["values"]
+    rows.append(["recovered by one round"] + [f"{x:.4f} ({f:.0%})" for x, f in zip(rec_["values"], frac)] +
+                [f"{rec_['mean']:.4f} ± {rec_['std']:.4f} ({agg['recovered_fraction_of_means']:.0%} of the mean loss)"])
+    return table(["training data"] + [f"seed {s}" for s in seeds] + ["mean ± std"], rows)
+
+
+def t_vision() -> str:
+    rec = _json("vision.json")
+    rows = []
+    for data, part, size, epochs in (("MNIST 5k (32x32)", "mnist", None, rec["args"]["epochs"]),
+                                     (f"hymenoptera ({rec['args']['hym_size']}x{rec['args']['hym_size']})",
+                                      "hymenoptera", None, rec["args"]["hym_epochs"])):
+        for setting, r in rec[part].items():
+            load = r["load_avg_1min"]
+            rows.append([data, setting, str(r["n_train"]), str(r["n_eval"]), str(epochs),
+                         f"{r['accuracy_mean']:.4f} ± {r['accuracy_std']:.4f}",
+                         ", ".join(f"{x:.3f}" for x in r["accuracies"]), f"{r['train_images_per_s']:.0f}",
+                         f"{r['eval_images_per_s']:.0f}", f"{min(load):.1f}–{max(load):.1f}"])
+    return table(["data", "setting", "train imgs", "dev imgs", "epochs", "accuracy (mean ± std over seeds 0,1,2)",
+                  "per seed", "train img/s", "eval img/s", "load avg (1 min)"], rows)
+
+
+MRC_HEADS = {"linear": "linear", "biattention": "biattention (BiDAF)", "coattention": "coattention (DCN)"}
+
+
+def _mrc_runs() -> tuple[dict, dict]:
+    heads: dict = {}
+    lexical = {}
+    for line in (BENCH / "mrc_records.jsonl").read_text(encoding="utf-8").splitlines():
+        r = json.loads(line) if line.strip() else {}
+        if r.get("eval_key") != "xquad-split:40/8/0":
+            continue
+        if r.get("method") == "sliding-window":
+            lexical = r
+        elif r.get("method") == "head" and r["settings"]["lr"] == 3e-4:
+            heads.setdefault(r["head"], {})[r["seed"]] = r
+    return heads, lexical
+
+
+def t_mrc() -> str:
+    heads, lex = _mrc_runs()
+    rows = [["sliding-window lexical baseline", "1", f"{lex['exact_match']:.1f}", f"{lex['f1']:.1f}", "", "", "0"]]
+    base = heads["linear"]
+    for h, d in heads.items():
+        row = [MRC_HEADS.get(h, h), str(len(d)), msd(values(d, lambda x: x["exact_match"]), ".1f"),
+               msd(values(d, lambda x: x["f1"]), ".1f")]
+        for k in ("exact_match", "f1"):
+            if h == "linear":
+                row.append("")
+                continue
+            st = pair(d, base, lambda x, k=k: x[k])
+            row.append(f"{num(st['delta'], '.1f', True)} [{num(st['ci_low'], '.1f', True)}, "
+                       f"{num(st['ci_high'], '.1f', True)}] (MDE {num(st['mde80'], '.1f')})")
+        quiet = [d[s]["train_seconds"] for s in sorted(d) if s != 0]
+        row.append(f"{np.mean(quiet):.0f} ({', '.join(f'{x:.0f}' for x in quiet)})")
+        rows.append(row)
+    return table(["head", "n", "EM", "F1", "ΔEM vs linear, paired [95% CI] (MDE)", "ΔF1 vs linear, paired [95% CI] (MDE)",
+                  "train s/run, quiet machine (seeds 1, 2)"], rows)
+
+
+def t_mrc_seeds() -> str:
+    heads, _ = _mrc_runs()
+    seeds = sorted(heads["linear"])
+    rows = [[str(s)] + [f"{heads[h][s]['exact_match']:.1f} / {heads[h][s]['f1']:.1f}" for h in heads] for s in seeds]
+    return table(["seed"] + list(heads), rows)
+
+
 # --------------------------------------------------------------------------------------------- power of each verdict
 def _imb(folder, v, k):
     rec = imbalance("tips/imbalance.json", folder)
@@ -489,6 +644,15 @@ RENDER = {
     "tips-tsne-paired": t_tsne_paired,
     "tips-power": t_power,
     "tricks-quickstart": t_quickstart,
+    "trainer-step": t_trainer,
+    "integrations-step": t_integrations,
+    "import-time": t_import_time,
+    "long-memory": t_long_memory,
+    "hardcases-rankings": t_hardcases_rankings,
+    "hardcases-dev": t_hardcases_dev,
+    "vision": t_vision,
+    "mrc-xquad": t_mrc,
+    "mrc-xquad-seeds": t_mrc_seeds,
     **{f"power-{tip}": (lambda tip=tip: tip_power(tip)) for tip in POWER},
 }
 

@@ -59,7 +59,8 @@ def test_generated_parts_match_the_records(renderer, capsys):
     names = {m.group(1) for m in renderer.MARKER.finditer(page)}
     # the tip tables and the power table are on the page, not only in the renderer
     assert {"tips-power", "tips-loss-sms", "tips-norm", "tips-init-trec", "tips-wd", "tips-batch",
-            "tips-tsne", "tricks-quickstart"} <= names
+            "tips-tsne", "tricks-quickstart", "trainer-step", "long-memory", "mrc-xquad", "hardcases-dev", "vision",
+            "import-time", "integrations-step"} <= names
 
 
 def test_a_figure_changed_by_hand_is_found(renderer):
