@@ -17,6 +17,8 @@ at 80% power, ``(t(0.975, n-1) + t(0.80, n-1)) * sd / sqrt(n)`` (``bench_tips_im
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import json
 import os
 import re
@@ -73,8 +75,14 @@ def seeds_text(seeds) -> str:
 
 
 # --------------------------------------------------------------------------------------------- records
-def _json(rel: str):
+@functools.lru_cache(maxsize=None)
+def _read(rel: str):
     return json.loads((BENCH / rel).read_text(encoding="utf-8"))
+
+
+def _json(rel: str):
+    """A record under ``benchmarks/`` (read once per process; each caller gets its own copy)."""
+    return copy.deepcopy(_read(rel))
 
 
 def epochs(folder: str) -> dict:
