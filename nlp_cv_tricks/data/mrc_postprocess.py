@@ -61,7 +61,7 @@ def _rows(data: Any) -> list[Mapping]:
     return list(data)
 
 
-def postprocess_qa_predictions(  # noqa: C901
+def postprocess_qa_predictions(
     examples: Union[Sequence[Mapping], Any],
     features: Union[Sequence[Mapping], Any],
     start_logits: Union[np.ndarray, Sequence[Sequence[float]]],
@@ -96,12 +96,7 @@ def postprocess_qa_predictions(  # noqa: C901
                          f"logit rows")
     if n_best_size < 1 or max_answer_length < 1:
         raise ValueError("n_best_size and max_answer_length must be >= 1")
-    feats_per_example: dict[str, list[int]] = collections.defaultdict(list)
-    for i, f in enumerate(features):
-        if "example_id" not in f or "offset_mapping" not in f:
-            raise ValueError(f"feature {i} needs 'example_id' and 'offset_mapping' (use prepare_eval_features); "
-                             f"has {sorted(f)}")
-        feats_per_example[str(f["example_id"])].append(i)
+    feats_per_example = _features_by_example(features)
 
     predictions = QAPredictions()
     predictions.nbest = {}
@@ -113,58 +108,92 @@ def postprocess_qa_predictions(  # noqa: C901
         min_null: Optional[dict] = None
         candidates: list[dict] = []
         for f_i in feats_per_example.get(qid, []):
-            s_log = np.asarray(start_logits[f_i], dtype=np.float64)
-            e_log = np.asarray(end_logits[f_i], dtype=np.float64)
-            offsets = features[f_i]["offset_mapping"]
-            n_tok = min(len(offsets), len(s_log), len(e_log))
-            null_score = s_log[0] + e_log[0]
-            if min_null is None or null_score < min_null["score"]:
-                min_null = {"offsets": (0, 0), "score": null_score, "start_logit": s_log[0], "end_logit": e_log[0]}
-            start_idx = np.argsort(s_log[:n_tok])[-1:-n_best_size - 1:-1]
-            end_idx = np.argsort(e_log[:n_tok])[-1:-n_best_size - 1:-1]
-            for s in start_idx:
-                if offsets[s] is None or len(offsets[s]) < 2:
-                    continue
-                for e in end_idx:
-                    if offsets[e] is None or len(offsets[e]) < 2 or e < s or e - s + 1 > max_answer_length:
-                        continue
-                    candidates.append({"offsets": (int(offsets[s][0]), int(offsets[e][1])),
-                                       "score": s_log[s] + e_log[e], "start_logit": s_log[s],
-                                       "end_logit": e_log[e]})
+            null, spans = _feature_candidates(start_logits[f_i], end_logits[f_i], features[f_i]["offset_mapping"],
+                                              n_best_size, max_answer_length)
+            if min_null is None or null["score"] < min_null["score"]:
+                min_null = null
+            candidates.extend(spans)
         if min_null is None:
             raise ValueError(f"example {qid!r} has no feature (were the features built from these examples?)")
-        if version_2_with_negative:
-            candidates.append(min_null)
-        best = sorted(candidates, key=lambda c: c["score"], reverse=True)[:n_best_size]
-        if version_2_with_negative and not any(c is min_null for c in best):
-            best.append(min_null)
-        for c in best:
-            c["text"] = "" if c is min_null else context[c["offsets"][0]:c["offsets"][1]]
-        if not best or (len(best) == 1 and best[0]["text"] == "" and not version_2_with_negative):
-            best = [{"offsets": (0, 0), "text": "", "score": 0.0, "start_logit": 0.0, "end_logit": 0.0}]
-        probs = _softmax(np.array([c["score"] for c in best]))
-        for c, p in zip(best, probs):
-            c["probability"] = float(p)
+        best = _n_best(candidates, min_null, context, n_best_size, version_2_with_negative)
         if not version_2_with_negative:
             predictions[qid] = best[0]["text"]
         else:
-            non_null = next((c for c in best if c is not min_null), None)
-            if non_null is None:
-                diff = 1e9  # no span candidate at all: certainly null (finite, so the JSON stays standard)
-                predictions[qid] = ""
-            else:
-                diff = float(min_null["score"] - non_null["start_logit"] - non_null["end_logit"])
-                predictions[qid] = "" if diff > null_score_diff_threshold else non_null["text"]
-            predictions.null_odds[qid] = diff
+            predictions[qid], predictions.null_odds[qid] = _null_or_span(best, min_null, null_score_diff_threshold)
         predictions.nbest[qid] = [
             {"text": c["text"], "probability": c["probability"], "start_logit": float(c["start_logit"]),
              "end_logit": float(c["end_logit"]), "offsets": list(c["offsets"])}
             for c in best]
 
     if output_dir is not None:
-        pre = f"{prefix}_" if prefix else ""
-        write_json_atomic(dict(predictions), os.path.join(output_dir, f"{pre}predictions.json"), overwrite)
-        write_json_atomic(predictions.nbest, os.path.join(output_dir, f"{pre}nbest_predictions.json"), overwrite)
-        if version_2_with_negative:
-            write_json_atomic(predictions.null_odds, os.path.join(output_dir, f"{pre}null_odds.json"), overwrite)
+        _write_predictions(predictions, output_dir, prefix, version_2_with_negative, overwrite)
     return predictions
+
+
+def _features_by_example(features: list[Mapping]) -> dict[str, list[int]]:
+    """``{example id: [feature index, ...]}``; every feature must carry ``example_id`` and ``offset_mapping``."""
+    feats_per_example: dict[str, list[int]] = collections.defaultdict(list)
+    for i, f in enumerate(features):
+        if "example_id" not in f or "offset_mapping" not in f:
+            raise ValueError(f"feature {i} needs 'example_id' and 'offset_mapping' (use prepare_eval_features); "
+                             f"has {sorted(f)}")
+        feats_per_example[str(f["example_id"])].append(i)
+    return feats_per_example
+
+
+def _feature_candidates(start_logits, end_logits, offsets, n_best_size: int,
+                        max_answer_length: int) -> tuple[dict, list[dict]]:
+    """One feature's null candidate and its valid spans among the ``n_best_size`` best starts and ends."""
+    s_log = np.asarray(start_logits, dtype=np.float64)
+    e_log = np.asarray(end_logits, dtype=np.float64)
+    n_tok = min(len(offsets), len(s_log), len(e_log))
+    null = {"offsets": (0, 0), "score": s_log[0] + e_log[0], "start_logit": s_log[0], "end_logit": e_log[0]}
+    start_idx = np.argsort(s_log[:n_tok])[-1:-n_best_size - 1:-1]
+    end_idx = np.argsort(e_log[:n_tok])[-1:-n_best_size - 1:-1]
+    spans = []
+    for s in start_idx:
+        if offsets[s] is None or len(offsets[s]) < 2:
+            continue
+        for e in end_idx:
+            if offsets[e] is None or len(offsets[e]) < 2 or e < s or e - s + 1 > max_answer_length:
+                continue
+            spans.append({"offsets": (int(offsets[s][0]), int(offsets[e][1])),
+                          "score": s_log[s] + e_log[e], "start_logit": s_log[s],
+                          "end_logit": e_log[e]})
+    return null, spans
+
+
+def _n_best(candidates: list[dict], min_null: dict, context: str, n_best_size: int,
+            version_2_with_negative: bool) -> list[dict]:
+    """The ``n_best_size`` best candidates (v2: the null one always among them) with text and probability."""
+    if version_2_with_negative:
+        candidates.append(min_null)
+    best = sorted(candidates, key=lambda c: c["score"], reverse=True)[:n_best_size]
+    if version_2_with_negative and not any(c is min_null for c in best):
+        best.append(min_null)
+    for c in best:
+        c["text"] = "" if c is min_null else context[c["offsets"][0]:c["offsets"][1]]
+    if not best or (len(best) == 1 and best[0]["text"] == "" and not version_2_with_negative):
+        best = [{"offsets": (0, 0), "text": "", "score": 0.0, "start_logit": 0.0, "end_logit": 0.0}]
+    probs = _softmax(np.array([c["score"] for c in best]))
+    for c, p in zip(best, probs):
+        c["probability"] = float(p)
+    return best
+
+
+def _null_or_span(best: list[dict], min_null: dict, null_score_diff_threshold: float) -> tuple[str, float]:
+    """SQuAD v2: the answer (``""`` when ``null - best span > threshold``) and the null odds."""
+    non_null = next((c for c in best if c is not min_null), None)
+    if non_null is None:
+        return "", 1e9  # no span candidate at all: certainly null (finite, so the JSON stays standard)
+    diff = float(min_null["score"] - non_null["start_logit"] - non_null["end_logit"])
+    return ("" if diff > null_score_diff_threshold else non_null["text"]), diff
+
+
+def _write_predictions(predictions: QAPredictions, output_dir: str, prefix: Optional[str],
+                       version_2_with_negative: bool, overwrite: bool) -> None:
+    pre = f"{prefix}_" if prefix else ""
+    write_json_atomic(dict(predictions), os.path.join(output_dir, f"{pre}predictions.json"), overwrite)
+    write_json_atomic(predictions.nbest, os.path.join(output_dir, f"{pre}nbest_predictions.json"), overwrite)
+    if version_2_with_negative:
+        write_json_atomic(predictions.null_odds, os.path.join(output_dir, f"{pre}null_odds.json"), overwrite)
