@@ -440,6 +440,44 @@ def t_vision() -> str:
                   "per seed", "train img/s", "eval img/s", "load avg (1 min)"], rows)
 
 
+KIM_DATA = {"sst2": ("stsa.binary.train → stsa.binary.dev (sentences only): 6,920 → 872", 83.5),
+            "trec": ("seeded stratified 90/10 of TREC.train.all: 4,906 → 546", 88.2),
+            "mr": ("seeded stratified 90/10 of rt-polarity.all: 9,595 → 1,067", 75.9)}
+
+
+def t_kim() -> str:
+    runs = _json("baselines_kim.json")["kim"]
+    rows = []
+    for task, (split, harvard) in KIM_DATA.items():
+        rs = sorted((r for r in runs if r["task"] == task), key=lambda r: r["seed"])
+        acc = [r["dev_acc_best"] for r in rs]
+        pub = rs[0]["published_cnn_rand"]
+        secs = [r["train_s"] for r in rs]
+        rows.append([task, split, " / ".join(f"{x:.2f}" for x in acc), f"**{msd(acc, '.2f')}**", f"{pub:.1f}",
+                     num(np.mean(acc) - pub, ".1f", True), f"{harvard:.1f}", f"{min(secs):.0f}–{max(secs):.0f}"])
+    return table(["data", "train → dev", "dev acc (best epoch), seeds " + " / ".join(str(r["seed"]) for r in rs),
+                  "**mean ± std**", "Kim 2014 CNN-rand (test)", "difference", "harvardnlp re-impl.", "train s per run"],
+                 rows)
+
+
+def t_thucnews() -> str:
+    runs = _json("baselines_thucnews.json")["thucnews"]
+    ft = next(r["train_s"] for r in runs if r["model"] == "fasttext")
+    rows = [[r["model"], str(r["epochs"]), " / ".join(f"{x:.2f}" for x in r["dev_acc_per_eval"]),
+             f"**{r['dev_acc_best']:.2f}**", f"{r['published_test_acc']:.2f}", f"{r['train_s']:.1f}",
+             f"{r['train_s'] / ft:.1f}", f"{r['infer_sents_per_s']:,.0f}", f"{r['params']:,}"] for r in runs]
+    return table(["model", "epochs", "dev acc per epoch", "dev acc (best = last)", "published test acc (180k)",
+                  "train s", "train s / FastText", "infer sents/s", "params"], rows)
+
+
+def t_step_cost() -> str:
+    runs = _json("baselines_speed.json")["speed"]
+    ft = next(r["train_ms_per_step"] for r in runs if r["model"] == "fasttext")
+    rows = [[r["model"], f"{r['train_ms_per_step']:.1f}", f"{r['train_ms_per_step'] / ft:.1f}",
+             f"{r['train_epoch_s_est']:.0f}", f"{r['infer_sents_per_s']:,.0f}", f"{r['params']:,}"] for r in runs]
+    return table(["model", "train ms/step", "× FastText", "est. s per 45k epoch", "infer sents/s", "params"], rows)
+
+
 MRC_HEADS = {"linear": "linear", "biattention": "biattention (BiDAF)", "coattention": "coattention (DCN)"}
 
 
@@ -659,6 +697,9 @@ RENDER = {
     "hardcases-rankings": t_hardcases_rankings,
     "hardcases-dev": t_hardcases_dev,
     "vision": t_vision,
+    "baselines-kim": t_kim,
+    "baselines-thucnews": t_thucnews,
+    "baselines-step-cost": t_step_cost,
     "mrc-xquad": t_mrc,
     "mrc-xquad-seeds": t_mrc_seeds,
     **{f"power-{tip}": (lambda tip=tip: tip_power(tip)) for tip in POWER},

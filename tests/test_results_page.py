@@ -117,3 +117,22 @@ def test_user_pages_carry_no_lab_log_wording():
         for pattern in (r"\bsessions?\b", r"\bissue #?\d+", r"\bthis round\b",
                         r"\b(second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth) session"):
             assert not re.search(pattern, text, re.I), f"{page.name}: {pattern}"
+
+
+def test_tables_are_well_formed():
+    """Each table has its separator row and the same number of cells in every row (GitHub drops extra cells)."""
+    for page in (RESULTS, TIPS):
+        rows: list[tuple[int, str]] = []
+        fenced = False
+        for i, line in enumerate([*page.read_text(encoding="utf-8").splitlines(), ""], 1):
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+            if line.startswith("|") and not fenced:
+                rows.append((i, line))
+                continue
+            if rows:
+                width = len(rows[0][1].strip().strip("|").split("|"))
+                assert re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", rows[1][1]), f"{page.name}:{rows[0][0]}: no separator row"
+                for n, row in rows:
+                    assert len(row.strip().strip("|").split("|")) == width, f"{page.name}:{n}: cells differ"
+                rows = []
