@@ -193,53 +193,10 @@ def build_baseline(
         raise ValueError(f"build_baseline({name!r}): id2label is required (e.g. {{0: 'neg', 1: 'pos'}})")
     id2label = {int(k): str(v) for k, v in id2label.items()}
 
-    bad_tok = sorted(set(tokenizer_kwargs) - set(_TOKENIZER_KEYS))
-    if bad_tok:
-        import difflib
-
-        near = difflib.get_close_matches(bad_tok[0], list(_TOKENIZER_KEYS), n=1)
-        raise ValueError(f"build_baseline: unknown model.kwargs.tokenizer keys {bad_tok}"
-                         + (f"; did you mean {near[0]!r}?" if near else "") + f" (accepted: {list(_TOKENIZER_KEYS)})")
-    accepted = _config_params(cfg_cls) - {"vocab_size", "pad_token_id", "max_seq_length", "pretrained_vectors"}
-    vec = {k: model_kwargs.pop(k) for k in _VECTOR_KEYS if k in model_kwargs}
-    bad = sorted(set(model_kwargs) - accepted - {"problem_type"})
-    if bad:
-        import difflib
-
-        valid = sorted(accepted | set(_VECTOR_KEYS))
-        near = difflib.get_close_matches(bad[0], valid, n=1)
-        raise ValueError(
-            f"build_baseline({key!r}): unknown model.kwargs {bad}"
-            + (f"; did you mean {near[0]!r}?" if near else "") + f" (accepted: {valid})"
-        )
-
+    vec = _split_vector_keys(key, cfg_cls, model_kwargs, tokenizer_kwargs)
     train_texts = _as_text_list(train_texts)
-    level = tokenizer_kwargs.pop("level", "auto")
-    if level == "auto":
-        level = _detect_level(train_texts)
-        logger.info("build_baseline: tokenizer level auto-detected as %r", level)
-    tokenizer_kwargs.setdefault("max_length", 128)
-    tokenizer = build_tokenizer(train_texts, level=level, **tokenizer_kwargs)
-
-    matrix = report = None
-    if vec.get("pretrained_vectors"):
-        matrix, report = load_pretrained_vectors(
-            tokenizer,
-            vec["pretrained_vectors"],
-            vec.get("vectors_vocab"),
-            texts=train_texts,
-            npz_key=vec.get("vectors_npz_key"),
-            lowercase_fallback=vec.get("vectors_lowercase_fallback", True),
-            seed=vec.get("vectors_seed", 0),
-        )
-        dim = matrix.shape[1]
-        if model_kwargs.setdefault("embedding_dim", dim) != dim:
-            raise ValueError(
-                f"build_baseline({key!r}): embedding_dim={model_kwargs['embedding_dim']} but the vectors in "
-                f"{vec['pretrained_vectors']} have dimension {dim}"
-            )
-    elif any(k in vec for k in ("vectors_vocab", "vectors_npz_key")):
-        raise ValueError("build_baseline: vectors_vocab/vectors_npz_key given without pretrained_vectors")
+    tokenizer = _train_tokenizer(train_texts, tokenizer_kwargs)
+    matrix, report = _load_vectors(key, tokenizer, vec, model_kwargs, train_texts)
 
     cfg_kwargs = {**variant, **model_kwargs}
     config = cfg_cls(
@@ -256,6 +213,63 @@ def build_baseline(
         model.load_embedding_matrix(matrix)
     model.vector_report = report
     return model, tokenizer
+
+
+def _split_vector_keys(key: str, cfg_cls: type, model_kwargs: dict, tokenizer_kwargs: dict) -> dict:
+    """Check the tokenizer and model keys; pop the vector keys out of ``model_kwargs`` and return them."""
+    import difflib
+
+    bad_tok = sorted(set(tokenizer_kwargs) - set(_TOKENIZER_KEYS))
+    if bad_tok:
+        near = difflib.get_close_matches(bad_tok[0], list(_TOKENIZER_KEYS), n=1)
+        raise ValueError(f"build_baseline: unknown model.kwargs.tokenizer keys {bad_tok}"
+                         + (f"; did you mean {near[0]!r}?" if near else "") + f" (accepted: {list(_TOKENIZER_KEYS)})")
+    accepted = _config_params(cfg_cls) - {"vocab_size", "pad_token_id", "max_seq_length", "pretrained_vectors"}
+    vec = {k: model_kwargs.pop(k) for k in _VECTOR_KEYS if k in model_kwargs}
+    bad = sorted(set(model_kwargs) - accepted - {"problem_type"})
+    if bad:
+        valid = sorted(accepted | set(_VECTOR_KEYS))
+        near = difflib.get_close_matches(bad[0], valid, n=1)
+        raise ValueError(
+            f"build_baseline({key!r}): unknown model.kwargs {bad}"
+            + (f"; did you mean {near[0]!r}?" if near else "") + f" (accepted: {valid})"
+        )
+    return vec
+
+
+def _train_tokenizer(train_texts: list, tokenizer_kwargs: dict):
+    """The baseline's tokenizer, trained on ``train_texts`` (level ``"auto"``: char for mostly-CJK text)."""
+    level = tokenizer_kwargs.pop("level", "auto")
+    if level == "auto":
+        level = _detect_level(train_texts)
+        logger.info("build_baseline: tokenizer level auto-detected as %r", level)
+    tokenizer_kwargs.setdefault("max_length", 128)
+    return build_tokenizer(train_texts, level=level, **tokenizer_kwargs)
+
+
+def _load_vectors(key: str, tokenizer, vec: dict, model_kwargs: dict, train_texts: list) -> tuple:
+    """``(embedding matrix, VectorReport)`` when ``vec`` names pretrained vectors, else ``(None, None)``;
+    ``embedding_dim`` defaults to the vectors' dimension."""
+    if vec.get("pretrained_vectors"):
+        matrix, report = load_pretrained_vectors(
+            tokenizer,
+            vec["pretrained_vectors"],
+            vec.get("vectors_vocab"),
+            texts=train_texts,
+            npz_key=vec.get("vectors_npz_key"),
+            lowercase_fallback=vec.get("vectors_lowercase_fallback", True),
+            seed=vec.get("vectors_seed", 0),
+        )
+        dim = matrix.shape[1]
+        if model_kwargs.setdefault("embedding_dim", dim) != dim:
+            raise ValueError(
+                f"build_baseline({key!r}): embedding_dim={model_kwargs['embedding_dim']} but the vectors in "
+                f"{vec['pretrained_vectors']} have dimension {dim}"
+            )
+        return matrix, report
+    if any(k in vec for k in ("vectors_vocab", "vectors_npz_key")):
+        raise ValueError("build_baseline: vectors_vocab/vectors_npz_key given without pretrained_vectors")
+    return None, None
 
 
 def preferred_optimizer(model: nn.Module) -> dict:
