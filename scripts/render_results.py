@@ -478,6 +478,57 @@ def t_step_cost() -> str:
     return table(["model", "train ms/step", "× FastText", "est. s per 45k epoch", "infer sents/s", "params"], rows)
 
 
+FASTTEXT_ROWS = {
+    "official": "official fastText (`train_supervised`: read + dictionary + train)",
+    "ours_compact_sgd": "ours, model + SGD alone (pre-tokenised tensors)",
+    "ours_compact_adagrad": "ours, model + Adagrad (lr 0.2) alone",
+    "ours_trainer": "ours, trainer, the recipe (dev evaluation every epoch)",
+    "ours_trainer_noeval": "ours, trainer, `train.eval_each_epoch=false` (scored after `fit`, as the official model is)",
+}
+FASTTEXT_BOLD = {("ours_compact_sgd", "train"), ("ours_trainer_noeval", "train"), ("ours_trainer_noeval", "e2e")}
+
+
+def t_fasttext_loop() -> str:
+    rec = _json("baselines_fasttext.json")["fasttext"]
+    rows = []
+    for key, label in FASTTEXT_ROWS.items():
+        med = rec["median"][key]
+        if key == "official":
+            rows.append([label, f"{med['dev_acc']:.2f}", f"{med['train_s']:.2f}", "1", "1.00",
+                         f"{med['train_s']:.2f}", "1.00"])
+            continue
+        tr, e2e = rec["ratio_to_official"][f"{key}.train_s"], rec["ratio_to_official"][f"{key}.end_to_end_s"]
+
+        def bold(x: str, col: str, key=key) -> str:
+            return f"**{x}**" if (key, col) in FASTTEXT_BOLD else x
+
+        rows.append([label, f"{med['dev_acc']:.2f}", f"{med['train_s']:.2f}",
+                     " / ".join(f"{x:.2f}" for x in tr["per_round"]), bold(f"{tr['median']:.2f}", "train"),
+                     f"{med['end_to_end_s']:.2f}", bold(f"{e2e['median']:.2f}", "e2e")])
+    return table(["run", "dev acc", "train s (median)", "× official, per round", "× official (median)",
+                  "end-to-end s (median)", "× official end-to-end (median)"], rows)
+
+
+PREDICT_ROWS = {"nlp-cv-tricks predict": "`nlp-cv-tricks predict` (longest first)",
+                "bare loop (sorted, batch 64)": "bare loop, sorted, batch 64 (reference)",
+                "bare loop (file order, batch 64)": "bare loop, file order, batch 64",
+                "nlp-cv-tricks eval": "`nlp-cv-tricks eval` (longest first)",
+                "transformers.pipeline": "`transformers.pipeline`"}
+
+
+def t_predict() -> str:
+    rec = _json("predict_speed.json")
+    rows = []
+    for key, label in PREDICT_ROWS.items():
+        strong = key == "nlp-cv-tricks predict"
+        wall, cpu = f"{rec['median_ratio'][key]:.2f}×", f"{rec['median_cpu_ratio'][key]:.2f}×"
+        rows.append([label, " / ".join(f"{x:.1f}" for x in rec["seconds"][key]),
+                     f"**{wall}**" if strong else wall, " / ".join(f"{x:.1f}" for x in rec["cpu_seconds"][key]),
+                     " / ".join(f"{x:.2f}" for x in rec["cpu_ratio_to_bare"][key]), f"**{cpu}**" if strong else cpu])
+    return table(["contender", "wall s (pairs 1–3)", "median wall ratio", "CPU s (pairs 1–3)", "CPU ratio (pairs 1–3)",
+                  "median CPU ratio"], rows)
+
+
 MRC_HEADS = {"linear": "linear", "biattention": "biattention (BiDAF)", "coattention": "coattention (DCN)"}
 
 
@@ -698,6 +749,8 @@ RENDER = {
     "hardcases-dev": t_hardcases_dev,
     "vision": t_vision,
     "baselines-kim": t_kim,
+    "fasttext-loop": t_fasttext_loop,
+    "predict-speed": t_predict,
     "baselines-thucnews": t_thucnews,
     "baselines-step-cost": t_step_cost,
     "mrc-xquad": t_mrc,
