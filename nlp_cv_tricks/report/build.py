@@ -116,7 +116,7 @@ def _fmt_s(x) -> str:
 
 def run_page(run: PathLike, max_points: int = 2000, log: Callable[[str], None] = logger.info) -> Page:
     from ._mpl import Columns
-    from .run_figures import confusion_matrix_figure, grad_norm_figure, per_class_figure, training_curves
+    from .run_figures import grad_norm_figure
 
     run = Path(run)
     step = _Steps(str(run), log)
@@ -134,6 +134,27 @@ def run_page(run: PathLike, max_points: int = 2000, log: Callable[[str], None] =
     best_step = (metrics or {}).get("best_step")
     page = Page(f"Run {recipe.get('name') or run.name}", str(run), "training run")
 
+    page.sections.append(_summary_section(run, recipe, metrics, metric_key, best_step, notes))
+    has_eval = any(k.startswith("eval/") for k in history.keys)
+    page.sections.append(_curves_section(history, has_eval, metric_key, best_step, gib, step, max_points))
+    if has_eval:
+        page.sections.append(_dev_section(run, step))
+
+    if any(k.startswith("train/grad_norm/") for k in history.keys):
+        step("gradient norms")
+        page.sections.append(Section("Gradients", [grad_norm_figure(history, max_points)]))
+
+    page.sections.append(_doctor_section(run, records, history, recipe, step, max_points))
+    extra = _existing_figures(run)
+    if extra:
+        page.sections.append(Section("Diagnostics figures", extra))
+    return page
+
+
+def _summary_section(run: Path, recipe: dict, metrics: Optional[dict], metric_key: str, best_step,
+                     notes: list[str]) -> Section:
+    """What was trained, how, and how it ended (or that it has not ended)."""
+    train = recipe.get("train") or {}
     summary = Section("Summary")
     rows = [("task", recipe.get("task")), ("model", (recipe.get("model") or {}).get("name")),
             ("training data", (recipe.get("data") or {}).get("train_file")),
@@ -152,10 +173,15 @@ def run_page(run: PathLike, max_points: int = 2000, log: Callable[[str], None] =
                                   "figures show the history so far.", "warn"))
     summary.items += [Note(n, "warn") for n in notes]
     summary.items.insert(0, Table("Run", ["", "value"], [(k, v) for k, v in rows if v is not None]))
-    page.sections.append(summary)
+    return summary
+
+
+def _curves_section(history, has_eval: bool, metric_key: str, best_step, gib: bool, step,
+                    max_points: int) -> Section:
+    """Training (and dev) curves, with a warning when the run has no dev evaluation."""
+    from .run_figures import training_curves
 
     curves = Section("Training curves")
-    has_eval = any(k.startswith("eval/") for k in history.keys)
     has_train = "train/loss" in history.keys
     if not has_eval:
         curves.items.append(Note("This run has no dev evaluation (no data.dev_file / data.dev_fraction, or "
@@ -164,48 +190,42 @@ def run_page(run: PathLike, max_points: int = 2000, log: Callable[[str], None] =
     if has_train or has_eval:
         step("training curves")
         curves.items.append(training_curves(history, metric_key if has_eval else None, best_step, gib, max_points))
-    page.sections.append(curves)
+    return curves
 
-    if has_eval:
-        dev = Section("Dev set: the best model")
-        em, which = _model_eval_metrics(run)
-        if em is None:
-            dev.items.append(Note("no saved dev metrics of a model (best/eval_metrics.json or "
-                                  "final/eval_metrics.json); no confusion matrix", "warn"))
-        else:
-            at = em.get("step")
-            if which == "final":
-                dev.items.append(Note("no best/ model was kept (output.save_best=false): the dev scores below are "
-                                      f"those of the final model (last evaluation, step {at})."))
-            pc = _per_class(em)
-            cm = em.get("eval/confusion_matrix")
-            if cm is not None and pc and len(pc) == len(cm):
-                step("confusion matrix")
-                dev.items.append(confusion_matrix_figure(cm, list(pc), at, which))
-            elif cm is None:
-                dev.items.append(Note("the saved dev metrics have no confusion matrix (not a classification task)"))
-            if pc:
-                step("per-class scores")
-                dev.items.append(per_class_figure(pc, at, which))
-                dev.items.append(Table("Per-class scores", ["class", "precision", "recall", "F1", "support"],
-                                       [(n, d.get("precision"), d.get("recall"), d.get("f1"), d.get("support"))
-                                        for n, d in pc.items()],
-                                       f"dev set, {which} model, step {at}"))
-            agg = [(k.split("/", 1)[1], v) for k, v in em.items()
-                   if k.startswith("eval/") and k.count("/") == 1 and isinstance(v, (int, float))
-                   and not isinstance(v, bool)]
-            dev.items.append(Table("Dev metrics", ["metric", "value"], agg, f"{which} model, step {at}"))
-        page.sections.append(dev)
 
-    if any(k.startswith("train/grad_norm/") for k in history.keys):
-        step("gradient norms")
-        page.sections.append(Section("Gradients", [grad_norm_figure(history, max_points)]))
+def _dev_section(run: Path, step) -> Section:
+    """The saved dev metrics of the best (or final) model: confusion matrix, per-class scores, aggregates."""
+    from .run_figures import confusion_matrix_figure, per_class_figure
 
-    page.sections.append(_doctor_section(run, records, history, recipe, step, max_points))
-    extra = _existing_figures(run)
-    if extra:
-        page.sections.append(Section("Diagnostics figures", extra))
-    return page
+    dev = Section("Dev set: the best model")
+    em, which = _model_eval_metrics(run)
+    if em is None:
+        dev.items.append(Note("no saved dev metrics of a model (best/eval_metrics.json or "
+                              "final/eval_metrics.json); no confusion matrix", "warn"))
+        return dev
+    at = em.get("step")
+    if which == "final":
+        dev.items.append(Note("no best/ model was kept (output.save_best=false): the dev scores below are "
+                              f"those of the final model (last evaluation, step {at})."))
+    pc = _per_class(em)
+    cm = em.get("eval/confusion_matrix")
+    if cm is not None and pc and len(pc) == len(cm):
+        step("confusion matrix")
+        dev.items.append(confusion_matrix_figure(cm, list(pc), at, which))
+    elif cm is None:
+        dev.items.append(Note("the saved dev metrics have no confusion matrix (not a classification task)"))
+    if pc:
+        step("per-class scores")
+        dev.items.append(per_class_figure(pc, at, which))
+        dev.items.append(Table("Per-class scores", ["class", "precision", "recall", "F1", "support"],
+                               [(n, d.get("precision"), d.get("recall"), d.get("f1"), d.get("support"))
+                                for n, d in pc.items()],
+                               f"dev set, {which} model, step {at}"))
+    agg = [(k.split("/", 1)[1], v) for k, v in em.items()
+           if k.startswith("eval/") and k.count("/") == 1 and isinstance(v, (int, float))
+           and not isinstance(v, bool)]
+    dev.items.append(Table("Dev metrics", ["metric", "value"], agg, f"{which} model, step {at}"))
+    return dev
 
 
 def _doctor_section(run: Path, rows: list[dict], history, recipe: dict, step, max_points: int = 2000) -> Section:
