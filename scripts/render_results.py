@@ -695,8 +695,8 @@ def reading(st: dict, claim: float, two_sided: bool) -> str:
 
 
 def power_rows():
-    for tip, comps in POWER.items():
-        for label, st, claim, two in comps():
+    for tip in sorted(POWER):
+        for label, st, claim, two in POWER[tip]():
             yield tip, label, st, claim, two
 
 
