@@ -124,6 +124,7 @@ def _trick_name(spec: Any) -> str:
 
 def apply_trick_ops(base: list, ops: str) -> list:
     """Apply ``+name``, ``+name{opts}`` and ``-name`` operations to a recipe's trick list."""
+    from .callbacks.registry import available_callbacks
     from .tricks import available_tricks
 
     tricks = list(base)
@@ -136,7 +137,7 @@ def apply_trick_ops(base: list, ops: str) -> list:
             raise AblateError(f"tricks variant {ops!r}: expected +name, +name{{opt: value}} or -name at "
                               f"{ops[pos:]!r}")
         sign, name, opts = m.groups()
-        if name not in available_tricks():
+        if name not in available_tricks() and name not in available_callbacks():  # observers listed under tricks
             near = difflib.get_close_matches(name, available_tricks(), n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
             raise AblateError(f"tricks variant {ops!r}: unknown trick {name!r}{hint} (available: "

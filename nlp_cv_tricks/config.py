@@ -1,7 +1,7 @@
 """Recipes: YAML files loaded into typed dataclasses, with dotted command-line overrides and clear errors.
 
-A recipe has five sections — ``data``, ``model``, ``train``, ``tricks``, ``output`` — plus ``name`` and
-``task``. Any key can be overridden on the command line as ``section.key=value`` (the value is parsed as YAML,
+A recipe has six sections — ``data``, ``model``, ``train``, ``tricks``, ``callbacks``, ``output`` — plus ``name``
+and ``task``. Any key can be overridden on the command line as ``section.key=value`` (the value is parsed as YAML,
 then converted to the field's type, so ``train.learning_rate=3e-5`` is a float). Lists can be replaced
 (``tricks=[fgm,rdrop]``) or extended (``tricks+=fgm``). An unknown or mistyped key is an error that names the
 key and the nearest valid one.
@@ -162,7 +162,8 @@ class Recipe:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    tricks: list = field(default_factory=list)
+    tricks: list = field(default_factory=list)  # act on the step (nlp_cv_tricks.tricks)
+    callbacks: list = field(default_factory=list)  # observe: log, evaluate, warn (nlp_cv_tricks.callbacks)
     output: OutputConfig = field(default_factory=OutputConfig)
     source: Optional[str] = field(default=None, metadata={"internal": True})
 
@@ -222,8 +223,13 @@ def _validate(r: Recipe) -> None:
         raise RecipeError(f"{_where(r)}data.format=hub needs data.hub_name (a Hugging Face dataset id)")
     if r.data.format != "hub" and not r.data.train_file and not r.data.hub_name:
         raise RecipeError(f"{_where(r)}data.train_file is required (or data.hub_name for a Hub dataset)")
-    if not isinstance(r.tricks, list):
-        raise RecipeError(f"{_where(r)}tricks must be a list, got {type(r.tricks).__name__}")
+    _validate_plugin_lists(r)
+
+
+def _validate_plugin_lists(r: Recipe) -> None:
+    for key in ("tricks", "callbacks"):
+        if not isinstance(getattr(r, key), list):
+            raise RecipeError(f"{_where(r)}{key} must be a list, got {type(getattr(r, key)).__name__}")
 
 
 def _where(r: Recipe) -> str:

@@ -114,7 +114,7 @@ def prepare(args, seed: int, work: Path):
     if args.dataset == "sst2":
         recipe_path = ROOT / "recipes" / "quickstart.yaml"
         base = common + ["data.format=kim2014", "data.label_names=[negative,positive]", "data.max_length=64",
-                         f"model.name={args.model}", "train.eval_batch_size=128", "tricks=[]",
+                         f"model.name={args.model}", "train.eval_batch_size=128", "tricks=[]", "callbacks=[]",
                          "train.warmup_ratio=0.06"]
     else:
         recipe_path = ROOT / "recipes" / "thucnews_fasttext.yaml"

@@ -156,9 +156,9 @@ def run_transformer(args, method: str, seed: int, lr: float, out_dir: Path) -> d
     set_seed(recipe.train.seed)
     comps = prepare_long_text(recipe, acc)
     test = comps.pop("test_dataset")
-    from nlp_cv_tricks.engine.plugins import build_tricks
+    from nlp_cv_tricks.runner import build_plugins
 
-    trainer = Trainer(recipe, accelerator=acc, output_dir=str(out_dir), tricks=build_tricks(recipe.tricks), **comps)
+    trainer = Trainer(recipe, accelerator=acc, output_dir=str(out_dir), tricks=build_plugins(recipe), **comps)
     t0 = time.perf_counter()
     result = trainer.fit()
     train_s = time.perf_counter() - t0

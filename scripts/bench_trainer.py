@@ -88,7 +88,7 @@ def run_ours(args, make_model, tok, ds, collate):
         recipe = load_recipe(ROOT / "recipes/quickstart.yaml", [
             f"train.max_steps={args.steps + args.warmup}", f"train.batch_size={args.batch_size}",
             "train.eval_steps=null", "train.eval_each_epoch=false", "train.progress_bar=false",
-            "output.report_to=none", "output.save_best=false", f"output.dir={out}/run", "tricks=[]",
+            "output.report_to=none", "output.save_best=false", f"output.dir={out}/run", "tricks=[]", "callbacks=[]",
             f"train.mixed_precision={args.precision}", f"train.warmup_steps={warmup_steps(args)}"])
         trainer = Trainer(recipe, model=make_model(), train_dataset=ds, tokenizer=tok, collate_fn=collate,
                           tricks=[Stamp()])

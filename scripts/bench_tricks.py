@@ -135,7 +135,7 @@ def ablation(args) -> dict:
     else:  # another recipe: its own settings, plus --set overrides
         out = ROOT / "runs" / "bench_tricks" / f"ablate-{recipe.stem}"
         ovr = ["output.report_to=none", "output.save_best=false"]
-    ovr += ["tricks=[]"] + list(args.set)
+    ovr += ["tricks=[]", "callbacks=[]"] + list(args.set)
     res = ablate(recipe, vary, seeds=args.seeds, overrides=ovr, out_dir=out, in_process=True)
     print(res.markdown)
     return {"recipe": str(recipe), "overrides": ovr, "vary": vary, "markdown": res.markdown,

@@ -24,7 +24,7 @@ def _overrides(tiny_bert, toy_data, *extra):
     return [f"data.train_file={toy_data['train']}", f"data.dev_file={toy_data['dev']}", "data.format=kim2014",
             "data.label_names=[negative,positive]", "data.max_length=16", f"model.name={tiny_bert}",
             "train.epochs=1", "train.batch_size=16", "train.learning_rate=3e-3", "train.eval_batch_size=64",
-            "train.warmup_ratio=0.0", "train.logging_steps=4", "tricks=[]", "train.lr_scheduler=linear",
+            "train.warmup_ratio=0.0", "train.logging_steps=4", "tricks=[]", "callbacks=[]", "train.lr_scheduler=linear",
             "train.max_grad_norm=1.0", *extra]
 
 

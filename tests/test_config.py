@@ -64,6 +64,48 @@ def test_unknown_trick_is_reported():
         build_tricks([{"label_smoothing": {"epsilom": 0.1}}])
 
 
+def test_callbacks_key_and_observers_still_accepted_under_tricks(caplog, monkeypatch):
+    import logging
+
+    from nlp_cv_tricks import runner
+
+    from nlp_cv_tricks.callbacks.grad_norm import GradNormLogging
+    from nlp_cv_tricks.callbacks.train_eval import TrainEval
+    from nlp_cv_tricks.report.run_report import RunReport
+    from nlp_cv_tricks.runner import build_plugins, build_tricks
+    from nlp_cv_tricks.tricks.adversarial import FGM
+
+    r = load_recipe(QUICK, ["callbacks+=train_eval"])
+    assert r.tricks == [] and r.callbacks == [{"grad_norm_logging": {"every": 50}}, "train_eval"]
+    with pytest.raises(RecipeError, match="callbacks: expected list"):
+        load_recipe(QUICK, ["callbacks=train_eval"])
+    plugins = build_plugins(load_recipe(QUICK, ["tricks=[fgm]", "callbacks=[train_eval]"]))
+    assert [type(p) for p in plugins] == [FGM, TrainEval, RunReport]  # the order the trainer calls them in
+    assert [p.name for p in build_plugins(r, report=False)] == ["grad_norm_logging", "train_eval"]
+    # a recipe written before callbacks: existed: the observer runs in its place, with a one-line note
+    monkeypatch.setattr(runner, "_NOTED", set())  # the note comes once per name and process
+    with caplog.at_level(logging.WARNING, logger="nlp_cv_tricks.runner"):
+        old = build_tricks([{"grad_norm_logging": {"every": 5}}, "fgm"])
+        build_tricks(["grad_norm_logging"])
+    assert [type(p) for p in old] == [GradNormLogging, FGM] and old[0].every == 5
+    notes = [m.getMessage() for m in caplog.records if "grad_norm_logging" in m.getMessage()]
+    assert len(notes) == 1 and "list it under callbacks:" in notes[0] and "\n" not in notes[0]
+    with pytest.raises(ValueError, match="unknown trick 'train_evl'; did you mean 'train_eval'"):
+        build_tricks(["train_evl"])
+    with pytest.raises(ValueError, match="'fgm' appears twice"):
+        build_plugins(load_recipe(QUICK, ["tricks=[fgm]", "callbacks=[]"]), [FGM()])
+
+
+def test_resume_takes_observers_moved_from_tricks_to_callbacks_as_no_change():
+    from nlp_cv_tricks.engine.resume_check import recipe_changes
+
+    saved = recipe_to_dict(load_recipe(QUICK, ["callbacks=[]", "tricks=[fgm, {grad_norm_logging: {every: 50}}]"]))
+    refused, _ = recipe_changes(saved, load_recipe(QUICK, ["tricks=[fgm]"]))
+    assert refused == {}
+    refused, _ = recipe_changes(saved, load_recipe(QUICK, ["tricks=[rdrop]"]))
+    assert set(refused) == {"tricks", "callbacks"}  # a trick that changed is still refused
+
+
 def test_save_roundtrip(tmp_path):
     r = load_recipe(QUICK, ["train.seed=7"])
     save_recipe(r, tmp_path / "recipe.yaml")

@@ -106,8 +106,9 @@ def test_overfit_remedies_are_ready_overrides_in_the_tips_order():
     for r in d.remedies:  # every runnable remedy is a valid override of the real recipe
         if r.available:
             recipe_from_dict(apply_overrides(recipe, [r.override]))
-    extended = apply_overrides(recipe, ["tricks+=rdrop"])["tricks"]
-    assert extended == [{"grad_norm_logging": {"every": 50}}, "rdrop"]  # existing trick options are kept
+    extended = apply_overrides(dict(recipe, tricks=[{"label_smoothing": {"epsilon": 0.1}}]), ["tricks+=rdrop"])
+    assert extended["tricks"] == [{"label_smoothing": {"epsilon": 0.1}}, "rdrop"]  # existing trick options are kept
+    assert extended["callbacks"] == [{"grad_norm_logging": {"every": 50}}]
     with_rdrop = dict(recipe, tricks=["rdrop"])
     rd = next(r for r in diagnose_run(history("overfit"), recipe=with_rdrop).remedies if "rdrop" in (r.override or ""))
     assert not rd.available and "already in the recipe" in rd.note
@@ -544,8 +545,8 @@ def test_real_short_run_history_is_diagnosable(tiny_bert, toy_data, tmp_path):
     from nlp_cv_tricks.runner import build_trainer
 
     out = tmp_path / "run"
-    recipe = tiny_recipe(tiny_bert, toy_data, out, "tricks=[train_eval,imbalance_watch,{layer_report: {every: 10}}]",
-                         "train.epochs=2")
+    recipe = tiny_recipe(tiny_bert, toy_data, out,
+                         "callbacks=[train_eval,imbalance_watch,{layer_report: {every: 10}}]", "train.epochs=2")
     res = build_trainer(recipe, output_dir=str(out)).fit()
     lines = [json.loads(x) for x in (Path(res.output_dir) / "history.jsonl").read_text().splitlines()]
     evals = [r for r in lines if "eval/loss" in r]

@@ -1,23 +1,29 @@
 """The layer contract of the package (README, Architecture): every import — at module level or inside a function
 — points down the layers, siblings do not import each other, and no import cycle exists between modules.
 
-Plug-ins, tasks, architectures and CLI verbs are reached through registry tables of ``"module:attr"`` strings
-(imported on use), which is how a lower layer calls into a higher one without importing it."""
+Plug-ins, tasks, architectures and CLI verbs are named in registry tables of ``"nlp_cv_tricks.module:attr"``
+strings (imported on use). Such a string is an import too, and so is the target of ``import_module`` /
+``import_target``: a table lives in the package whose items it lists (or above it), never in a lower layer."""
 
 import ast
+import re
 from pathlib import Path
 
 
 PKG = Path(__file__).resolve().parents[1] / "nlp_cv_tricks"
 
-# top to bottom; modules of one row may import only rows below them, and within a row only their own group
+# top to bottom; modules of one row may import only rows below them, and within a row only their own group.
+# The runner wires the end-of-run report (report/run_report.py), and the run report shows the doctor's verdict:
+# so report/ and the diagnostics' analysis sit below the runner (their commands are in the CLI row). The
+# integrations build their plug-ins through the runner, the one place where names become objects.
 LAYERS = [
     {"cli": ["cli", "diagnostics.cli", "hardcases.cli", "report.cli", "__main__"]},
-    {"report": ["report"]},
-    {"experiments": ["ablate", "experiments"], "diagnostics": ["diagnostics"], "hardcases": ["hardcases"],
-     "hub": ["hub"]},
+    {"experiments": ["ablate", "experiments"], "hardcases": ["hardcases"], "hub": ["hub"]},
     {"inference": ["inference"]},
-    {"runner": ["runner"], "integrations": ["integrations"]},
+    {"integrations": ["integrations"]},
+    {"runner": ["runner"]},
+    {"report": ["report"]},
+    {"diagnostics": ["diagnostics"]},
     {"tasks": ["tasks"], "tricks": ["tricks"], "callbacks": ["callbacks"]},
     {"engine": ["engine"]},
     {"models": ["models"]},
@@ -47,12 +53,39 @@ def _place(mod: str):
     return None if best is None else best[:2]
 
 
-def _imports(path: Path, mod: str):
+_TARGET = re.compile(r"nlp_cv_tricks((?:\.\w+)*)(?::[\w.]+)?")
+_DYNAMIC = {"import_module", "import_target"}
+
+
+def _string_target(node: ast.AST, mod_parts: list):
+    """The module a ``"nlp_cv_tricks.x.y:attr"`` string names (an ``import_module``/``import_target`` argument
+    may also be ``"nlp_cv_tricks.x.y"`` or a relative ``".x"`` with ``package=__package__``), else None."""
+    if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+        return None
+    m = _TARGET.fullmatch(node.value)
+    if m and (":" in node.value or getattr(node, "_dynamic", False)):
+        return m.group(1)[1:]
+    if getattr(node, "_dynamic", False) and node.value.startswith("."):
+        level = len(node.value) - len(node.value.lstrip("."))
+        anchor = mod_parts[: len(mod_parts) - (level - 1)] if level > 1 else mod_parts
+        return ".".join([*anchor, *filter(None, node.value.lstrip(".").split("."))])
+    return None
+
+
+def _imports(path: Path, mod: str):  # noqa: C901  (one branch per kind of import)
     tree = ast.parse(path.read_text(encoding="utf-8"))
     is_pkg = path.name == "__init__.py"
     base = mod.split(".") if is_pkg else mod.split(".")[:-1]
+    for node in ast.walk(tree):  # mark the first argument of import_module(...) / import_target(...)
+        if isinstance(node, ast.Call) and node.args:
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in _DYNAMIC:
+                node.args[0]._dynamic = True
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
+        target = _string_target(node, base)
+        if target is not None:
+            yield node.lineno, target
+        elif isinstance(node, ast.Import):
             for a in node.names:
                 if a.name == "nlp_cv_tricks" or a.name.startswith("nlp_cv_tricks."):
                     yield node.lineno, a.name[len("nlp_cv_tricks."):] if "." in a.name else ""
@@ -117,6 +150,18 @@ def test_imports_only_point_down():
     assert not bad, "upward or sideways imports:\n" + "\n".join(bad)
 
 
+# Today's cycles, each closed by one edge; the list only shrinks (a test below fails once an entry is gone):
+KNOWN_CYCLE_EDGES = {
+    # type hints only (TYPE_CHECKING imports): TrainState is a view over the Trainer; the hooks' StepContext
+    ("engine.state", "engine.trainer"),
+    ("engine.events", "engine.step"),
+    # the text baselines register their builders with the factory that names them in its table
+    ("models.text_baselines", "models.factory"),
+    # `python -m nlp_cv_tricks.hardcases.cli` (the fold processes of `mine --jobs`) parses with the CLI's parser
+    ("hardcases.cli", "cli"),
+}
+
+
 def test_no_import_cycles():
     graph = {m: deps for m, (_, deps, _) in _graph().items()}
     state, stack, cycles = {}, [], []
@@ -134,19 +179,21 @@ def test_no_import_cycles():
         stack.pop()
         state[m] = 2
 
+    for src, dst in KNOWN_CYCLE_EDGES:
+        assert dst in graph.get(src, []), f"{src} -> {dst} is gone: remove it from KNOWN_CYCLE_EDGES"
+        graph[src] = [d for d in graph[src] if d != dst]
     for m in graph:
         if m not in state:
             visit(m)
-    # a package importing its own submodules (and them importing helpers of the package) is one unit
-    cycles = [c for c in cycles if len({x.split(".")[0] for x in c}) > 1 or len(c) > 2 and c[0].count(".") == 0]
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
 
 
 def test_the_engine_imports_no_task_trick_model_or_cli():
-    # stricter than the row order: the engine reaches tasks, plug-ins and models only through its tables
+    # stricter than the row order: the engine takes ready objects (names are looked up by the runner)
     bad = [f"{path.relative_to(PKG.parent)}:{line} {mod} -> {target}"
            for mod, (path, _, imports) in _graph().items() if mod.startswith("engine")
            for line, target in imports
-           if target.split(".")[0] in ("tasks", "tricks", "callbacks", "models", "cli", "runner", "inference")]
+           if target.split(".")[0] in ("tasks", "tricks", "callbacks", "models", "cli", "runner", "inference",
+                                       "report", "diagnostics")]
     assert not bad, "the engine imports upward:\n" + "\n".join(bad)
 

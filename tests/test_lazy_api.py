@@ -93,20 +93,27 @@ def test_unknown_task_names_the_nearest():
     assert "did you mean 'question-answering'" in msg
 
 
-def test_every_builtin_trick_loads_on_use_and_unknown_names_get_a_suggestion():
-    from nlp_cv_tricks.engine.plugins import BUILTIN_TRICKS, _REGISTRY, _load, build_trick
+def test_every_builtin_trick_and_callback_loads_on_use_and_unknown_names_get_a_suggestion():
+    from nlp_cv_tricks.callbacks.registry import BUILTIN_CALLBACKS, CALLBACKS, build_callback
+    from nlp_cv_tricks.engine.events import Callback, Trick
+    from nlp_cv_tricks.tricks.registry import BUILTIN_TRICKS, TRICKS, build_trick
 
-    for name in BUILTIN_TRICKS:
-        if name in ("mixup", "ema"):
-            pytest.importorskip("timm")
-        _load(name)
-        assert _REGISTRY[name].name == name
+    assert not set(BUILTIN_TRICKS) & set(BUILTIN_CALLBACKS)
+    for table, builtins, base in ((TRICKS, BUILTIN_TRICKS, Trick), (CALLBACKS, BUILTIN_CALLBACKS, Callback)):
+        for name in builtins:
+            if name in ("mixup", "ema"):
+                pytest.importorskip("timm")
+            cls = table.load(name)
+            assert issubclass(cls, base) and cls.name == name  # the class's own name, not set by the table
+            assert cls.__dict__["name"] == name
     with pytest.raises(ValueError, match="did you mean 'fgm'"):
         build_trick("fgn")
+    with pytest.raises(ValueError, match="did you mean 'train_eval'"):
+        build_callback("train_evl")
 
 
 def test_a_third_party_trick_registers_through_an_entry_point(monkeypatch, tmp_path):
-    from nlp_cv_tricks.engine import plugins as registry
+    from nlp_cv_tricks.tricks import registry
 
     (tmp_path / "my_plugin.py").write_text(textwrap.dedent("""
         from nlp_cv_tricks.engine.events import Trick
@@ -116,12 +123,31 @@ def test_a_third_party_trick_registers_through_an_entry_point(monkeypatch, tmp_p
                 self.volume = volume
     """))
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(registry, "_entry_points", lambda: {"whisper": "my_plugin:Whisper"})
-    monkeypatch.delitem(registry._REGISTRY, "whisper", raising=False)
+    from importlib import metadata
+
+    real = metadata.entry_points
+
+    def entry_points(group=None, **kw):
+        if group == registry.ENTRY_POINT_GROUP:
+            return [metadata.EntryPoint("whisper", "my_plugin:Whisper", group)]
+        return real(group=group, **kw)
+
+    monkeypatch.setattr(metadata, "entry_points", entry_points)
+    for attr in ("_targets", "_loaded"):  # the table as it was comes back after the test
+        monkeypatch.setattr(registry.TRICKS, attr, dict(getattr(registry.TRICKS, attr)))
+    monkeypatch.setattr(registry.TRICKS, "_entry_points_read", False)
     trick = registry.build_trick({"whisper": {"volume": 0.5}})
     assert type(trick).__name__ == "Whisper" and trick.volume == 0.5 and trick.name == "whisper"
     assert "whisper" in registry.available_tricks()
-    registry._REGISTRY.pop("whisper", None)
+    import nlp_cv_tricks as nct
+
+    @nct.register_trick("shout")  # the public decorator registers in the same table
+    class Shout(nct.Trick):
+        pass
+
+    assert Shout.name == "shout" and type(nct.build_tricks(["shout", "whisper"])[1]).__name__ == "Whisper"
+    with pytest.raises(ValueError, match="already registered by Shout"):
+        nct.register_trick("shout")(type("Other", (nct.Trick,), {}))
 
 
 def test_architectures_load_on_use():

@@ -469,7 +469,7 @@ def test_ablation_runs_write_no_run_report(tiny_bert, toy_data, tmp_path):
 
     ovr = [f"data.train_file={toy_data['train']}", f"data.dev_file={toy_data['dev']}", "data.format=kim2014",
            "data.label_names=[negative,positive]", "data.max_length=16", f"model.name={tiny_bert}", "train.epochs=1",
-           "train.batch_size=32", "tricks=[]", "output.report_to=none", "output.report=true"]
+           "train.batch_size=32", "tricks=[]", "callbacks=[]", "output.report_to=none", "output.report=true"]
     res = run_one(ROOT / "recipes" / "quickstart.yaml", Variant("baseline"), 0, tmp_path / "r", ovr, in_process=True)
     assert res.error is None and (tmp_path / "r" / "train" / "history.jsonl").is_file()
     assert not (tmp_path / "r" / "train" / "report.html").exists()  # the ablation's page shows all runs

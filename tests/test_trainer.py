@@ -40,7 +40,7 @@ def history(run):
 
 
 def test_learns_toy_task_and_writes_run_dir(tiny_bert, toy_data, tmp_path):
-    t, res = fit(tiny_bert, toy_data, tmp_path / "run", "tricks=[grad_norm_logging]", "train.eval_steps=12")
+    t, res = fit(tiny_bert, toy_data, tmp_path / "run", "callbacks=[grad_norm_logging]", "train.eval_steps=12")
     assert res.best_metric >= 0.9  # chance is ~0.5
     run = tmp_path / "run"
     for f in ("recipe.yaml", "history.jsonl", "metrics.json", "best/model.safetensors", "best/config.json",

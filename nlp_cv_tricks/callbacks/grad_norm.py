@@ -1,4 +1,4 @@
-"""Per-layer gradient-norm logging: a diagnostic trick on the ``before_optimizer_step`` hook.
+"""Per-layer gradient-norm logging: an observer on the ``before_optimizer_step`` hook.
 
 Measures the L2 norm of the (unscaled, clipped-before) gradients of each top-level block of the model every
 ``every`` optimizer steps; the history gets their mean as ``train/grad_norm/<block>`` in each logging row. Expected effect on training: none. Use it to see
@@ -12,7 +12,6 @@ from collections import defaultdict
 import torch
 
 from ..engine.events import Callback
-from ..engine.plugins import register_trick
 
 
 _PREFIXES = {"bert", "roberta", "distilbert", "electra", "deberta", "longformer", "albert", "xlm_roberta",
@@ -46,12 +45,13 @@ def layer_grad_norms(model: torch.nn.Module) -> dict[str, float]:
     return {k: float(v.sqrt()) for k, v in sq.items()}
 
 
-@register_trick("grad_norm_logging")
 class GradNormLogging(Callback):
     """Recipe key ``grad_norm_logging`` (option ``every``, default 50): the L2 gradient norm of each top-level
     block, measured every ``every`` optimizer steps and written as ``train/grad_norm/<block>`` in the next
     logging row (the mean of the measurements since the previous row; rows come every ``train.logging_steps``).
     Expected effect on training: none. Cost: one norm per parameter on measured steps."""
+
+    name = "grad_norm_logging"
 
     def __init__(self, every: int = 50):
         if int(every) < 1:

@@ -4,7 +4,7 @@ Tuning tip behind it: on data with many negatives, a falling loss does not mean 
 overfitting — the loss is dominated by the majority class, so watch per-class F1/recall and AUC instead
 (see e.g. He & Garcia, "Learning from Imbalanced Data", IEEE TKDE 2009; Lin et al. 2017, focal loss).
 
-Two forms, as for every trick in this package:
+Two forms, as for every plug-in in this package:
 
 * :func:`imbalance_signal` — a pure function comparing two evaluation dicts;
 * :class:`ImbalanceWatch` — a :class:`~nlp_cv_tricks.engine.events.Callback` (recipe name ``imbalance_watch``)
@@ -134,15 +134,3 @@ class ImbalanceWatch(Callback):
     def load_state_dict(self, state: dict) -> None:
         self._prev = state.get("prev")
         self.warnings = list(state.get("warnings", []))
-
-
-def _register() -> None:
-    """Make the trick available to recipes as ``imbalance_watch`` (no-op if the registry is absent)."""
-    try:
-        from ..tricks.registry import register_trick
-    except ImportError:  # pragma: no cover - registry not in this build
-        return
-    register_trick("imbalance_watch")(ImbalanceWatch)
-
-
-_register()

@@ -9,7 +9,7 @@ vanishing or exploding gradients (Pascanu et al. 2013).
 
 Use :func:`layer_report` on any ``torch.nn.Module`` (Hugging Face models included) with a sample batch, or
 ``nlp-cv-tricks inspect MODEL_OR_RUN_DIR``; :func:`save_layer_report` writes JSON plus a PNG figure. During
-training, the trick :class:`LayerReportTrick` (recipe name ``layer_report``) writes the parameter and gradient
+training, the callback :class:`LayerReportTrick` (recipe name ``layer_report``) writes the parameter and gradient
 part every N optimizer steps. Cost: one forward and one backward on the sample batch, plus a sort of at most
 ``max_ks_samples`` values per parameter tensor for the normality score.
 """
@@ -27,10 +27,11 @@ import torch
 from torch import nn
 
 from ..engine.events import Callback
-from ._io import atomic_save_figure, atomic_write_json
+from ..utils.io import atomic_save_figure
+from ..utils.io import atomic_write_json as _write_json
 
 __all__ = ["tensor_stats", "parameter_stats", "activation_stats", "gradient_norms", "layer_report",
-           "save_layer_report", "plot_layer_report", "LayerReportTrick", "layer_of", "RELU_TYPES"]
+           "save_layer_report", "plot_layer_report", "format_layer_report", "LayerReportTrick", "layer_of", "RELU_TYPES"]
 
 RELU_TYPES = (nn.ReLU, nn.ReLU6)
 _RELU_NAMES = {"relu", "relu6", "relusquaredactivation"}
@@ -40,7 +41,7 @@ def layer_of(name: str) -> str:
     """Group a parameter or module name into a layer: ``bert.encoder.layer.3.attention.self.query.weight`` →
     ``encoder.layer.3``; ``bert.embeddings.word_embeddings.weight`` → ``embeddings``; ``classifier.bias`` →
     ``classifier``; ``net.2.weight`` → ``net.2``."""
-    from ..callbacks.grad_norm import layer_key  # the grouping the gradient-norm trick logs, so reports line up
+    from .grad_norm import layer_key  # the grouping the gradient-norm trick logs, so reports line up
 
     if name.startswith("timm_model."):  # timm classifiers (TimmImageClassifier): timm_model.layer1.0.conv1.weight
         name = name[len("timm_model."):]  # → layer1.0; timm_model.fc.weight → fc
@@ -438,7 +439,7 @@ def save_layer_report(report: dict, out_dir: Union[str, os.PathLike], stem: str 
     for p in paths.values():
         if p.exists() and not overwrite:
             raise FileExistsError(f"{p} already exists; pass --overwrite to replace it")
-    atomic_write_json(paths["json"], report)
+    _write_json(paths["json"], report, finite=True)
     if figure:
         plot_layer_report(report, paths["png"], title=title)
     return {k: str(v) for k, v in paths.items()}
@@ -527,14 +528,3 @@ class LayerReportTrick(Callback):
         acc = getattr(trainer, "accelerator", None)
         model = acc.unwrap_model(model) if acc is not None else model
         self._write(model, trainer, int(getattr(trainer, "global_step", 0)))
-
-
-def _register() -> None:
-    try:
-        from ..tricks.registry import register_trick
-    except ImportError:  # pragma: no cover
-        return
-    register_trick("layer_report")(LayerReportTrick)
-
-
-_register()

@@ -2,7 +2,7 @@
 
 The fit-regime tip needs both curves: underfitting is poor accuracy *on the training data*, overfitting a
 growing gap between train and dev. The training loss alone is measured with dropout on and averaged over a
-moving model; this trick evaluates a fixed, seeded subset of the training set in eval mode with the trainer's
+moving model; this callback evaluates a fixed, seeded subset of the training set in eval mode with the trainer's
 own ``evaluate`` and adds ``train_eval/<metric>`` keys (accuracy, loss, macro-F1, AUC) to the metrics dict, which
 the trainer writes to ``history.jsonl``. Recipe name ``train_eval``; option ``max_samples`` (default 512).
 Expected effect on training: none. Cost: one extra evaluation pass over ``max_samples`` examples per dev
@@ -48,14 +48,3 @@ class TrainEval(Callback):
         for k, v in res.items():
             if k.split("/", 1)[1] in _KEEP and isinstance(v, (int, float)):
                 metrics[k] = v
-
-
-def _register() -> None:
-    try:
-        from ..tricks.registry import register_trick
-    except ImportError:  # pragma: no cover
-        return
-    register_trick("train_eval")(TrainEval)
-
-
-_register()

@@ -1,10 +1,11 @@
 """Diagnose, then prescribe: fit-regime doctor, layer statistics, [CLS] probes and embedding plots.
 
 * :func:`diagnose_run` / ``nlp-cv-tricks diagnose RUN_DIR`` — regime with evidence, thresholds and remedies;
-* :class:`ImbalanceWatch` (trick ``imbalance_watch``) — warns when dev loss improves while the minority class
-  gets worse; :class:`TrainEval` (trick ``train_eval``) logs train-set metrics next to the dev ones;
+* :class:`ImbalanceWatch` (callback ``imbalance_watch``) — warns when dev loss improves while the minority class
+  gets worse; :class:`TrainEval` (callback ``train_eval``) logs train-set metrics next to the dev ones;
 * :func:`layer_report` / ``nlp-cv-tricks inspect`` — per-layer parameter, activation and gradient statistics;
-  :class:`LayerReportTrick` (trick ``layer_report``) writes them during training;
+  :class:`LayerReportTrick` (callback ``layer_report``) writes them during training;
+  (the three observers and the analysis they run live in :mod:`nlp_cv_tricks.callbacks`; re-exported here);
 * :func:`probe_cls` / ``nlp-cv-tricks probe-cls`` — linear probes, anisotropy, alignment/uniformity, Spearman;
 * :func:`plot_embeddings` / ``nlp-cv-tricks plot-embeddings`` — PCA → t-SNE, coloured by label.
 
@@ -13,13 +14,13 @@ Heavy libraries (scikit-learn, scipy, matplotlib, transformers) are imported onl
 
 from ._io import DiagnosticsError, load_history
 from .doctor import Diagnosis, Remedy, Thresholds, diagnose, diagnose_run, format_diagnosis, prescribe
-from .imbalance import ImbalanceWatch, imbalance_signal, minority_labels
-from .layers import (LayerReportTrick, activation_stats, gradient_norms, layer_report, parameter_stats,
-                     save_layer_report, tensor_stats)
+from ..callbacks.imbalance_watch import ImbalanceWatch, imbalance_signal, minority_labels
+from ..callbacks.layer_report import (LayerReportTrick, activation_stats, gradient_norms, layer_report,
+                                      parameter_stats, save_layer_report, tensor_stats)
+from ..callbacks.train_eval import TrainEval
 from .plots import pca_tsne, plot_embeddings, sample_per_class
 from .probes import POOLINGS, probe_cls, probe_embeddings, pooled_layers
 from .textdata import LabelledTexts, read_labelled_texts
-from .train_eval import TrainEval
 
 __all__ = [
     "DiagnosticsError", "load_history", "Diagnosis", "Remedy", "Thresholds", "diagnose", "diagnose_run",

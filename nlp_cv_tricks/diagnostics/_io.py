@@ -17,22 +17,13 @@ class DiagnosticsError(ValueError):
     """Bad input to a diagnostic: the message names the file, the line/key and what was expected."""
 
 
-from ..utils.io import atomic_write_bytes, atomic_write_text  # noqa: E402,F401  (one implementation)
+from ..utils.io import atomic_save_figure, atomic_write_bytes, atomic_write_text  # noqa: E402,F401  (one implementation)
 from ..utils.io import atomic_write_json as _write_json  # noqa: E402
 
 
 def atomic_write_json(path: PathLike, obj: Any) -> Path:
     """Standard JSON (NaN/inf as null) written atomically."""
     return _write_json(path, obj, finite=True)
-
-
-def atomic_save_figure(fig, path: PathLike, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as PNG atomically."""
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return atomic_write_bytes(path, buf.getvalue())
 
 
 def refuse_overwrite(path: PathLike, overwrite: bool) -> None:

@@ -166,7 +166,7 @@ def cmd_inspect(args) -> int:
 
 def _report_layers(args, model, batch, path: str, run_dir: Optional[Path], source: str) -> int:
     """Layer statistics of ``model`` on ``batch``, printed and saved (JSON + PNG) under the run or --out."""
-    from .layers import format_layer_report, layer_report, save_layer_report
+    from ..callbacks.layer_report import format_layer_report, layer_report, save_layer_report
 
     report = layer_report(model, batch, gradients=not args.no_grad)
     report["model"] = path
@@ -439,10 +439,10 @@ def run_remedies(diag, seeds: int = 3, out_dir: Optional[str] = None, in_process
     """Run the baseline and each runnable remedy over ``seeds`` seeds through the ablation harness
     (:func:`nlp_cv_tricks.ablate.ablate`); results go to ``out_dir`` (default ``RUN_DIR/remedies``)."""
     from ..ablate import ablate
-    from .doctor import _recipe_file
+    from .doctor import _recipe_file, remedy_variants
 
     recipe = _recipe_file(diag)
-    vary = [r.vary or r.override for r in diag.remedies if r.override and r.available]
+    vary = remedy_variants(diag)
     if not vary:
         raise DiagnosticsError(f"no runnable remedy for regime {diag.regime!r}")
     out = out_dir or str(Path(diag.run_dir) / "remedies")

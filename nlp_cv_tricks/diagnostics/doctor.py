@@ -53,11 +53,11 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
+from ..callbacks.imbalance_watch import FLAG_KEY, imbalance_signal
 from ._io import DiagnosticsError, load_history
-from .imbalance import FLAG_KEY, imbalance_signal
 
 __all__ = ["Thresholds", "Diagnosis", "Remedy", "diagnose", "diagnose_run", "format_diagnosis", "prescribe",
-           "ablate_command", "REGIMES"]
+           "ablate_command", "remedy_variants", "REGIMES"]
 
 REGIMES = ("underfitting", "overfitting", "not_converged", "healthy", "not_converging", "diverging")
 
@@ -88,7 +88,7 @@ class Remedy:
 
     why: str
     override: Optional[str]
-    vary: Optional[str] = None      # the same change as an `ablate --vary` argument
+    vary: Optional[str] = None      # the same change as an `ablate --vary` argument ("" when nothing to vary)
     available: bool = True
     note: str = ""
 
@@ -227,7 +227,7 @@ def diagnose(history: Union[str, os.PathLike, Iterable[dict]], thresholds: Optio
             imb_events.append({"step": s, "key": FLAG_KEY, "before": None, "after": 1, "drop": None})
     imbalanced = bool(imb_events)
     if imbalanced and not minority and evals:
-        from .imbalance import minority_labels
+        from ..callbacks.imbalance_watch import minority_labels
 
         last = evals[-1]
         logged = [k for k in last if k.startswith("eval/support/")]
@@ -487,7 +487,10 @@ def prescribe(diag: Diagnosis, recipe: Optional[dict] = None, model_config: Opti
             out[-1].note = (note + "; " if note else "") + f"{name} is already in the recipe"
 
     regime = diag.regime
-    if str(r.get("task", "")) == "image-classification" and regime in ("underfitting", "overfitting", "not_converging"):
+    from ..tasks import task_modality
+
+    image = task_modality(str(r.get("task", ""))) == "image"
+    if image and regime in ("underfitting", "overfitting", "not_converging"):
         _image_remedies(diag, r, add, trick)
     elif regime == "underfitting":
         if own:
@@ -581,7 +584,8 @@ def prescribe(diag: Diagnosis, recipe: Optional[dict] = None, model_config: Opti
         if metric in ("accuracy", "loss", "eval/accuracy", "eval/loss"):
             add("select and early-stop on macro-F1 (or AUC), not loss/accuracy", "train.metric=f1_macro",
                 vary="train.metric=f1_macro,auc")
-        trick("keep watching minority recall/F1 and AUC during training", "imbalance_watch")
+        # an observer: it changes no number, so there is nothing to vary
+        add("keep watching minority recall/F1 and AUC during training", "callbacks+=imbalance_watch", vary="")
     _check(out, r)
     return out
 
@@ -709,21 +713,22 @@ def _check(remedies: list[Remedy], recipe: dict) -> None:
         from ..config import RecipeError, apply_overrides
     except ImportError:  # pragma: no cover - config not in this build
         return
-    try:
-        from ..tricks.registry import available_tricks
+    from ..callbacks.registry import available_callbacks
+    from ..tricks.registry import available_tricks
 
-        tricks = set(available_tricks())  # the static table: nothing is imported
-    except ImportError:  # pragma: no cover
-        tricks = None
+    # the static tables: nothing is imported
+    tables = {"tricks": ("trick", set(available_tricks())), "callbacks": ("callback", set(available_callbacks()))}
     for rem in remedies:
         if rem.override is None or not rem.available:
             rem.available = False
             continue
-        if rem.override.startswith("tricks+=") and tricks is not None:
-            name = rem.override[len("tricks+="):]
-            if name not in tricks:
+        key = rem.override.split("+=", 1)[0]
+        if "+=" in rem.override and key in tables:
+            kind, known = tables[key]
+            name = rem.override.split("+=", 1)[1]
+            if name not in known:
                 rem.available = False
-                rem.note = (rem.note + "; " if rem.note else "") + f"trick {name!r} is not registered in this build"
+                rem.note = (rem.note + "; " if rem.note else "") + f"{kind} {name!r} is not registered in this build"
             continue
         try:
             apply_overrides(recipe or {}, [rem.override])
@@ -815,9 +820,16 @@ def _recipe_file(diag: Diagnosis) -> Path:
     return path
 
 
+def remedy_variants(diag: Diagnosis) -> list[str]:
+    """The runnable remedies as ``ablate --vary`` arguments (a remedy with ``vary=""`` changes no number, e.g.
+    an observer: there is nothing to compare)."""
+    vary = [r.override if r.vary is None else r.vary for r in diag.remedies if r.override and r.available]
+    return [v for v in vary if v]
+
+
 def ablate_command(diag: Diagnosis, seeds: int = 3) -> Optional[list]:
     """``nlp-cv-tricks ablate RUN_DIR/recipe.yaml --vary ... --seeds N`` for the runnable remedies (or None)."""
-    vary = [r.vary or r.override for r in diag.remedies if r.override and r.available]
+    vary = remedy_variants(diag)
     if not vary or not diag.run_dir:
         return None
     cmd = ["nlp-cv-tricks", "ablate", str(Path(diag.run_dir) / "recipe.yaml")]

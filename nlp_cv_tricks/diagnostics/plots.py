@@ -104,7 +104,7 @@ def plot_embeddings(emb: np.ndarray, labels: Sequence, path: Union[str, os.PathL
     x, lab = emb[idx], np.asarray(labels)[idx]
     coords, info = pca_tsne(x, pca_dims, perplexity, seed)
 
-    from .layers import _pyplot
+    from ..callbacks.layer_report import _pyplot
 
     plt = _pyplot()
     classes = sorted(set(lab), key=lambda c: (-counts[c], c))

@@ -23,6 +23,7 @@ nothing, so it pays only for what it uses. The order of one optimizer step (one 
     on_eval_end(state, metrics)                            after every evaluation
     on_epoch_end(state, epoch)
     on_fit_end(state)
+    on_run_end(state, result)                            the run's files are written (e.g. the end-of-run report)
 
 Every extra forward/backward a trick makes happens inside the same ``accelerator.accumulate`` block, through
 ``step.backward`` (which scales the loss for gradient accumulation and, in fp16, for the GradScaler). A trick
@@ -33,7 +34,7 @@ all-reduces once per optimizer step, whatever the number of passes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import torch
 
@@ -41,7 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .state import TrainState
     from .step import StepContext
 
-__all__ = ["Callback", "Trick"]
+__all__ = ["Callback", "Trick", "check_plugins"]
 
 
 class _Plugin:
@@ -63,6 +64,10 @@ class _Plugin:
 
     def on_fit_end(self, state: "TrainState") -> None:
         """Called once when training ends (normally, by early stopping or by ``max_steps``)."""
+
+    def on_run_end(self, state: "TrainState", result: Any) -> None:
+        """Called once on every process after the run's files are written (the model, ``metrics.json``) and the
+        trackers finished; ``result`` is the run's ``FitResult``."""
 
     # ---- observation points of a step -------------------------------------------------------------
     def before_optimizer_step(self, step: "StepContext") -> None:
@@ -97,7 +102,8 @@ class _Plugin:
 class Callback(_Plugin):
     """An observer: it logs, evaluates, writes reports or warns, and never changes the step (its step hooks are
     the observation points only: ``before_optimizer_step`` / ``after_optimizer_step``; it may still ask the run to
-    stop through ``state.should_stop``). Recipes list callbacks under ``tricks:`` like tricks."""
+    stop through ``state.should_stop``). Recipes list callbacks under ``callbacks:`` (the table:
+    :mod:`nlp_cv_tricks.callbacks.registry`)."""
 
     name: str = "callback"
 
@@ -136,3 +142,19 @@ class Trick(_Plugin):
     def after_backward(self, step: "StepContext") -> None:
         """Called after the clean backward of each micro-batch. Extra passes go here; call
         ``step.backward(loss)`` for each, and make the last one inside ``with step.sync_pass():``."""
+
+
+def check_plugins(plugins: Sequence[_Plugin], where: str = "tricks") -> list:
+    """The plug-ins of one run, checked: a name appears once (a trick runs once per step) and at most one
+    replaces the criterion."""
+    plugins = list(plugins)
+    seen: dict[str, int] = {}
+    for i, t in enumerate(plugins):
+        if t.name in seen:
+            raise ValueError(f"{where}: {t.name!r} appears twice ({where}[{seen[t.name]}] and {where}[{i}]); a trick "
+                             "runs once per step — keep one (tricks+= appends to the recipe's list)")
+        seen[t.name] = i
+    crit = [t.name for t in plugins if t.replaces_criterion]
+    if len(crit) > 1:
+        raise ValueError(f"{where}: {crit} all replace the loss; choose one")
+    return plugins

@@ -6,8 +6,9 @@ the label names of the model (``label_names``). Before a resumed run does any wo
 compares them with the current recipe and data:
 
 * **refused** -- anything that changes the model, the data, the label set or the saved position (the batch
-  arithmetic): ``model.*``, ``task``, ``tricks``, data files whose content changed, every other ``data.*`` key
-  (columns, ``label_names``, ``max_length``, ...), and the optimisation settings of ``train.*`` (``seed``,
+  arithmetic): ``model.*``, ``task``, ``tricks`` and ``callbacks`` (an observer moved from ``tricks`` to
+  ``callbacks`` with the plug-ins' order unchanged is no change), data files whose content changed, every other
+  ``data.*`` key (columns, ``label_names``, ``max_length``, ...), and the optimisation settings of ``train.*`` (``seed``,
   ``batch_size``, ``gradient_accumulation_steps``, optimizer and schedule, ...). The error lists each changed
   key with its old and new value and what to do. With ``train.resume_force=true`` the run continues anyway and
   the change is recorded;
@@ -128,12 +129,25 @@ def _show(v: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _same_plugins(old: dict, new: dict) -> None:
+    """Observers that moved from ``tricks:`` to ``callbacks:`` without changing the order the plug-ins run in
+    (tricks, then callbacks) are no change: drop both keys when the lists joined are equal."""
+    def joined(flat: dict) -> list:
+        return [*(flat.get("tricks") or []), *(flat.get("callbacks") or [])]
+
+    if joined(old) == joined(new):
+        for flat in (old, new):
+            flat.pop("tricks", None)
+            flat.pop("callbacks", None)
+
+
 def recipe_changes(saved: dict, current: Recipe, saved_data: Optional[dict] = None,
                    current_data: Optional[dict] = None) -> tuple[dict, dict]:
     """``(refused, safe)``: each ``{key: (old, new)}``. Keys missing from ``saved`` (a recipe of an earlier
     version) count as their default value."""
     old = _flatten(_merge(recipe_to_dict(Recipe()), {k: v for k, v in saved.items() if k != "source"}))
     new = _flatten(recipe_to_dict(current))
+    _same_plugins(old, new)
     refused, safe = {}, {}
     for key in sorted(set(old) | set(new)):
         if key in IGNORED_KEYS:

@@ -3,7 +3,7 @@
 What a plug-in may read: the recipe and its ``train`` section, the prepared model and accelerator, the optimizer
 and scheduler, the task, the training data and its label counts, the run directory, the step, the last metrics
 and the best so far, which metric selects the model, and the other plug-ins. What it may do: evaluate, unwrap the
-model, and ask the run to stop (``state.should_stop = True``). Everything else of the Trainer stays private, so
+model, record a file it writes into the run directory, and ask the run to stop (``state.should_stop = True``). Everything else of the Trainer stays private, so
 its internals can change without breaking a plug-in.
 """
 
@@ -131,6 +131,13 @@ class TrainState:
     @should_stop.setter
     def should_stop(self, value: bool) -> None:
         self._trainer.should_stop = bool(value)
+
+    def record_output(self, rel: str, kind: str = "tree") -> None:
+        """Record ``rel`` (a ``file``, ``tree`` or ``dir`` relative to the run directory) in the run manifest
+        before writing it, so ``output.overwrite=true`` removes it later (a no-op in a host's loop)."""
+        record = getattr(self._trainer, "record_output", None)
+        if record is not None:
+            record(rel, kind)
 
     def criterion(self, outputs: Any, batch: dict, step) -> torch.Tensor:
         """The run's loss (through a trick's ``loss_fn`` when one replaces it)."""

@@ -39,7 +39,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broa
 from ..config import Recipe, recipe_to_dict, save_recipe
 from ..utils.io import WriteError, atomic_write_text, json_default, writing
 from ..utils.progress import Progress
-from .events import Trick
+from .events import Callback, Trick
 from .state import TrainState
 from .optimizer_factory import build_optimizer, build_scheduler, param_groups  # noqa: F401  (their home)
 from .resume_check import RESUME_CHANGES_FILE, check_resume, data_fingerprint, load_error
@@ -181,7 +181,7 @@ class Trainer:
     model, task and plug-ins from a recipe, or pass them yourself::
 
         trainer = Trainer(recipe, model=model, tokenizer=tok, train_dataset=train, eval_dataset=dev,
-                          tricks=build_tricks(recipe.tricks))
+                          tricks=build_tricks(recipe.tricks), callbacks=build_callbacks(recipe.callbacks))
         result = trainer.fit()
     """
 
@@ -194,6 +194,7 @@ class Trainer:
         tokenizer=None,
         task: Optional[Task] = None,
         tricks: Optional[list[Trick]] = None,
+        callbacks: Optional[list[Callback]] = None,
         collate_fn=None,
         accelerator: Optional[Accelerator] = None,
         output_dir: Optional[str] = None,
@@ -208,10 +209,12 @@ class Trainer:
         self.task = task or ClassificationTask(
             [model.config.id2label[i] for i in range(len(model.config.id2label))] if hasattr(model, "config") else None
         )
-        if tricks is None and recipe.tricks:
-            raise ValueError("Trainer takes ready plug-ins: pass tricks=nlp_cv_tricks.build_tricks(recipe.tricks), or "
-                             "build the whole run with nlp_cv_tricks.build_trainer(recipe)")
-        self.tricks = list(tricks or [])  # every plug-in (tricks act on the step, callbacks observe)
+        if tricks is None and callbacks is None and (recipe.tricks or recipe.callbacks):
+            raise ValueError("Trainer takes ready plug-ins: pass tricks=nlp_cv_tricks.build_tricks(recipe.tricks) and "
+                             "callbacks=nlp_cv_tricks.build_callbacks(recipe.callbacks), or build the whole run with "
+                             "nlp_cv_tricks.build_trainer(recipe)")
+        # every plug-in, in order (tricks act on the step, callbacks observe)
+        self.tricks = list(tricks or []) + list(callbacks or [])
         self._criterion_trick = next((t for t in self.tricks if t.replaces_criterion), None)
         self.state = TrainState(self)  # what plug-ins see of the run
         self.collate_fn = collate_fn or self._default_collator()
@@ -854,18 +857,11 @@ class Trainer:
         acc.wait_for_everyone()
         for tracker in acc.trackers:  # finish trackers; the process group stays up for further runs
             tracker.finish()
-        if self.recipe.output.report and acc.is_main_process:
-            try:  # figures are a by-product: a missing matplotlib or a drawing error never fails the run
-                from ..utils.registry import import_target
-                from .plugins import RUN_REPORT
-
-                self.record_output("report.html", "file")
-                self.record_output("report_files", "tree")
-                import_target(RUN_REPORT)(self.output_dir)
-            except Exception as e:
-                logger.warning("report.html not written: %s", e)
-        return FitResult(str(self.output_dir), str(model_dir), self.best_metric, self.best_step, self.global_step,
-                         self.metrics, train_seconds, self.should_stop)
+        result = FitResult(str(self.output_dir), str(model_dir), self.best_metric, self.best_step, self.global_step,
+                           self.metrics, train_seconds, self.should_stop)
+        for plugin in self.tricks:  # e.g. the end-of-run report (a callback the runner adds)
+            plugin.on_run_end(self.state, result)
+        return result
 
     def _check_finite(self, loss: torch.Tensor, epoch: int, batch_index: int) -> bool:
         bad = ~torch.isfinite(loss.detach())

@@ -218,7 +218,7 @@ def run_fold(recipe: Recipe, out_dir, k: int, folds: np.ndarray, keep_models: bo
     from accelerate.utils import set_seed
 
     from ..engine.trainer import Trainer, make_accelerator
-    from ..tricks import build_tricks
+    from ..runner import build_plugins
 
     # a fold is an intermediate run: the mining's own page (nlp-cv-tricks report OUT_DIR) is the one to read
     recipe = dataclasses.replace(recipe, output=dataclasses.replace(recipe.output, report=False))
@@ -242,7 +242,7 @@ def run_fold(recipe: Recipe, out_dir, k: int, folds: np.ndarray, keep_models: bo
     dynamics = TrainingDynamics()
     task = IdTask(comps.pop("task"), recorder=dynamics)
     trainer = Trainer(recipe, train_dataset=train.select(fit_idx.tolist()), task=task,
-                      tricks=build_tricks(recipe.tricks) + [dynamics], accelerator=accelerator,
+                      tricks=build_plugins(recipe, [dynamics]), accelerator=accelerator,
                       output_dir=str(run_dir), **comps)
     fit = trainer.fit()
     idx, probs = _predict(trainer, train.select(held.tolist()))

@@ -33,7 +33,7 @@ def train_and_evaluate(recipe: Recipe, out_dir, train_file=None, ids=None, hard_
     from accelerate.utils import set_seed
 
     from ..engine.trainer import Trainer, make_accelerator
-    from ..tricks import build_tricks
+    from ..runner import build_plugins
 
     if emphasis not in EMPHASIS:
         raise ValueError(f"emphasis must be one of {EMPHASIS}, got {emphasis!r}")
@@ -50,7 +50,7 @@ def train_and_evaluate(recipe: Recipe, out_dir, train_file=None, ids=None, hard_
     ids = list(range(len(train))) if ids is None else list(ids)[: len(train)]
     hard = set(int(i) for i in hard_ids)
     hard_rows = [r for r, i in enumerate(ids) if i in hard]
-    tricks = build_tricks(rec.tricks)
+    tricks = build_plugins(rec)  # the recipe's tricks and callbacks, and the run's report when output.report
     weights = None
     if emphasis == "oversample" and hard_rows and factor > 1:
         import datasets

@@ -19,8 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..engine.events import Callback, Trick
-from ..engine.plugins import build_tricks
+from ..engine.events import Callback, Trick, check_plugins
 from ..engine.state import TrainState
 from ..engine.task import Task
 
@@ -154,9 +153,12 @@ def label_counts_from(dataset: Any, label_key: str = "labels") -> Optional[list[
 def build_plugins(tricks: Iterable[Any] | Any = (), callbacks: Iterable[Any] = (), where: str = "tricks") -> list:
     """Tricks and callbacks from recipe names, recipe-style dicts (``{"fgm": {"epsilon": 0.5}}``) or instances,
     checked as a recipe's are (a name appears once; one trick at most replaces the loss)."""
+    from ..callbacks.registry import build_callbacks
+    from ..runner import build_tricks  # names become objects in one place (observers under tricks: still run)
+
     if isinstance(tricks, (str, dict, Trick, Callback)):
         tricks = [tricks]
-    plugins = build_tricks(list(tricks or []) + list(callbacks or []), where)
+    plugins = check_plugins(build_tricks(tricks, where) + build_callbacks(callbacks), where)
     for p in plugins:
         if isinstance(p, Trick) and getattr(p, "use_for_eval", False):
             raise ValueError(f"{where}: {p.name} with use_for_eval=true cannot run in this loop: the loop saves and "

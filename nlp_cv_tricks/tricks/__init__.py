@@ -2,8 +2,8 @@
 
 Recipe keys: label_smoothing, fgm, pgd, freelb, awp, pixel_fgsm, pixel_pgd, rdrop, focal_loss, class_weights,
 embedding_dropout, lr_halving, init, mixup, ema (each module imported when a recipe names it: the table is
-``nlp_cv_tricks.engine.plugins.BUILTIN_TRICKS``). Observers (grad_norm_logging, imbalance_watch, train_eval,
-layer_report) are callbacks (``nlp_cv_tricks.callbacks``). ``decay_parameter_groups`` (weight decay with bias and
+:mod:`nlp_cv_tricks.tricks.registry`). Observers (grad_norm_logging, imbalance_watch, train_eval,
+layer_report) are callbacks (:mod:`nlp_cv_tricks.callbacks`, recipe key ``callbacks:``). ``decay_parameter_groups`` (weight decay with bias and
 norm parameters excluded) is re-exported from the optimizer factory the trainer uses.
 """
 

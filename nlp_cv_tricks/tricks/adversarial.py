@@ -28,7 +28,6 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from ..engine.events import Trick
-from .registry import register_trick
 
 __all__ = [
     "fgm_perturbation", "project_l2", "pgd_step", "freelb_init", "fgsm_perturbation", "project_linf",
@@ -348,7 +347,6 @@ class _EmbeddingAdversarial(Trick):
 # ---------------------------------------------------------------------------------------------------------
 # tricks on the embedding output
 # ---------------------------------------------------------------------------------------------------------
-@register_trick("fgm")
 class FGM(_EmbeddingAdversarial):
     """Fast Gradient Method on the embedding output.
 
@@ -372,6 +370,8 @@ class FGM(_EmbeddingAdversarial):
     embedding weight, about epsilon / sqrt(batch) per example) 0.804. See benchmarks/RESULTS.md, tricks section.
     """
 
+    name = "fgm"
+
     def __init__(self, epsilon: float = 0.2, norm: str = "example", adv_weight: float = 1.0,
                  start_step: int = 0, module: Optional[str] = None):
         super().__init__(module, adv_weight, start_step)
@@ -391,7 +391,6 @@ class FGM(_EmbeddingAdversarial):
         step.log(_adv_key(step, self), self._final_pass(step))
 
 
-@register_trick("pgd")
 class PGD(_EmbeddingAdversarial):
     """Projected Gradient Descent on the embedding output, K ascent steps inside an L2 ball.
 
@@ -408,6 +407,8 @@ class PGD(_EmbeddingAdversarial):
     Recipe key ``pgd``: ``epsilon`` (0.2), ``alpha`` (0.06), ``steps`` K (3), ``norm`` (example), ``adv_weight``,
     ``start_step``, ``module``. The defaults keep FGM's per-example scale (see :class:`FGM`).
     """
+
+    name = "pgd"
 
     def __init__(self, epsilon: float = 0.2, alpha: float = 0.06, steps: int = 3, norm: str = "example",
                  adv_weight: float = 1.0, start_step: int = 0, module: Optional[str] = None):
@@ -448,7 +449,6 @@ class PGD(_EmbeddingAdversarial):
         step.log(_adv_key(step, self), self._final_pass(step))
 
 
-@register_trick("freelb")
 class FreeLB(_EmbeddingAdversarial):
     """FreeLB: "free" large-batch adversarial training on the embedding output.
 
@@ -468,6 +468,8 @@ class FreeLB(_EmbeddingAdversarial):
     Recipe key ``freelb``: ``steps`` K (3), ``alpha`` (0.1), ``epsilon`` (0 = unbounded), ``init_mag`` (0.0),
     ``norm``, ``adv_weight``, ``start_step``, ``module``.
     """
+
+    name = "freelb"
 
     def __init__(self, steps: int = 3, alpha: float = 0.1, epsilon: float = 0.0, init_mag: float = 0.0,
                  norm: str = "example", adv_weight: float = 1.0, start_step: int = 0,
@@ -514,7 +516,6 @@ class FreeLB(_EmbeddingAdversarial):
 # ---------------------------------------------------------------------------------------------------------
 # AWP: adversarial weight perturbation
 # ---------------------------------------------------------------------------------------------------------
-@register_trick("awp")
 class AWP(Trick):
     """Adversarial Weight Perturbation.
 
@@ -537,6 +538,8 @@ class AWP(Trick):
     ``weight``), ``exclude`` (regex, default ``embeddings|LayerNorm|norm``), ``steps`` (1), ``adv_weight``
     (1.0), ``start_step`` (0).
     """
+
+    name = "awp"
 
     extra_backward = True
 
@@ -718,7 +721,6 @@ class _PixelAdversarial(Trick):
         step.log(_adv_key(step, self), loss.detach())
 
 
-@register_trick("pixel_fgsm")
 class PixelFGSM(_PixelAdversarial):
     """FGSM adversarial training on the image input.
 
@@ -735,6 +737,8 @@ class PixelFGSM(_PixelAdversarial):
     ``start_step``.
     """
 
+    name = "pixel_fgsm"
+
     def __init__(self, epsilon: float = 0.03, key: str = "pixel_values", clamp: Optional[list] = None,
                  adv_weight: float = 1.0, start_step: int = 0):
         super().__init__(epsilon, key, clamp, adv_weight, start_step)
@@ -745,7 +749,6 @@ class PixelFGSM(_PixelAdversarial):
         self._final_pass(step)
 
 
-@register_trick("pixel_pgd")
 class PixelPGD(_PixelAdversarial):
     """L-infinity PGD adversarial training on the image input.
 
@@ -760,6 +763,8 @@ class PixelPGD(_PixelAdversarial):
     Recipe key ``pixel_pgd``: ``epsilon`` (0.03), ``alpha`` (0.01), ``steps`` (3), ``random_start`` (true),
     ``key``, ``clamp``, ``adv_weight``, ``start_step``.
     """
+
+    name = "pixel_pgd"
 
     def __init__(self, epsilon: float = 0.03, alpha: float = 0.01, steps: int = 3, random_start: bool = True,
                  key: str = "pixel_values", clamp: Optional[list] = None, adv_weight: float = 1.0,

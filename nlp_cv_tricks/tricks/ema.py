@@ -8,10 +8,8 @@ from typing import Optional
 
 
 from ..engine.events import Trick
-from .registry import register_trick
 
 
-@register_trick("ema")
 class ModelEma(Trick):
     """Exponential moving average of the weights (timm ``ModelEmaV3``).
 
@@ -26,6 +24,8 @@ class ModelEma(Trick):
     with ``train.save_steps``). Training always continues on the raw weights. The EMA weights are checkpointed
     as ``ema.safetensors`` next to the trainer state, so a resumed run continues the same average.
     """
+
+    name = "ema"
 
     def __init__(self, decay: float = 0.9998, warmup: bool = True, use_for_eval: bool = False):
         if not 0.0 < float(decay) < 1.0:

@@ -20,7 +20,6 @@ from typing import Optional, Sequence, Union
 import torch
 
 from ..engine.events import Trick
-from .registry import register_trick
 
 __all__ = ["SCHEMES", "HEAD_NAMES", "init_tensor_", "reinit_", "head_modules", "Init"]
 
@@ -98,7 +97,6 @@ def head_modules(model: torch.nn.Module, names: Sequence[str] = HEAD_NAMES) -> l
     return [(n, m) for n, m in model.named_children() if n in names]
 
 
-@register_trick("init")
 class Init(Trick):
     """Re-initialise the task head (``target: head``), the whole model (``target: all``, for models trained
     from scratch), or the listed dotted module paths, at fit start (never again after a resume).
@@ -107,6 +105,8 @@ class Init(Trick):
     (``head``), ``std`` (0.02, for the normal schemes), ``gain`` (1.0, Xavier), ``seed`` (0).
     See the module docstring for the source, expected effect and cost.
     """
+
+    name = "init"
 
     def __init__(self, scheme: str = "xavier_uniform", target: Union[str, list] = "head", std: float = 0.02,
                  gain: float = 1.0, seed: int = 0):

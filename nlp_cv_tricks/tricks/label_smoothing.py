@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.events import Trick
-from .registry import register_trick
 
 
 def label_smoothing_loss(logits: torch.Tensor, labels: torch.Tensor, epsilon: float = 0.1,
@@ -23,11 +22,12 @@ def label_smoothing_loss(logits: torch.Tensor, labels: torch.Tensor, epsilon: fl
                            label_smoothing=epsilon, ignore_index=ignore_index)
 
 
-@register_trick("label_smoothing")
 class LabelSmoothing(Trick):
     """Recipe key ``label_smoothing`` (option ``epsilon``, default 0.1): the criterion becomes cross-entropy
     against ``(1 - epsilon) * one_hot + epsilon / num_classes`` (Szegedy et al. 2016). Expected effect: less
     over-confident logits, often a small accuracy gain and better calibration. Cost: none."""
+
+    name = "label_smoothing"
 
     replaces_criterion = True
 

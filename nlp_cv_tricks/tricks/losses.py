@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.events import Trick
-from .registry import register_trick
 
 __all__ = ["focal_loss", "weighted_cross_entropy", "class_weights_from_counts", "label_counts_of", "FocalLoss",
            "ClassWeights"]
@@ -160,7 +159,6 @@ def _check_spec(spec, what: str):
         raise ValueError(f"{what} must be >= 0, got {spec!r}")
 
 
-@register_trick("focal_loss")
 class FocalLoss(Trick):
     """Focal loss (Lin, Goyal, Girshick, He & Dollar, "Focal Loss for Dense Object Detection", ICCV 2017).
 
@@ -173,6 +171,8 @@ class FocalLoss(Trick):
     ``balanced``/``inverse_sqrt``/``effective`` derived from the training label counts), ``beta`` (0.999, for
     ``effective``).
     """
+
+    name = "focal_loss"
 
     replaces_criterion = True
 
@@ -192,7 +192,6 @@ class FocalLoss(Trick):
         return focal_loss(logits, labels, self.gamma, self._alpha)
 
 
-@register_trick("class_weights")
 class ClassWeights(Trick):
     """Class-weighted cross-entropy (cost-sensitive learning).
 
@@ -200,6 +199,8 @@ class ClassWeights(Trick):
     Cost: none. Recipe key ``class_weights``: ``weights`` (a list per class or ``balanced`` (default) /
     ``inverse_sqrt`` / ``effective`` from the training label counts), ``beta`` (0.999, for ``effective``).
     """
+
+    name = "class_weights"
 
     replaces_criterion = True
 

@@ -14,7 +14,6 @@ import math
 from typing import Any, Optional
 
 from ..engine.events import Trick
-from .registry import register_trick
 
 __all__ = ["halving_values", "is_improvement", "scale_lr_", "PlateauState", "LRHalving", "tracked_metric"]
 
@@ -111,7 +110,6 @@ def tracked_metric(trainer) -> tuple[str, str]:
     return "eval/accuracy", "max"
 
 
-@register_trick("lr_halving")
 class LRHalving(Trick):
     """Halve the learning rate when the dev metric has not improved for ``patience`` evaluations.
 
@@ -120,6 +118,8 @@ class LRHalving(Trick):
     metric; e.g. ``accuracy``), ``mode`` (null: from the trainer, or ``max``/``min``), ``threshold`` (0.0,
     absolute), ``min_lr`` (1e-7). Logs ``lr_halvings``. See the module docstring for source and effect.
     """
+
+    name = "lr_halving"
 
     def __init__(self, start_lr: Optional[float] = None, factor: float = 0.5, patience: int = 1,
                  metric: Optional[str] = None, mode: Optional[str] = None, threshold: float = 0.0,

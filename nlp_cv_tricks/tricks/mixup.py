@@ -9,10 +9,8 @@ import torch.nn.functional as F
 
 from ..engine.events import Trick
 from ..engine.losses import soft_target_cross_entropy
-from .registry import register_trick
 
 
-@register_trick("mixup")
 class MixupCutmix(Trick):
     """Mixup / CutMix on image batches with timm's ``Mixup`` and its soft-target loss.
 
@@ -28,6 +26,8 @@ class MixupCutmix(Trick):
     criterion, so it does not combine with the ``label_smoothing`` trick (use its own option). timm mixes even
     batches only: an odd batch mixes all but its last example, which keeps a smoothed one-hot target.
     """
+
+    name = "mixup"
 
     replaces_criterion = True
 

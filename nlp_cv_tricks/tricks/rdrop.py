@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 
 from ..engine.events import Trick
-from .registry import register_trick
 
 __all__ = ["symmetric_kl", "rdrop_kl", "logits_of", "RDrop"]
 
@@ -122,7 +121,6 @@ def _slice_outputs(outputs: Any, sl: slice) -> Any:
     return outputs
 
 
-@register_trick("rdrop")
 class RDrop(Trick):
     """R-Drop (see module docstring). Recipe key ``rdrop``: ``alpha`` (KL weight, default 1.0; the paper uses
     0.1 to 5 depending on the task), ``concat`` (default false).
@@ -131,6 +129,8 @@ class RDrop(Trick):
     and loss-replacing tricks; ``concat: true`` runs one forward on the batch repeated twice (faster on GPUs for
     small batches; BatchNorm then sees the doubled batch).
     """
+
+    name = "rdrop"
 
     def __init__(self, alpha: float = 1.0, concat: bool = False):
         if float(alpha) < 0:

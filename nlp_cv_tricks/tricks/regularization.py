@@ -17,7 +17,6 @@ import torch.nn.functional as F
 from ..engine.events import Trick
 from ..engine.optimizer_factory import NORM_TYPES, decay_parameter_groups, no_decay_parameter_names  # noqa: F401
 from .adversarial import input_embeddings
-from .registry import register_trick
 
 __all__ = ["NORM_TYPES", "no_decay_parameter_names", "decay_parameter_groups", "embedding_dropout",
            "EmbeddingDropout"]
@@ -46,7 +45,6 @@ def embedding_dropout(x: torch.Tensor, p: float, mode: str = "element", training
     raise ValueError(f"embedding dropout mode must be 'element' or 'token', got {mode!r}")
 
 
-@register_trick("embedding_dropout")
 class EmbeddingDropout(Trick):
     """Dropout on the output of ``get_input_embeddings()`` (or the module at ``module``), in training only.
 
@@ -58,6 +56,8 @@ class EmbeddingDropout(Trick):
     The hook is registered at fit start and removed at fit end; it follows ``module.training``, so evaluation
     and prediction are unaffected.
     """
+
+    name = "embedding_dropout"
 
     def __init__(self, p: float = 0.1, mode: str = "element", module: Optional[str] = None):
         if not 0.0 <= float(p) < 1.0:

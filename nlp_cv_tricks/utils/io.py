@@ -107,6 +107,15 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
     return path
 
 
+def atomic_save_figure(fig, path: PathLike, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as PNG atomically."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return atomic_write_bytes(path, buf.getvalue())
+
+
 def atomic_write_text(path: PathLike, text: str) -> Path:
     """:func:`atomic_write_bytes` for UTF-8 text."""
     return atomic_write_bytes(path, text.encode("utf-8"))

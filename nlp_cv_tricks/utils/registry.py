@@ -24,8 +24,9 @@ def import_target(target: str) -> Any:
     return obj
 
 
-class UnknownNameError(KeyError):
-    """A name no table knows; the message has the nearest known name and the full list."""
+class UnknownNameError(KeyError, ValueError):
+    """A name no table knows (a KeyError and a ValueError); the message has the nearest known name and the full
+    list."""
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
@@ -82,3 +83,65 @@ class LazyRegistry:
         hint = f"; did you mean {near[0]!r}?" if near else ""
         prefix = f"{where}: " if where else ""
         return f"{prefix}unknown {self.kind} {name!r}{hint} (known: {', '.join(known)})"
+
+
+# ---- tables of plug-in classes built from recipe specs ---------------------------------------------------------
+
+def parse_spec(spec: Any, where: str, kind: str = "plug-in") -> tuple[str, dict]:
+    """A recipe list entry → ``(name, options)``: a name, or a one-key mapping name → options (a mapping)."""
+    if isinstance(spec, str):
+        return spec, {}
+    if isinstance(spec, dict) and len(spec) == 1:
+        (name, opts), = spec.items()
+        if opts is None:
+            opts = {}
+        if not isinstance(opts, dict):
+            raise ValueError(f"{where}: options of {kind} {name!r} must be a mapping, got {type(opts).__name__}")
+        return str(name), dict(opts)
+    raise ValueError(f"{where}: a {kind} is a name or a one-key mapping name -> options, got {spec!r}")
+
+
+class PluginTable(LazyRegistry):
+    """A :class:`LazyRegistry` of plug-in classes (tricks, callbacks): classes register under a name with
+    :meth:`register_class` (which sets their ``name``), and :meth:`build` makes an instance from a recipe spec,
+    checking the option names against the constructor."""
+
+    def register_class(self, name: str):
+        """Class decorator: make the class available under ``name`` (and set its ``name`` attribute)."""
+
+        def wrap(cls):
+            known = self._loaded.get(name)
+            if known is not None and known is not cls:
+                raise ValueError(f"{self.kind} name {name!r} is already registered by {known.__name__}")
+            cls.name = name
+            self.register(name, cls)
+            return cls
+
+        return wrap
+
+    def load(self, name: str, where: str = "") -> Any:
+        """The class registered as ``name`` (imported on first use); a class without the decorator (a
+        third-party entry point) gets ``name`` as its ``name``."""
+        cls = self.get(name, where)
+        if getattr(cls, "name", None) != name:
+            cls.name = name
+        return cls
+
+    def build(self, spec: Any, where: str = "") -> Any:
+        """An instance from a recipe spec (a name, or a one-key mapping name -> options)."""
+        import inspect
+
+        name, opts = parse_spec(spec, where, self.kind)
+        cls = self.load(name, where)
+        valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        for key in opts:
+            if key not in valid:
+                near = difflib.get_close_matches(key, valid, n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                raise ValueError(f"{where}.{name}: unknown option {key!r}{hint} (valid: {', '.join(valid) or 'none'})")
+        try:
+            return cls(**opts)
+        except (TypeError, ValueError) as e:
+            if str(e).startswith(f"{name}.") or (where and where in str(e)):
+                raise
+            raise ValueError(f"{where}.{name} {opts}: {e}") from None
