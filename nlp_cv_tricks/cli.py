@@ -30,10 +30,6 @@ VERBS: dict[str, tuple[str, str]] = {
                   "is [CLS] a usable sentence embedding? per-layer, per-pooling probes (text models only)"),
     "plot-embeddings": ("nlp_cv_tricks.diagnostics.cli:add_cli",
                         "PCA → t-SNE plot of sentence or image embeddings coloured by label"),
-    "qa-eval": ("nlp_cv_tricks.tasks.question_answering:add_cli",
-                "score a saved question-answering model on a SQuAD-format file"),
-    "qa-predict": ("nlp_cv_tricks.tasks.question_answering:add_cli",
-                   "answer the questions of a SQuAD-format file with a saved model"),
     "report": ("nlp_cv_tricks.report.cli:add_cli",
                "write report.html with figures for a run, ablation, lr-sweep or hardcases mine directory"),
     "convert-long": ("nlp_cv_tricks.models.long:add_cli",
@@ -53,12 +49,6 @@ def _setup_logging() -> None:
     setup_logging()
 
 
-_AUTO_CLASS = {
-    "question-answering": "AutoModelForQuestionAnswering",
-    "image-classification": "AutoModelForImageClassification",
-}
-
-
 def train_main(recipe_path: str, overrides: list[str]):
     from .config import load_recipe
     from .runner import build_trainer
@@ -76,16 +66,9 @@ def train_main(recipe_path: str, overrides: list[str]):
         if acc is not None:
             print(f"dev accuracy  : {acc:.4f} (last evaluation)")
         print(f"train time    : {result.train_seconds:.1f} s")
-        auto = _AUTO_CLASS.get(recipe.task, "AutoModelForSequenceClassification")
         print(f"model saved to: {result.model_dir}")
-        image = recipe.task == "image-classification"
-        print("load it with  : import nlp_cv_tricks; nlp_cv_tricks.register_auto_classes()")
-        print(f"                from transformers import {auto}" + ("" if image else ", AutoTokenizer"))
-        print(f"                model = {auto}.from_pretrained({result.model_dir!r})")
-        if not image:
-            print(f"                tokenizer = AutoTokenizer.from_pretrained({result.model_dir!r})")
-        what = {"image-classification": "IMAGES", "question-answering": "SQUAD.json"}.get(recipe.task, "FILE")
-        print(f"or evaluate   : nlp-cv-tricks eval {result.model_dir} --data {what}")
+        for line in trainer.task.cli_summary(result.model_dir):  # how to load it, how to evaluate it
+            print(line)
     trainer.accelerator.end_training()  # end of the script: release the process group
     return result
 
@@ -119,12 +102,26 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _inference_request(args, **kw):
+    from .engine.task import InferenceRequest
+
+    return InferenceRequest(args.model_dir, args.data, batch_size=args.batch_size, overwrite=args.overwrite,
+                            format=getattr(args, "format", None), text_column=getattr(args, "text_column", None),
+                            text_pair_column=getattr(args, "text_pair_column", None),
+                            label_column=getattr(args, "label_column", None), encoding=getattr(args, "encoding", None),
+                            **kw)
+
+
 def _cmd_eval(args) -> int:
     from .utils.io import atomic_write_text
-    from .tasks import question_answering as mrc_task
-    from .tasks.image_classification import is_image_model_dir
-    from .inference import evaluate_file, evaluate_image_file
+    from .inference import evaluate
 
+    if getattr(args, "qa_alias", False):  # qa-eval: --out is a folder for the predictions
+        from .tasks.question_answering import QATask
+
+        print(json.dumps(evaluate(_inference_request(args, metric=args.metric, predictions_dir=args.out),
+                                  task=QATask), indent=2))
+        return 0
     if args.out and os.path.isdir(args.out):
         raise FileExistsError(f"--out {args.out} is a directory; --out names the metrics JSON file to write")
     if args.out and os.path.exists(args.out) and not args.overwrite:  # before the work, not after
@@ -132,14 +129,7 @@ def _cmd_eval(args) -> int:
     from .engine.run_lock import warn_if_live
 
     warn_if_live(args.model_dir, "eval")  # a run still training: its best/ may be replaced while read
-    if mrc_task.is_qa_model_dir(args.model_dir):  # SQuAD-format data: EM/F1
-        metrics = mrc_task.evaluate_qa_file(args.model_dir, args.data, batch_size=args.batch_size)
-    elif is_image_model_dir(args.model_dir):  # an image folder, pixel CSV or .npy array, as in training
-        metrics = evaluate_image_file(args.model_dir, args.data, batch_size=args.batch_size)
-    else:
-        metrics = evaluate_file(args.model_dir, args.data, fmt=args.format, text_column=args.text_column,
-                                text_pair_column=args.text_pair_column, label_column=args.label_column,
-                                batch_size=args.batch_size, encoding=args.encoding)
+    metrics = evaluate(_inference_request(args))  # the model's task reads the data as in training
     text = json.dumps(metrics, indent=2)
     if args.out:
         if os.path.exists(args.out) and not args.overwrite:
@@ -150,28 +140,19 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .tasks import question_answering as mrc_task
-    from .tasks.image_classification import is_image_model_dir
-    from .engine.run_lock import warn_if_live
-    from .inference import predict_file, predict_image_file
+    from .inference import predict
 
-    warn_if_live(args.model_dir, "predict")  # a run still training: its best/ may be replaced while read
-    if mrc_task.is_qa_model_dir(args.model_dir):  # --out is a folder: predictions.json + nbest_predictions.json
-        mrc_task.predict_qa_file(args.model_dir, args.data, args.out, batch_size=args.batch_size,
-                                 overwrite=args.overwrite)
-        print(f"wrote predictions.json and nbest_predictions.json to {args.out}")
-        return 0
-    if os.path.isdir(args.out):
-        raise FileExistsError(f"--out {args.out} is a directory; --out names the .jsonl or .csv file to write")
-    if is_image_model_dir(args.model_dir):
-        n = predict_image_file(args.model_dir, args.data, args.out, batch_size=args.batch_size,
-                               overwrite=args.overwrite)
+    if getattr(args, "qa_alias", False):  # qa-predict
+        from .tasks.question_answering import QATask
+
+        n, _ = predict(_inference_request(args, out=args.out), task=QATask)
         print(f"wrote {n} predictions to {args.out}")
         return 0
-    n = predict_file(args.model_dir, args.data, args.out, fmt=args.format, text_column=args.text_column,
-                     text_pair_column=args.text_pair_column, batch_size=args.batch_size, overwrite=args.overwrite,
-                     encoding=args.encoding)
-    print(f"wrote {n} predictions to {args.out}")
+    from .engine.run_lock import warn_if_live
+
+    warn_if_live(args.model_dir, "predict")  # a run still training: its best/ may be replaced while read
+    _, message = predict(_inference_request(args, out=args.out))  # the model's task writes what it predicts
+    print(message)
     return 0
 
 
@@ -242,6 +223,27 @@ def _data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
 
+def _qa_aliases(sub) -> None:
+    """``qa-eval`` / ``qa-predict``: ``eval`` / ``predict`` for a question-answering model (also another
+    ``*ForQuestionAnswering`` checkpoint), with their own options and defaults."""
+    p = sub.add_parser("qa-eval", help="score a saved question-answering model on a SQuAD-format file (eval)")
+    p.add_argument("model_dir", help="a saved question-answering model, or its run directory (best/ is used)")
+    p.add_argument("--data", required=True, help="SQuAD-format JSON file or datasets name")
+    p.add_argument("--metric", default=None, choices=["squad", "squad_v2", "cmrc2018"],
+                   help="scoring (default: the one the model was trained with)")
+    p.add_argument("--batch-size", type=int, default=32, help="features per forward pass (default 32)")
+    p.add_argument("--out", default=None, help="also write predictions.json / nbest_predictions.json here")
+    p.add_argument("--overwrite", action="store_true", help="replace existing prediction files in --out")
+    p.set_defaults(func=_cmd_eval, qa_alias=True)
+    p = sub.add_parser("qa-predict", help="answer the questions of a SQuAD-format file with a saved model (predict)")
+    p.add_argument("model_dir", help="a saved question-answering model, or its run directory (best/ is used)")
+    p.add_argument("--data", required=True, help="SQuAD-format JSON file with the questions and contexts")
+    p.add_argument("--out", required=True, help="output directory for predictions.json / nbest_predictions.json")
+    p.add_argument("--batch-size", type=int, default=32, help="features per forward pass (default 32)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing prediction files in --out")
+    p.set_defaults(func=_cmd_predict, qa_alias=True)
+
+
 def build_parser(verb: Optional[str] = None) -> argparse.ArgumentParser:
     """The full parser of ``verb`` (its module imported), with one-line entries for the other verbs; ``verb=None``
     builds every verb (imports every CLI module: for tests and documentation)."""
@@ -280,6 +282,8 @@ def build_parser(verb: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output file: .jsonl (default) or .csv; for a question-answering "
                    "model a folder that receives predictions.json and nbest_predictions.json")
     p.set_defaults(func=_cmd_predict)
+
+    _qa_aliases(sub)
 
     p = sub.add_parser("push", help="upload a model to the Hugging Face Hub with a generated model card")
     p.add_argument("path", help="run directory or model directory")

@@ -1,8 +1,8 @@
 """Sharing trained models on the Hugging Face Hub: a model card built with ``huggingface_hub.ModelCard`` from the
 facts of the run, and an upload in one commit.
 
-The card describes the model it ships, per task (text classification, long text, question answering, image
-classification): the base checkpoint or "trained from scratch", the epochs and optimizer steps actually done
+The card describes the model it ships; what it says of the model and its inputs comes from the model's task
+(:meth:`nlp_cv_tricks.engine.task.Task.card_model` and the other ``card_*`` methods): the base checkpoint or "trained from scratch", the epochs and optimizer steps actually done
 (``training_summary.json``, written with every saved model), the input size (``max_length``, chunking, the image
 size), the data by file name (or path relative to the recipe) -- never an absolute local path -- and ``model-index``
 eval results. Image models are tagged ``library_name: timm``, the others ``transformers``; the package's own
@@ -22,6 +22,8 @@ from typing import Any, Optional
 import yaml
 
 from .inference import resolve_model_dir
+from .tasks import TASK_TYPES, task_type_of_model_dir
+from .utils.publish import public_path as _public_path
 
 __all__ = ["ModelFacts", "model_facts", "build_model_card", "model_card", "files_to_upload", "push"]
 
@@ -29,60 +31,12 @@ __all__ = ["ModelFacts", "model_facts", "build_model_card", "model_card", "files
 _EXCLUDE_SUFFIXES = (".tmp", ".old")
 _EXCLUDE_NAMES = {".DS_Store"}
 
-# the Hub ids behind the package's offline aliases (for the card's base_model)
-_ALIAS_HUB_IDS = {"minilm-l6": "sentence-transformers/all-MiniLM-L6-v2",
-                  "all-minilm-l6-v2": "sentence-transformers/all-MiniLM-L6-v2"}
-
 # the headline metrics that go into model-index (the card's table shows them, or every scalar when none)
 _MAIN_METRICS = ("accuracy", "f1_macro", "f1_micro", "f1_weighted", "auc", "exact_match", "f1", "loss")
-
-_TASK_NAMES = {"text-classification": "text classification", "long-text-classification": "long-document classification",
-               "question-answering": "extractive question answering", "image-classification": "image classification"}
-_PIPELINE_TAGS = {"text-classification": "text-classification", "long-text-classification": "text-classification",
-                  "question-answering": "question-answering", "image-classification": "image-classification"}
-_BASELINE_NAMES = {"nct-textcnn": "TextCNN (Kim 2014)", "nct-fasttext": "fastText (Joulin et al. 2016)",
-                   "nct-dpcnn": "DPCNN (Johnson & Zhang 2017)", "nct-textrnn": "TextRNN",
-                   "nct-textrcnn": "TextRCNN (Lai et al. 2015)"}
-_QA_HEADS = {"nct-linear-qa": "a linear start/end layer (the BERT baseline)",
-             "nct-biattention-qa": "a BiDAF bi-attention head (Seo et al. 2017)",
-             "nct-coattention-qa": "a DCN co-attention head (Xiong et al. 2017)"}
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # the facts a card is built from
 # ---------------------------------------------------------------------------------------------------------------
-def _public_path(value: Any) -> Optional[str]:
-    """A data path as it may be published: a relative path as written in the recipe, an absolute one by its
-    file name only (no local directory names leave the machine)."""
-    if value in (None, ""):
-        return None
-    text = str(value)
-    if text.startswith(("hf://", "http://", "https://")):
-        return text
-    p = PurePath(text)
-    if p.is_absolute() or text.startswith("~"):
-        return p.name or text
-    return text
-
-
-def _public_model_name(name: Any) -> tuple[Optional[str], Optional[str]]:
-    """``(hub_id, shown)`` for a ``model.name``: a Hub id (for ``base_model``) and the text the card shows. A
-    local directory is shown by its last component and is no Hub id."""
-    if not name:
-        return None, None
-    name = str(name)
-    if name in _ALIAS_HUB_IDS:
-        return _ALIAS_HUB_IDS[name], _ALIAS_HUB_IDS[name]
-    if name.startswith("hf-hub:"):
-        name = name[len("hf-hub:"):]
-    if name.startswith("local-dir:") or os.path.isabs(name) or os.path.exists(name) or name.startswith(("~", ".")):
-        local = name[len("local-dir:"):] if name.startswith("local-dir:") else name
-        return None, f"a local checkpoint ({PurePath(local).name or local})"
-    if name.count("/") == 1 and not name.startswith("/"):
-        return name, name
-    return None, name
-
-
 def _sanitized(obj: Any) -> Any:
     """The recipe as it may be published: every value that is an absolute local path becomes its file name."""
     if isinstance(obj, dict):
@@ -94,20 +48,14 @@ def _sanitized(obj: Any) -> Any:
     return obj
 
 
-# data keys that only mean something for text; an image card's recipe leaves them out
-_TEXT_ONLY_DATA_KEYS = ("text_column", "text_pair_column", "max_length", "group_by_length", "tensor_batches",
-                        "encoding")
-
-
-def _card_recipe(recipe: dict, task: str) -> dict:
-    """The recipe shown in the card: without unset (None) values and, for images, without text-only keys."""
+def _card_recipe(recipe: dict, task_cls) -> dict:
+    """The recipe shown in the card: without unset (None) values and without the keys that mean nothing for the
+    task (for images, the text-only keys)."""
     out = {}
     for section, value in recipe.items():
         if isinstance(value, dict):
-            value = {k: v for k, v in value.items() if v is not None and v != {} and not (
-                task == "image-classification" and section == "data" and (
-                    k in _TEXT_ONLY_DATA_KEYS or (k == "label_column" and value.get("format") != "hub")))
-                and not (task == "image-classification" and section == "model" and k == "tokenizer")}
+            value = {k: v for k, v in value.items() if v is not None and v != {}
+                     and task_cls.card_recipe_keeps(section, k, value)}
         if value is not None:
             out[section] = value
     return out
@@ -141,15 +89,17 @@ class ModelFacts:
     vectors: Optional[dict] = None
 
 
-def _task_of(config: dict, recipe: dict) -> str:
-    if recipe.get("task"):
-        return str(recipe["task"])
-    if "pretrained_cfg" in config and "architecture" in config:
-        return "image-classification"
-    if str(config.get("model_type", "")).endswith("-qa") or any(
-            "QuestionAnswering" in a for a in config.get("architectures") or []):
-        return "question-answering"
-    return "text-classification"
+def _task_class(name: str):
+    """The Task class of a task name; a task without one is described as text classification is."""
+    if name in TASK_TYPES:
+        return TASK_TYPES.get(name)
+    from .tasks.text_classification import TextClassificationTask
+
+    return TextClassificationTask
+
+
+def _task_words(name: str) -> str:
+    return TASK_TYPES.get(name).description if name in TASK_TYPES else name
 
 
 def _training_facts(model_dir: Path, metrics: dict) -> dict:
@@ -185,7 +135,7 @@ def _labels(config: dict) -> list:
     return [str(id2label[k]) for k in sorted(id2label, key=int)]
 
 
-def model_facts(model_dir: os.PathLike) -> ModelFacts:  # noqa: C901  (complex today; the list only shrinks)
+def model_facts(model_dir: os.PathLike) -> ModelFacts:
     """Read the facts of a saved model directory (``best/`` or ``final/`` of a run, or a copy of one)."""
     model_dir = Path(model_dir)
     config = _read_json(model_dir / "config.json")
@@ -193,88 +143,9 @@ def model_facts(model_dir: os.PathLike) -> ModelFacts:  # noqa: C901  (complex t
     if (model_dir / "recipe.yaml").is_file():
         recipe = yaml.safe_load((model_dir / "recipe.yaml").read_text(encoding="utf-8")) or {}
     metrics = _read_json(model_dir / "eval_metrics.json")
-    task = _task_of(config, recipe)
-    data, model = recipe.get("data") or {}, recipe.get("model") or {}
-    kwargs = model.get("kwargs") or {}
-    model_type = str(config.get("model_type", ""))
-    hub_id, shown = _public_model_name(model.get("name"))
-    scratch = bool(model.get("from_scratch"))
-    inputs: list[str] = []
-    vectors = None
-    own = model_type.startswith("nct-") or model_type == "chunk_pool"
-
-    if task == "image-classification":
-        library, architecture = "timm", str(config.get("architecture") or model.get("name") or "timm model")
-        if kwargs.get("pretrained_file") and not scratch:
-            src = _public_path(kwargs["pretrained_file"])
-            origin, hub_id = f"fine-tuned from local weights (`{src}`) of the same architecture", None
-        elif kwargs.get("pretrained") and not scratch:
-            origin = f"fine-tuned from timm's pretrained `{shown}` weights"
-            if hub_id is None and shown and not shown.startswith("a local"):
-                hub_id = f"timm/{shown}"  # timm's pretrained weights live under the timm organisation
-        else:
-            scratch, hub_id = True, None
-            origin = "trained from scratch (randomly initialised weights, no pretrained checkpoint)"
-        pcfg = config.get("pretrained_cfg") or {}
-        size = pcfg.get("input_size")
-        if size:
-            chans, h, w = (list(size) + [None, None, None])[:3]
-            inputs.append(f"images resized and cropped to {h}x{w} pixels, {chans} channel{'s' if chans != 1 else ''}"
-                          + (f" (crop_pct {pcfg['crop_pct']})" if pcfg.get("crop_pct") else ""))
-        if pcfg.get("mean") is not None:
-            inputs.append(f"normalised with mean {list(pcfg['mean'])} and std {list(pcfg.get('std') or [])}")
-    else:
-        library = "transformers"
-        architecture = model_type or "transformers model"
-        if model_type in _BASELINE_NAMES:
-            vectors = config.get("pretrained_vectors") or None
-            scratch, hub_id = True, None
-            origin = (f"architecture `{model_type}`, trained from scratch"
-                      + (f", word vectors initialised from `{_public_path(vectors.get('path')) or 'a vector file'}`"
-                         f" (token coverage {vectors.get('token_coverage')})" if vectors else "")
-                      + "; its tokenizer was built from the training data")
-        elif scratch:
-            origin = f"the architecture of {shown if shown.startswith('a local') else f'`{shown}`'} with randomly " \
-                     "initialised weights (trained from scratch)"
-            hub_id = None
-        else:
-            origin = (f"fine-tuned from {shown}" if shown and shown.startswith("a local checkpoint") else
-                      f"fine-tuned from `{shown}`" if shown else "fine-tuned from a pretrained checkpoint")
-        max_length = data.get("max_length")
-        if task == "question-answering":
-            qa = config.get("nct_qa") or {}
-            length = qa.get("max_length") or max_length
-            stride = qa.get("doc_stride", kwargs.get("doc_stride"))
-            query = qa.get("max_query_length", kwargs.get("max_query_length"))
-            if model_type in _QA_HEADS:
-                origin += f", with {_QA_HEADS[model_type]} on top of the encoder"
-            inputs.append(f"question + context windows of at most {length} tokens"
-                          + (f"; longer contexts are split into overlapping windows (stride {stride} tokens)"
-                             if stride else "")
-                          + (f"; questions cut to {query} tokens" if query else ""))
-        elif task == "long-text-classification":
-            from .tasks.long_text import LongTextOptions
-
-            opts = LongTextOptions.from_kwargs(kwargs, where="recipe.yaml model.kwargs")
-            s = opts.strategy
-            if s == "chunk_pool":
-                inputs.append(f"whole documents, cut into chunks of {opts.chunk_size} tokens (specials included) "
-                              f"overlapping by {opts.chunk_overlap}, each encoded separately; chunk vectors "
-                              f"({opts.chunk_representation}) are pooled by {opts.pooling}")
-            elif s == "longformer":
-                inputs.append(f"documents up to {max_length} tokens with Longformer's sliding-window attention "
-                              f"(window {config.get('attention_window') or opts.attention_window})"
-                              + (", global attention on the question" if opts.global_on_question else ""))
-            elif s == "head+tail":
-                inputs.append(f"documents truncated to {max_length} tokens: the first {opts.head_tokens} and the "
-                              f"last {max_length - opts.head_tokens if isinstance(max_length, int) else 'rest'} "
-                              "(head+tail, Sun et al. 2019)")
-            else:
-                inputs.append(f"documents truncated to their {'first' if s == 'head' else 'last'} {max_length} tokens")
-        else:
-            inputs.append(f"texts truncated to {max_length} tokens" if max_length else "texts as tokenized")
-            if data.get("text_pair_column"):
-                inputs[-1] = inputs[-1].replace("texts", "text pairs", 1)
+    task = str(recipe["task"]) if recipe.get("task") else task_type_of_model_dir(model_dir).name
+    data = recipe.get("data") or {}
+    m = _task_class(task).card_model(config, recipe)  # what the model is and how its inputs are prepared
 
     files = {role: _public_path(data.get(key)) for role, key in (("train", "train_file"), ("dev", "dev_file"),
                                                                    ("test", "test_file"))}
@@ -282,10 +153,11 @@ def model_facts(model_dir: os.PathLike) -> ModelFacts:  # noqa: C901  (complex t
     hub_dataset = data.get("hub_name") if data.get("format") == "hub" else None
     if not files.get("dev") and data.get("dev_fraction") and files.get("train"):
         files["dev"] = f"a seeded {data['dev_fraction']:.0%} stratified split of {files['train']}"
-    return ModelFacts(task=task, library=library, architecture=architecture, own_code=own, base_model=hub_id,
-                      origin=origin, from_scratch=scratch, labels=_labels(config), inputs=inputs, data=files,
-                      hub_dataset=hub_dataset, training=_training_facts(model_dir, metrics), metrics=metrics,
-                      recipe=_sanitized(recipe), vectors=vectors)
+    return ModelFacts(task=task, library=m.library, architecture=m.architecture, own_code=m.own_code,
+                      base_model=m.base_model, origin=m.origin, from_scratch=m.from_scratch, labels=_labels(config),
+                      inputs=m.inputs, data=files, hub_dataset=hub_dataset,
+                      training=_training_facts(model_dir, metrics), metrics=metrics, recipe=_sanitized(recipe),
+                      vectors=m.vectors)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -335,49 +207,16 @@ def _training_lines(f: ModelFacts, train: dict) -> list[str]:
     return lines
 
 
-def _how_to_use(f: ModelFacts, repo_id: str) -> list[str]:
-    trust = ", trust_remote_code=True" if f.own_code else ""
-    if f.task == "image-classification":
-        return ["```python", "import timm, torch", "from PIL import Image", "",
-                f'model = timm.create_model("hf-hub:{repo_id}", pretrained=True).eval()',
-                "transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))",
-                'x = transform(Image.open("image.jpg").convert("RGB")).unsqueeze(0)',
-                "probs = model(x).softmax(-1)  # classes in the order of config.json's label_names",
-                "```", "",
-                "It also loads with `transformers.AutoModelForImageClassification.from_pretrained` (TimmWrapper)."]
-    auto = "AutoModelForQuestionAnswering" if f.task == "question-answering" else "AutoModelForSequenceClassification"
-    lines = ["```python", f"from transformers import {auto}, AutoTokenizer", "",
-             f'model = {auto}.from_pretrained("{repo_id}"{trust})',
-             f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}"{trust})']
-    if f.task == "question-answering":
-        lines += ['inputs = tokenizer("Who wrote it?", "The book was written by Ann.", return_tensors="pt")',
-                  "out = model(**inputs)  # start_logits / end_logits over the tokens"]
-    else:
-        lines += ['logits = model(**tokenizer(["some text"], return_tensors="pt", truncation=True)).logits',
-                  "label = model.config.id2label[int(logits.argmax(-1))]"]
-    lines += ["```", ""]
-    if f.own_code:
-        lines.append(f"The architecture (`{f.architecture}`) is defined by nlp-cv-tricks; its modeling code is part "
-                     "of this repository (`auto_map` in `config.json`), hence `trust_remote_code=True`: the package "
-                     "need not be installed.")
-    if f.task == "long-text-classification" and any("head+tail" in i or "last" in i for i in f.inputs):
-        lines.append("Prepare inputs the way training did (see Inputs above); `nlp-cv-tricks eval`/`predict` do.")
-    return lines
+def _card_model(f: ModelFacts):
+    from .engine.task import CardModel
+
+    return CardModel(library=f.library, architecture=f.architecture, own_code=f.own_code, base_model=f.base_model,
+                     origin=f.origin, from_scratch=f.from_scratch, inputs=list(f.inputs), vectors=f.vectors)
 
 
 def _limitations(f: ModelFacts, max_length) -> list[str]:
     out = ["- Scores were measured on one dev set; they do not transfer automatically to other data."]
-    if f.task == "image-classification":
-        out.append("- Images of other sizes are resized to the input size above; content unlike the training "
-                   "images (other domains, lighting, framing) may be misclassified.")
-    elif f.task == "question-answering":
-        out.append("- Answers are spans of the given context; the model cannot answer from outside knowledge.")
-    elif f.task == "long-text-classification":
-        if not any(i.startswith("whole documents") for i in f.inputs):
-            out.append("- Text outside the kept tokens (see Inputs) is never seen by the model.")
-    elif max_length:
-        out.append(f"- Inputs longer than {max_length} tokens were truncated in training; the model never saw "
-                   "their ends.")
+    out += _task_class(f.task).card_limitations(_card_model(f), max_length)
     if f.vectors:
         out.append("- The model inherits the biases of its training data and of its pretrained word vectors.")
     elif f.from_scratch:
@@ -393,6 +232,8 @@ def build_model_card(model_dir: os.PathLike, repo_id: str) -> "ModelCard":  # no
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
     f = model_facts(model_dir)
+    task_cls = _task_class(f.task)
+    pipeline_tag = task_cls.pipeline_tag if f.task in TASK_TYPES else None
     recipe = f.recipe
     train, data = recipe.get("train") or {}, recipe.get("data") or {}
     tricks = _trick_names(recipe.get("tricks"))
@@ -400,23 +241,25 @@ def build_model_card(model_dir: os.PathLike, repo_id: str) -> "ModelCard":  # no
     main = _main_metrics(f.metrics)
     dataset_name = f.hub_dataset or f.data.get("dev") or "dev data"
     split = "validation"
-    evals = [EvalResult(task_type=_PIPELINE_TAGS.get(f.task, f.task), task_name=_TASK_NAMES.get(f.task, f.task),
+    evals = [EvalResult(task_type=pipeline_tag or f.task, task_name=_task_words(f.task),
                         dataset_type=f.hub_dataset or "local", dataset_name=str(dataset_name), dataset_split=split,
                         metric_type=k.split("/")[-1], metric_name=k, metric_value=round(float(v), 4))
              for k, v in main.items()]
     tags = ["nlp-cv-tricks", f.task] + ([f.architecture.replace("nct-", "")] if f.own_code else []) \
         + (["custom_code"] if f.own_code else []) + (["timm"] if f.library == "timm" else []) + tricks
     card_data = ModelCardData(
-        library_name=f.library, pipeline_tag=_PIPELINE_TAGS.get(f.task), tags=list(dict.fromkeys(tags)),
+        library_name=f.library, pipeline_tag=pipeline_tag, tags=list(dict.fromkeys(tags)),
         base_model=f.base_model, datasets=[f.hub_dataset] if f.hub_dataset else None,
         metrics=sorted({k.split("/")[-1] for k in main}) or None,
         model_name=name if evals else None, eval_results=evals or None)
 
-    what = _TASK_NAMES.get(f.task, f.task)
+    what = _task_words(f.task)
     lines = [f"# {name}", "",
              f"{'An' if what[0] in 'aeiou' else 'A'} {what} model trained with "
              f"[nlp-cv-tricks](https://pypi.org/project/nlp-cv-tricks/): {f.origin}.", ""]
-    family = _BASELINE_NAMES.get(f.architecture)
+    from .tasks._card import BASELINE_NAMES
+
+    family = BASELINE_NAMES.get(f.architecture)
     lines += ["## Model", "", f"- task: {f.task}",
               f"- architecture: `{f.architecture}`" + (f", {family}" if family else "") + f" ({f.library})"]
     if f.base_model:
@@ -433,7 +276,7 @@ def build_model_card(model_dir: os.PathLike, repo_id: str) -> "ModelCard":  # no
     for role in ("train", "dev", "test"):
         if f.data.get(role):
             lines.append(f"- {role}: `{f.data[role]}`")
-    if f.task in ("text-classification", "long-text-classification"):
+    if task_cls.card_shows_columns():
         cols = [f"{k}: `{data[k]}`" for k in ("text_column", "text_pair_column", "label_column") if data.get(k)]
         if cols and data.get("format") not in ("kim2014", "thucnews"):
             lines.append("- columns: " + ", ".join(cols))
@@ -451,16 +294,16 @@ def build_model_card(model_dir: os.PathLike, repo_id: str) -> "ModelCard":  # no
             lines += ["", f"Measured on the dev data ({dataset_name}) at optimizer step {f.metrics['step']}."]
     else:
         lines.append("No evaluation was recorded for this model.")
-    lines += ["", "## How to use", ""] + _how_to_use(f, repo_id) + [""]
+    lines += ["", "## How to use", ""] + task_cls.card_usage(repo_id, _card_model(f)) + [""]
     lines += ["## Intended use", "",
-              f"{_TASK_NAMES.get(f.task, f.task).capitalize()} on "
-              + ("images" if f.task == "image-classification" else "texts") + " like the training data described "
+              f"{what.capitalize()} on "
+              + ("images" if task_cls.modality == "image" else "texts") + " like the training data described "
               "above. Check the metrics on your own data before relying on it.", ""]
     lines += ["## Limitations", ""] + _limitations(f, data.get("max_length")) + [""]
     if recipe:
         lines += ["## Training recipe", "", "The training recipe (in full in `recipe.yaml` in this repository; "
                   "unset keys left out, local paths shown by file name):", "", "```yaml",
-                  yaml.safe_dump(_card_recipe(recipe, f.task), sort_keys=False, allow_unicode=True).rstrip(),
+                  yaml.safe_dump(_card_recipe(recipe, task_cls), sort_keys=False, allow_unicode=True).rstrip(),
                   "```", ""]
     return ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines))
 

@@ -48,6 +48,7 @@ def test_text_prediction_sorted_by_length_keeps_input_order(bert, monkeypatch):
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     import nlp_cv_tricks.inference as inf
+    import nlp_cv_tricks.tasks.text_classification as text_task  # the text task's inference loop
 
     cfg = BertConfig.from_pretrained(bert, num_labels=3)
     torch.manual_seed(0)
@@ -70,7 +71,7 @@ def test_text_prediction_sorted_by_length_keeps_input_order(bert, monkeypatch):
         one = np.concatenate([model(**tok([t], truncation=True, max_length=48, return_tensors="pt")).logits.numpy()
                               for t in texts])
     np.testing.assert_allclose(logits, one, atol=1e-4)
-    _in_file_order(monkeypatch, inf)
+    _in_file_order(monkeypatch, text_task)
     plain, _ = inf.predict_logits(model, tok, ds, data_cfg, batch_size=8)
     np.testing.assert_allclose(logits, plain, atol=1e-4)
     assert len({tuple(np.round(r, 3)) for r in logits}) > 40  # distinct rows: a shuffled output would show
@@ -80,6 +81,7 @@ def test_long_text_prediction_sorted_by_length_keeps_input_order(bert, monkeypat
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
     import nlp_cv_tricks.inference as inf
+    import nlp_cv_tricks.tasks.text_classification as text_task  # the text task's inference loop
     from nlp_cv_tricks.tasks.long_text import LongTextOptions
 
     cfg = BertConfig.from_pretrained(bert, num_labels=2)
@@ -92,7 +94,7 @@ def test_long_text_prediction_sorted_by_length_keeps_input_order(bert, monkeypat
     opts = LongTextOptions(strategy="head+tail", head_tokens=16)
     data_cfg = DataConfig(max_length=48)
     got, _ = inf.predict_logits(model, tok, ds, data_cfg, batch_size=4, long_opts=opts)
-    _in_file_order(monkeypatch, inf)
+    _in_file_order(monkeypatch, text_task)
     plain, _ = inf.predict_logits(model, tok, ds, data_cfg, batch_size=4, long_opts=opts)
     np.testing.assert_allclose(got, plain, atol=1e-4)
     assert len({tuple(np.round(r, 3)) for r in got}) > 25

@@ -47,7 +47,7 @@ from .run_lock import RunLock, RunLockedError
 from .run_manifest import RunDirError, prepare_run_dir, remove_stale_temp_files
 from .run_stop import InterruptGuard, TrainingInterrupted, TrainingWriteError
 from .step import StepContext, run_passes
-from .task import ClassificationTask, Task
+from .task import ClassificationTask, EvalContext, Task
 
 logger = logging.getLogger(__name__)
 
@@ -356,7 +356,9 @@ class Trainer:
             gathered.append(tuple(t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t for t in tensors))
         if was_training:
             self.model.train()
-        metrics = self.task.compute_metrics(gathered, self)
+        main = self.accelerator.is_main_process and getattr(self, "output_dir", None) is not None
+        context = EvalContext(self.global_step, Path(self.output_dir) if main else None, self.record_output)
+        metrics = self.task.compute_metrics(gathered, context)  # the task sees the step, not the Trainer
         return {f"{prefix}/{k}": v for k, v in metrics.items()}
 
     def _metric_key(self) -> str:

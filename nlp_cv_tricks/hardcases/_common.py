@@ -98,8 +98,8 @@ class IdTask(Task):
     def eval_outputs(self, outputs, batch):
         return self.inner.eval_outputs(outputs, self.strip(batch))
 
-    def compute_metrics(self, gathered, trainer=None):
-        return self.inner.compute_metrics(gathered, trainer)
+    def compute_metrics(self, gathered, context=None):
+        return self.inner.compute_metrics(gathered, context)
 
 
 def build_components(recipe: Recipe, accelerator) -> dict:

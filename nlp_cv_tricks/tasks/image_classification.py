@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from ..data.vision import ImageDataError, build_transforms, resolve_data_config, with_image_transform
 from ..engine.losses import soft_target_cross_entropy
-from ..engine.task import ClassificationTask
+from ..engine.task import CardModel, ClassificationTask, InferenceRequest
 
 logger = logging.getLogger(__name__)
 
@@ -51,7 +51,17 @@ IMAGE_KWARGS = ("format", "on_error", "dev_fraction", "split_seed", "csv_header"
 
 class ImageClassificationTask(ClassificationTask):
     """Single-label image classification: the model gets ``pixel_values``; the loss is cross-entropy, or
-    soft-target cross-entropy when the batch's ``labels`` are class distributions (mixup/cutmix)."""
+    soft-target cross-entropy when the batch's ``labels`` are class distributions (mixup/cutmix). A saved model
+    is a timm classifier in timm's Hub format; ``eval``/``predict`` read images with the loader options of the
+    run's recipe."""
+
+    name = "image-classification"
+    description = "image classification"
+    pipeline_tag = "image-classification"
+    modality = "image"
+    auto_class = "AutoModelForImageClassification"
+    uses_tokenizer = False
+    eval_data_hint = "IMAGES"
 
     def model_inputs(self, batch: dict) -> dict:
         if "pixel_values" not in batch:
@@ -63,6 +73,116 @@ class ImageClassificationTask(ClassificationTask):
         if labels.is_floating_point() and labels.ndim == 2:
             return soft_target_cross_entropy(logits, labels)
         return F.cross_entropy(logits.float(), labels.view(-1))
+
+    # ---- a saved model -------------------------------------------------------------------------------------------
+    @classmethod
+    def recognizes(cls, model_dir: Path) -> bool:
+        return is_image_model_dir(model_dir)
+
+    @classmethod
+    def load_for_inference(cls, model_dir: str):
+        return load_image_model(model_dir)
+
+    @classmethod
+    def preprocess_for_inference(cls, loaded, data, request: Optional[InferenceRequest] = None):
+        """The images of ``data`` (a ``datasets.Dataset`` with an ``image`` column) with the model's evaluation
+        transform."""
+        return eval_view(loaded, data, range(len(data)))
+
+    @classmethod
+    def evaluate(cls, request: InferenceRequest) -> dict:
+        """Metrics of a saved image classifier on labelled images (every label must be one of the model's)."""
+        from ..data.text import DataError
+        from ..metrics.classification import classification_metrics
+        from ..utils.model_dir import resolve_model_dir
+
+        _, names, data_names, logits, gold, _ = _image_logits(request.model_dir, request.data, request.batch_size)
+        if gold is None:
+            unknown = [n for n in data_names if n not in set(names)]
+            raise DataError(f"{request.data}: label(s) {', '.join(map(str, unknown[:10]))} are not among the "
+                            f"model's labels ({', '.join(names[:20])})")
+        metrics = classification_metrics(logits, gold, names)
+        metrics["data"] = os.path.abspath(request.data)
+        metrics["model"] = str(resolve_model_dir(request.model_dir))
+        return metrics
+
+    @classmethod
+    def predict(cls, request: InferenceRequest) -> int:
+        """One prediction per image (JSONL, or CSV when ``out`` ends in .csv): where the image comes from, the
+        predicted label, its probability, the probability of every label, and the data's label when it is one
+        of the model's."""
+        from ._outputs import prediction_rows, write_rows
+
+        out = request.out
+        if os.path.isdir(out):
+            raise FileExistsError(f"--out {out} is a directory; --out names the .jsonl or .csv file to write")
+        if os.path.exists(out) and not request.overwrite:
+            raise FileExistsError(f"{out} exists; choose another --out or pass --overwrite")
+        _, names, _, logits, gold, sources = _image_logits(request.model_dir, request.data, request.batch_size)
+        rows = prediction_rows([{"row": i + 1, "image": src} for i, src in enumerate(sources)], logits, names, gold)
+        write_rows(out, rows)
+        return len(rows)
+
+    # ---- the model card ------------------------------------------------------------------------------------------
+    @classmethod
+    def card_model(cls, config: dict, recipe: dict) -> CardModel:
+        from ..utils.publish import public_model_name, public_path
+
+        model = recipe.get("model") or {}
+        kwargs = model.get("kwargs") or {}
+        hub_id, shown = public_model_name(model.get("name"))
+        scratch = bool(model.get("from_scratch"))
+        if kwargs.get("pretrained_file") and not scratch:
+            src = public_path(kwargs["pretrained_file"])
+            origin, hub_id = f"fine-tuned from local weights (`{src}`) of the same architecture", None
+        elif kwargs.get("pretrained") and not scratch:
+            origin = f"fine-tuned from timm's pretrained `{shown}` weights"
+            if hub_id is None and shown and not shown.startswith("a local"):
+                hub_id = f"timm/{shown}"  # timm's pretrained weights live under the timm organisation
+        else:
+            scratch, hub_id = True, None
+            origin = "trained from scratch (randomly initialised weights, no pretrained checkpoint)"
+        inputs = []
+        pcfg = config.get("pretrained_cfg") or {}
+        size = pcfg.get("input_size")
+        if size:
+            chans, h, w = (list(size) + [None, None, None])[:3]
+            inputs.append(f"images resized and cropped to {h}x{w} pixels, {chans} channel{'s' if chans != 1 else ''}"
+                          + (f" (crop_pct {pcfg['crop_pct']})" if pcfg.get("crop_pct") else ""))
+        if pcfg.get("mean") is not None:
+            inputs.append(f"normalised with mean {list(pcfg['mean'])} and std {list(pcfg.get('std') or [])}")
+        model_type = str(config.get("model_type", ""))
+        return CardModel(library="timm", architecture=str(config.get("architecture") or model.get("name")
+                                                          or "timm model"),
+                         own_code=model_type.startswith("nct-") or model_type == "chunk_pool", base_model=hub_id,
+                         origin=origin, from_scratch=scratch, inputs=inputs)
+
+    @classmethod
+    def card_recipe_keeps(cls, section: str, key: str, section_values: dict) -> bool:
+        if section == "data":  # text-only keys mean nothing for images
+            return key not in _TEXT_ONLY_DATA_KEYS and not (key == "label_column"
+                                                            and section_values.get("format") != "hub")
+        return not (section == "model" and key == "tokenizer")
+
+    @classmethod
+    def card_usage(cls, repo_id: str, model: CardModel) -> list[str]:
+        return ["```python", "import timm, torch", "from PIL import Image", "",
+                f'model = timm.create_model("hf-hub:{repo_id}", pretrained=True).eval()',
+                "transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))",
+                'x = transform(Image.open("image.jpg").convert("RGB")).unsqueeze(0)',
+                "probs = model(x).softmax(-1)  # classes in the order of config.json's label_names",
+                "```", "",
+                "It also loads with `transformers.AutoModelForImageClassification.from_pretrained` (TimmWrapper)."]
+
+    @classmethod
+    def card_limitations(cls, model: CardModel, max_length) -> list[str]:
+        return ["- Images of other sizes are resized to the input size above; content unlike the training "
+                "images (other domains, lighting, framing) may be misclassified."]
+
+
+# data keys that only mean something for text; an image card's recipe leaves them out
+_TEXT_ONLY_DATA_KEYS = ("text_column", "text_pair_column", "max_length", "group_by_length", "tensor_batches",
+                        "encoding")
 
 
 _SECTIONS = {"model.kwargs": MODEL_KWARGS, "model.kwargs.image": IMAGE_KWARGS}
@@ -352,3 +472,52 @@ def eval_view(model, ds, indices: Sequence[int]):
                                                            "crop_pct", "crop_mode") if k in cfg})
     transform = build_transforms(cfg, is_training=False)
     return with_image_transform(ds.select([int(i) for i in indices]), transform, int(cfg["input_size"][0]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# eval / predict with a saved model: the same data forms the recipe trains on
+# ---------------------------------------------------------------------------------------------------------------
+def _image_logits(model_dir: str, data: str, batch_size: int):
+    """``(model, names, data_names, logits, gold, sources)`` for every image of ``data`` (an image folder, pixel
+    CSV or ``.npy`` array, read with the loader options of the recipe saved with the model). ``gold`` holds model
+    label ids, or None when the data's label names are not all the model's (``predict`` then writes no
+    ``label``)."""
+    import numpy as np
+    import torch
+
+    from ..data.text import DataError
+    from ..data.vision import image_collate
+    from ..utils.model_dir import resolve_model_dir
+    from ..utils.progress import progress
+
+    path = resolve_model_dir(model_dir)
+    try:
+        model = ImageClassificationTask.load_for_inference(path)
+        ds, data_names, _ = load_labelled_images(data, run_dir=path)
+    except ImageDataError as e:
+        raise DataError(str(e)) from None
+    names = [str(model.config.id2label[i]) for i in sorted(int(k) for k in model.config.id2label)]
+    mapping = label_map_for_model(model, data_names)
+    sources = _image_sources(ds, data)
+    view = ImageClassificationTask.preprocess_for_inference(model, ds)
+    dl = torch.utils.data.DataLoader(view, batch_size=batch_size, shuffle=False, collate_fn=image_collate)
+    logits, labels = [], []
+    with torch.no_grad():
+        for batch in progress(dl, desc="predict", unit="batch"):
+            labels.append(batch.pop("labels"))
+            logits.append(model(pixel_values=batch["pixel_values"]).logits.float())
+    logits_np = torch.cat(logits).numpy() if logits else np.zeros((0, len(names)), dtype=np.float32)
+    gold = None
+    if mapping is not None and labels:
+        gold = np.array([mapping[int(i)] for i in torch.cat(labels).tolist()], dtype=np.int64)
+    return model, names, data_names, logits_np, gold, sources
+
+
+def _image_sources(ds, data: str) -> list[str]:
+    """Where each image comes from: its file for an image folder, ``<file>:<row>`` for arrays and pixel CSVs."""
+    import datasets
+
+    if isinstance(ds.features.get("image"), datasets.Image):
+        items = ds.cast_column("image", datasets.Image(decode=False))["image"]
+        return [(it or {}).get("path") or f"{data}:{i + 1}" for i, it in enumerate(items)]
+    return [f"{data}:{i + 1}" for i in range(len(ds))]

@@ -15,10 +15,11 @@ from transformers import AutoConfig
 
 from ..config import RecipeError
 from ..data.long import HYPERPARTISAN_ARTICLES, LongformerCollator, load_hyperpartisan, make_truncation_fn
-from ..engine.task import ClassificationTask
+from ..engine.task import CardModel, InferenceRequest
 from ..models.factory import build_classifier
 from ..models.long import (CHUNK_REPRESENTATIONS, POOLINGS, ChunkPoolForSequenceClassification,
                            convert_to_longformer, register_auto_classes, resolve_model_path)
+from .text_classification import SavedTextModel, TextClassificationTask
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +31,7 @@ HYPERPARTISAN_SPLITS = ("stratified", "paper")
 class LongTextOptions:
     """The options of ``task: long-text-classification``, read from a recipe's ``model.kwargs`` (unknown keys
     and out-of-range values are errors that name the key). The same object drives training, ``eval``/``predict``
-    (:func:`nlp_cv_tricks.inference.saved_long_options` reads it back from a run's ``recipe.yaml``) and the
-    model card."""
+    (:meth:`LongTextTask.saved_options` reads it back from a run's ``recipe.yaml``) and the model card."""
 
     strategy: str = "head"  # head | tail | head+tail | chunk_pool | longformer
     head_tokens: int = 128  # head+tail: tokens kept from the start (Sun et al. 2019: 128, then 382 from the end)
@@ -213,6 +213,93 @@ def prepare_long_text(recipe, accelerator) -> dict:
         "train_dataset": prepare(train, "train"),
         "eval_dataset": prepare(dev, "dev"),
         "test_dataset": prepare(test, "test"),
-        "task": ClassificationTask(names),
+        "task": LongTextTask(names),
         **({"collate_fn": collate_fn} if collate_fn is not None else {}),
     }
+
+
+class LongTextTask(TextClassificationTask):
+    """Long-document classification: trained as text classification; a saved model's inputs are prepared with
+    the options of its run (head/tail/head+tail truncation; Longformer padding and global attention), so a
+    head+tail model is evaluated on head+tail inputs."""
+
+    name = "long-text-classification"
+    description = "long-document classification"
+    pipeline_tag = "text-classification"
+
+    @classmethod
+    def training_labels(cls, recipe):
+        return None  # a Hyperpartisan directory is read by the task itself
+
+    @classmethod
+    def saved_options(cls, recipe: dict, where: str) -> LongTextOptions:
+        """The options a model was trained with, from its saved recipe (a mapping); ``where`` names it."""
+        return LongTextOptions.from_kwargs((recipe.get("model") or {}).get("kwargs"),
+                                           where=f"{where}: recipe.yaml model.kwargs")
+
+    @classmethod
+    def preprocess_for_inference(cls, loaded: SavedTextModel, data, request: Optional[InferenceRequest] = None,
+                                 data_cfg=None):
+        where = request.model_dir if request is not None else str(loaded.path)
+        return prepare_long_inputs(loaded.model, loaded.tokenizer, data, data_cfg or loaded.data_cfg,
+                                   cls.saved_options(loaded.recipe, where))
+
+    # ---- the model card ------------------------------------------------------------------------------------------
+    @classmethod
+    def card_model(cls, config: dict, recipe: dict) -> CardModel:
+        from ._card import transformers_card_model
+
+        facts = transformers_card_model(config, recipe)
+        max_length = (recipe.get("data") or {}).get("max_length")
+        opts = LongTextOptions.from_kwargs((recipe.get("model") or {}).get("kwargs") or {},
+                                           where="recipe.yaml model.kwargs")
+        s = opts.strategy
+        if s == "chunk_pool":
+            facts.inputs.append(f"whole documents, cut into chunks of {opts.chunk_size} tokens (specials included) "
+                                f"overlapping by {opts.chunk_overlap}, each encoded separately; chunk vectors "
+                                f"({opts.chunk_representation}) are pooled by {opts.pooling}")
+        elif s == "longformer":
+            facts.inputs.append(f"documents up to {max_length} tokens with Longformer's sliding-window attention "
+                                f"(window {config.get('attention_window') or opts.attention_window})"
+                                + (", global attention on the question" if opts.global_on_question else ""))
+        elif s == "head+tail":
+            facts.inputs.append(f"documents truncated to {max_length} tokens: the first {opts.head_tokens} and the "
+                                f"last {max_length - opts.head_tokens if isinstance(max_length, int) else 'rest'} "
+                                "(head+tail, Sun et al. 2019)")
+        else:
+            facts.inputs.append(f"documents truncated to their {'first' if s == 'head' else 'last'} {max_length} "
+                                "tokens")
+        return facts
+
+    @classmethod
+    def card_usage(cls, repo_id: str, model: CardModel) -> list[str]:
+        lines = super().card_usage(repo_id, model)
+        if any("head+tail" in i or "last" in i for i in model.inputs):
+            lines.append("Prepare inputs the way training did (see Inputs above); `nlp-cv-tricks eval`/`predict` do.")
+        return lines
+
+    @classmethod
+    def card_limitations(cls, model: CardModel, max_length) -> list[str]:
+        if not any(i.startswith("whole documents") for i in model.inputs):
+            return ["- Text outside the kept tokens (see Inputs) is never seen by the model."]
+        return []
+
+
+def prepare_long_inputs(model, tokenizer, ds, data_cfg, long_opts: LongTextOptions):
+    """``(tokenized dataset, collator)`` for raw rows, truncated as the long-text task does in training
+    (head/tail/head+tail), with Longformer padding and global attention for a Longformer."""
+    from transformers import DataCollatorWithPadding
+
+    keep = ("labels",) if "labels" in ds.column_names else ()
+    collate = DataCollatorWithPadding(tokenizer)
+    strategy = long_opts.strategy
+    trunc = strategy if strategy in ("tail", "head+tail") else "head"
+    fn = make_truncation_fn(tokenizer, trunc, max_length=data_cfg.max_length, head_tokens=long_opts.head_tokens,
+                            text_column=data_cfg.text_column, question_column=data_cfg.text_pair_column)
+    tok = ds.map(fn, batched=True, desc=f"tokenizing ({trunc})")
+    inputs = {"input_ids", "attention_mask", "token_type_ids", *keep}
+    tok = tok.remove_columns([c for c in tok.column_names if c not in inputs])
+    if getattr(model.config, "model_type", None) == "longformer":
+        collate = LongformerCollator(tokenizer, attention_window=model.config.attention_window,
+                                     global_on_question=long_opts.global_on_question)
+    return tok, collate

@@ -12,8 +12,8 @@ What it plugs into the trainer (:mod:`nlp_cv_tricks.engine.task` interface):
   (``data.train_file`` / ``data.dev_file`` JSON, or ``data.hub_name`` with ``train_split`` / ``dev_split``),
   optionally splits one file by article, builds the tokenizer and an MRC model
   (:func:`nlp_cv_tricks.models.mrc_heads.build_qa_model`) and tokenizes into features.
-* :func:`evaluate_qa_file` / :func:`predict_qa_file` — ``eval`` / ``predict`` on SQuAD files with a saved model,
-  and :func:`add_cli` which adds ``qa-eval`` / ``qa-predict`` subcommands.
+* :func:`evaluate_qa_file` / :func:`predict_qa_file` — ``eval`` / ``predict`` on SQuAD files with a saved model
+  (reached through :class:`QATask`'s saved-model methods; ``qa-eval`` / ``qa-predict`` are aliases of them).
 
 QA options live under ``model.kwargs`` of the recipe (the recipe format has no QA section), all optional:
 ``head`` (``linear`` | ``biattention`` | ``coattention``), ``head_hidden_size``, ``head_dropout``,
@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import RecipeError
-from ..engine.task import Task
+from ..engine.task import CardModel, EvalContext, InferenceRequest, Task
 from ..metrics.squad import squad_metrics
 from ..models.mrc_heads import HEADS, build_qa_model, register_auto_classes, span_loss
 from ..data.mrc import load_squad, split_by_article, tokenize_eval, tokenize_train
@@ -61,9 +61,13 @@ __all__ = [
     "predict_qa_file",
     "is_qa_model_dir",
     "predict_qa",
-    "add_cli",
+    "check_qa_output_dir",
     "register",
 ]
+
+QA_HEADS = {"nct-linear-qa": "a linear start/end layer (the BERT baseline)",
+            "nct-biattention-qa": "a BiDAF bi-attention head (Seo et al. 2017)",
+            "nct-coattention-qa": "a DCN co-attention head (Xiong et al. 2017)"}
 
 _NEG = -1e4
 
@@ -143,6 +147,12 @@ class QATask(Task):
     :meth:`set_eval_data`; the eval dataset given to the trainer is :func:`prepare_eval_dataset`'s output.
     """
 
+    name = "question-answering"
+    description = "extractive question answering"
+    pipeline_tag = "question-answering"
+    auto_class = "AutoModelForQuestionAnswering"
+    eval_data_hint = "SQUAD.json"
+
     label_keys = ("start_positions", "end_positions")
     _non_inputs = ("start_positions", "end_positions", "feature_index", "example_id", "offset_mapping")
 
@@ -180,7 +190,7 @@ class QATask(Task):
         end = F.pad(outputs.end_logits.float(), (0, pad), value=_NEG)
         return start, end, batch["feature_index"]
 
-    def compute_metrics(self, gathered: list[tuple], trainer=None) -> dict:
+    def compute_metrics(self, gathered: list[tuple], context: Optional[EvalContext] = None) -> dict:
         if self.eval_examples is None or self.eval_features is None:
             raise ValueError("QATask.compute_metrics: no eval examples/features (call set_eval_data)")
         start = np.concatenate([g[0] for g in gathered])
@@ -193,11 +203,10 @@ class QATask(Task):
         order = np.argsort(index)
         start, end = start[order], end[order]
         output_dir = None
-        if trainer is not None and getattr(trainer, "accelerator", None) is not None \
-                and trainer.accelerator.is_main_process and getattr(trainer, "output_dir", None) is not None:
-            output_dir = os.path.join(str(trainer.output_dir), "eval_predictions", f"step_{trainer.global_step}")
-            if hasattr(trainer, "record_output"):  # listed in the run manifest: output.overwrite removes it
-                trainer.record_output(f"eval_predictions/step_{trainer.global_step}", "tree")
+        if context is not None and context.output_dir is not None:
+            output_dir = os.path.join(str(context.output_dir), "eval_predictions", f"step_{context.step}")
+            # listed in the run manifest: output.overwrite removes it
+            context.record_output(f"eval_predictions/step_{context.step}", "tree")
         o = self.options
         preds = postprocess_qa_predictions(
             self.eval_examples, self.eval_features, start, end, version_2_with_negative=o.version_2_with_negative,
@@ -207,6 +216,71 @@ class QATask(Task):
         na = preds.null_odds if o.version_2_with_negative else None
         metrics = squad_metrics(self.eval_examples, preds, metric=o.qa_metric, na_probs=na)
         return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+
+    # ---- a saved model -------------------------------------------------------------------------------------------
+    @classmethod
+    def recognizes(cls, model_dir: Path) -> bool:
+        return is_qa_model_dir(str(model_dir))
+
+    @classmethod
+    def load_for_inference(cls, model_dir: str):
+        """``(model, tokenizer, options)`` of a saved MRC model (or another ``*ForQuestionAnswering`` checkpoint;
+        its options are then the defaults)."""
+        return _load_qa_model_dir(model_dir)
+
+    @classmethod
+    def preprocess_for_inference(cls, loaded, data, request: Optional[InferenceRequest] = None):
+        """``(features, model-input dataset)`` of SQuAD-format examples: question + context windows as in
+        training."""
+        _, tokenizer, options = loaded
+        features = tokenize_eval(data, tokenizer, options.max_length, options.doc_stride,
+                                 max_query_length=options.max_query_length)
+        return features, prepare_eval_dataset(features)
+
+    @classmethod
+    def evaluate(cls, request: InferenceRequest) -> dict:
+        return evaluate_qa_file(request.model_dir, request.data, request.metric, request.batch_size,
+                                request.predictions_dir, request.overwrite)
+
+    @classmethod
+    def predict(cls, request: InferenceRequest) -> int:
+        return predict_qa_file(request.model_dir, request.data, request.out, request.batch_size, request.overwrite)
+
+    @classmethod
+    def predict_message(cls, request: InferenceRequest, n: int) -> str:
+        return f"wrote predictions.json and nbest_predictions.json to {request.out}"
+
+    # ---- the model card ------------------------------------------------------------------------------------------
+    @classmethod
+    def card_model(cls, config: dict, recipe: dict) -> CardModel:
+        from ._card import transformers_card_model
+
+        facts = transformers_card_model(config, recipe)
+        kwargs = (recipe.get("model") or {}).get("kwargs") or {}
+        qa = config.get("nct_qa") or {}
+        length = qa.get("max_length") or (recipe.get("data") or {}).get("max_length")
+        stride = qa.get("doc_stride", kwargs.get("doc_stride"))
+        query = qa.get("max_query_length", kwargs.get("max_query_length"))
+        if facts.architecture in QA_HEADS:
+            facts.origin += f", with {QA_HEADS[facts.architecture]} on top of the encoder"
+        facts.inputs.append(f"question + context windows of at most {length} tokens"
+                            + (f"; longer contexts are split into overlapping windows (stride {stride} tokens)"
+                               if stride else "")
+                            + (f"; questions cut to {query} tokens" if query else ""))
+        return facts
+
+    @classmethod
+    def card_usage(cls, repo_id: str, model: CardModel) -> list[str]:
+        from .text_classification import own_code_note
+
+        lines = super().card_usage(repo_id, model)[:-2]  # without the closing fence
+        lines += ['inputs = tokenizer("Who wrote it?", "The book was written by Ann.", return_tensors="pt")',
+                  "out = model(**inputs)  # start_logits / end_logits over the tokens", "```", ""]
+        return lines + ([own_code_note(model)] if model.own_code else [])
+
+    @classmethod
+    def card_limitations(cls, model: CardModel, max_length) -> list[str]:
+        return ["- Answers are spans of the given context; the model cannot answer from outside knowledge."]
 
 
 def prepare_eval_dataset(features):
@@ -392,9 +466,7 @@ class _null:
 def predict_qa(model, tokenizer, examples, options: QAOptions, batch_size: int = 32, output_dir: Optional[str] = None,
                overwrite: bool = False, device: Optional[str] = None):
     """Predictions (``{id: text}`` with ``.nbest`` / ``.null_odds``) for SQuAD-format ``examples``."""
-    features = tokenize_eval(examples, tokenizer, options.max_length, options.doc_stride,
-                             max_query_length=options.max_query_length)
-    ds = prepare_eval_dataset(features)
+    features, ds = QATask.preprocess_for_inference((model, tokenizer, options), examples)
     from ..data.text import longest_first, token_lengths
 
     # longest features first (batches of similar lengths pad little); each row goes back to its feature_index
@@ -485,39 +557,7 @@ def predict_qa_file(model_dir: str, data: str, output_dir: str, batch_size: int 
     return len(preds)
 
 
-def add_cli(subparsers) -> None:
-    """Adds ``qa-eval MODEL_DIR --data FILE`` and ``qa-predict MODEL_DIR --data FILE --out DIR``."""
-    p = subparsers.add_parser("qa-eval", help="score a saved question-answering model on a SQuAD-format file")
-    p.add_argument("model_dir", help="a saved question-answering model, or its run directory (best/ is used)")
-    p.add_argument("--data", required=True, help="SQuAD-format JSON file or datasets name")
-    p.add_argument("--metric", default=None, choices=["squad", "squad_v2", "cmrc2018"],
-                   help="scoring (default: the one the model was trained with)")
-    p.add_argument("--batch-size", type=int, default=32, help="features per forward pass (default 32)")
-    p.add_argument("--out", default=None, help="also write predictions.json / nbest_predictions.json here")
-    p.add_argument("--overwrite", action="store_true", help="replace existing prediction files in --out")
-
-    def _eval(args):
-        m = evaluate_qa_file(args.model_dir, args.data, args.metric, args.batch_size, args.out, args.overwrite)
-        print(json.dumps(m, indent=2))
-        return 0
-
-    p.set_defaults(func=_eval)
-    p = subparsers.add_parser("qa-predict", help="answer the questions of a SQuAD-format file with a saved model")
-    p.add_argument("model_dir", help="a saved question-answering model, or its run directory (best/ is used)")
-    p.add_argument("--data", required=True, help="SQuAD-format JSON file with the questions and contexts")
-    p.add_argument("--out", required=True, help="output directory for predictions.json / nbest_predictions.json")
-    p.add_argument("--batch-size", type=int, default=32, help="features per forward pass (default 32)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing prediction files in --out")
-
-    def _predict(args):
-        n = predict_qa_file(args.model_dir, args.data, args.out, args.batch_size, args.overwrite)
-        print(f"wrote {n} predictions to {args.out}")
-        return 0
-
-    p.set_defaults(func=_predict)
-
-
 def register() -> None:
     """Register the QA heads with the Auto classes (idempotent). The ``question-answering`` task is named in
-    :data:`nlp_cv_tricks.tasks.TASKS` and the ``qa-eval``/``qa-predict`` verbs in the CLI's verb table."""
+    :data:`nlp_cv_tricks.tasks.TASKS`; ``qa-eval``/``qa-predict`` are the CLI's aliases of ``eval``/``predict``."""
     register_auto_classes()
