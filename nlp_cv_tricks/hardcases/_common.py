@@ -149,20 +149,22 @@ def describe_examples(recipe: Recipe, n: int) -> tuple[str, list[str]]:
     ``("image", paths)`` for image recipes (file paths of image folders, "" for pixel sources) or when the
     file has an image-path column, else ``("text", [""] * n)``."""
     from ..data.text import load_split
+    from ..tasks import task_modality
     from .images import ImageSource, is_image_recipe
 
+    kind = task_modality(recipe.task)  # what one example is, when the file does not say
     if is_image_recipe(recipe) and recipe.data.train_file:
         # image paths of file sources; "" for pixel sources (the export writes those images as PNG files)
         refs = ImageSource(recipe).train_refs()
         return "image", refs[:n] + [""] * max(0, n - len(refs))
     if not recipe.data.train_file or not os.path.isfile(recipe.data.train_file):
-        return ("text" if "text" in recipe.task else "image"), [""] * n
+        return kind, [""] * n
     try:
         ds, _ = load_split(recipe.data.train_file, recipe.data)
     except ValueError:  # a file format only the task's own loader reads
-        return ("text" if "text" in recipe.task else "image"), [""] * n
+        return kind, [""] * n
     cols = ds.column_names
-    if "text" in recipe.task and recipe.data.text_column in cols:
+    if kind == "text" and recipe.data.text_column in cols:
         texts = ds[recipe.data.text_column][:n]
         if recipe.data.text_pair_column and recipe.data.text_pair_column in cols:
             pairs = ds[recipe.data.text_pair_column][:n]
@@ -171,6 +173,6 @@ def describe_examples(recipe: Recipe, n: int) -> tuple[str, list[str]]:
     for c in cols:
         if any(key in c.lower() for key in ("image_path", "path", "file", "image")):
             return "image", [str(v) for v in ds[c][:n]]
-    return ("text" if "text" in recipe.task else "image"), [""] * n
+    return kind, [""] * n
 
 

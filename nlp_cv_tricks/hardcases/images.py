@@ -34,13 +34,14 @@ import numpy as np
 from ..config import Recipe
 from ..utils.io import atomic_write_bytes
 
-__all__ = ["ImageSource", "is_image_recipe", "write_png", "fingerprint_dir", "IMAGE_TASKS"]
-
-IMAGE_TASKS = ("image-classification",)
+__all__ = ["ImageSource", "is_image_recipe", "write_png", "fingerprint_dir"]
 
 
 def is_image_recipe(recipe: Recipe) -> bool:
-    return recipe.task in IMAGE_TASKS
+    """Whether the recipe's task trains on images (its Task class says)."""
+    from ..tasks import task_modality
+
+    return task_modality(recipe.task) == "image"
 
 
 def fingerprint_dir(path) -> str:

@@ -268,11 +268,11 @@ def run_fold(recipe: Recipe, out_dir, k: int, folds: np.ndarray, keep_models: bo
 
 
 def _labels_and_names(recipe: Recipe) -> tuple[np.ndarray, list[str]]:
-    from ..data.text import load_text_classification
+    from ..tasks import TASK_TYPES
 
-    if recipe.task in ("text-classification",):
-        splits = load_text_classification(recipe.data)
-        return np.asarray(splits.train["labels"]), list(splits.label_map.names)
+    known = TASK_TYPES.get(recipe.task).training_labels(recipe) if recipe.task in TASK_TYPES else None
+    if known is not None:  # read from the data, without building the model
+        return np.asarray(known[0]), list(known[1])
     from .images import ImageSource, is_image_recipe
 
     if is_image_recipe(recipe):  # the loader the task builder calls, without building the model
