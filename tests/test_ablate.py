@@ -136,7 +136,7 @@ def test_lr_sweep_stops_when_the_metric_stops_improving(monkeypatch, tmp_path, t
         return RunResult(variant.name, seed, score[lr] + 0.01 * seed, None, "eval/accuracy", True, 1.0, 1.0, None,
                          None, str(run_dir), list(overrides))
 
-    monkeypatch.setattr(ab, "run_one", fake_run)
+    monkeypatch.setattr("nlp_cv_tricks.experiments.grid.run_one", fake_run)  # what run_grid calls
     res = ab.lr_sweep(RECIPE, seeds=[0, 1], overrides=_overrides(tiny_bert, toy_data), out_dir=tmp_path / "sw",
                       verbose=False)
     assert sorted(set(calls), reverse=True) == [0.01, 0.005, 0.0025, 0.00125]  # stopped after the first drop
