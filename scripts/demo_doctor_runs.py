@@ -7,7 +7,7 @@
 * underfit: TextCNN with 2 filters over 4-dimensional word vectors, heavy dropout and a small learning rate —
   it cannot fit even the training sentences.
 
-Both use the package's trainer with the ``train_eval`` trick (train-set metrics next to the dev ones) and
+Both use the package's trainer with the ``train_eval`` callback (train-set metrics next to the dev ones) and
 ``imbalance_watch``. With ``--follow-up`` each run is repeated with the first three remedies the doctor printed
 (skipping architecture swaps), applied verbatim as recipe overrides, and diagnosed again. About 1–3 minutes on
 2 CPU cores.
@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from nlp_cv_tricks.config import load_recipe  # noqa: E402
-import nlp_cv_tricks.diagnostics  # noqa: E402,F401  (registers train_eval, imbalance_watch)
 from nlp_cv_tricks.diagnostics.doctor import diagnose_run, format_diagnosis  # noqa: E402
 from nlp_cv_tricks.runner import build_trainer
 
@@ -48,7 +47,7 @@ COMMON = [
     "model.name=textcnn", "train.optimizer=adam", "train.weight_decay=0.0", "train.lr_scheduler=constant",
     "train.warmup_ratio=0.0", "train.max_grad_norm=null", "train.eval_each_epoch=true", "train.eval_steps=null",
     "train.batch_size=32", "train.eval_batch_size=256", "train.progress_bar=false", "output.report_to=none",
-    "train.metric=accuracy", "tricks=[train_eval,imbalance_watch]",
+    "train.metric=accuracy", "tricks=[]", "callbacks=[train_eval,imbalance_watch]",
 ]
 RUNS = {
     "overfit": ["data.max_train_samples=500", "train.epochs=12", "train.learning_rate=1e-3", "train.logging_steps=4",

@@ -8,10 +8,9 @@ norm parameters excluded) is re-exported from the optimizer factory the trainer 
 """
 
 from .registry import available_tricks, build_trick, build_tricks, register_trick
-from . import label_smoothing  # noqa: F401  (registration)
-from . import adversarial, init, losses, lr, rdrop, regularization  # noqa: F401  (registration)
 from .adversarial import AWP, FGM, PGD, FreeLB, PixelFGSM, PixelPGD
 from .init import Init, reinit_
+from .label_smoothing import LabelSmoothing
 from .losses import ClassWeights, FocalLoss, class_weights_from_counts, focal_loss, weighted_cross_entropy
 from .lr import LRHalving, halving_values, scale_lr_
 from .rdrop import RDrop, rdrop_kl, symmetric_kl
@@ -20,7 +19,7 @@ from .regularization import EmbeddingDropout, decay_parameter_groups, no_decay_p
 __all__ = [
     "available_tricks", "build_trick", "build_tricks", "register_trick",
     "FGM", "PGD", "FreeLB", "AWP", "PixelFGSM", "PixelPGD", "RDrop", "FocalLoss", "ClassWeights",
-    "EmbeddingDropout", "LRHalving", "Init",
+    "EmbeddingDropout", "LRHalving", "Init", "LabelSmoothing",
     "focal_loss", "weighted_cross_entropy", "class_weights_from_counts", "symmetric_kl", "rdrop_kl",
     "decay_parameter_groups", "no_decay_parameter_names", "halving_values", "scale_lr_", "reinit_",
 ]
