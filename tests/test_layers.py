@@ -197,3 +197,18 @@ def test_the_engine_imports_no_task_trick_model_or_cli():
                                        "report", "diagnostics")]
     assert not bad, "the engine imports upward:\n" + "\n".join(bad)
 
+
+
+def test_module_attr_strings_and_dynamic_imports_count_as_imports(tmp_path):
+    src = tmp_path / "fake.py"
+    src.write_text('import importlib\n'
+                   'from nlp_cv_tricks.utils.registry import import_target\n'
+                   'TABLE = {"rdrop": "nlp_cv_tricks.tricks.rdrop:RDrop"}\n'
+                   'importlib.import_module("nlp_cv_tricks.tasks.long_text")\n'
+                   'importlib.import_module(".lr", __package__)\n'
+                   'import_target("nlp_cv_tricks.report:write_report")\n'
+                   'NOTE = "nlp_cv_tricks.data is not an import, nor is nlp_cv_tricks.metrics"\n')
+    found = {target for _, target in _imports(src, "engine.fake")}
+    assert found == {"utils.registry", "tricks.rdrop", "tasks.long_text", "engine.lr", "report"}
+    # the real tables are seen: the callback table names its modules
+    assert {"callbacks.grad_norm", "callbacks.train_eval"} <= set(_graph()["callbacks.registry"][1])
