@@ -157,3 +157,19 @@ def test_the_qa_verbs_are_aliases_of_eval_and_predict(verb):
     args = build_parser(verb).parse_args([verb, "m", "--data", "d.json", "--out", "o"])
     assert args.func is (_cmd_eval if verb == "qa-eval" else _cmd_predict) and args.qa_alias
     assert args.batch_size == 32  # their own default, as before
+
+
+def test_train_prints_how_to_load_and_evaluate_each_task():
+    from nlp_cv_tricks.tasks import task_type
+
+    qa = task_type("question-answering").cli_summary("r/best")
+    assert qa == ["load it with  : import nlp_cv_tricks; nlp_cv_tricks.register_auto_classes()",
+                  "                from transformers import AutoModelForQuestionAnswering, AutoTokenizer",
+                  "                model = AutoModelForQuestionAnswering.from_pretrained('r/best')",
+                  "                tokenizer = AutoTokenizer.from_pretrained('r/best')",
+                  "or evaluate   : nlp-cv-tricks eval r/best --data SQUAD.json"]
+    image = task_type("image-classification").cli_summary("r/best")
+    assert image[1:] == ["                from transformers import AutoModelForImageClassification",
+                         "                model = AutoModelForImageClassification.from_pretrained('r/best')",
+                         "or evaluate   : nlp-cv-tricks eval r/best --data IMAGES"]
+    assert task_type("long-text-classification").cli_summary("r/best")[-1].endswith("--data FILE")
