@@ -214,6 +214,40 @@ def t_init(folder: str) -> str:
                   "Δ epoch 2", "Δ best"], rows)
 
 
+ABL_NAMES = {"baseline": "recipe (dropout 0.5 before the classifier)", "model.kwargs.dropout=0": "no dropout",
+             "model.kwargs.embedding_dropout=0.2": "+ embedding dropout 0.2", "tricks=+rdrop": "+ R-Drop",
+             "tricks=+fgm{epsilon: 0.2}": "+ FGM, ε 0.2", "tricks=+fgm{epsilon: 1.0}": "+ FGM, ε 1",
+             "tricks=+fgm{epsilon: 3.0}": "+ FGM, ε 3", "tricks=+pgd{epsilon: 0.2}": "+ PGD, ε 0.2",
+             "tricks=+pgd{epsilon: 1.0}": "+ PGD, ε 1", "tricks=+pgd{epsilon: 3.0}": "+ PGD, ε 3",
+             "model.kwargs.num_filters=4": "2× wider: 4 filters per width",
+             "model.kwargs.embedding_dim=8": "2× wider vectors: 8-d",
+             "train.epochs=6": "2× longer: 6 epochs"}
+
+
+def t_ablation(folder: str, data: str = "", base_name: str = "") -> str:
+    """One ``ablate`` record: each variant's dev metric (best evaluation) and its paired Δ against the baseline."""
+    runs = ablation(f"tips/{folder}/ablation.json")
+    base = runs["baseline"]
+    rows = []
+    for v, d in runs.items():
+        label = (base_name or "as is") if v == "baseline" and (base_name or data) else ABL_NAMES.get(v, f"`{v}`")
+        rows.append(([data] if data else []) + [label, msd(values(d)), str(len(d)),
+                    "–" if v == "baseline" else delta_cell(pair(d, base))])
+    return table((["data"] if data else []) + ["variant", "dev accuracy (best), mean ± sd", "seeds",
+                                               "Δ [95% CI] (sd, MDE)"], rows)
+
+
+def t_underfit() -> str:
+    parts = [t_ablation(folder, data).splitlines() for folder, data in (("trec_underfit", "TREC"),
+                                                                        ("sst2_underfit", "SST-2"))]
+    return "\n".join(parts[0] + parts[1][2:])
+
+
+def _abl(folder: str, v: str, b: str = "baseline"):
+    runs = ablation(f"tips/{folder}/ablation.json")
+    return pair(runs[v], runs[b])
+
+
 def t_lr_vs_recipe() -> str:
     e = epochs("trec_lr_vs_recipe")
     base, adam = e["baseline"], e["train.optimizer=adam train.learning_rate=0.005"]
@@ -626,7 +660,18 @@ def _tsne_pair(key, k):
 # Δ is oriented so that a positive value is what the tip claims; "two-sided" tips claim a difference either way.
 # Where a tip names no size, the size that would matter is 1 point of the metric (0.01 on a 0–1 scale).
 POWER = {
-    3: lambda: [("MiniLM quick start, R-Drop − plain, accuracy", _qs("tricks=+rdrop"), 1.0, False)],
+    2: lambda: [("SST-2 underfit TextCNN, 2× wider − as is, accuracy", _abl("sst2_underfit", "model.kwargs.num_filters=4"),
+                 1.0, False),
+                ("SST-2, 2× longer − as is", _abl("sst2_underfit", "train.epochs=6"), 1.0, False),
+                ("TREC underfit TextCNN, 2× wider − as is", _abl("trec_underfit", "model.kwargs.num_filters=4"), 1.0,
+                 False),
+                ("TREC, 2× longer − as is", _abl("trec_underfit", "train.epochs=6"), 1.0, False)],
+    3: lambda: [("MiniLM quick start, R-Drop − plain, accuracy", _qs("tricks=+rdrop"), 1.0, False),
+                ("TREC reduced TextCNN, dropout 0.5 − none, accuracy",
+                 _abl("trec_dropout", "baseline", "model.kwargs.dropout=0"), 1.0, False),
+                ("TREC, + embedding dropout 0.2", _abl("trec_dropout", "model.kwargs.embedding_dropout=0.2"), 1.0,
+                 False),
+                ("TREC, + R-Drop", _abl("trec_dropout", "tricks=+rdrop"), 1.0, False)],
     5: lambda: [("SMS spam FastText, decay 0.1 − none, macro-F1", _wd("train.weight_decay=0.1", "eval/f1_macro"), 1.0, False),
                 ("SMS spam, decay 0.01 − none, macro-F1", _wd("train.weight_decay=0.01", "eval/f1_macro"), 1.0, False),
                 ("TREC TextCNN, decay 1e-4 − none, accuracy", _ep("trec_wd", "train.weight_decay=0.0001"), 1.0, False),
@@ -654,7 +699,10 @@ POWER = {
                  ("SMS spam, truncated normal − Xavier after epoch 1, macro-F1",
                   _ep("sms_init", INIT_TRUNC, "baseline", at_epoch(1)), 1.0, False)],
     23: lambda: [("MiniLM quick start, FGM − plain, accuracy", _qs("tricks=+fgm"), 1.0, False),
-                 ("PGD − plain", _qs("tricks=+pgd"), 1.0, False)],
+                 ("PGD − plain", _qs("tricks=+pgd"), 1.0, False),
+                 ("TREC reduced TextCNN, FGM ε 0.2 − plain, accuracy",
+                  _abl("trec_adv", "tricks=+fgm{epsilon: 0.2}"), 1.0, False),
+                 ("TREC, PGD ε 0.2 − plain", _abl("trec_adv", "tricks=+pgd{epsilon: 0.2}"), 1.0, False)],
     25: lambda: [("13% spam, focal γ=2 − cross-entropy, spam-F1",
                   _imb("sms_loss", "tricks=+focal_loss{gamma: 2}", "eval/f1/spam"), 1.0, False),
                  ("13%, γ=5, spam-F1", _imb("sms_loss", "tricks=+focal_loss{gamma: 5}", "eval/f1/spam"), 1.0, False),
@@ -736,6 +784,10 @@ RENDER = {
     "tips-lr-vs-recipe": t_lr_vs_recipe,
     "tips-lr-halving": t_lr_halving,
     "tips-wd": t_wd,
+    "tips-dropout-trec": lambda: t_ablation("trec_dropout"),
+    "tips-adv-sweep-trec": lambda: t_ablation("trec_adv_sweep", base_name="plain"),
+    "tips-adv-trec": lambda: t_ablation("trec_adv", base_name="plain"),
+    "tips-underfit": t_underfit,
     "tips-batch": t_batch,
     "tips-tsne": t_tsne,
     "tips-tsne-paired": t_tsne_paired,
