@@ -151,11 +151,13 @@ def test_lr_sweep_stops_when_the_metric_stops_improving(monkeypatch, tmp_path, t
 
 def test_command_line(tiny_bert, toy_data, tmp_path, capsys, monkeypatch):
     parser = argparse.ArgumentParser()
-    ab.add_cli(parser.add_subparsers(dest="command"))
+    from nlp_cv_tricks.cli import ablate as ab_cli
+
+    ab_cli.add_cli(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["ablate", str(RECIPE), "--vary", "tricks=+fgm", "train.epochs=1", "--seeds", "2",
                               "--in-process", "data.max_length=8"])
-    assert args.func is ab._cmd_ablate and args.recipe == str(RECIPE)
-    inner = ab.ablate_parser().parse_intermixed_args(args.rest)
+    assert args.func is ab_cli._cmd_ablate and args.recipe == str(RECIPE)
+    inner = ab_cli.ablate_parser().parse_intermixed_args(args.rest)
     assert inner.vary == ["tricks=+fgm"] and inner.seeds == 2 and inner.in_process
     assert inner.overrides == ["train.epochs=1", "data.max_length=8"]
     seen = {}
@@ -165,9 +167,9 @@ def test_command_line(tiny_bert, toy_data, tmp_path, capsys, monkeypatch):
     assert seen["args"][1] == ["tricks=+fgm"] and seen["args"][3] == ["train.epochs=1", "data.max_length=8"]
     assert "| table |" in capsys.readouterr().out
     args = parser.parse_args(["lr-sweep", str(RECIPE), "--start", "0.02", "--patience", "2"])
-    inner = ab.lr_sweep_parser().parse_intermixed_args(args.rest)
+    inner = ab_cli.lr_sweep_parser().parse_intermixed_args(args.rest)
     assert inner.start == 0.02 and inner.patience == 2 and inner.seeds == 1
-    assert ab.main(["ablate", str(RECIPE), "--seeds", "1"]) == 2  # no --vary: a clear error, exit code 2
+    assert ab_cli.main(["ablate", str(RECIPE), "--seeds", "1"]) == 2  # no --vary: a clear error, exit code 2
     assert "give at least one --vary" in capsys.readouterr().err
 
 

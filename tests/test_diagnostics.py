@@ -18,7 +18,7 @@ from nlp_cv_tricks.diagnostics import (DiagnosticsError, ImbalanceWatch, Thresho
                                        activation_stats, diagnose, diagnose_run, gradient_norms, imbalance_signal,
                                        layer_report, parameter_stats, plot_embeddings, probe_cls, probe_embeddings,
                                        read_labelled_texts, save_layer_report, tensor_stats)
-from nlp_cv_tricks.diagnostics.cli import main as diag_main
+from nlp_cv_tricks.cli.diagnostics import main as diag_main
 from nlp_cv_tricks.diagnostics.probes import POOLINGS
 
 from conftest import shared_data

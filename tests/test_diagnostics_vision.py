@@ -19,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(1)
 
 from nlp_cv_tricks.diagnostics import DiagnosticsError  # noqa: E402
-from nlp_cv_tricks.diagnostics.cli import main as diag_main  # noqa: E402
+from nlp_cv_tricks.cli.diagnostics import main as diag_main  # noqa: E402
 from nlp_cv_tricks.diagnostics.doctor import Diagnosis, diagnose_run, prescribe  # noqa: E402
 
 from conftest import shared_data  # noqa: E402

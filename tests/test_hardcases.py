@@ -414,7 +414,7 @@ def test_loop_end_to_end(setup, tmp_path, monkeypatch):
 def test_cli(setup, tmp_path, capsys):
     import argparse
 
-    from nlp_cv_tricks.hardcases.cli import add_cli, main
+    from nlp_cv_tricks.cli.hardcases import add_cli, main
 
     parser = argparse.ArgumentParser()
     add_cli(parser.add_subparsers(dest="command"))

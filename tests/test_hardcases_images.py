@@ -134,7 +134,7 @@ def test_mnist_loop_end_to_end_png_export_and_usable_version(mnist, capsys):
     import shlex
 
     from nlp_cv_tricks.config import save_recipe
-    from nlp_cv_tricks.hardcases.cli import main
+    from nlp_cv_tricks.cli.hardcases import main
 
     save_recipe(recipe, d / "recipe.yaml")
     assert main(["versions", str(d / "recipe.yaml"), "--versions-dir", str(d / "work" / "versions")]) == 0

@@ -17,7 +17,7 @@ PKG = Path(__file__).resolve().parents[1] / "nlp_cv_tricks"
 # so report/ and the diagnostics' analysis sit below the runner (their commands are in the CLI row). The
 # integrations build their plug-ins through the runner, the one place where names become objects.
 LAYERS = [
-    {"cli": ["cli", "diagnostics.cli", "hardcases.cli", "report.cli", "__main__"]},
+    {"cli": ["cli", "__main__"]},
     {"experiments": ["ablate", "experiments"], "hardcases": ["hardcases"], "hub": ["hub"]},
     {"inference": ["inference"]},
     {"integrations": ["integrations"]},
@@ -157,8 +157,6 @@ KNOWN_CYCLE_EDGES = {
     ("engine.events", "engine.step"),
     # the text baselines register their builders with the factory that names them in its table
     ("models.text_baselines", "models.factory"),
-    # `python -m nlp_cv_tricks.hardcases.cli` (the fold processes of `mine --jobs`) parses with the CLI's parser
-    ("hardcases.cli", "cli"),
 }
 
 

@@ -126,7 +126,7 @@ def test_cli_unknown_names_get_a_did_you_mean(elsewhere, capsys):
 
 
 def test_every_verb_that_takes_a_recipe_takes_a_name(elsewhere, monkeypatch):
-    import nlp_cv_tricks.ablate as ablate
+    import nlp_cv_tricks.cli.ablate as ablate
 
     seen = []
     monkeypatch.setattr(ablate, "_cmd_ablate", lambda args: seen.append(args.recipe) or 0)

@@ -3,7 +3,7 @@ answers as a new dataset version (originals never modified, versions can be drop
 
 Modules: :mod:`.mine` (K-fold out-of-fold probabilities through the trainer, training dynamics, rankings),
 :mod:`.export` (CSV / JSONL / Label Studio), :mod:`.importer` (validation, conflict rules, versions),
-:mod:`.retrain` (retrain on a version with up-weighting or oversampling), :mod:`.loop` (rounds), :mod:`.cli`.
+:mod:`.retrain` (retrain on a version with up-weighting or oversampling), :mod:`.loop` (rounds); the commands in :mod:`nlp_cv_tricks.cli.hardcases`.
 (Eager imports: the functions ``mine`` and ``retrain`` share their modules' names and must shadow them.)
 """
 

@@ -379,7 +379,7 @@ def mine(recipe: Recipe, out_dir, folds: int = 5, seed: Optional[int] = None, id
 
     ``ids``: the stable example ids of the training rows (default: row numbers); ``fold``: run only that fold
     (returns None; merge later with another call without ``fold``); ``jobs`` > 1 runs folds as separate
-    processes (``python -m nlp_cv_tricks.hardcases.cli mine --fold k``), each on whatever device Accelerate
+    processes (``python -m nlp_cv_tricks.cli.hardcases mine --fold k``), each on whatever device Accelerate
     gives it (set ``CUDA_VISIBLE_DEVICES`` per job through ``NCT_HARDCASES_DEVICES=0,1,...``).
 
     ``executor`` (:mod:`nlp_cv_tricks.utils.executors`): None runs the folds here (``jobs`` at a time); a Ray
@@ -484,14 +484,14 @@ def _check_same_mining(recipe: Recipe, out_dir: Path, meta: dict) -> None:
 
 
 def _fold_process(out_dir: Path, f: int, k: int, seed: int, keep_models: bool, device: Optional[str]) -> None:
-    """Fold ``f`` in a process of its own (``mine --jobs N``): ``python -m nlp_cv_tricks.hardcases.cli mine
+    """Fold ``f`` in a process of its own (``mine --jobs N``): ``python -m nlp_cv_tricks.cli.hardcases mine
     ... --fold f``, its output in ``folds/fold_f.log``; raises when it fails."""
     env = dict(os.environ)
     if device is not None:
         env["CUDA_VISIBLE_DEVICES"] = device
     _fold_dir(out_dir, f).parent.mkdir(parents=True, exist_ok=True)
     log_path = out_dir / "folds" / f"fold_{f}.log"
-    cmd = [sys.executable, "-m", "nlp_cv_tricks.hardcases.cli", "mine", str(out_dir / "recipe.yaml"),
+    cmd = [sys.executable, "-m", "nlp_cv_tricks.cli.hardcases", "mine", str(out_dir / "recipe.yaml"),
            "--out", str(out_dir), "--folds", str(k), "--seed", str(seed), "--fold", str(f)]
     if keep_models:
         cmd.append("--keep-models")

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 __all__ = ["Job", "Outcome", "Executor", "LocalExecutor", "RayExecutor", "ExecutorError", "GridInterrupted",
-           "make_executor", "EXECUTORS", "add_executor_args", "executor_from_args"]
+           "make_executor", "EXECUTORS"]
 
 EXECUTORS = ("local", "ray")
 # environment passed from the calling process to every Ray task (data root, offline hub, progress settings)
@@ -376,25 +376,3 @@ def make_executor(name: str = "local", *, workers: int = 1, retries: int = 0, ad
     if name == "ray":
         return RayExecutor(address, cpus, gpus, retries, fresh_process, log=log)
     raise ExecutorError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")
-
-
-def add_executor_args(p) -> None:
-    """The executor options of a grid command (argparse)."""
-    g = p.add_argument_group("where the runs go")
-    g.add_argument("--executor", choices=EXECUTORS, default="local",
-                   help="local: on this machine (default); ray: one Ray task per run (pip install "
-                        "\"nlp-cv-tricks[ray]\"); on a cluster --out, the data and the project must be on a "
-                        "shared filesystem")
-    g.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT",
-                   help="Ray cluster to use (auto: the one `ray start` runs on this machine); default: a local "
-                        "Ray started for this grid")
-    g.add_argument("--cpus-per-run", type=float, default=1, help="CPUs a Ray run asks for (and its torch threads; "
-                                                                  "default 1)")
-    g.add_argument("--gpus-per-run", type=float, default=0, help="GPUs a Ray run asks for (default 0; fractions "
-                                                                  "share a GPU)")
-    g.add_argument("--retries", type=int, default=0, help="try a failed run again this many times (default 0)")
-
-
-def executor_from_args(a, workers: int = 1, fresh_process: bool = True) -> Executor:
-    return make_executor(a.executor, workers=workers, retries=a.retries, address=a.ray_address,
-                         cpus=a.cpus_per_run, gpus=a.gpus_per_run, fresh_process=fresh_process)

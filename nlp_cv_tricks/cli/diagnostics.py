@@ -1,7 +1,8 @@
 """Command-line verbs of the diagnostics: ``diagnose``, ``inspect``, ``probe-cls``, ``plot-embeddings``.
 
 The main CLI wires them with :func:`add_cli` (``add_cli(subparsers)`` on its ``argparse`` sub-parsers); each
-sets ``func`` to a callable taking the parsed ``args`` and returning an exit code.
+sets ``func`` to a callable taking the parsed ``args`` and returning an exit code. Also runnable alone:
+``python -m nlp_cv_tricks.cli.diagnostics probe-cls ...``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..data.vision import ImageDataError
-from ._io import DiagnosticsError, atomic_write_json
+from ..diagnostics._io import DiagnosticsError, atomic_write_json
 
 __all__ = ["add_cli", "main"]
 
@@ -27,7 +28,7 @@ def _threads(args) -> None:
 
 
 def _parse_thresholds(items):
-    from .doctor import Thresholds
+    from ..diagnostics.doctor import Thresholds
 
     th = Thresholds()
     valid = {f for f in vars(th)}
@@ -50,7 +51,7 @@ def _parse_thresholds(items):
 # ---- diagnose ----------------------------------------------------------------------------------------------
 
 def cmd_diagnose(args) -> int:
-    from .doctor import ablate_command, diagnose_run, format_diagnosis
+    from ..diagnostics.doctor import ablate_command, diagnose_run, format_diagnosis
 
     if args.json and Path(args.json).exists() and not args.overwrite:  # checked before the work
         raise FileExistsError(f"{args.json} already exists; pass --overwrite to replace it")
@@ -88,7 +89,7 @@ _DEFAULT_SENTENCES = [
 def _sample_batch(model, tokenizer, data_path: Optional[str], n: int, max_length: int, seed: int = 0):
     import numpy as np
 
-    from .textdata import read_labelled_texts
+    from ..diagnostics.textdata import read_labelled_texts
 
     source = "built-in sentences"
     labels = None
@@ -122,12 +123,12 @@ def cmd_inspect(args) -> int:
     _threads(args)
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
-    from .probes import register_package_models, resolve_model_path
+    from ..diagnostics.probes import register_package_models, resolve_model_path
 
     target = Path(args.model)
     run_dir = _run_dir_of(target)
     path = resolve_model_path(args.model)
-    from .images import is_image_model_dir
+    from ..diagnostics.images import is_image_model_dir
 
     if is_image_model_dir(path):
         return _inspect_image(args, path, run_dir)
@@ -193,7 +194,7 @@ def _quiet_datasets() -> None:
 def _inspect_image(args, path: str, run_dir: Optional[Path]) -> int:
     """``inspect`` for a timm image model: the sample batch is ``pixel_values`` (+ labels) through the model's
     evaluation transform, from ``--data`` or the run's dev split."""
-    from .images import image_sample_batch, load_image_model, load_labelled_images, parse_image_options
+    from ..diagnostics.images import image_sample_batch, load_image_model, load_labelled_images, parse_image_options
 
     _quiet_datasets()
     model = load_image_model(path)
@@ -210,9 +211,9 @@ def _inspect_image(args, path: str, run_dir: Optional[Path]) -> int:
 
 def cmd_probe(args) -> int:
     _threads(args)
-    from .images import is_image_model_dir, refuse_cls_probe
-    from .probes import format_probe_report, probe_cls, resolve_model_path
-    from .textdata import read_labelled_texts
+    from ..diagnostics.images import is_image_model_dir, refuse_cls_probe
+    from ..diagnostics.probes import format_probe_report, probe_cls, resolve_model_path
+    from ..diagnostics.textdata import read_labelled_texts
 
     if is_image_model_dir(resolve_model_path(args.model)):
         refuse_cls_probe(resolve_model_path(args.model))
@@ -234,10 +235,10 @@ def cmd_probe(args) -> int:
 
 def cmd_plot(args) -> int:
     _threads(args)
-    from .images import is_image_model_dir
-    from .plots import plot_embeddings, sample_per_class
-    from .probes import load_encoder, pooled_layers, resolve_model_path
-    from .textdata import read_labelled_texts
+    from ..diagnostics.images import is_image_model_dir
+    from ..diagnostics.plots import plot_embeddings, sample_per_class
+    from ..diagnostics.probes import load_encoder, pooled_layers, resolve_model_path
+    from ..diagnostics.textdata import read_labelled_texts
 
     target = Path(args.model)
     if is_image_model_dir(resolve_model_path(args.model)):
@@ -278,9 +279,9 @@ _IMAGE_FORMATS = ("imagefolder", "image_csv", "image_npy")
 def _plot_image(args, path: str, run_dir: Optional[Path]) -> int:
     """``plot-embeddings`` for a timm image model: PCA → t-SNE of the penultimate features (``--layer -1``) or
     of a stage's pooled feature map, coloured by label, from ``--data`` or the run's dev split."""
-    from .images import (image_features, load_image_model, load_labelled_images, n_feature_layers,
+    from ..diagnostics.images import (image_features, load_image_model, load_labelled_images, n_feature_layers,
                          parse_image_options)
-    from .plots import plot_embeddings, sample_per_class
+    from ..diagnostics.plots import plot_embeddings, sample_per_class
 
     if Path(args.out).exists() and not args.overwrite:
         raise FileExistsError(f"{args.out} already exists; pass --overwrite to replace it")
@@ -422,11 +423,8 @@ def add_cli(subparsers) -> None:
     p.set_defaults(func=_guard(cmd_plot))
 
 
-add_cli.nct_diagnostics = True  # lets the package's registration skip a second copy
-
-
 def main(argv=None) -> int:
-    """Stand-alone entry (``python -m nlp_cv_tricks.diagnostics.cli``) until the main CLI wires add_cli."""
+    """Stand-alone entry (``python -m nlp_cv_tricks.cli.diagnostics``): the diagnostics verbs alone."""
     parser = argparse.ArgumentParser(prog="nlp-cv-tricks")
     sub = parser.add_subparsers(dest="command", required=True)
     add_cli(sub)
@@ -439,7 +437,7 @@ def run_remedies(diag, seeds: int = 3, out_dir: Optional[str] = None, in_process
     """Run the baseline and each runnable remedy over ``seeds`` seeds through the ablation harness
     (:func:`nlp_cv_tricks.ablate.ablate`); results go to ``out_dir`` (default ``RUN_DIR/remedies``)."""
     from ..ablate import ablate
-    from .doctor import _recipe_file, remedy_variants
+    from ..diagnostics.doctor import _recipe_file, remedy_variants
 
     recipe = _recipe_file(diag)
     vary = remedy_variants(diag)

@@ -10,7 +10,7 @@ __all__ = ["add_cli"]
 def _cmd_report(args) -> int:
     from ..engine.run_lock import warn_if_live
     from ..utils.optional import MissingExtraError
-    from . import ReportError, write_report
+    from ..report import ReportError, write_report
 
     for path in args.paths:  # a run still training is read as it is now
         warn_if_live(path, "report")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from typing import Callable, Optional
 
-__all__ = ["main", "train_main", "register_cli"]
+from ._args import parse_args_with_overrides
+
+__all__ = ["main", "train_main", "register_cli", "build_parser", "parse_args_with_overrides"]
 
 _EXTRA_CLIS: list[Callable] = []
 
@@ -17,22 +18,22 @@ _EXTRA_CLIS: list[Callable] = []
 # is imported (``--help`` imports none), so the CLI is the one place that knows every verb and no module imports
 # the CLI back. One ``add_cli(subparsers)`` may define several verbs.
 VERBS: dict[str, tuple[str, str]] = {
-    "ablate": ("nlp_cv_tricks.ablate:add_cli",
+    "ablate": ("nlp_cv_tricks.cli.ablate:add_cli",
                "baseline vs variants over N seeds: mean ± std, paired deltas, time, memory (resumable)"),
-    "lr-sweep": ("nlp_cv_tricks.ablate:add_cli",
+    "lr-sweep": ("nlp_cv_tricks.cli.ablate:add_cli",
                  "learning-rate halving search from --start until the dev metric stops improving"),
-    "hardcases": ("nlp_cv_tricks.hardcases.cli:add_cli",
+    "hardcases": ("nlp_cv_tricks.cli.hardcases:add_cli",
                   "mine, annotate, import, retrain: the hard-case relabeling loop"),
-    "diagnose": ("nlp_cv_tricks.diagnostics.cli:add_cli", "classify a run's fit regime and prescribe remedies"),
-    "inspect": ("nlp_cv_tricks.diagnostics.cli:add_cli",
+    "diagnose": ("nlp_cv_tricks.cli.diagnostics:add_cli", "classify a run's fit regime and prescribe remedies"),
+    "inspect": ("nlp_cv_tricks.cli.diagnostics:add_cli",
                 "per-layer parameter/activation/gradient statistics (JSON + PNG)"),
-    "probe-cls": ("nlp_cv_tricks.diagnostics.cli:add_cli",
+    "probe-cls": ("nlp_cv_tricks.cli.diagnostics:add_cli",
                   "is [CLS] a usable sentence embedding? per-layer, per-pooling probes (text models only)"),
-    "plot-embeddings": ("nlp_cv_tricks.diagnostics.cli:add_cli",
+    "plot-embeddings": ("nlp_cv_tricks.cli.diagnostics:add_cli",
                         "PCA → t-SNE plot of sentence or image embeddings coloured by label"),
-    "report": ("nlp_cv_tricks.report.cli:add_cli",
+    "report": ("nlp_cv_tricks.cli.report:add_cli",
                "write report.html with figures for a run, ablation, lr-sweep or hardcases mine directory"),
-    "convert-long": ("nlp_cv_tricks.models.long:add_cli",
+    "convert-long": ("nlp_cv_tricks.cli.convert_long:add_cli",
                      "turn a BERT/RoBERTa-style checkpoint into a Longformer (tiled positions, global q/k/v from local)"),
 }
 
@@ -44,14 +45,14 @@ def register_cli(add: Callable) -> None:
 
 
 def _setup_logging() -> None:
-    from .utils.logs import setup_logging
+    from ..utils.logs import setup_logging
 
     setup_logging()
 
 
 def train_main(recipe_path: str, overrides: list[str]):
-    from .config import load_recipe
-    from .runner import build_trainer
+    from ..config import load_recipe
+    from ..runner import build_trainer
 
     recipe = load_recipe(recipe_path, overrides)
     trainer = build_trainer(recipe)
@@ -85,7 +86,7 @@ def _resume_command(args) -> str:
 
 
 def _cmd_train(args) -> int:
-    from .engine.run_stop import TrainingInterrupted, TrainingWriteError
+    from ..engine.run_stop import TrainingInterrupted, TrainingWriteError
 
     try:
         train_main(args.recipe, args.overrides)
@@ -103,7 +104,7 @@ def _cmd_train(args) -> int:
 
 
 def _inference_request(args, **kw):
-    from .engine.task import InferenceRequest
+    from ..engine.task import InferenceRequest
 
     return InferenceRequest(args.model_dir, args.data, batch_size=args.batch_size, overwrite=args.overwrite,
                             format=getattr(args, "format", None), text_column=getattr(args, "text_column", None),
@@ -113,11 +114,11 @@ def _inference_request(args, **kw):
 
 
 def _cmd_eval(args) -> int:
-    from .utils.io import atomic_write_text
-    from .inference import evaluate
+    from ..utils.io import atomic_write_text
+    from ..inference import evaluate
 
     if getattr(args, "qa_alias", False):  # qa-eval: --out is a folder for the predictions
-        from .tasks.question_answering import QATask
+        from ..tasks.question_answering import QATask
 
         print(json.dumps(evaluate(_inference_request(args, metric=args.metric, predictions_dir=args.out),
                                   task=QATask), indent=2))
@@ -126,7 +127,7 @@ def _cmd_eval(args) -> int:
         raise FileExistsError(f"--out {args.out} is a directory; --out names the metrics JSON file to write")
     if args.out and os.path.exists(args.out) and not args.overwrite:  # before the work, not after
         raise FileExistsError(f"{args.out} exists; choose another --out or pass --overwrite")
-    from .engine.run_lock import warn_if_live
+    from ..engine.run_lock import warn_if_live
 
     warn_if_live(args.model_dir, "eval")  # a run still training: its best/ may be replaced while read
     metrics = evaluate(_inference_request(args))  # the model's task reads the data as in training
@@ -140,15 +141,15 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from .inference import predict
+    from ..inference import predict
 
     if getattr(args, "qa_alias", False):  # qa-predict
-        from .tasks.question_answering import QATask
+        from ..tasks.question_answering import QATask
 
         n, _ = predict(_inference_request(args, out=args.out), task=QATask)
         print(f"wrote {n} predictions to {args.out}")
         return 0
-    from .engine.run_lock import warn_if_live
+    from ..engine.run_lock import warn_if_live
 
     warn_if_live(args.model_dir, "predict")  # a run still training: its best/ may be replaced while read
     _, message = predict(_inference_request(args, out=args.out))  # the model's task writes what it predicts
@@ -157,9 +158,9 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_recipes(args) -> int:
-    from .config import RecipeError, unknown_recipe_message
-    from .recipe_catalog import catalog
-    from .utils.bundled import bundled_recipes
+    from ..config import RecipeError, unknown_recipe_message
+    from ..recipe_catalog import catalog
+    from ..utils.bundled import bundled_recipes
 
     if args.action == "show":  # the file as shipped, to read or to start from: recipes show NAME > my.yaml
         builtin = bundled_recipes()
@@ -190,7 +191,7 @@ def _cmd_recipes(args) -> int:
 
 
 def _cmd_push(args) -> int:
-    from .hub import push
+    from ..hub import push
 
     result = push(args.path, args.repo_id, private=args.private, dry_run=args.dry_run,
                   commit_message=args.message)
@@ -293,7 +294,7 @@ def build_parser(verb: Optional[str] = None) -> argparse.ArgumentParser:
     p.add_argument("--message", default=None, help="commit message")
     p.set_defaults(func=_cmd_push)
 
-    from .utils.registry import import_target
+    from ..utils.registry import import_target
 
     wanted = {target for name, (target, _) in VERBS.items() if verb is None or name == verb}
     for name, (target, helptext) in VERBS.items():
@@ -317,7 +318,7 @@ def _verb_of(argv: list[str]) -> Optional[str]:
 def _progress_options(argv: list[str]) -> list[str]:
     """Take ``--quiet`` and ``--progress MODE`` from anywhere on the line (before or after the subcommand) and
     set the progress mode (:mod:`nlp_cv_tricks.utils.progress`); returns the other arguments."""
-    from .utils.progress import MODES
+    from ..utils.progress import MODES
 
     rest, mode, i = [], None, 0
     while i < len(argv):
@@ -336,7 +337,7 @@ def _progress_options(argv: list[str]) -> list[str]:
         else:
             rest.append(a)
         i += 1
-    from .utils.progress import ENV_VAR, _check
+    from ..utils.progress import ENV_VAR, _check
 
     try:  # the libraries' own bars are switched off in main, after parsing: --help imports none of them
         if mode is not None:
@@ -348,36 +349,11 @@ def _progress_options(argv: list[str]) -> list[str]:
     return rest
 
 
-_OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)*\+?=")
-
-
-def parse_args_with_overrides(parser: argparse.ArgumentParser, argv: Optional[list[str]] = None):
-    """``parser.parse_args`` that takes recipe overrides (``key=value``) anywhere on the line: after options too
-    (``hardcases mine R --out d train.epochs=1``), and not as values of a list option (``import --files F
-    train.seed=1``: ``train.seed=1`` is an override unless a file of that name exists)."""
-    args, extra = parser.parse_known_args(argv)
-    if not hasattr(args, "overrides"):
-        return parser.parse_args(argv) if extra else args
-    moved = []
-    for name in ("files", "annotations"):
-        values = getattr(args, name, None)
-        if isinstance(values, list):
-            keep = [v for v in values if not (_OVERRIDE.match(v) and not os.path.exists(v))]
-            moved += [v for v in values if v not in keep]
-            setattr(args, name, keep)
-            if name == "files" and not keep:
-                parser.error("--files needs at least one annotation file (key=value words are recipe overrides)")
-    if extra and not all(_OVERRIDE.match(x) for x in extra):
-        parser.parse_args(argv)  # argparse's own error for what is not an override
-    args.overrides = list(args.overrides or []) + moved + list(extra)
-    return args
-
-
 def _recipe_names(args) -> Optional[int]:
     """A built-in recipe's name becomes its file (every verb that takes a recipe takes a name:
     :func:`nlp_cv_tricks.config.resolve_recipe`), and ``recipes`` runs, before torch and the data libraries load:
     a wrong name is reported at once. An exit status when the command is over, else None."""
-    from .config import RecipeError, resolve_recipe
+    from ..config import RecipeError, resolve_recipe
 
     try:
         if args.func is _cmd_recipes:
@@ -404,14 +380,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     import gc
 
     atexit.register(gc.freeze)
-    from .utils.progress import quiet_library_bars, resolve_mode
+    from ..utils.progress import quiet_library_bars, resolve_mode
 
     if resolve_mode() != "bar":
         quiet_library_bars()
-    from .config import RecipeError
-    from .data.text import DataError
-    from .utils.io import WriteError
-    from .utils.optional import MissingExtraError
+    from ..config import RecipeError
+    from ..data.text import DataError
+    from ..utils.io import WriteError
+    from ..utils.optional import MissingExtraError
 
     try:
         return int(args.func(args) or 0)
@@ -428,7 +404,3 @@ def main(argv: Optional[list[str]] = None) -> int:
             raise
         print(f"error: {type(e).__name__}: {e}\n(set NCT_TRACEBACK=1 to see where it was raised)", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

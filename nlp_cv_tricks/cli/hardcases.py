@@ -1,7 +1,7 @@
 """``nlp-cv-tricks hardcases mine|export|import|retrain|loop|versions``; wire with ``add_cli(subparsers)``.
 
-Also runnable alone: ``python -m nlp_cv_tricks.hardcases.cli hardcases ...`` (the fold processes of
-``mine --jobs N`` use ``python -m nlp_cv_tricks.hardcases.cli mine ... --fold k``).
+Also runnable alone: ``python -m nlp_cv_tricks.cli.hardcases mine|export|...`` (the fold processes of
+``mine --jobs N`` use ``python -m nlp_cv_tricks.cli.hardcases mine ... --fold k``).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import json
 import shlex
 import sys
 from pathlib import Path
+
+from ._args import parse_args_with_overrides
 
 
 def _recipe(args):
@@ -24,8 +26,8 @@ def _print(obj) -> None:
 
 
 def cmd_mine(args) -> int:
-    from .importer import VersionStore
-    from .mine import mine
+    from ..hardcases.importer import VersionStore
+    from ..hardcases.mine import mine
 
     recipe = _recipe(args)
     ids = None
@@ -33,8 +35,9 @@ def cmd_mine(args) -> int:
         store = VersionStore(args.versions_dir, recipe)
         recipe = store.recipe_for(args.version)
         ids = store.ids(args.version)
-    from ..utils.executors import GridInterrupted, executor_from_args
-    from .mine import FoldsFailed
+    from ..utils.executors import GridInterrupted
+    from ._args import executor_from_args
+    from ..hardcases.mine import FoldsFailed
 
     try:
         # --fold k trains that fold here, whatever the executor
@@ -57,7 +60,7 @@ def _local_args(args):
 
 
 def cmd_export(args) -> int:
-    from .export import export_hard_cases
+    from ..hardcases.export import export_hard_cases
 
     _print(export_hard_cases(args.mine_dir, args.out, top=args.top, budget=args.budget, by=args.by,
                              only_issues=args.only_issues, name=args.name, image_url_prefix=args.image_url_prefix))
@@ -65,7 +68,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from .importer import import_annotations
+    from ..hardcases.importer import import_annotations
 
     rep = import_annotations(args.files, _recipe(args), args.versions_dir, base=args.base, rule=args.rule,
                              priority=args.priority.split(",") if args.priority else (),
@@ -75,7 +78,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_versions(args) -> int:
-    from .importer import VersionStore
+    from ..hardcases.importer import VersionStore
 
     if not Path(args.versions_dir).is_dir():
         raise FileNotFoundError(f"--versions-dir {args.versions_dir} does not exist (no version was imported there)")
@@ -94,7 +97,7 @@ def cmd_versions(args) -> int:
 
 
 def cmd_retrain(args) -> int:
-    from .retrain import retrain
+    from ..hardcases.retrain import retrain
 
     _print(retrain(_recipe(args), args.versions_dir, args.version, args.out, emphasis=args.emphasis,
                    factor=args.factor))
@@ -102,7 +105,7 @@ def cmd_retrain(args) -> int:
 
 
 def cmd_loop(args) -> int:
-    from .loop import HardCaseLoop, summary_table
+    from ..hardcases.loop import HardCaseLoop, summary_table
 
     lp = HardCaseLoop(_recipe(args), args.workdir, folds=args.folds, top=args.top, budget=args.budget,
                       by=args.by, emphasis=args.emphasis, factor=args.factor, rule=args.rule,
@@ -130,7 +133,7 @@ def _yaml_value(v) -> str:
 def _guard(fn):
     def run(args) -> int:
         from ..utils.io import WriteError
-        from .importer import ImportValidationError
+        from ..hardcases.importer import ImportValidationError
 
         try:
             return fn(args)
@@ -165,7 +168,7 @@ def _mine_args(p) -> None:
     p.add_argument("--no-cleanlab", action="store_true", help="use the built-in confident learning")
     p.add_argument("--version", default=None, help="mine a dataset version instead of the original")
     p.add_argument("--versions-dir", default="hardcases/versions", help=_VERSIONS_HELP)
-    from ..utils.executors import add_executor_args
+    from ._args import add_executor_args
 
     add_executor_args(p)
 
@@ -242,11 +245,9 @@ def _build(sub) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nlp_cv_tricks.hardcases.cli")
+    parser = argparse.ArgumentParser(prog="python -m nlp_cv_tricks.cli.hardcases")
     sub = parser.add_subparsers(dest="hardcases_command", required=True)
     _build(sub)
-    from ..cli import parse_args_with_overrides
-
     args = parse_args_with_overrides(parser, argv)
     return args.func(args)
 
