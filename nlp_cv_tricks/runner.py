@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 from accelerate.utils import set_seed
 
@@ -66,19 +66,24 @@ def build_plugins(recipe: Recipe, extra: Sequence[Any] = (), report: Optional[bo
 
 
 def build_trainer(recipe: Union[Recipe, str, os.PathLike], overrides: Sequence[str] = (),
-                  output_dir: Optional[str] = None, accelerator=None, plugins: Optional[list] = None) -> Trainer:
+                  output_dir: Optional[str] = None, accelerator=None, plugins: Optional[list] = None, *,
+                  seed: Optional[int] = None, adapt: Optional[Callable[[dict, list], dict]] = None) -> Trainer:
     """Load and validate the data, build the model and tokenizer, tokenize: everything before step one.
     ``recipe`` is a :class:`Recipe` or a YAML path (then ``overrides`` are ``section.key=value`` strings);
     ``accelerator`` an Accelerator of your own (default: the run's, from the recipe); ``plugins`` extra ready
-    Trick/Callback objects run after the recipe's."""
+    Trick/Callback objects run after the recipe's; ``seed`` the seed set before the model is built (default
+    ``train.seed``); ``adapt(components, plugins)`` returns the task's components (datasets, task, model,
+    collator, ...) as the Trainer gets them: the hard-case mining trains on some rows, wraps the task."""
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, list(overrides))
     elif overrides:
         raise ValueError("overrides apply to a recipe file; change the Recipe object itself instead")
     accelerator = accelerator or make_accelerator(recipe, output_dir)
-    set_seed(recipe.train.seed)
+    set_seed(recipe.train.seed if seed is None else seed)
     components = build_task_components(recipe, accelerator)
     tricks = build_plugins(recipe, plugins or [])
+    if adapt is not None:
+        components = adapt(components, tricks)
     return Trainer(recipe, accelerator=accelerator, output_dir=accelerator.project_dir, tricks=tricks, **components)
 
 

@@ -58,7 +58,7 @@ def train_main(recipe_path: str, overrides: list[str]):
     trainer = build_trainer(recipe)
     result = trainer.fit()
     if trainer.accelerator.is_main_process:
-        key = trainer._metric_key()
+        key = trainer.state.metric_key  # the run's public state
         print()
         print(f"run directory : {result.output_dir}")
         if result.best_metric is not None:

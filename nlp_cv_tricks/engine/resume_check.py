@@ -36,6 +36,7 @@ from typing import Any, Optional
 import yaml
 
 from ..config import Recipe, RecipeError, recipe_to_dict
+from ..utils.io import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +66,7 @@ def _file_hash(path: Path) -> dict:
         for p in files:
             h.update(f"{p.relative_to(path).as_posix()}\0{p.stat().st_size}\n".encode("utf-8", "surrogateescape"))
         return {"kind": "folder", "sha256": h.hexdigest(), "files": len(files)}
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return {"kind": "file", "sha256": h.hexdigest(), "bytes": path.stat().st_size}
+    return {"kind": "file", "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
 def data_fingerprint(recipe: Recipe) -> dict[str, dict]:

@@ -4,7 +4,6 @@ finished run leaves its record and is reused when the grid runs again."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import resource
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from ..utils.io import sha256_file
 from .variants import Variant, _slug
 
 __all__ = ["RESULT_FILE", "RunResult", "reused_result", "run_one", "run_grid"]
@@ -45,7 +45,7 @@ class RunResult:
 
 def _file_sha256(path: str | os.PathLike) -> Optional[str]:
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+        return sha256_file(path)
     except OSError:
         return None
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import hashlib
 import io
 import json
 import os
@@ -16,7 +15,7 @@ import torch.nn.functional as F
 
 from ..config import Recipe
 from ..utils.io import (atomic_write_bytes, atomic_write_json, atomic_write_jsonl,  # noqa: F401  (used across hardcases)
-                        atomic_write_text, json_default)
+                        atomic_write_text, json_default, sha256_file)
 from ..engine.task import Task
 
 ID_COLUMN = "idx"
@@ -36,14 +35,6 @@ def atomic_save_npz(path, **arrays) -> None:
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
-
-
-def sha256_file(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def with_train_file(recipe: Recipe, train_file: Optional[str]) -> Recipe:
@@ -107,7 +98,13 @@ def build_components(recipe: Recipe, accelerator) -> dict:
     (row position in the training file) on the training set."""
     from ..tasks import build_task_components
 
-    comps = build_task_components(recipe, accelerator)
+    return with_example_ids(recipe, build_task_components(recipe, accelerator))
+
+
+def with_example_ids(recipe: Recipe, comps: dict) -> dict:
+    """The task's components with an ``idx`` column (row position in the training file) on the training set
+    and a collator that keeps it."""
+    comps = dict(comps)
     train = comps["train_dataset"]
     cols = getattr(train, "column_names", None)
     if cols is None or "labels" not in cols:

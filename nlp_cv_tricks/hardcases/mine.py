@@ -45,7 +45,7 @@ from ..config import Recipe, load_recipe, save_recipe
 from ..engine.events import Trick
 from ..engine.run_lock import lock_folder, releases_locks
 from ._common import (ID_COLUMN, IdTask, atomic_save_npz, atomic_write_csv, atomic_write_json, atomic_write_jsonl,
-                      build_components, describe_examples, label_names_of)
+                      build_components, describe_examples, label_names_of, with_example_ids)
 
 logger = logging.getLogger(__name__)
 
@@ -215,10 +215,7 @@ def _predict(trainer, dataset) -> tuple[np.ndarray, np.ndarray]:
 def run_fold(recipe: Recipe, out_dir, k: int, folds: np.ndarray, keep_models: bool = False) -> Path:
     """Train on every fold but ``k``, score fold ``k``; writes ``folds/fold_k/result.npz`` (atomically).
     A fold whose result exists is not run again."""
-    from accelerate.utils import set_seed
-
-    from ..engine.trainer import Trainer, make_accelerator
-    from ..runner import build_plugins
+    from ..runner import build_trainer
 
     # a fold is an intermediate run: the mining's own page (nlp-cv-tricks report OUT_DIR) is the one to read
     recipe = dataclasses.replace(recipe, output=dataclasses.replace(recipe.output, report=False))
@@ -230,20 +227,22 @@ def run_fold(recipe: Recipe, out_dir, k: int, folds: np.ndarray, keep_models: bo
     run_dir = fdir / "run"
     if run_dir.exists():  # a fold interrupted earlier starts over
         shutil.rmtree(run_dir)
-    accelerator = make_accelerator(recipe, str(run_dir))
-    set_seed(recipe.train.seed + k)
-    comps = build_components(recipe, accelerator)
-    train = comps.pop("train_dataset")
-    if len(train) != len(folds):
-        raise ValueError(f"fold assignment has {len(folds)} examples but the training set has {len(train)}; "
-                         f"delete {out_dir / 'folds.json'} after changing the data")
     held = np.flatnonzero(folds == k)
     fit_idx = np.flatnonzero(folds != k)
     dynamics = TrainingDynamics()
-    task = IdTask(comps.pop("task"), recorder=dynamics)
-    trainer = Trainer(recipe, train_dataset=train.select(fit_idx.tolist()), task=task,
-                      tricks=build_plugins(recipe, [dynamics]), accelerator=accelerator,
-                      output_dir=str(run_dir), **comps)
+    seen: dict = {}
+
+    def other_folds(comps: dict, plugins: list) -> dict:  # train on the other folds; the ids stay in the batches
+        comps = with_example_ids(recipe, comps)
+        train = seen["train"] = comps["train_dataset"]
+        if len(train) != len(folds):
+            raise ValueError(f"fold assignment has {len(folds)} examples but the training set has {len(train)}; "
+                             f"delete {out_dir / 'folds.json'} after changing the data")
+        return {**comps, "train_dataset": train.select(fit_idx.tolist()), "task": IdTask(comps["task"], recorder=dynamics)}
+
+    trainer = build_trainer(recipe, output_dir=str(run_dir), plugins=[dynamics], seed=recipe.train.seed + k,
+                            adapt=other_folds)
+    accelerator, train = trainer.accelerator, seen["train"]
     fit = trainer.fit()
     idx, probs = _predict(trainer, train.select(held.tolist()))
     order = np.argsort(idx)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..config import Recipe
 from ..engine.run_lock import lock_folder, releases_locks
-from ._common import IdTask, atomic_write_json, build_components, with_train_file
+from ._common import IdTask, atomic_write_json, with_example_ids, with_train_file
 from .importer import VersionStore
 
 __all__ = ["retrain", "train_and_evaluate", "EMPHASIS"]
@@ -30,10 +30,7 @@ def train_and_evaluate(recipe: Recipe, out_dir, train_file=None, ids=None, hard_
                        factor: float = 2.0, keep_model: bool = True) -> dict:
     """Fit the recipe on ``train_file`` (default: the recipe's) and evaluate the final model on the recipe's
     dev set. Returns numeric dev metrics (``dev/accuracy``, ``dev/f1_macro``, ...) and run facts."""
-    from accelerate.utils import set_seed
-
-    from ..engine.trainer import Trainer, make_accelerator
-    from ..runner import build_plugins
+    from ..runner import build_trainer
 
     if emphasis not in EMPHASIS:
         raise ValueError(f"emphasis must be one of {EMPHASIS}, got {emphasis!r}")
@@ -41,38 +38,40 @@ def train_and_evaluate(recipe: Recipe, out_dir, train_file=None, ids=None, hard_
         raise ValueError(f"factor must be >= 1, got {factor}")
     rec = with_train_file(recipe, train_file)
     out_dir = Path(out_dir)
-    acc = make_accelerator(rec, str(out_dir))
-    set_seed(rec.train.seed)
-    comps = build_components(rec, acc)
-    if comps.get("eval_dataset") is None:
-        raise ValueError("retrain compares on the recipe's dev set; set data.dev_file")
-    train = comps.pop("train_dataset")
-    ids = list(range(len(train))) if ids is None else list(ids)[: len(train)]
-    hard = set(int(i) for i in hard_ids)
-    hard_rows = [r for r, i in enumerate(ids) if i in hard]
-    tricks = build_plugins(rec)  # the recipe's tricks and callbacks, and the run's report when output.report
-    weights = None
-    if emphasis == "oversample" and hard_rows and factor > 1:
-        import datasets
+    seen: dict = {}
 
-        reps = int(round(factor)) - 1
-        train = datasets.concatenate_datasets([train] + [train.select(hard_rows)] * reps)
-    elif emphasis == "weight" and hard_rows:
-        if any(t.replaces_criterion for t in tricks):
-            raise ValueError("emphasis='weight' scales the default cross-entropy, but a trick of the recipe "
-                             "replaces the criterion; use emphasis='oversample'")
-        weights = np.ones(len(train))
-        weights[hard_rows] = factor
-    task = IdTask(comps.pop("task"), weights=weights)
-    dev = comps["eval_dataset"]
-    trainer = Trainer(rec, train_dataset=train, task=task, tricks=tricks, accelerator=acc, output_dir=str(out_dir),
-                      **comps)
+    def emphasise(comps: dict, plugins: list) -> dict:  # the version's rows, the hard cases emphasised
+        comps = with_example_ids(rec, comps)
+        if comps.get("eval_dataset") is None:
+            raise ValueError("retrain compares on the recipe's dev set; set data.dev_file")
+        train = comps["train_dataset"]
+        row_ids = list(range(len(train))) if ids is None else list(ids)[: len(train)]
+        hard = set(int(i) for i in hard_ids)
+        hard_rows = [r for r, i in enumerate(row_ids) if i in hard]
+        weights = None
+        if emphasis == "oversample" and hard_rows and factor > 1:
+            import datasets
+
+            reps = int(round(factor)) - 1
+            train = datasets.concatenate_datasets([train] + [train.select(hard_rows)] * reps)
+        elif emphasis == "weight" and hard_rows:
+            if any(t.replaces_criterion for t in plugins):
+                raise ValueError("emphasis='weight' scales the default cross-entropy, but a trick of the recipe "
+                                 "replaces the criterion; use emphasis='oversample'")
+            weights = np.ones(len(train))
+            weights[hard_rows] = factor
+        seen.update(dev=comps["eval_dataset"], n_train=len(train), n_hard=len(hard_rows))
+        return {**comps, "train_dataset": train, "task": IdTask(comps["task"], weights=weights)}
+
+    # the recipe's tricks and callbacks, and the run's report when output.report
+    trainer = build_trainer(rec, output_dir=str(out_dir), adapt=emphasise)
+    dev = seen["dev"]
     fit = trainer.fit()
     metrics = {k: v for k, v in trainer.evaluate(dev, prefix="dev").items() if isinstance(v, (int, float))}
     if not keep_model:
         for sub in ("best", "final", "checkpoints"):
             shutil.rmtree(out_dir / sub, ignore_errors=True)
-    return {**metrics, "n_train_rows": len(train), "n_hard": len(hard_rows), "emphasis": emphasis,
+    return {**metrics, "n_train_rows": seen["n_train"], "n_hard": seen["n_hard"], "emphasis": emphasis,
             "factor": factor, "train_seconds": round(fit.train_seconds, 2), "run_dir": str(out_dir),
             "train_file": rec.data.train_file}
 

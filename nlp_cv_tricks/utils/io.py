@@ -4,6 +4,7 @@ old version or the new one, never half of one" (runs, checkpoints, reports, anno
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import math
 import os
@@ -16,7 +17,7 @@ from typing import Any, Iterable, Iterator, Optional, Union
 PathLike = Union[str, os.PathLike]
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_jsonl", "json_default",
-           "finite_json", "WriteError", "as_write_error", "writing"]
+           "finite_json", "WriteError", "as_write_error", "writing", "sha256_file"]
 
 # the reasons a write fails that the user can fix (space, size limit, permission), in words
 _WRITE_ERRNOS = {
@@ -160,3 +161,12 @@ def atomic_write_jsonl(path: PathLike, rows: Iterable[dict]) -> Path:
     """One JSON object a line."""
     return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False, default=json_default) + "\n"
                                            for r in rows))
+
+
+def sha256_file(path: PathLike) -> str:
+    """The sha256 of a file's bytes (read in 1 MiB pieces)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
