@@ -49,7 +49,7 @@ def dropout_bert(tmp_path_factory):
     return make_tiny_bert(tmp_path_factory.mktemp("dropout_bert"), dropout=0.1)
 
 
-def _ours(dropout_bert, toy_data, tmp_path, spec, ga):
+def _ours(dropout_bert, toy_data, tmp_path, spec, ga, extra=()):
     """The package's trainer: final weights, EMA weights, the initial model and the micro-batches it saw."""
     import json
 
@@ -73,6 +73,7 @@ def _ours(dropout_bert, toy_data, tmp_path, spec, ga):
 
     trainer.tricks.insert(0, Seeder())
     trainer.tricks.append(Tap())
+    trainer.tricks.extend(extra)
     trainer.fit()
     return _weights(trainer.model, trainer.tricks), init, seen
 
@@ -191,6 +192,37 @@ def test_transformers_resume_equals_uninterrupted(dropout_bert, toy_data, tmp_pa
     assert second.state.global_step == STEPS
     assert second.nct_plugins[0].n == STEPS  # the seeder's counter came back from the checkpoint
     _assert_same(full, resumed, "resumed")
+
+
+class Watch(Callback):
+    """Observes every micro-batch (read only): its step, whether it ends an accumulation block, its loss and the
+    shape of its logits."""
+
+    name = "watch"
+
+    def __init__(self):
+        self.seen = []
+
+    def on_micro_batch(self, state, view):
+        assert not view.loss.requires_grad and not view.logits.requires_grad
+        self.seen.append((view.global_step, state.global_step, view.sync_gradients, float(view.loss),
+                          tuple(view.logits.shape), tuple(view.labels.shape)))
+
+
+def test_micro_batch_observation_is_the_same_in_every_loop(dropout_bert, toy_data, tmp_path):
+    """on_micro_batch runs after the passes of each micro-batch in the package's trainer, transformers.Trainer and
+    the step API alike (with FGM's extra pass: the clean loss is the one observed)."""
+    spec = ["fgm"]
+    ours = Watch()
+    _, init, batches = _ours(dropout_bert, toy_data, tmp_path, spec, 2, extra=[ours])
+    hf, plain = Watch(), Watch()
+    _hf(init, batches, [*spec, hf], 2, tmp_path / "hf")
+    _plain(init, batches, [*spec, plain], 2)
+    steps = [(i // 2, i // 2, i % 2 == 1) for i in range(2 * STEPS)]
+    for what, w in (("ours", ours), ("transformers.Trainer", hf), ("plain loop", plain)):
+        assert [s[:3] for s in w.seen] == steps, what
+        assert all(s[4] == (4, 2) and s[5] == (4,) for s in w.seen), what
+        assert [s[3] for s in w.seen] == pytest.approx([s[3] for s in ours.seen], abs=1e-5), what
 
 
 def test_trick_logs_reach_transformers_logs(dropout_bert, toy_data, tmp_path):

@@ -13,14 +13,14 @@ from nlp_cv_tricks.engine.trainer import NonFiniteLossError
 from nlp_cv_tricks.runner import build_trainer
 
 from conftest import make_tiny_bert, tiny_recipe
+from trick_cases import cases
 
 
 def fit(tiny_bert, toy_data, out, *overrides, tricks=None):
     r = tiny_recipe(tiny_bert, toy_data, out, *overrides)
     t = build_trainer(r)
     if tricks is not None:
-        t.tricks = tricks
-        t._criterion_trick = next((x for x in tricks if x.replaces_criterion), None)
+        t.tricks = tricks  # the state's plug-ins: the criterion a trick replaces comes from them
     return t, t.fit()
 
 
@@ -109,6 +109,46 @@ def test_kill_and_resume_mid_epoch_matches_uninterrupted(tmp_path, toy_data):
     assert key(full_h) == key(res_h)  # the resumed history was truncated to the checkpoint, then continued
 
 
+@pytest.fixture(scope="module")
+def dropout_bert(tmp_path_factory):
+    return make_tiny_bert(tmp_path_factory.mktemp("bert_dropout"), dropout=0.1)
+
+
+# 6 steps, a checkpoint every 3, an evaluation every 2 (lr_halving acts there): killed at step 5, resumed from 3
+RESUME = ("train.max_steps=6", "train.save_steps=3", "train.save_total_limit=null", "train.eval_steps=2",
+          "train.eval_each_epoch=false", "output.save_best=false", "train.optimizer=sgd", "train.learning_rate=0.5",
+          "train.logging_steps=1")
+
+
+def _trick_tensors(trainer):
+    return {f"{p.name}.{k}": v for p in trainer.tricks for k, v in p.tensors().items()}
+
+
+@pytest.mark.parametrize("name,spec", cases())
+def test_every_trick_resumes_exactly(dropout_bert, toy_data, tmp_path, name, spec):
+    """Killed after a checkpoint and resumed: the same weights, history and trick state (EMA's average
+    included) as the run that never stopped, for every trick of the table (dropout on: the RNG state too)."""
+    def run(out, *extra, kill=None):
+        t = build_trainer(tiny_recipe(dropout_bert, toy_data, tmp_path / out, f"tricks={spec}", *RESUME, *extra))
+        if kill is not None:
+            t.tricks.append(_Kill(at=kill))
+        return t, t.fit()
+
+    full, _ = run("full")
+    with pytest.raises(KeyboardInterrupt):
+        run("crash", kill=5)
+    resumed, res = run("crash", "train.resume_from=latest")
+    assert res.global_step == 6
+    wa, wb = weights(tmp_path / "full/final"), weights(tmp_path / "crash/final")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), name  # bit-identical
+    a, b = _trick_tensors(full), _trick_tensors(resumed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+    assert [t.state_dict() for t in full.tricks] == [t.state_dict() for t in resumed.tricks], name
+    drop = ("train/seconds",)
+    rows = lambda run: [{k: v for k, v in r.items() if k not in drop} for r in history(tmp_path / run)]
+    assert rows("full") == rows("crash"), name
+
+
 def test_resume_requires_checkpoint(tiny_bert, toy_data, tmp_path):
     r = tiny_recipe(tiny_bert, toy_data, tmp_path / "x", "train.resume_from=latest")
     with pytest.raises(FileNotFoundError, match="no checkpoints"):
@@ -157,7 +197,7 @@ def test_label_smoothing_replaces_loss(tiny_bert, toy_data, tmp_path):
     target = torch.tensor([[0.95, 0.05], [0.05, 0.95]])
     assert label_smoothing_loss(logits, labels, 0.1) == pytest.approx(-(target * logp).sum(-1).mean().item(), abs=1e-6)
     t, res = fit(tiny_bert, toy_data, tmp_path / "ls", "train.epochs=1", "tricks=[{label_smoothing: {epsilon: 0.3}}]")
-    assert isinstance(t._criterion_trick, LabelSmoothing)
+    assert [type(p) for p in t.state.plugins if p.replaces_criterion] == [LabelSmoothing]
     # with epsilon 0.3 the loss cannot go below the entropy of the smoothed target
     floor = -(0.85 * math.log(0.85) + 0.15 * math.log(0.15))
     assert min(r["train/loss"] for r in history(tmp_path / "ls") if "train/loss" in r) > floor - 1e-3
@@ -170,6 +210,8 @@ def test_hook_order_and_early_stopping(tiny_bert, toy_data, tmp_path):
         def on_fit_start(self, trainer): calls.append("fit_start")
         def on_step_start(self, step): calls.append("step_start")
         def after_backward(self, step): calls.append("after_backward")
+        def on_micro_batch(self, state, view): calls.append(("micro_batch", view.global_step, view.sync_gradients,
+                                                             tuple(view.logits.shape), view.loss.requires_grad))
         def before_optimizer_step(self, step): calls.append("before_opt")
         def after_optimizer_step(self, step): calls.append("after_opt")
         def on_eval_end(self, trainer, metrics): calls.append("eval_end")
@@ -179,7 +221,9 @@ def test_hook_order_and_early_stopping(tiny_bert, toy_data, tmp_path):
     t, res = fit(tiny_bert, toy_data, tmp_path / "r", "train.epochs=1", "train.gradient_accumulation_steps=2",
                  "train.batch_size=4", tricks=[Recorder()])
     assert calls[0] == "fit_start" and calls[-1] == "fit_end"
-    assert calls[1:7] == ["step_start", "after_backward", "step_start", "after_backward", "before_opt", "after_opt"]
+    micro = ("micro_batch", 0, False, (4, 2), False), ("micro_batch", 0, True, (4, 2), False)
+    assert calls[1:9] == ["step_start", "after_backward", micro[0], "step_start", "after_backward", micro[1],
+                          "before_opt", "after_opt"]
     assert calls[-3:] == ["eval_end", "epoch_end", "fit_end"]
     # early stopping: a metric that cannot improve after the first evaluation stops after `patience` evals
     t, res = fit(tiny_bert, toy_data, tmp_path / "es", "train.epochs=10", "train.eval_steps=4",
@@ -189,7 +233,7 @@ def test_hook_order_and_early_stopping(tiny_bert, toy_data, tmp_path):
 
 
 def test_bf16_autocast_on_cpu_and_tensorboard(tiny_bert, toy_data, tmp_path):
-    seen = []
+    seen, handles = [], []
 
     class DtypeProbe(Trick):
         def on_step_start(self, step):
@@ -197,7 +241,7 @@ def test_bf16_autocast_on_cpu_and_tensorboard(tiny_bert, toy_data, tmp_path):
                 emb = step.unwrapped_model.get_input_embeddings()
                 h = emb.register_forward_hook(lambda m, i, o: seen.append(torch.get_autocast_dtype("cpu")
                                                                           if torch.is_autocast_enabled("cpu") else None))
-                step.state._trainer._probe_handle = h
+                handles.append(h)
 
     t, res = fit(tiny_bert, toy_data, tmp_path / "bf16", "train.mixed_precision=bf16", "output.report_to=tensorboard",
                  tricks=[DtypeProbe()])

@@ -25,6 +25,7 @@ BUILTIN_CALLBACKS: dict[str, str] = {
     "imbalance_watch": "nlp_cv_tricks.callbacks.imbalance_watch:ImbalanceWatch",
     "train_eval": "nlp_cv_tricks.callbacks.train_eval:TrainEval",
     "layer_report": "nlp_cv_tricks.callbacks.layer_report:LayerReportTrick",
+    "training_dynamics": "nlp_cv_tricks.callbacks.training_dynamics:TrainingDynamics",
 }
 ENTRY_POINT_GROUP = "nlp_cv_tricks.callbacks"
 CALLBACKS = PluginTable("callback", BUILTIN_CALLBACKS, entry_point_group=ENTRY_POINT_GROUP)

@@ -1,7 +1,7 @@
 """Hook points of the training step, and the two kinds of plug-in: a :class:`Trick` acts on the step (extra
 passes, a replaced loss, perturbed embeddings); a :class:`Callback` only observes (logs, evaluations, reports,
-warnings). Both receive a :class:`~nlp_cv_tricks.engine.state.TrainState` (the narrow view of the run), never the
-Trainer.
+warnings). Both receive a :class:`~nlp_cv_tricks.engine.state.TrainState` (the run's state: a data object the
+loop updates), never the Trainer.
 
 The trainer owns the loop; a plug-in owns one idea and overrides any of the hooks below; the defaults do
 nothing, so it pays only for what it uses. The order of one optimizer step (one accumulation block) is
@@ -15,6 +15,7 @@ nothing, so it pays only for what it uses. The order of one optimizer step (one 
                 (compute() = model forward + criterion; the criterion may be replaced by loss_fn)
             step.backward(loss)
           * after_backward(step)                           FGM/PGD/AWP: extra forward/backward passes
+            on_micro_batch(state, view)                    observe the micro-batch: its loss, outputs, logits
             if step.sync_gradients:                        end of the accumulation block
                 gradient clipping
                 before_optimizer_step(step)                e.g. read per-layer gradient norms
@@ -40,7 +41,7 @@ import torch
 
 if TYPE_CHECKING:  # pragma: no cover
     from .state import TrainState
-    from .step import StepContext
+    from .step import MicroBatch, StepContext
 
 __all__ = ["Callback", "Trick", "check_plugins"]
 
@@ -70,6 +71,13 @@ class _Plugin:
         trackers finished; ``result`` is the run's ``FitResult``."""
 
     # ---- observation points of a step -------------------------------------------------------------
+    def on_micro_batch(self, state: "TrainState", view: "MicroBatch") -> None:
+        """Called after the passes of each micro-batch (forward, loss, backward, the tricks' extra passes), inside
+        the accumulation block and before any optimizer step; ``view`` is read only: the batch, the clean loss
+        (detached), the clean forward's outputs and logits. Not called for a micro-batch skipped for a
+        non-finite loss. The package's trainer and the integrations (``transformers.Trainer``, the step API)
+        call it alike."""
+
     def before_optimizer_step(self, step: "StepContext") -> None:
         """Called at the end of each accumulation block, after clipping, before ``optimizer.step()``."""
 
@@ -101,9 +109,9 @@ class _Plugin:
 
 class Callback(_Plugin):
     """An observer: it logs, evaluates, writes reports or warns, and never changes the step (its step hooks are
-    the observation points only: ``before_optimizer_step`` / ``after_optimizer_step``; it may still ask the run to
-    stop through ``state.should_stop``). Recipes list callbacks under ``callbacks:`` (the table:
-    :mod:`nlp_cv_tricks.callbacks.registry`)."""
+    the observation points only: ``on_micro_batch``, ``before_optimizer_step``, ``after_optimizer_step``; it may
+    still ask the run to stop through ``state.should_stop``). Recipes list callbacks under ``callbacks:`` (the
+    table: :mod:`nlp_cv_tricks.callbacks.registry`)."""
 
     name: str = "callback"
 

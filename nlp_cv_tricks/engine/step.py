@@ -1,18 +1,18 @@
-"""What a trick sees of one micro-batch: the model, the batch, and the operations it may perform."""
+"""What a plug-in sees of one micro-batch: a trick the model, the batch and the operations it may perform
+(:class:`StepContext`); an observer the micro-batch once its passes ran (:class:`MicroBatch`, read only). The
+passes themselves: :func:`nlp_cv_tricks.engine.passes.run_passes`."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
-
-from .events import Trick
 
 if TYPE_CHECKING:  # pragma: no cover
     from .state import TrainState
 
-__all__ = ["StepContext", "chain_forward_loss", "run_passes"]
+__all__ = ["MicroBatch", "StepContext"]
 
 
 class StepContext:
@@ -100,33 +100,33 @@ class StepContext:
         self.logs[name] = float(value)
 
 
-def chain_forward_loss(step: StepContext, plugins: Iterable, compute: Callable[[], tuple]) -> Callable[[], tuple]:
-    """``compute`` wrapped by every plug-in that overrides ``forward_loss``; the first listed is the outermost."""
-    fn = compute
-    for trick in reversed(list(plugins)):
-        if getattr(type(trick), "forward_loss", Trick.forward_loss) is not Trick.forward_loss:
-            fn = (lambda t, inner: (lambda: t.forward_loss(step, inner)))(trick, fn)
-    return fn
+class MicroBatch:
+    """A micro-batch once its passes ran (forward, loss, backward and every trick's extra passes), as observers
+    see it in ``on_micro_batch``: read only, nothing here is to be changed or backpropagated.
 
+    Attributes:
+        batch: the micro-batch the clean forward got (after a trick's change of it, e.g. mixup's mixed inputs).
+        loss: the clean loss, detached.
+        outputs: the clean forward's model outputs (the first forward of the micro-batch: not R-Drop's second nor
+            an adversarial pass).
+        global_step: optimizer steps completed before this one.
+        sync_gradients: True on the last micro-batch of an accumulation block.
+    """
 
-def run_passes(step: StepContext, plugins: Iterable, compute: Callable[[], tuple],
-               check: Optional[Callable[[torch.Tensor], bool]] = None) -> bool:
-    """The forward and backward passes of one micro-batch, the same wherever the loop is (the package's trainer,
-    a ``transformers.Trainer``, a user's own loop): the acting tricks' ``on_step_start``, the forward and loss
-    through the ``forward_loss`` wrappers, the clean backward (kept local under DDP when a trick makes further
-    passes), then the tricks' ``after_backward`` extra passes. ``check(loss)`` may veto the backward (a
-    non-finite loss); returns whether the passes ran. ``step.loss`` / ``step.outputs`` hold the clean ones."""
-    plugins = list(plugins)
-    acting = [t for t in plugins if isinstance(t, Trick)]
-    step.deferred_sync = any(t.extra_backward for t in acting)
-    for trick in acting:
-        trick.on_step_start(step)
-    with step.no_sync():
-        step.loss, step.outputs = chain_forward_loss(step, plugins, compute)()
-        ok = check(step.loss) if check is not None else True
-        if ok:
-            step.backward(step.loss)
-    if ok:
-        for trick in acting:
-            trick.after_backward(step)
-    return ok
+    __slots__ = ("batch", "loss", "outputs", "global_step", "sync_gradients", "_task")
+
+    def __init__(self, step: StepContext):
+        self.batch, self.outputs = step.batch, step.outputs
+        self.loss = step.loss.detach()
+        self.global_step, self.sync_gradients = step.global_step, step.sync_gradients
+        self._task = step.state.task
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """The clean forward's logits (through the run's task), detached."""
+        return self._task.logits_of(self.outputs).detach()
+
+    @property
+    def labels(self) -> Optional[torch.Tensor]:
+        """The labels of the micro-batch (through the run's task)."""
+        return self._task.labels_of(self.batch)

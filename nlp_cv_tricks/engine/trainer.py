@@ -46,7 +46,8 @@ from .resume_check import RESUME_CHANGES_FILE, check_resume, data_fingerprint, l
 from .run_lock import RunLock, RunLockedError
 from .run_manifest import RunDirError, prepare_run_dir, remove_stale_temp_files
 from .run_stop import InterruptGuard, TrainingInterrupted, TrainingWriteError
-from .step import StepContext, run_passes
+from .passes import run_passes
+from .step import StepContext
 from .task import ClassificationTask, EvalContext, Task
 
 logger = logging.getLogger(__name__)
@@ -174,6 +175,12 @@ def make_accelerator(recipe: Recipe, output_dir: Optional[str]) -> Accelerator:
 
 
 
+def _on_state(name: str, doc: Optional[str] = None) -> property:
+    """A Trainer attribute that is a field of its :class:`TrainState` (one value, read and written in one place)."""
+    return property(lambda self: getattr(self.state, name), lambda self, value: setattr(self.state, name, value),
+                    doc=doc or f"``state.{name}``")
+
+
 class Trainer:
     """Fine-tune a model on prepared (tokenized) datasets under a recipe.
 
@@ -200,6 +207,8 @@ class Trainer:
         output_dir: Optional[str] = None,
         eval_collate_fn=None,
     ):
+        # what the plug-ins see of the run: the loop keeps its counters there and hands it its objects
+        self.state = TrainState(recipe=recipe, cfg=recipe.train)
         self.recipe = recipe
         self.cfg = recipe.train
         self.model = model
@@ -215,8 +224,6 @@ class Trainer:
                              "nlp_cv_tricks.build_trainer(recipe)")
         # every plug-in, in order (tricks act on the step, callbacks observe)
         self.tricks = list(tricks or []) + list(callbacks or [])
-        self._criterion_trick = next((t for t in self.tricks if t.replaces_criterion), None)
-        self.state = TrainState(self)  # what plug-ins see of the run
         self.collate_fn = collate_fn or self._default_collator()
         self.eval_collate_fn = eval_collate_fn or self.collate_fn
         # the default collator pads token columns per batch; such data can be served from pre-padded tensors
@@ -224,18 +231,34 @@ class Trainer:
         self.accelerator = accelerator or make_accelerator(recipe, output_dir)
         self.output_dir = Path(output_dir or self.accelerator.project_dir
                                or recipe.output.dir.format(name=recipe.name, timestamp=datetime.now().strftime("%Y%m%d-%H%M%S")))
-        self.metrics: dict = {}
         self.history_path = self.output_dir / "history.jsonl"
-        self.global_step = 0
-        self.best_metric: Optional[float] = None
-        self.best_step: Optional[int] = None
-        self.bad_evals = 0
-        self.should_stop = False
         self.label_counts: Optional[list[int]] = None
         if "labels" in getattr(train_dataset, "column_names", []):
             n = len(getattr(self.task, "label_names", None) or [])
             counts = np.bincount(np.asarray(train_dataset["labels"][:]), minlength=n)
             self.label_counts = counts.tolist()
+        self.state.metric_key, self.state.greater_is_better = self._metric_key(), self._greater_is_better()
+        self.state.evaluate_fn = lambda dataset=None, prefix="eval": self.evaluate(dataset, prefix=prefix)
+        self.state.record_output_fn = self.record_output
+
+    # where the run is and what it trains live in the state the plug-ins read; these are its names on the Trainer
+    model = _on_state("model")
+    task = _on_state("task")
+    accelerator = _on_state("accelerator")
+    output_dir = _on_state("output_dir")
+    history_path = _on_state("log_history")
+    train_dataset = _on_state("train_dataset")
+    eval_dataset = _on_state("eval_dataset")
+    label_counts = _on_state("label_counts")
+    tricks = _on_state("plugins", "every plug-in of the run, in order (tricks, then callbacks)")
+    optimizer = _on_state("optimizer")
+    scheduler = _on_state("scheduler")
+    global_step = _on_state("global_step")
+    best_metric = _on_state("best_metric")
+    best_step = _on_state("best_step")
+    bad_evals = _on_state("bad_evals")
+    should_stop = _on_state("should_stop")
+    metrics = _on_state("metrics")
 
     def _default_collator(self):
         from transformers import DataCollatorWithPadding
@@ -247,11 +270,8 @@ class Trainer:
 
     # ---- the loss --------------------------------------------------------------------------------
     def criterion(self, outputs: Any, batch: dict, step: Optional[StepContext] = None) -> torch.Tensor:
-        if self._criterion_trick is not None:
-            loss = self._criterion_trick.loss_fn(self.task.logits_of(outputs), self.task.labels_of(batch), step)
-            if loss is not None:
-                return loss
-        return self.task.default_loss(outputs, batch)
+        """The run's loss (through the ``loss_fn`` of a trick that replaces it): :meth:`TrainState.criterion`."""
+        return self.state.criterion(outputs, batch, step)
 
     def _compute(self, step: StepContext):
         """The clean forward and loss of a micro-batch (what the tricks' ``forward_loss`` wrappers wrap)."""
@@ -567,6 +587,7 @@ class Trainer:
         """Train under the recipe: check a resume, prepare, run the epochs, save the selected model. Each named
         step below is one stage; the order of the hooks inside a step is documented in :mod:`.events`."""
         self._check_metric()
+        self.state.metric_key, self.state.greater_is_better = self._metric_key(), self._greater_is_better()
         self._lock_run_dir()  # held until fit returns or raises: no second training, resume or overwrite here
         self._interrupt = InterruptGuard(enabled=bool(self.cfg.save_steps) and self.accelerator.num_processes == 1)
         try:
@@ -669,9 +690,8 @@ class Trainer:
             self.record_output(RESUME_CHANGES_FILE, "file")
             with open(self.output_dir / RESUME_CHANGES_FILE, "a", encoding="utf-8") as f:
                 f.write(json.dumps(resume_change, default=json_default, ensure_ascii=False) + "\n")
-        self.global_step = state["global_step"]
+        self.state.load_checkpoint_fields(state)
         loop.start_epoch, loop.skip_batches = state["epoch"], state["batches_in_epoch"]
-        self.best_metric, self.best_step, self.bad_evals = state["best_metric"], state["best_step"], state["bad_evals"]
         loop.resumed_loss = (state.get("loss_sum", 0.0), state.get("loss_count", 0))
         before = state.get("total_steps")
         if before and before != loop.total_steps and acc.is_main_process and cfg.lr_scheduler not in (
@@ -715,6 +735,7 @@ class Trainer:
         loop.loss_sum = torch.full((), loop.resumed_loss[0] / n_proc, device=acc.device)
         loop.loss_count = loop.resumed_loss[1] // n_proc
         loop.epoch, loop.batches_in_epoch = loop.start_epoch, loop.skip_batches
+        self.state.epoch = loop.start_epoch + loop.skip_batches / max(len(loop.train_dl), 1)
         loop.first_step = self.global_step
         self.model.train()
         loop.done = self.global_step >= loop.total_steps
@@ -792,6 +813,7 @@ class Trainer:
         self.global_step += 1
         loop.bar.update(1)
         epoch_progress = loop.epoch + loop.batches_in_epoch / len(loop.train_dl)
+        self.state.epoch = epoch_progress
         if self.global_step % cfg.logging_steps == 0 or self.global_step == loop.total_steps:
             self._log_interval(loop, epoch_progress)
         if self._eval_dl is not None and cfg.eval_steps and self.global_step % cfg.eval_steps == 0:

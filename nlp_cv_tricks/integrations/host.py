@@ -1,11 +1,11 @@
-"""What the tricks see of a loop that is not the package's own: a host run behind the same
+"""What the tricks see of a loop that is not the package's own: the same
 :class:`~nlp_cv_tricks.engine.state.TrainState` the package's trainer gives them.
 
 A trick reads the run through ``TrainState`` (the model, the accelerator, the task, the step, the label counts, the
-optimizer, ...). :class:`HostRun` holds those facts for a ``transformers.Trainer`` or a user's own loop, so the same
-Trick objects run unchanged; :class:`HostTask` runs the user's model the way their loop does (the model's own loss
-by default, or their ``compute_loss``); :class:`LoopAccelerator` stands in for ``accelerate.Accelerator`` in a plain
-PyTorch loop (with or without ``torch.nn.parallel.DistributedDataParallel``).
+optimizer, ...). :func:`host_state` fills one for a ``transformers.Trainer`` or a user's own loop, which updates it
+as it goes, so the same Trick objects run unchanged; :class:`HostTask` runs the user's model the way their loop does
+(the model's own loss by default, or their ``compute_loss``); :class:`LoopAccelerator` stands in for
+``accelerate.Accelerator`` in a plain PyTorch loop (with or without ``torch.nn.parallel.DistributedDataParallel``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..engine.events import Callback, Trick, check_plugins
 from ..engine.state import TrainState
 from ..engine.task import Task
 
-__all__ = ["HostRun", "HostTask", "LoopAccelerator", "build_plugins", "check_model", "label_counts_from"]
+__all__ = ["HostTask", "LoopAccelerator", "build_plugins", "check_model", "host_state", "label_counts_from"]
 
 
 class HostTask(Task):
@@ -180,50 +180,17 @@ def check_model(plugins: list, model: torch.nn.Module) -> None:
                 raise ValueError(f"trick {p.name!r}: {e}") from None
 
 
-class HostRun:
-    """The facts of a host loop that :class:`TrainState` reads (the attribute names of the package's trainer)."""
-
-    def __init__(self, model: torch.nn.Module, plugins: list, accelerator: Any, task: Task,
-                 optimizer: Any = None, scheduler: Any = None, output_dir: Optional[str] = None,
-                 train_dataset: Any = None, eval_dataset: Any = None, label_counts: Optional[list[int]] = None,
-                 evaluate: Optional[Callable[[Any, str], dict]] = None, metric: str = "eval/accuracy",
-                 greater_is_better: bool = True, checkpoint_dir: Optional[Callable[[], Path]] = None):
-        self.model, self.tricks, self.accelerator, self.task = model, plugins, accelerator, task
-        self.optimizer, self.scheduler = optimizer, scheduler
-        self.output_dir = Path(output_dir) if output_dir is not None else Path(".")
-        self.train_dataset, self.eval_dataset = train_dataset, eval_dataset
-        self.label_counts = label_counts if label_counts is not None else label_counts_from(train_dataset)
-        self.recipe = None
-        self.cfg = SimpleNamespace(save_steps=0, gradient_accumulation_steps=1)
-        self.global_step = 0
-        self.metrics: dict = {}
-        self.best_metric: Optional[float] = None
-        self.best_step: Optional[int] = None
-        self.should_stop = False
-        self._evaluate, self._metric, self._gib = evaluate, metric, greater_is_better
-        self._checkpoint_dir = checkpoint_dir
-        self._criterion_trick = next((t for t in plugins if isinstance(t, Trick) and t.replaces_criterion), None)
-        self.state = TrainState(self)
-
-    @property
-    def checkpoint_dir(self) -> Optional[Path]:
-        return self._checkpoint_dir() if self._checkpoint_dir is not None else None
-
-    def _metric_key(self) -> str:
-        return self._metric
-
-    def _greater_is_better(self) -> bool:
-        return self._gib
-
-    def evaluate(self, dataset: Any = None, prefix: str = "eval") -> dict:
-        if self._evaluate is None:
-            raise RuntimeError("a trick asked for an evaluation, but this loop gave no way to evaluate: pass "
-                               "evaluate=fn (fn(dataset, prefix) -> {'<prefix>/<metric>': value}) to the step API")
-        return self._evaluate(dataset, prefix)
-
-    def criterion(self, outputs: Any, batch: dict, step=None) -> torch.Tensor:
-        if self._criterion_trick is not None:
-            loss = self._criterion_trick.loss_fn(self.task.logits_of(outputs), self.task.labels_of(batch), step)
-            if loss is not None:
-                return loss
-        return self.task.default_loss(outputs, batch)
+def host_state(model: torch.nn.Module, plugins: list, accelerator: Any, task: Task, optimizer: Any = None,
+               scheduler: Any = None, output_dir: Optional[str] = None, train_dataset: Any = None,
+               eval_dataset: Any = None, label_counts: Optional[list[int]] = None,
+               evaluate: Optional[Callable[[Any, str], dict]] = None, metric: str = "eval/accuracy",
+               greater_is_better: bool = True, checkpoint_dir: Optional[Callable[[], Path]] = None) -> TrainState:
+    """The :class:`TrainState` of a host loop: what it has of a run (the host updates ``global_step``,
+    ``metrics``, ``model``, ... as it goes, and reads ``should_stop``)."""
+    return TrainState(
+        model=model, accelerator=accelerator, task=task, plugins=plugins, optimizer=optimizer, scheduler=scheduler,
+        cfg=SimpleNamespace(save_steps=0, gradient_accumulation_steps=1),
+        output_dir=Path(output_dir) if output_dir is not None else Path("."),
+        train_dataset=train_dataset, eval_dataset=eval_dataset,
+        label_counts=label_counts if label_counts is not None else label_counts_from(train_dataset),
+        metric_key=metric, greater_is_better=greater_is_better, evaluate_fn=evaluate, checkpoint_dir_fn=checkpoint_dir)

@@ -32,8 +32,9 @@ from typing import Any, Callable, Optional
 
 import torch
 
-from ..engine.step import StepContext, run_passes
-from .host import HostRun, HostTask, LoopAccelerator, build_plugins, check_model
+from ..engine.passes import run_passes
+from ..engine.step import StepContext
+from .host import HostTask, LoopAccelerator, build_plugins, check_model, host_state
 
 __all__ = ["TrickStep"]
 
@@ -82,10 +83,10 @@ class TrickStep:
         self.accelerator = accelerator if accelerator is not None else LoopAccelerator(model)
         self._accum = int(gradient_accumulation_steps)
         self._micro = 0
-        self.run = HostRun(model, self.plugins, self.accelerator, HostTask(compute_loss), optimizer=optimizer,
-                           scheduler=scheduler, output_dir=output_dir, train_dataset=train_dataset,
-                           label_counts=label_counts, metric=metric, greater_is_better=greater_is_better,
-                           evaluate=None if evaluate is None else (lambda ds, prefix: evaluate(ds, prefix)))
+        self._state = host_state(model, self.plugins, self.accelerator, HostTask(compute_loss), optimizer=optimizer,
+                                 scheduler=scheduler, output_dir=output_dir, train_dataset=train_dataset,
+                                 label_counts=label_counts, metric=metric, greater_is_better=greater_is_better,
+                                 evaluate=None if evaluate is None else (lambda ds, prefix: evaluate(ds, prefix)))
         self._started = False
         self._last: Optional[StepContext] = None
         self.logs: dict[str, list[float]] = {}
@@ -93,12 +94,12 @@ class TrickStep:
     # ---- what a loop calls ---------------------------------------------------------------------------
     @property
     def state(self):
-        """The :class:`~nlp_cv_tricks.engine.state.TrainState` the tricks see."""
-        return self.run.state
+        """The :class:`~nlp_cv_tricks.engine.state.TrainState` the tricks see (this loop updates it)."""
+        return self._state
 
     @property
     def global_step(self) -> int:
-        return self.run.global_step
+        return self._state.global_step
 
     def step(self, batch: dict, compute_loss: Optional[Callable] = None) -> torch.Tensor:
         """Forward, loss and backward of one micro-batch, with every trick's passes. Returns the clean loss
@@ -108,12 +109,12 @@ class TrickStep:
             for p in self.plugins:
                 p.on_fit_start(self.state)
         if compute_loss is not None:
-            self.run.task.compute_loss = compute_loss
+            self._state.task.compute_loss = compute_loss
         if self._plain:
             self._micro += 1
             self.accelerator.sync_gradients = self._micro % self._accum == 0
         sync = bool(getattr(self.accelerator, "sync_gradients", True))
-        step = StepContext(self.state, batch, self.run.global_step, sync)
+        step = StepContext(self.state, batch, self._state.global_step, sync)
         if self._plain and self._accum > 1:
             step.loss_scale = 1.0 / self._accum
         run_passes(step, self.plugins, lambda: self._compute(step))
@@ -122,8 +123,8 @@ class TrickStep:
         return step.loss.detach()
 
     def _compute(self, step: StepContext):
-        outputs = self.run.task.forward(self.run.model, step.batch)
-        return self.run.criterion(outputs, step.batch, step), outputs
+        outputs = self._state.task.forward(self._state.model, step.batch)
+        return self._state.criterion(outputs, step.batch, step), outputs
 
     def before_optimizer_step(self) -> None:
         """The plug-ins' ``before_optimizer_step`` (after clipping, before ``optimizer.step()``); a no-op between
@@ -142,13 +143,13 @@ class TrickStep:
         for p in self.plugins:
             p.after_optimizer_step(step)
         self._collect(step)
-        self.run.global_step += 1
+        self._state.global_step += 1
         self._last = None
 
     def evaluated(self, metrics: dict) -> dict:
         """Tell the tricks about an evaluation (``{"eval/accuracy": ...}``); they may add metrics (EMA's
         ``eval_ema/*``), halve the learning rate or ask to stop (``self.should_stop``). Returns the metrics."""
-        self.run.metrics = dict(metrics)
+        self._state.metrics = dict(metrics)
         for p in self.plugins:
             p.on_eval_end(self.state, metrics)
         return metrics
@@ -164,7 +165,7 @@ class TrickStep:
 
     @property
     def should_stop(self) -> bool:
-        return self.run.should_stop
+        return self._state.should_stop
 
     def pop_logs(self) -> dict[str, float]:
         """The tricks' logged values (e.g. ``adv_loss``, ``rdrop_kl``) averaged since the last call."""
@@ -184,7 +185,7 @@ class TrickStep:
         """The plug-ins' states and the step count, to save with your checkpoint (tensors included: EMA's
         averaged weights), e.g. through ``accelerator.register_for_checkpointing(tricks)`` or
         ``safetensors``/``torch.save`` of your own."""
-        out: dict = {"global_step": self.run.global_step, "plugins": {}}
+        out: dict = {"global_step": self._state.global_step, "plugins": {}}
         for p in self.plugins:
             tensors = p.tensors()
             out["plugins"][p.name] = {"tensors": tensors} if tensors else {"state": p.state_dict()}
@@ -192,7 +193,7 @@ class TrickStep:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore what :meth:`state_dict` returned (before or after the first step)."""
-        self.run.global_step = int(state.get("global_step", 0))
+        self._state.global_step = int(state.get("global_step", 0))
         for p in self.plugins:
             entry = state.get("plugins", {}).get(p.name)
             if entry is None:

@@ -40,9 +40,11 @@ except ImportError as e:  # pragma: no cover - transformers is a core dependency
     raise ImportError("the transformers.Trainer integration needs transformers: pip install 'transformers>=5.0'") \
         from e
 
-from ..engine.step import StepContext, run_passes
+from ..engine.passes import run_passes
+from ..engine.state import TrainState
+from ..engine.step import StepContext
 from ..utils.io import atomic_write_text, json_default
-from .host import HostRun, HostTask, build_plugins, check_model
+from .host import HostTask, build_plugins, check_model, host_state
 
 __all__ = ["TricksTrainerMixin", "TricksTrainer", "with_tricks", "STATE_FILE"]
 
@@ -91,7 +93,7 @@ class _Bridge(TrainerCallback):
         run = self.trainer._nct_run
         if run is not None:
             for p in self.trainer.nct_plugins:
-                p.on_epoch_end(run.state, max(int(round(state.epoch or 0)) - 1, 0))
+                p.on_epoch_end(run, max(int(round(state.epoch or 0)) - 1, 0))
             if run.should_stop:
                 control.should_training_stop = True
 
@@ -99,7 +101,7 @@ class _Bridge(TrainerCallback):
         run = self.trainer._nct_run
         if run is not None:
             for p in self.trainer.nct_plugins:
-                p.on_fit_end(run.state)
+                p.on_fit_end(run)
 
     def on_save(self, args, state, control, **kwargs):
         self.trainer._nct_save(Path(args.output_dir) / f"checkpoint-{state.global_step}")
@@ -119,7 +121,7 @@ class TricksTrainerMixin:
         self.nct_plugins = build_plugins(tricks, ours, where=f"{type(self).__name__} tricks")
         super().__init__(*args, callbacks=hf_callbacks or None, **kwargs)
         check_model(self.nct_plugins, self.model)
-        self._nct_run: Optional[HostRun] = None
+        self._nct_run: Optional[TrainState] = None  # the state the plug-ins see
         self._nct_last: Optional[StepContext] = None
         self._nct_logs: dict[str, list[float]] = {}
         self._nct_in_eval = False
@@ -127,7 +129,7 @@ class TricksTrainerMixin:
         self.add_callback(_Bridge(self))
 
     # ---- the run the tricks see ----------------------------------------------------------------------
-    def _nct_start(self) -> HostRun:
+    def _nct_start(self) -> TrainState:
         if self._nct_run is not None:
             return self._nct_run
         args = self.args
@@ -135,7 +137,7 @@ class TricksTrainerMixin:
         metric = metric[len("eval_"):] if metric.startswith("eval_") else metric
         gib = args.greater_is_better if args.greater_is_better is not None else not metric.endswith("loss")
         trainer = self
-        run = HostRun(
+        run = host_state(
             self.model_wrapped, self.nct_plugins, self.accelerator,
             HostTask(lambda model, batch: trainer.compute_loss(model, dict(batch), return_outputs=True)),
             optimizer=self.optimizer, scheduler=self.lr_scheduler, output_dir=args.output_dir,
@@ -150,7 +152,7 @@ class TricksTrainerMixin:
             if p.name in saved:  # before on_fit_start: EMA builds its average from the restored weights
                 p.load_state_dict({**saved[p.name], "_checkpoint_dir": str(self._nct_resume)})
         for p in self.nct_plugins:
-            p.on_fit_start(run.state)
+            p.on_fit_start(run)
         return run
 
     def _nct_evaluate(self, dataset: Any = None, prefix: str = "eval") -> dict:
@@ -169,7 +171,7 @@ class TricksTrainerMixin:
         if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
             self.optimizer.train()
         inputs = self._prepare_inputs(inputs)
-        step = StepContext(run.state, inputs, self.state.global_step, self.accelerator.sync_gradients)
+        step = StepContext(run, inputs, self.state.global_step, self.accelerator.sync_gradients)
         step.loss_scale = self._nct_loss_scale(inputs, num_items_in_batch)
 
         def compute():
@@ -227,7 +229,7 @@ class TricksTrainerMixin:
         self._nct_in_eval = True
         try:
             for p in self.nct_plugins:
-                p.on_eval_end(run.state, ours)
+                p.on_eval_end(run, ours)
         finally:
             self._nct_in_eval = False
         metrics.update({_hf(k): v for k, v in ours.items() if k not in before})
