@@ -39,10 +39,10 @@ from nlp_cv_tricks.data.long import (  # noqa: E402
     truncate_ids,
 )
 from nlp_cv_tricks.models.modeling_chunk_pool import chunk_spans  # noqa: E402
+from nlp_cv_tricks.cli.convert_long import add_cli  # noqa: E402
 from nlp_cv_tricks.models.long import (  # noqa: E402
     ChunkPoolConfig,
     ChunkPoolForSequenceClassification,
-    add_cli,
     convert_to_longformer,
     register_auto_classes,
     resolve_model_path,
@@ -600,9 +600,7 @@ def test_long_text_options_are_typed_and_checked():
 def test_long_task_trains_through_trainer(strategy, tiny_bert_dir, tmp_path):
     from nlp_cv_tricks.config import recipe_from_dict
     from nlp_cv_tricks.runner import build_trainer
-    from nlp_cv_tricks.models.long import register
-
-    register()
+    register_auto_classes()
     max_length = 64 if strategy == "head+tail" else 160
     kwargs = {"strategy": strategy, "head_tokens": 16, "chunk_size": 32, "chunk_overlap": 8, "pooling": "attention",
               "attention_window": 16}
@@ -631,9 +629,7 @@ def test_eval_and_predict_prepare_inputs_as_the_long_task_trained(tiny_bert_dir,
     from nlp_cv_tricks.data.long import make_truncation_fn
     from nlp_cv_tricks.runner import build_trainer
     from nlp_cv_tricks.inference import evaluate_file, predict_file, saved_long_options
-    from nlp_cv_tricks.models.long import register
-
-    register()
+    register_auto_classes()
     recipe = recipe_from_dict({
         "name": "t", "task": "long-text-classification",
         "data": {"train_file": str(shared_data("hyperpartisan")), "max_length": 48, "max_train_samples": 8, "max_eval_samples": 4},

@@ -470,7 +470,7 @@ def test_tiny_training_learns_toy_span_task(head):
 # --------------------------------------------------------------------------------------------------------
 def test_qa_task_loss_views_agree_and_options_are_checked():
     from nlp_cv_tricks.config import RecipeError, recipe_from_dict
-    from nlp_cv_tricks.tasks.question_answering import QAOptions, QATask, register
+    from nlp_cv_tricks.tasks.question_answering import QAOptions, QATask
     from nlp_cv_tricks.models.mrc_heads import span_loss
     from nlp_cv_tricks.tricks.label_smoothing import label_smoothing_loss
 
@@ -488,7 +488,7 @@ def test_qa_task_loss_views_agree_and_options_are_checked():
     torch.testing.assert_close(label_smoothing_loss(task.logits_of(out), task.labels_of(batch), 0.0), ref)
     s, e, idx = task.eval_outputs(out, batch)
     assert s.shape == (3, 32) and torch.all(s[:, 20:] == -1e4) and idx.tolist() == [0, 1, 2]
-    register()
+    register_auto_classes()
     base = {"task": "question-answering", "data": {"train_file": str(XQUAD), "max_length": 128}}
     with pytest.raises(RecipeError, match="did you mean 'doc_stride'"):
         QAOptions.from_recipe(recipe_from_dict({**base, "model": {"kwargs": {"doc_strid": 3}}}))
@@ -516,10 +516,10 @@ def test_qa_task_with_trainer_eval_and_predict(tmp_path):
     from transformers import AutoModelForQuestionAnswering
 
     from nlp_cv_tricks.config import recipe_from_dict
-    from nlp_cv_tricks.tasks.question_answering import evaluate_qa_file, is_qa_model_dir, predict_qa_file, register
+    from nlp_cv_tricks.tasks.question_answering import evaluate_qa_file, is_qa_model_dir, predict_qa_file
     from nlp_cv_tricks.runner import build_trainer
 
-    register()
+    register_auto_classes()
     small = _short_squad(tmp_path / "small.json")
     n_questions = len(load_squad(str(small)))
     out = tmp_path / "run"

@@ -1,5 +1,7 @@
-"""Vocabularies for the text baselines: tokenizers trained on the training texts, fastText-style hashed n-gram
-features, and pretrained word/char vectors with a coverage report.
+"""Vocabularies for the models trained from scratch: tokenizers trained on the training texts (the text
+baselines' word/char tokenizers; :func:`build_char_tokenizer`, the character WordPiece vocabulary of the reading-
+comprehension models), fastText-style hashed n-gram features, and pretrained word/char vectors with a coverage
+report.
 
 Tokenizers are built with the Hugging Face ``tokenizers`` library (a ``WordLevel`` model trained by
 ``WordLevelTrainer``) and wrapped as :class:`transformers.PreTrainedTokenizerFast`, so they save next to the
@@ -49,6 +51,7 @@ __all__ = [
     "UNK_TOKEN",
     "TOKENIZER_LEVELS",
     "build_tokenizer",
+    "build_char_tokenizer",
     "VectorReport",
     "read_vectors",
     "load_pretrained_vectors",
@@ -186,6 +189,34 @@ def _set_pre_tokenizer(tok, level: str, split: str, keep_whitespace: bool) -> No
         tok.pre_tokenizer = (
             pre_tokenizers.WhitespaceSplit() if split == "whitespace_split" else pre_tokenizers.Whitespace()
         )
+
+
+def build_char_tokenizer(texts, save_dir: Optional[str] = None, min_freq: int = 1, lowercase: bool = True):
+    """A BERT-style WordPiece tokenizer whose vocabulary is the characters of ``texts`` (each also as a ``##``
+    continuation, so runs of Latin letters/digits split into characters instead of ``[UNK]``), built with the
+    ``tokenizers`` library (BERT normaliser: CJK characters are split one by one). Saved to ``save_dir`` if
+    given."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    counts: Counter = Counter()
+    for t in texts:
+        counts.update(t.lower() if lowercase else t)
+    chars = sorted(c for c, n in counts.items() if n >= min_freq and not c.isspace())
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + [f"##{c}" for c in chars]
+    backend = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]",
+                                         max_input_chars_per_word=100))
+    backend.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                    strip_accents=None, lowercase=lowercase)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]",
+                                  cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
+                                  model_max_length=512)
+    if save_dir is not None:
+        tok.save_pretrained(save_dir)
+    return tok
 
 
 # ---------------------------------------------------------------------------------------------------------------

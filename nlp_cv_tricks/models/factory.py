@@ -1,7 +1,8 @@
 """Building the model and tokenizer a recipe names.
 
-``model.name`` is a Hub id, a local directory, an offline alias, or a built-in architecture that some module
-registered with :func:`register_architecture` (the text baselines do).
+``model.name`` is a Hub id, a local directory, an offline alias, or an architecture trained from scratch: a
+built-in one of :data:`BUILTIN_ARCHITECTURES` (the text baselines, imported when a recipe names one) or one
+registered with :func:`register_architecture`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import importlib
 import os
 from typing import Any, Callable, Optional
+
+from .baseline_names import BASELINE_NAMES
 
 __all__ = ["resolve_model_name", "check_model_name", "register_alias", "register_architecture", "build_classifier"]
 
@@ -38,17 +41,16 @@ def register_architecture(name: str, builder: Callable[..., tuple[Any, Any]]) ->
     _ARCHITECTURES[name] = builder
 
 
-# The built-in architectures trained from scratch, by the module that builds them (imported when a recipe names
-# one; the module registers its builders with register_architecture).
-BUILTIN_ARCHITECTURES = {name: "nlp_cv_tricks.models.text_baselines:register_architectures"
-                         for name in ("textcnn", "fasttext", "dpcnn", "textrnn", "textrnn_att", "textrcnn")}
+# The built-in architectures trained from scratch: name -> "module:function" that gives the name's builder
+# (imported when a recipe names one).
+BUILTIN_ARCHITECTURES = {name: "nlp_cv_tricks.models.text_baselines:architecture_builder" for name in BASELINE_NAMES}
 
 
 def _load_architecture(name: str) -> None:
     if name not in _ARCHITECTURES and name in BUILTIN_ARCHITECTURES:
         from ..utils.registry import import_target
 
-        import_target(BUILTIN_ARCHITECTURES[name])()
+        _ARCHITECTURES[name] = import_target(BUILTIN_ARCHITECTURES[name])(name)
 
 
 def architectures() -> list[str]:

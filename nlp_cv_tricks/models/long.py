@@ -279,9 +279,3 @@ def register_auto_classes() -> None:
     """Register ``chunk_pool`` with ``AutoConfig`` and ``AutoModelForSequenceClassification`` (idempotent)."""
     AutoConfig.register(ChunkPoolConfig.model_type, ChunkPoolConfig, exist_ok=True)
     AutoModelForSequenceClassification.register(ChunkPoolConfig, ChunkPoolForSequenceClassification, exist_ok=True)
-
-
-def register() -> None:
-    """Register the chunk-and-pool model with the Auto classes (idempotent). The ``long-text-classification`` task
-    is named in :data:`nlp_cv_tricks.tasks.TASKS` and ``convert-long`` in the CLI's verb table."""
-    register_auto_classes()

@@ -1,5 +1,6 @@
 """timm image classifiers for the trainer: creation by name, local or Hub pretrained weights with a new head,
-layer-wise LR decay, stage freezing, gradient checkpointing, EMA of weights, and saving in timm's Hub format.
+layer-wise LR decay, stage freezing, gradient checkpointing, and saving in timm's Hub format (the EMA of the
+weights is the ``ema`` trick, :mod:`nlp_cv_tricks.tricks.ema`).
 
 The model class, :class:`TimmImageClassifier`, is a ``transformers`` ``TimmWrapperForImageClassification``
 (a ``PreTrainedModel`` around a timm model at ``.timm_model``), so it has ``.config.id2label`` and works with
@@ -295,6 +296,3 @@ def freeze_stages(model: torch.nn.Module, n: int) -> list[str]:
         if pname in names:
             p.requires_grad_(False)
     return names
-
-
-# ---- EMA ----------------------------------------------------------------------------------------------

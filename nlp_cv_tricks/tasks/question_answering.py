@@ -31,7 +31,7 @@ uses when no pretrained Chinese encoder is at hand (expect low scores: nothing i
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import dataclasses
 import difflib
 import json
@@ -48,6 +48,7 @@ from ..engine.task import CardModel, EvalContext, InferenceRequest, Task
 from ..metrics.squad import squad_metrics
 from ..models.mrc_heads import HEADS, build_qa_model, register_auto_classes, span_loss
 from ..data.mrc import load_squad, split_by_article, tokenize_eval, tokenize_train
+from ..data.vocab import build_char_tokenizer
 from ..data.mrc_postprocess import postprocess_qa_predictions
 
 __all__ = [
@@ -62,7 +63,6 @@ __all__ = [
     "is_qa_model_dir",
     "predict_qa",
     "check_qa_output_dir",
-    "register",
 ]
 
 QA_HEADS = {"nct-linear-qa": "a linear start/end layer (the BERT baseline)",
@@ -293,34 +293,6 @@ def prepare_eval_dataset(features):
 # ----------------------------------------------------------------------------------------------------------
 # tokenizer / model construction
 # ----------------------------------------------------------------------------------------------------------
-def build_char_tokenizer(texts, save_dir: Optional[str] = None, min_freq: int = 1, lowercase: bool = True):
-    """A BERT-style WordPiece tokenizer whose vocabulary is the characters of ``texts`` (each also as a ``##``
-    continuation, so runs of Latin letters/digits split into characters instead of ``[UNK]``), built with the
-    ``tokenizers`` library (BERT normaliser: CJK characters are split one by one). Saved to ``save_dir`` if
-    given."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    counts: collections.Counter = collections.Counter()
-    for t in texts:
-        counts.update(t.lower() if lowercase else t)
-    chars = sorted(c for c, n in counts.items() if n >= min_freq and not c.isspace())
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars + [f"##{c}" for c in chars]
-    backend = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]",
-                                         max_input_chars_per_word=100))
-    backend.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
-                                                    strip_accents=None, lowercase=lowercase)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    tok = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]",
-                                  cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]",
-                                  model_max_length=512)
-    if save_dir is not None:
-        tok.save_pretrained(save_dir)
-    return tok
-
-
 def _resolve_model_dir(path: str) -> Optional[Path]:
     from ..utils.model_dir import resolve_model_dir
 
@@ -423,11 +395,10 @@ def build_qa_components(recipe, accelerator=None) -> dict:
     """Task builder for ``task: question-answering`` (see the module docstring for the options)."""
     register_auto_classes()  # the selected model is reloaded through AutoModelForQuestionAnswering
     opts = QAOptions.from_recipe(recipe)
-    ctx = accelerator.main_process_first() if accelerator is not None else _null()
-    with ctx:
+    with (accelerator.main_process_first() if accelerator is not None else contextlib.nullcontext()):
         train, dev = _load_splits(recipe, opts)
     model, tok = _build_model_and_tokenizer(recipe.model, opts, list(train["context"]) + list(train["question"]))
-    with (accelerator.main_process_first() if accelerator is not None else _null()):
+    with (accelerator.main_process_first() if accelerator is not None else contextlib.nullcontext()):
         train_features = tokenize_train(train, tok, opts.max_length, opts.doc_stride,
                                         max_query_length=opts.max_query_length,
                                         source=str(recipe.data.train_file or recipe.data.hub_name or "training data"))
@@ -449,14 +420,6 @@ def build_qa_components(recipe, accelerator=None) -> dict:
         "collate_fn": collator,
         "eval_collate_fn": collator,
     }
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -555,9 +518,3 @@ def predict_qa_file(model_dir: str, data: str, output_dir: str, batch_size: int 
     examples = load_squad(data)
     preds = predict_qa(model, tok, examples, opts, batch_size=batch_size, output_dir=output_dir, overwrite=overwrite)
     return len(preds)
-
-
-def register() -> None:
-    """Register the QA heads with the Auto classes (idempotent). The ``question-answering`` task is named in
-    :data:`nlp_cv_tricks.tasks.TASKS`; ``qa-eval``/``qa-predict`` are the CLI's aliases of ``eval``/``predict``."""
-    register_auto_classes()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from ...models.baseline_names import BASELINE_ALIASES
 from .image_remedies import _image_remedies
 from .records import Diagnosis, Remedy
 from .shared_remedies import _recipe_tricks, _stop_earlier, _train_longer
@@ -16,8 +17,6 @@ _OWN_MODELS = {
     "dpcnn": ("num_filters", 250, "num_blocks", None), "textrnn": ("hidden_size", 128, "num_layers", 2),
     "textrnn_att": ("hidden_size", 128, "num_layers", 2), "textrcnn": ("hidden_size", 256, "num_layers", 1),
 }
-_ALIASES = {"text_cnn": "textcnn", "cnn": "textcnn", "fast_text": "fasttext", "text_rnn": "textrnn",
-            "bilstm": "textrnn", "textrnn-att": "textrnn_att", "text_rcnn": "textrcnn", "rcnn": "textrcnn"}
 
 
 class _Prescription:
@@ -29,7 +28,7 @@ class _Prescription:
         self.model = self.r.get("model") or {}
         self.mc = model_config or {}
         name = str(self.model.get("name", "")).lower()
-        self.arch = _ALIASES.get(name, name)
+        self.arch = BASELINE_ALIASES.get(name, name)
         self.own = self.arch in _OWN_MODELS
         self.kw = self.model.get("kwargs") or {}
         self.co = self.model.get("config_overrides") or {}

@@ -38,12 +38,13 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Optional
+from typing import Callable, Optional
 
 from torch import nn
 from transformers import PretrainedConfig
 
 from ...data.vocab import build_tokenizer, load_pretrained_vectors
+from ..baseline_names import BASELINE_ALIASES
 from .modeling_base import TextBaselineConfig  # noqa: F401  (re-exported: each family lives in its own file)
 from .modeling_dpcnn import DPCNNConfig, DPCNNForSequenceClassification  # noqa: F401
 from .modeling_fasttext import FastTextConfig, FastTextForSequenceClassification  # noqa: F401
@@ -70,6 +71,7 @@ __all__ = [
     "register_auto_classes",
     "build_baseline",
     "preferred_optimizer",
+    "architecture_builder",
     "register_architectures",
 ]
 
@@ -88,8 +90,6 @@ BASELINES: dict[str, tuple[type, type, dict]] = {
     "textrnn_att": (TextRNNConfig, TextRNNForSequenceClassification, {"pooling": "attention"}),
     "textrcnn": (TextRCNNConfig, TextRCNNForSequenceClassification, {}),
 }
-_ALIASES = {"text_cnn": "textcnn", "cnn": "textcnn", "fast_text": "fasttext", "text_rnn": "textrnn",
-            "bilstm": "textrnn", "textrnn-att": "textrnn_att", "text_rcnn": "textrcnn", "rcnn": "textrcnn"}
 
 
 def register_auto_classes() -> None:
@@ -181,7 +181,7 @@ def build_baseline(
         ValueError for an unknown name or key (the message lists the accepted ones).
     """
     key = name.lower().strip()
-    key = _ALIASES.get(key, key)
+    key = BASELINE_ALIASES.get(key, key)
     if key not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
     cfg_cls, model_cls, variant = BASELINES[key]
@@ -318,22 +318,23 @@ def _split_recipe_kwargs(name: str, kwargs: dict, overrides: Optional[dict]) -> 
     return kwargs, tok
 
 
+def architecture_builder(name: str) -> Callable:
+    """The builder ``(model_cfg, train_texts, id2label) -> (model, tokenizer)`` of the baseline ``name``
+    (``textcnn``, ``fasttext``, ``dpcnn``, ``textrnn``, ``textrnn_att``, ``textrcnn``), by which a recipe with
+    ``model.name: textcnn`` builds it from scratch on the training texts (the model factory's
+    ``BUILTIN_ARCHITECTURES`` names this function). ``model.kwargs`` holds the config fields and vector keys of
+    :func:`build_baseline`; tokenizer keys (``level``, ``max_length``, ...) go at the top level or under
+    ``model.kwargs.tokenizer``."""
+
+    def builder(model_cfg, train_texts, id2label):
+        mk, tk = _split_recipe_kwargs(name, getattr(model_cfg, "kwargs", None),
+                                      getattr(model_cfg, "config_overrides", None))
+        return build_baseline(name, mk, tk, list(train_texts), id2label)
+
+    builder.__name__ = f"build_{name}"
+    return builder
+
+
 def register_architectures() -> None:
-    """Register every baseline name (``textcnn``, ``fasttext``, ``dpcnn``, ``textrnn``, ``textrnn_att``,
-    ``textrcnn``) with :func:`nlp_cv_tricks.models.factory.register_architecture`, so that a recipe with
-    ``model.name: textcnn`` builds it from scratch on the training texts. ``model.kwargs`` holds the config
-    fields and vector keys of :func:`build_baseline`; tokenizer keys (``level``, ``max_length``, ...) go at the top
-    level or under ``model.kwargs.tokenizer``. Idempotent."""
-    from ..factory import register_architecture
-
-    def make(name: str):
-        def builder(model_cfg, train_texts, id2label):
-            mk, tk = _split_recipe_kwargs(name, getattr(model_cfg, "kwargs", None),
-                                          getattr(model_cfg, "config_overrides", None))
-            return build_baseline(name, mk, tk, list(train_texts), id2label)
-
-        builder.__name__ = f"build_{name}"
-        return builder
-
-    for name in BASELINES:
-        register_architecture(name, make(name))
+    """Nothing to do: the model factory lists the baselines (``BUILTIN_ARCHITECTURES``) and loads one when a recipe
+    names it. Kept so that code written when they had to be registered first still runs."""
