@@ -205,3 +205,10 @@ def test_module_attr_strings_and_dynamic_imports_count_as_imports(tmp_path):
     assert found == {"utils.registry", "tricks.rdrop", "tasks.long_text", "engine.lr", "report"}
     # the real tables are seen: the callback table names its modules
     assert {"callbacks.grad_norm", "callbacks.train_eval"} <= set(_graph()["callbacks.registry"][1])
+
+
+def test_only_the_cli_parses_arguments():
+    # a feature offers functions; the verbs that parse a command line and print its result live in cli/
+    bad = [str(p.relative_to(PKG.parent)) for p in sorted(PKG.rglob("*.py")) if p.relative_to(PKG).parts[0] != "cli"
+           and re.search(r"^\s*(import argparse|from argparse import)", p.read_text(encoding="utf-8"), re.M)]
+    assert not bad, "argparse outside nlp_cv_tricks/cli/: " + ", ".join(bad)
