@@ -403,11 +403,12 @@ NOT_SPLIT_INVARIANT = {
 
 
 def test_every_trick_of_the_table_has_a_case():
-    from trick_cases import IMAGE_ONLY, TEXT
+    from trick_cases import IMAGE, IMAGE_ONLY, TEXT
 
     from nlp_cv_tricks.tricks.registry import BUILTIN_TRICKS
 
     assert set(TEXT) | set(IMAGE_ONLY) == set(BUILTIN_TRICKS) and not set(TEXT) & set(IMAGE_ONLY)
+    assert set(IMAGE) == set(IMAGE_ONLY)
     assert set(NOT_SPLIT_INVARIANT) <= set(TEXT)
 
 
