@@ -507,13 +507,10 @@ class Trainer:
 
     def _trainer_state(self, epoch: int, batches_in_epoch: int) -> dict:
         return {
-            "global_step": self.global_step,
+            **self.state.checkpoint_fields(),  # global_step, best_metric, best_step, bad_evals
             "total_steps": getattr(self, "total_steps", None),
             "epoch": epoch,
             "batches_in_epoch": batches_in_epoch,
-            "best_metric": self.best_metric,
-            "best_step": self.best_step,
-            "bad_evals": self.bad_evals,
             "tricks": [{"name": t.name, "state": t.state_dict()} for t in self.tricks],
             # the running training-loss average of the current logging interval, so history stays exact
             "loss_sum": self._interval_loss[0],

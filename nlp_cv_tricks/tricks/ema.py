@@ -22,7 +22,10 @@ class ModelEma(Trick):
     steps), ``use_for_eval`` (false: EMA metrics are added as ``eval_ema/*``; true: evaluation, model selection
     and the saved model use the EMA weights and the raw weights' metrics are logged as ``eval_raw/*``; not
     with ``train.save_steps``). Training always continues on the raw weights. The EMA weights are checkpointed
-    as ``ema.safetensors`` next to the trainer state, so a resumed run continues the same average.
+    as ``ema.safetensors`` next to the trainer state, so a resumed run continues the same average. (Not through
+    ``accelerator.register_for_checkpointing``: Accelerate writes registered objects with ``torch.save`` to
+    ``custom_checkpoint_<i>.pkl``, numbered by registration order, and reads them back with
+    ``weights_only=False``; a checkpoint stays safetensors, and every checkpoint written so far keeps resuming.)
     """
 
     name = "ema"
@@ -33,7 +36,7 @@ class ModelEma(Trick):
         self.decay, self.warmup, self.use_for_eval = float(decay), bool(warmup), bool(use_for_eval)
         self.ema = None
         self._raw: Optional[dict] = None
-        self._trainer = None
+        self._state = None
         self._pending_state: Optional[dict] = None
 
     def on_fit_start(self, trainer):
@@ -43,7 +46,7 @@ class ModelEma(Trick):
             raise ValueError("ema.use_for_eval=true leaves the EMA weights in the model from an evaluation until "
                              "the next step, so a checkpoint taken then would resume from them; use "
                              "ema.use_for_eval=false (EMA metrics logged as eval_ema/*) with train.save_steps")
-        self._trainer = trainer
+        self._state = trainer
         model = trainer.accelerator.unwrap_model(trainer.model)
         self.ema = ModelEmaV3(model, decay=self.decay, use_warmup=self.warmup)
         if self._pending_state:
@@ -90,11 +93,11 @@ class ModelEma(Trick):
 
     def state_dict(self) -> dict:
         """The EMA weights go to ``ema.safetensors`` in the checkpoint directory being written."""
-        if self.ema is None or self._trainer is None:
+        if self.ema is None or self._state is None:
             return {}
         from safetensors.torch import save_file
 
-        path = Path(self._trainer.checkpoint_dir) / "ema.safetensors"
+        path = Path(self._state.checkpoint_dir) / "ema.safetensors"
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         save_file({k: v.detach().contiguous().cpu() for k, v in self.ema.module.state_dict().items()}, str(tmp))
