@@ -46,16 +46,15 @@ def with_train_file(recipe: Recipe, train_file: Optional[str]) -> Recipe:
 
 
 class IdTask(Task):
-    """Wraps the recipe's task: strips the example-id column from model inputs, optionally records per-example
-    logits of training forwards (for training dynamics) and weights the default loss per example.
+    """Wraps the recipe's task: strips the example-id column from model inputs (the batches keep it, so the
+    ``training_dynamics`` callback reads each example's id) and weights the default loss per example.
 
     Only single-label classification tasks fit (one training row per example, ``logits`` of shape [B, C])."""
 
-    def __init__(self, inner: Task, recorder=None, weights: Optional[np.ndarray] = None):
+    def __init__(self, inner: Task, weights: Optional[np.ndarray] = None):
         self.inner = inner
         self.label_keys = tuple(inner.label_keys)
         self.label_names = getattr(inner, "label_names", None)
-        self.recorder = recorder
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32)
 
     @staticmethod
@@ -69,10 +68,7 @@ class IdTask(Task):
         return self.inner.model_inputs(self.strip(batch))
 
     def forward(self, model, batch):
-        outputs = self.inner.forward(model, self.strip(batch))
-        if self.recorder is not None and model.training and torch.is_grad_enabled() and ID_COLUMN in batch:
-            self.recorder.record(batch[ID_COLUMN], self.inner.logits_of(outputs), self.inner.labels_of(batch))
-        return outputs
+        return self.inner.forward(model, self.strip(batch))
 
     def logits_of(self, outputs):
         return self.inner.logits_of(outputs)

@@ -41,8 +41,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from ..callbacks.training_dynamics import TrainingDynamics
 from ..config import Recipe, load_recipe, save_recipe
-from ..engine.events import Trick
 from ..engine.run_lock import lock_folder, releases_locks
 from ._common import (ID_COLUMN, IdTask, atomic_save_npz, atomic_write_csv, atomic_write_json, atomic_write_jsonl,
                       build_components, describe_examples, label_names_of, with_example_ids)
@@ -55,72 +55,6 @@ __all__ = ["mine", "MineResult", "TrainingDynamics", "rank_label_issues", "confi
 SCORE_COLUMNS = ["id", "row", "fold", "label", "label_name", "pred", "pred_name", "p_label", "p_pred",
                  "label_quality", "error_score", "is_label_issue", "error_rank", "confidence", "variability",
                  "correctness", "aum", "epochs_seen", "difficulty", "difficulty_rank", "region", "probs"]
-
-
-# ---- training dynamics -------------------------------------------------------------------------------
-class TrainingDynamics(Trick):
-    """Records, for every training example, p(given label), the margin and correctness on the first training
-    forward of each micro-batch (a second R-Drop forward or an adversarial pass is not counted), and closes an
-    epoch at ``on_epoch_end``; across processes the records are gathered. Cost: a softmax per batch."""
-
-    name = "training_dynamics"
-
-    def __init__(self):
-        self.epochs: list[dict[int, tuple[float, float, float]]] = []
-        self._cur: dict[int, list[float]] = {}
-        self._armed = False
-
-    def on_step_start(self, step) -> None:
-        self._armed = True
-
-    @torch.no_grad()
-    def record(self, idx: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        if not self._armed:
-            return
-        self._armed = False
-        logits = logits.detach().float().view(-1, logits.size(-1))
-        labels = labels.view(-1).long()
-        probs = logits.softmax(-1)
-        ar = torch.arange(len(labels), device=logits.device)
-        p_gold = probs[ar, labels]
-        gold = logits[ar, labels]
-        other = logits.clone()
-        other[ar, labels] = float("-inf")
-        margin = gold - other.max(-1).values
-        correct = (logits.argmax(-1) == labels).float()
-        for i, p, m, c in zip(idx.view(-1).tolist(), p_gold.tolist(), margin.tolist(), correct.tolist()):
-            acc = self._cur.setdefault(int(i), [0.0, 0.0, 0.0, 0])
-            acc[0] += p
-            acc[1] += m
-            acc[2] += c
-            acc[3] += 1
-
-    def on_epoch_end(self, trainer, epoch: int) -> None:
-        items = [(i, v[0] / v[3], v[1] / v[3], v[2] / v[3]) for i, v in self._cur.items()]
-        acc = trainer.accelerator
-        if acc.num_processes > 1:
-            from accelerate.utils import gather_object
-
-            items = gather_object(items)
-        self.epochs.append({i: (p, m, c) for i, p, m, c in items})
-        self._cur = {}
-
-    def summary(self, ids: Sequence[int]) -> dict[str, np.ndarray]:
-        """Per-example statistics over the recorded epochs (NaN for an example never seen)."""
-        n = len(ids)
-        out = {k: np.full(n, np.nan) for k in ("confidence", "variability", "correctness", "aum")}
-        out["epochs_seen"] = np.zeros(n, dtype=np.int64)
-        for j, i in enumerate(ids):
-            vals = [e[i] for e in self.epochs if i in e]
-            if not vals:
-                continue
-            arr = np.asarray(vals)
-            out["confidence"][j] = arr[:, 0].mean()
-            out["variability"][j] = arr[:, 0].std()
-            out["aum"][j] = arr[:, 1].mean()
-            out["correctness"][j] = arr[:, 2].mean()
-            out["epochs_seen"][j] = len(vals)
-        return out
 
 
 # ---- confident learning --------------------------------------------------------------------------------
@@ -229,7 +163,7 @@ def run_fold(recipe: Recipe, out_dir, k: int, folds: np.ndarray, keep_models: bo
         shutil.rmtree(run_dir)
     held = np.flatnonzero(folds == k)
     fit_idx = np.flatnonzero(folds != k)
-    dynamics = TrainingDynamics()
+    dynamics = TrainingDynamics(id_column=ID_COLUMN)
     seen: dict = {}
 
     def other_folds(comps: dict, plugins: list) -> dict:  # train on the other folds; the ids stay in the batches
@@ -238,7 +172,7 @@ def run_fold(recipe: Recipe, out_dir, k: int, folds: np.ndarray, keep_models: bo
         if len(train) != len(folds):
             raise ValueError(f"fold assignment has {len(folds)} examples but the training set has {len(train)}; "
                              f"delete {out_dir / 'folds.json'} after changing the data")
-        return {**comps, "train_dataset": train.select(fit_idx.tolist()), "task": IdTask(comps["task"], recorder=dynamics)}
+        return {**comps, "train_dataset": train.select(fit_idx.tolist()), "task": IdTask(comps["task"])}
 
     trainer = build_trainer(recipe, output_dir=str(run_dir), plugins=[dynamics], seed=recipe.train.seed + k,
                             adapt=other_folds)
