@@ -140,10 +140,14 @@ INIT_NAMES = {"baseline": "Xavier normal (default)", "model.kwargs.init=kaiming"
               "tricks=+init{scheme: trunc_normal, target: [convs, classifier]}": "truncated normal, std 0.02"}
 
 
-def t_lr_search() -> str:
+LR_SEARCHES = (("SMS spam (FastText, Adam)", "sms_lr"), ("2.9% variant (FastText, Adam)", "hard_lr"),
+               ("TREC (reduced TextCNN, Adam)", "trec_lr"))
+LR_SEARCHES_MORE = (("SST-2 (reduced TextCNN, Adam)", "sst2_lr"), ("THUCNews (FastText, Adagrad)", "thuc_lr"))
+
+
+def t_lr_search(searches=LR_SEARCHES) -> str:
     rows = []
-    for data, folder in (("SMS spam (FastText, Adam)", "sms_lr"), ("2.9% variant (FastText, Adam)", "hard_lr"),
-                         ("TREC (reduced TextCNN, Adam)", "trec_lr")):
+    for data, folder in searches:
         rec = _json(f"tips/{folder}/ablation.json")
         means = {s["name"]: s["mean"] for s in rec["summaries"]}
         picked = max(means, key=means.get)
@@ -221,7 +225,10 @@ ABL_NAMES = {"baseline": "recipe (dropout 0.5 before the classifier)", "model.kw
              "tricks=+pgd{epsilon: 1.0}": "+ PGD, ε 1", "tricks=+pgd{epsilon: 3.0}": "+ PGD, ε 3",
              "model.kwargs.num_filters=4": "2× wider: 4 filters per width",
              "model.kwargs.embedding_dim=8": "2× wider vectors: 8-d",
-             "train.epochs=6": "2× longer: 6 epochs"}
+             "train.epochs=6": "2× longer: 6 epochs",
+             "train.optimizer=adam train.learning_rate=0.0025": "Adam at the searched 0.0025",
+             "train.optimizer=auto train.learning_rate=0.01": "Adagrad at the searched 0.01",
+             "tricks=+lr_halving": "halving on a plateau (`lr_halving`)"}
 
 
 def t_ablation(folder: str, data: str = "", base_name: str = "") -> str:
@@ -241,6 +248,12 @@ def t_underfit() -> str:
     parts = [t_ablation(folder, data).splitlines() for folder, data in (("trec_underfit", "TREC"),
                                                                         ("sst2_underfit", "SST-2"))]
     return "\n".join(parts[0] + parts[1][2:])
+
+
+def t_stacked(parts) -> str:
+    """Several ``ablate`` records in one table: (folder, data, baseline label) each."""
+    tables = [t_ablation(folder, data, base).splitlines() for folder, data, base in parts]
+    return "\n".join(tables[0] + [line for t in tables[1:] for line in t[2:]])
 
 
 def _abl(folder: str, v: str, b: str = "baseline"):
@@ -678,8 +691,16 @@ POWER = {
                 ("TREC, decay 1e-3 − none, accuracy", _ep("trec_wd", "train.weight_decay=0.001"), 1.0, False)],
     7: lambda: [("TREC, searched Adam 0.005 − recipe, accuracy at the best epoch",
                  _ep("trec_lr_vs_recipe", "train.optimizer=adam train.learning_rate=0.005"), 1.0, False),
+                ("SST-2 reduced TextCNN, searched Adam 0.0025 − recipe, accuracy",
+                 _abl("sst2_lr_vs_recipe", "train.optimizer=adam train.learning_rate=0.0025"), 1.0, False),
+                ("THUCNews FastText, searched Adagrad 0.01 − recipe, accuracy",
+                 _abl("thuc_lr_vs_recipe", "train.optimizer=auto train.learning_rate=0.01"), 1.0, False),
                 ("SMS spam, halving on a plateau − constant, macro-F1",
-                 _ep("sms_lr_halving", "tricks=+lr_halving"), 1.0, False)],
+                 _ep("sms_lr_halving", "tricks=+lr_halving"), 1.0, False),
+                ("SST-2, halving on a plateau − constant, accuracy", _abl("sst2_lr_halving", "tricks=+lr_halving"),
+                 1.0, False),
+                ("THUCNews, halving on a plateau − constant, accuracy", _abl("thuc_lr_halving", "tricks=+lr_halving"),
+                 1.0, False)],
     10: lambda: [("THUCNews, batch 512 − 128 at lr 48, accuracy", _ep("thuc_bs", "batch 512, lr 48"), 1.0, True),
                  ("THUCNews, batch 32 at lr 12 − 128, accuracy", _ep("thuc_bs", "batch 32, lr 12 (linear)"), 1.0, True),
                  ("SMS spam, batch 256 − 64 at lr 0.01, macro-F1", _ep("sms_bs", "batch 256, lr 0.01"), 1.0, True),
@@ -773,6 +794,7 @@ def tip_power(tip: int) -> str:
 
 RENDER = {
     "tips-lr-search": t_lr_search,
+    "tips-lr-search-more": lambda: t_lr_search(LR_SEARCHES_MORE),
     "tips-loss-sms": lambda: t_loss("sms_loss"),
     "tips-loss-hard": lambda: t_loss("hard_loss"),
     "tips-curves-sms": lambda: t_curves("sms_loss"),
@@ -788,6 +810,14 @@ RENDER = {
     "tips-adv-sweep-trec": lambda: t_ablation("trec_adv_sweep", base_name="plain"),
     "tips-adv-trec": lambda: t_ablation("trec_adv", base_name="plain"),
     "tips-underfit": t_underfit,
+    "tips-lr-vs-recipe-more": lambda: t_stacked([("sst2_lr_vs_recipe", "SST-2, reduced TextCNN, 4 epochs",
+                                                  "recipe: Adadelta, lr 1.0"),
+                                                 ("thuc_lr_vs_recipe", "THUCNews, FastText, 5 epochs",
+                                                  "recipe: SGD, lr 48, linear decay")]),
+    "tips-lr-halving-more": lambda: t_stacked([("sst2_lr_halving", "SST-2, reduced TextCNN, Adam, 8 epochs",
+                                                "constant 0.01"),
+                                               ("thuc_lr_halving", "THUCNews, FastText, Adagrad, 5 epochs",
+                                                "constant 0.2")]),
     "tips-batch": t_batch,
     "tips-tsne": t_tsne,
     "tips-tsne-paired": t_tsne_paired,
