@@ -1,7 +1,8 @@
 """Recipes: YAML files loaded into typed dataclasses, with dotted command-line overrides and clear errors.
 
-A recipe has six sections — ``data``, ``model``, ``train``, ``tricks``, ``callbacks``, ``output`` — plus ``name``
-and ``task``. Any key can be overridden on the command line as ``section.key=value`` (the value is parsed as YAML,
+A recipe has six sections — ``data``, ``model``, ``train``, ``tricks``, ``callbacks``, ``output`` — plus ``name``,
+``task`` and ``task_options`` (the task's own options, typed and checked by the task's options dataclass in
+``nlp_cv_tricks/tasks/``; ``model.kwargs`` holds the model's constructor arguments only). Any key can be overridden on the command line as ``section.key=value`` (the value is parsed as YAML,
 then converted to the field's type, so ``train.learning_rate=3e-5`` is a float). Lists can be replaced
 (``tricks=[fgm,rdrop]``) or extended (``tricks+=fgm``). An unknown or mistyped key is an error that names the
 key and the nearest valid one.
@@ -12,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import logging
 import os
 import typing
 from dataclasses import dataclass, field
@@ -22,6 +24,8 @@ import yaml
 
 from .utils.bundled import bundled_recipes
 from .utils.io import atomic_write_bytes, atomic_write_text  # noqa: F401  (their home is utils/io.py)
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "DataConfig",
@@ -35,6 +39,12 @@ __all__ = [
     "apply_overrides",
     "recipe_to_dict",
     "save_recipe",
+    "LEGACY_TASK_OPTIONS",
+    "split_task_options",
+    "normalize_task_options",
+    "task_option_key",
+    "recipe_task_options",
+    "check_task_option_keys",
 ]
 
 
@@ -94,7 +104,8 @@ class ModelConfig:
 
     ``name``: a Hub id, a local directory, an alias (``minilm-l6``), or a built-in architecture of this package
     (e.g. ``textcnn``). ``config_overrides`` are set on the model config before the weights load (e.g.
-    ``hidden_dropout_prob``); ``kwargs`` go to built-in architectures and their tokenizers.
+    ``hidden_dropout_prob``); ``kwargs`` go to built-in architectures and their tokenizers, or are the timm
+    model's arguments. The task's options are not model arguments: they live in the recipe's ``task_options``.
     """
 
     name: str = "minilm-l6"
@@ -159,6 +170,7 @@ class OutputConfig:
 class Recipe:
     name: str = "run"
     task: str = "text-classification"
+    task_options: dict = field(default_factory=dict)  # read by the task's options dataclass (nlp_cv_tricks.tasks)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -268,7 +280,7 @@ def _unknown_key_error(key: str, where: str) -> RecipeError:
         if near:
             fixed = near[0] + key[len(head):]
             if "." not in key or fixed in _all_keys() or fixed.startswith(("model.config_overrides.",
-                                                                          "model.kwargs.")):
+                                                                          "model.kwargs.", "task_options.")):
                 what = "section" if "." not in key and near[0] in _sections() else "key"
                 return RecipeError(f"{where}unknown recipe {what} {key!r}; did you mean {fixed!r}?")
     valid = _all_keys()
@@ -357,15 +369,16 @@ def _build(cls: type, data: Any, prefix: str, where: str) -> Any:
 
 def recipe_from_dict(data: dict, source: Optional[str] = None) -> Recipe:
     where = f"{source}: " if source else ""
-    r = _build(Recipe, data, "", where)
+    r = _build(Recipe, normalize_task_options(data, where), "", where)
     r.source = source
     return r.validate()
 
 
 def recipe_to_dict(r: Recipe) -> dict:
+    """The recipe as a plain mapping (what ``save_recipe`` writes), task options in ``task_options``."""
     d = dataclasses.asdict(r)
     d.pop("source", None)
-    return d
+    return normalize_task_options(d, _where(r))
 
 
 # ---- overrides --------------------------------------------------------------------------------------------
@@ -390,19 +403,19 @@ def _leaf_type(parts: list[str]) -> Any:
 
 def apply_overrides(data: dict, overrides: list[str], where: str = "command line: ") -> dict:
     """Apply ``key=value`` / ``key+=value`` overrides to a raw recipe mapping (before typing)."""
-    data = copy.deepcopy(data)
-    sections = {name for name, t in typing.get_type_hints(Recipe).items() if dataclasses.is_dataclass(t)}
+    data = copy.deepcopy(normalize_task_options(data))
     for item in overrides:
         if "=" not in item:
             raise RecipeError(f"{where}override {item!r} must look like key=value (e.g. train.learning_rate=3e-5)")
         key, _, raw = item.partition("=")
         append = key.endswith("+")
-        key = key.rstrip("+").strip()
+        key = _legacy_override_key(key.rstrip("+").strip(), data)
         parts = key.split(".")
-        if key not in _all_keys() and not (parts[0] in sections and len(parts) == 2 and parts[1] in {"config_overrides", "kwargs"}):
-            # dict-valued leaves (model.config_overrides.x, model.kwargs.x) may take sub-keys
-            if not (len(parts) >= 3 and ".".join(parts[:2]) in {"model.config_overrides", "model.kwargs"}):
-                raise _unknown_key_error(key, where)
+        # dict-valued leaves (model.config_overrides.x, model.kwargs.x, task_options.x) may take sub-keys
+        if key not in _all_keys() and not (
+                (len(parts) >= 3 and ".".join(parts[:2]) in {"model.config_overrides", "model.kwargs"})
+                or (len(parts) >= 2 and parts[0] == "task_options")):
+            raise _unknown_key_error(key, where)
         value = raw if _leaf_type(parts) is str else _parse_value(raw)
         node = data
         for p in parts[:-1]:
@@ -420,6 +433,103 @@ def apply_overrides(data: dict, overrides: list[str], where: str = "command line
         else:
             node[leaf] = value
     return data
+
+
+def task_option_key(key: str, task: str) -> str:
+    """A dotted recipe key in the current spelling: ``model.kwargs.<an option of task>`` (deprecated) →
+    ``task_options.<option>``; any other key as it is."""
+    parts = key.split(".")
+    if len(parts) >= 3 and parts[:2] == ["model", "kwargs"] and parts[2] in LEGACY_TASK_OPTIONS.get(str(task), ()):
+        return ".".join(["task_options", *parts[2:]])
+    return key
+
+
+def _legacy_override_key(key: str, data: dict) -> str:
+    task = str(data.get("task") or Recipe.task)
+    new = task_option_key(key, task)
+    if new != key:
+        _note_legacy(task, key.split(".")[2], "command line: ")
+    return new
+
+
+# ---- task options -----------------------------------------------------------------------------------------
+# A task's options (``task_options:``) are typed and checked by the task's own options dataclass
+# (``nlp_cv_tricks/tasks/``). Before ``task_options:`` existed, the built-in tasks read them from ``model.kwargs``;
+# the keys each one read there are listed here, once and for good, so that spelling keeps working (moved to
+# ``task_options`` with a deprecation note). It is a record of the old spelling, not a schema: an option added
+# to a task later has no old spelling and is not listed (tests/test_task_options.py checks each key is an option).
+LEGACY_TASK_OPTIONS: dict[str, tuple[str, ...]] = {
+    "long-text-classification": ("strategy", "head_tokens", "chunk_size", "chunk_overlap", "pooling",
+                                 "chunk_representation", "encoder_batch_size", "attention_window",
+                                 "global_on_question", "hyperpartisan_split", "split_seed"),
+    "question-answering": ("head", "head_hidden_size", "head_dropout", "num_modeling_layers", "mask_non_context",
+                           "doc_stride", "max_query_length", "n_best_size", "max_answer_length",
+                           "version_2_with_negative", "null_score_diff_threshold", "qa_metric", "split_by_article",
+                           "split_seed", "char_vocab_min_freq"),
+    "image-classification": ("image", "layer_decay", "freeze_stages"),
+}
+_NOTED: set = set()
+
+
+def _note_legacy(task: str, key: str, where: str) -> None:
+    if (task, key) not in _NOTED:  # once per key and process
+        _NOTED.add((task, key))
+        logger.warning("%smodel.kwargs.%s is an option of task %s: write it as task_options.%s (the model.kwargs "
+                       "spelling is deprecated and still read)", where, key, task, key)
+
+
+def split_task_options(task: str, task_options: Any, model_kwargs: Any, where: str = "") -> tuple[dict, Any]:
+    """``(task options, model kwargs)``: the task options of ``task`` found in ``model_kwargs`` (the deprecated
+    spelling) moved into ``task_options``, with a note once per key. A key given in both places is an error
+    naming both."""
+    if task_options is None:
+        task_options = {}
+    if not isinstance(task_options, dict):
+        raise RecipeError(f"{where}task_options must be a mapping of the task's options, got {task_options!r}")
+    legacy = LEGACY_TASK_OPTIONS.get(str(task), ())
+    if not isinstance(model_kwargs, dict) or not any(k in legacy for k in model_kwargs):
+        return dict(task_options), model_kwargs
+    opts, kwargs = dict(task_options), {}
+    for key, value in model_kwargs.items():
+        if key not in legacy:
+            kwargs[key] = value
+            continue
+        if key in opts:
+            raise RecipeError(f"{where}task_options.{key} and model.kwargs.{key} are both set; model.kwargs.{key} "
+                              f"is the deprecated spelling of task_options.{key}: keep task_options.{key}")
+        _note_legacy(str(task), key, where)
+        opts[key] = value
+    return opts, kwargs
+
+
+def normalize_task_options(data: Any, where: str = "") -> Any:
+    """A raw recipe mapping (a recipe file, a run's ``recipe.yaml``) with its task options in ``task_options``
+    (a copy when any sat in ``model.kwargs``, the deprecated spelling); anything else is returned as is."""
+    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+        return data
+    task = str(data.get("task") or Recipe.task)
+    opts, kwargs = split_task_options(task, data.get("task_options"), data["model"].get("kwargs"), where)
+    if kwargs is data["model"].get("kwargs"):
+        return data
+    return {**data, "task_options": opts, "model": {**data["model"], "kwargs": kwargs}}
+
+
+def recipe_task_options(recipe: Recipe) -> dict:
+    """The task options of ``recipe`` for its task's options dataclass (``model.kwargs`` spelling included)."""
+    opts, _ = split_task_options(recipe.task, recipe.task_options, recipe.model.kwargs, _where(recipe))
+    return opts
+
+
+def check_task_option_keys(given: dict, known: typing.Iterable[str], task: str, where: str = "") -> None:
+    """Refuse a key of ``task_options`` that the task does not have, naming the nearest and the valid ones."""
+    known = sorted(known)
+    for key in given:
+        if key in known:
+            continue
+        near = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        valid = f"valid: {', '.join(known)}" if known else f"task {task} has no task options"
+        raise RecipeError(f"{where}unknown task option task_options.{key} for task {task}{hint} ({valid})")
 
 
 def resolve_recipe(recipe: Union[str, os.PathLike]) -> Path:
@@ -466,7 +576,7 @@ def load_recipe(path: Union[str, os.PathLike], overrides: Optional[list[str]] = 
         raise RecipeError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe must be a mapping of sections (data, model, train, tricks, output)")
-    data = apply_overrides(data, overrides or [])
+    data = apply_overrides(normalize_task_options(data, f"{path}: "), overrides or [])
     try:
         r = recipe_from_dict(data, source=str(path))
     except RecipeError as e:

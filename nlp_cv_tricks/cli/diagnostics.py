@@ -332,7 +332,7 @@ def _data_args(p, pairs: bool = True) -> None:
         p.add_argument("--format", default="auto", choices=text_formats + list(_IMAGE_FORMATS),
                        help="format of --data (default: from the extension or folder)")
         p.add_argument("--image-option", action="append", metavar="KEY=VALUE",
-                       help="image models: a model.kwargs.image reading option, e.g. label_blocks=[[a,100],[b,100]]")
+                       help="image models: a task_options.image reading option, e.g. label_blocks=[[a,100],[b,100]]")
     p.add_argument("--text-column", help="csv/tsv/json: column with the text (default: text)")
     if pairs:
         p.add_argument("--pair-column", help="second text of a pair (makes the data text pairs)")
@@ -389,7 +389,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--out", help="output directory (default: RUN_DIR/diagnostics or ./diagnostics/<model>)")
     p.add_argument("--no-grad", action="store_true", help="skip the backward pass")
     p.add_argument("--image-option", action="append", metavar="KEY=VALUE",
-                   help="image models: a model.kwargs.image reading option for --data, e.g. csv_header=true")
+                   help="image models: a task_options.image reading option for --data, e.g. csv_header=true")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(func=_guard(cmd_inspect))

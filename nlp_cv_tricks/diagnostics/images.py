@@ -14,7 +14,7 @@
 
 Data sources are the vision loader's (:mod:`nlp_cv_tricks.data.vision`): an image folder (one sub-folder per
 class), a pixel CSV (``.csv``/``.csv.gz``), an ``.npy`` array with labels, read with the run recipe's
-``model.kwargs.image`` options when a run directory is given, and ``--image-option KEY=VALUE`` on top.
+``task_options.image`` options when a run directory is given, and ``--image-option KEY=VALUE`` on top.
 """
 
 from __future__ import annotations

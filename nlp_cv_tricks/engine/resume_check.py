@@ -35,7 +35,7 @@ from typing import Any, Optional
 
 import yaml
 
-from ..config import Recipe, RecipeError, recipe_to_dict
+from ..config import Recipe, RecipeError, normalize_task_options, recipe_to_dict
 from ..utils.io import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -141,9 +141,11 @@ def _same_plugins(old: dict, new: dict) -> None:
 def recipe_changes(saved: dict, current: Recipe, saved_data: Optional[dict] = None,
                    current_data: Optional[dict] = None) -> tuple[dict, dict]:
     """``(refused, safe)``: each ``{key: (old, new)}``. Keys missing from ``saved`` (a recipe of an earlier
-    version) count as their default value."""
-    old = _flatten(_merge(recipe_to_dict(Recipe()), {k: v for k, v in saved.items() if k != "source"}))
-    new = _flatten(recipe_to_dict(current))
+    version) count as their default value; task options count as the same in either spelling (``model.kwargs``,
+    deprecated, or ``task_options``)."""
+    saved = normalize_task_options({k: v for k, v in saved.items() if k != "source"})
+    old = _flatten(_merge(recipe_to_dict(Recipe()), saved))
+    new = _flatten(normalize_task_options(recipe_to_dict(current)))
     _same_plugins(old, new)
     refused, safe = {}, {}
     for key in sorted(set(old) | set(new)):

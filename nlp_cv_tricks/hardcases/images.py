@@ -31,7 +31,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..config import Recipe
+from ..config import Recipe, recipe_task_options
 from ..utils.io import atomic_write_bytes
 
 __all__ = ["ImageSource", "is_image_recipe", "write_png", "fingerprint_dir"]
@@ -77,7 +77,7 @@ class ImageSource:
         if not is_image_recipe(recipe):
             raise ValueError(f"task {recipe.task!r} is not an image task")
         self.recipe = recipe
-        self.opts = dict((recipe.model.kwargs or {}).get("image") or {})
+        self.opts = dict(recipe_task_options(recipe).get("image") or {})
         self._splits = None
 
     @property
@@ -179,9 +179,9 @@ class ImageSource:
             if dev is not None:
                 _write_pixel_csv(tmp / "dev.csv.gz", dev[0], dev[1])
                 out["dev_file"] = "dev.csv.gz"
-            over.update({"data.label_names": names, "model.kwargs.image.format": "auto",
-                         "model.kwargs.image.csv_header": False, "model.kwargs.image.csv_label_column": -1,
-                         "model.kwargs.image.image_shape": list(shape)})
+            over.update({"data.label_names": names, "task_options.image.format": "auto",
+                         "task_options.image.csv_header": False, "task_options.image.csv_label_column": -1,
+                         "task_options.image.image_shape": list(shape)})
         out["recipe_overrides"] = over
         return out
 

@@ -98,14 +98,14 @@ class VersionStore:
     def recipe_for(self, name: Optional[str]) -> Recipe:
         """A copy of the recipe that trains on version ``name`` (``None``/``v0``: the original): its training
         file, and for image versions the pinned dev split and the image options of the version's files."""
-        from ..config import recipe_from_dict, recipe_to_dict
+        from ..config import recipe_from_dict, recipe_to_dict, task_option_key
 
         if name in (None, "v0", "original"):
             return copy.deepcopy(self.recipe)
         d = recipe_to_dict(self.recipe)
         for key, value in self.overrides(name).items():
             cur = d
-            parts = key.split(".")
+            parts = task_option_key(key, self.recipe.task).split(".")  # versions stored with model.kwargs.image
             for part in parts[:-1]:
                 if not isinstance(cur.get(part), dict):
                     cur[part] = {}

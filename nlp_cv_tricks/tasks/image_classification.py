@@ -1,8 +1,8 @@
 """Image classification with timm under the same trainer, recipes and tricks as text (task
 ``image-classification``); mixup/cutmix and EMA are tricks (``nlp_cv_tricks.tricks.mixup`` / ``.ema``).
 
-Recipe (options not in the core recipe schema live in ``model.kwargs`` and are read into :class:`ImageOptions`;
-``model.kwargs.image`` holds the data and transform options)::
+Recipe (the timm model's arguments live in ``model.kwargs``, the task's options in ``task_options``; both are
+read into :class:`ImageOptions`; ``task_options.image`` holds the data and transform options)::
 
     task: image-classification
     data: {train_file: ../shared/data/images/mnist_5k.csv.gz}     # dir → imagefolder, .csv(.gz), .npy
@@ -15,9 +15,10 @@ Recipe (options not in the core recipe schema live in ``model.kwargs`` and are r
         model_args: {channels: [16, 32, 64, 128], stem_width: 16}
         drop_rate: 0.0
         drop_path_rate: 0.0
-        layer_decay: null                    # e.g. 0.75: layer-wise LR decay (needs the trainer hook)
-        freeze_stages: 0                     # freeze stem + first N-1 stages
-        image: {input_size: 32, hflip: 0.0, auto_augment: rand-m9-mstd0.5, re_prob: 0.25, on_error: error}
+    task_options:
+      layer_decay: null                      # e.g. 0.75: layer-wise LR decay (needs the trainer hook)
+      freeze_stages: 0                       # freeze stem + first N-1 stages
+      image: {input_size: 32, hflip: 0.0, auto_augment: rand-m9-mstd0.5, re_prob: 0.25, on_error: error}
     tricks: [{mixup: {mixup_alpha: 0.8, cutmix_alpha: 1.0, label_smoothing: 0.1}}, {ema: {decay: 0.999}}]
 """
 
@@ -32,6 +33,7 @@ from typing import Optional, Sequence, Union
 
 import torch.nn.functional as F
 
+from ..config import normalize_task_options, split_task_options
 from ..data.vision import ImageDataError, build_transforms, resolve_data_config, with_image_transform
 from ..engine.losses import soft_target_cross_entropy
 from ..engine.task import CardModel, ClassificationTask, InferenceRequest
@@ -40,8 +42,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ImageClassificationTask", "ImageOptions", "build_image_classification", "MODEL_KWARGS"]
 
-MODEL_KWARGS = ("pretrained", "pretrained_file", "model_args", "in_chans", "drop_rate", "drop_path_rate",
-                "layer_decay", "freeze_stages", "image")
+MODEL_ARGS = ("pretrained", "pretrained_file", "model_args", "in_chans", "drop_rate", "drop_path_rate")
+TASK_OPTIONS = ("layer_decay", "freeze_stages", "image")
+MODEL_KWARGS = MODEL_ARGS + TASK_OPTIONS  # everything model.kwargs held before task_options (the old spelling)
 IMAGE_KWARGS = ("format", "on_error", "dev_fraction", "split_seed", "csv_header", "csv_label_column",
                 "image_shape", "labels_file", "label_blocks", "image_column",
                 "input_size", "interpolation", "mean", "std", "crop_pct", "crop_mode",
@@ -185,8 +188,8 @@ _TEXT_ONLY_DATA_KEYS = ("text_column", "text_pair_column", "max_length", "group_
                         "encoding")
 
 
-_SECTIONS = {"model.kwargs": MODEL_KWARGS, "model.kwargs.image": IMAGE_KWARGS}
-# first-class recipe keys users may put under model.kwargs(.image) by mistake
+_SECTIONS = {"model.kwargs": MODEL_ARGS, "task_options": TASK_OPTIONS, "task_options.image": IMAGE_KWARGS}
+# first-class recipe keys users may put under model.kwargs / task_options(.image) by mistake
 _CORE_KEYS = {"gradient_checkpointing": "model.gradient_checkpointing", "from_scratch": "model.from_scratch",
               "label_names": "data.label_names", "max_train_samples": "data.max_train_samples",
               "max_eval_samples": "data.max_eval_samples", "batch_size": "train.batch_size",
@@ -196,7 +199,7 @@ _CORE_KEYS = {"gradient_checkpointing": "model.gradient_checkpointing", "from_sc
 
 
 def _check_keys(given: dict, valid: tuple, where: str, source: str = "") -> None:
-    """Refuse unknown keys of ``model.kwargs`` / ``model.kwargs.image``, naming the nearest valid key with its
+    """Refuse unknown keys of ``model.kwargs`` / ``task_options(.image)``, naming the nearest valid key with its
     full dotted path (a key of the other section, or a first-class recipe key, is pointed to where it belongs)."""
     import difflib
 
@@ -230,11 +233,12 @@ _ON_ERROR = ("error", "skip")
 
 @dataclasses.dataclass
 class ImageOptions:
-    """The options of ``task: image-classification`` from a recipe's ``model.kwargs``: the timm model's own
-    (typed and range-checked here) and ``image``, the data and transform options. ``image`` stays a mapping of
-    the keys in ``IMAGE_KWARGS``: they are the loader's (``nlp_cv_tricks.data.vision``) and timm's
-    ``resolve_data_config`` / ``create_transform`` keywords, passed through unchanged, so their schema has one
-    home there; this class refuses unknown keys and checks the values the task itself acts on."""
+    """The options of ``task: image-classification``: the timm model's own from a recipe's ``model.kwargs``
+    (typed and range-checked here) and the task's from its ``task_options`` (``layer_decay``, ``freeze_stages``
+    and ``image``, the data and transform options; ``model.kwargs``, their deprecated spelling, is still read).
+    ``image`` stays a mapping of the keys in ``IMAGE_KWARGS``: they are the loader's (``nlp_cv_tricks.data.vision``)
+    and timm's ``resolve_data_config`` / ``create_transform`` keywords, passed through unchanged, so their schema
+    has one home there; this class refuses unknown keys and checks the values the task itself acts on."""
 
     pretrained: bool = False  # true: timm weights from the Hub (online)
     pretrained_file: Optional[str] = None  # local weights file or timm Hub-format directory
@@ -248,7 +252,8 @@ class ImageOptions:
 
     @classmethod
     def from_kwargs(cls, kwargs: Optional[dict], source: str = "") -> "ImageOptions":
-        """Validated options; ``source`` (``"recipes/x.yaml: "``) prefixes every error message."""
+        """Validated options from one mapping of all of them (``model.kwargs`` before ``task_options``);
+        ``source`` (``"recipes/x.yaml: "``) prefixes every error message."""
         kwargs = {} if kwargs is None else kwargs
         _check_keys(kwargs, MODEL_KWARGS, "model.kwargs", source)
         kwargs = {k: v for k, v in kwargs.items() if v is not None}  # null: the default
@@ -259,11 +264,27 @@ class ImageOptions:
 
     @classmethod
     def from_recipe(cls, recipe) -> "ImageOptions":
-        return cls.from_kwargs(recipe.model.kwargs, f"{recipe.source}: " if getattr(recipe, "source", None) else "")
+        """Validated options of ``model.kwargs`` (the model's) and ``task_options`` (the task's)."""
+        source = f"{recipe.source}: " if getattr(recipe, "source", None) else ""
+        task, kwargs = split_task_options(ImageClassificationTask.name, recipe.task_options, recipe.model.kwargs,
+                                          source)
+        kwargs = {} if kwargs is None else kwargs
+        _check_keys(kwargs, MODEL_ARGS, "model.kwargs", source)
+        _check_keys(task, TASK_OPTIONS, "task_options", source)
+        _check_keys(task.get("image") or {}, IMAGE_KWARGS, "task_options.image", source)
+        opts = cls(**{k: v for k, v in {**kwargs, **task}.items() if v is not None})  # null: the default
+        opts.validate(source, task_section="task_options")
+        return opts
 
-    def validate(self, source: str = "") -> None:
+    @staticmethod
+    def saved_image_options(recipe: dict) -> dict:
+        """``task_options.image`` of a saved recipe (a mapping, either spelling)."""
+        return (normalize_task_options(recipe).get("task_options") or {}).get("image") or {}
+
+    def validate(self, source: str = "", task_section: str = "model.kwargs") -> None:
         def bad(key, value, expected):
-            raise ValueError(f"{source}model.kwargs.{key}={value!r}; expected {expected}")
+            section = task_section if key.split(".")[0] in TASK_OPTIONS else "model.kwargs"
+            raise ValueError(f"{source}{section}.{key}={value!r}; expected {expected}")
 
         if not isinstance(self.pretrained, bool):
             bad("pretrained", self.pretrained, "true or false (local weights: pretrained_file)")
@@ -300,7 +321,7 @@ def _check_layer_decay_wired(model) -> None:
     lrs = {g["lr"] for g in build_optimizer(model, cfg).param_groups}
     if len(lrs) < 2:
         raise NotImplementedError(
-            "model.kwargs.layer_decay is set, but this trainer's build_optimizer does not use "
+            "task_options.layer_decay is set, but this trainer's build_optimizer does not use "
             "model.optimizer_param_groups(weight_decay, lr); layer-wise LR decay would be silently dropped")
 
 
@@ -340,8 +361,9 @@ def build_image_classification(recipe, accelerator) -> dict:
     data_config = resolve_data_config(model, image_opts)
     model.set_data_config(data_config)
     in_chans = int(data_config["input_size"][0])
+    # augmentation seeded per example from (train.seed, epoch, row): resumes exactly, same in every process
     train = with_image_transform(splits.train, build_transforms(data_config, image_opts, is_training=True),
-                                 in_chans)
+                                 in_chans, seed=recipe.train.seed)
     eval_tf = build_transforms(data_config, image_opts, is_training=False)
     dev = with_image_transform(splits.dev, eval_tf, in_chans) if splits.dev is not None else None
     return {
@@ -356,7 +378,7 @@ def build_image_classification(recipe, accelerator) -> dict:
 # ---------------------------------------------------------------------------------------------------------------
 # Inference side: a saved image model and the images to run it on, read with the run's own loader options
 # ---------------------------------------------------------------------------------------------------------------
-# options of model.kwargs.image that choose how files are read (the transform keys come from the model itself)
+# options of task_options.image that choose how files are read (the transform keys come from the model itself)
 IMAGE_LOADER_KEYS = ("format", "on_error", "csv_header", "csv_label_column", "image_shape", "labels_file",
                      "label_blocks", "image_column")
 
@@ -414,11 +436,12 @@ def _read_recipe(run_dir: Optional[Path]) -> Optional[dict]:
 
 
 def run_image_options(run_dir: Optional[Union[str, os.PathLike]]) -> dict:
-    """``model.kwargs.image`` of the run's ``recipe.yaml`` (empty without a run directory or recipe)."""
+    """``task_options.image`` of the run's ``recipe.yaml`` (either spelling; empty without a run directory or
+    recipe)."""
     rec = _read_recipe(Path(run_dir) if run_dir else None) or {}
-    opts = ((rec.get("model") or {}).get("kwargs") or {}).get("image") or {}
+    opts = ImageOptions.saved_image_options(rec)
     if not isinstance(opts, dict):
-        raise ImageDataError(f"{run_dir}/recipe.yaml: model.kwargs.image must be a mapping, got {opts!r}")
+        raise ImageDataError(f"{run_dir}/recipe.yaml: task_options.image must be a mapping, got {opts!r}")
     return dict(opts)
 
 
@@ -429,7 +452,7 @@ def load_labelled_images(data: Optional[str] = None, run_dir: Optional[Union[str
 
     With ``data`` (an image folder, pixel CSV or ``.npy`` array) every image of it is used; without it, the
     dev split of the run in ``run_dir`` as its recipe defines it (the training split when it has none).
-    Reading options: the run recipe's ``model.kwargs.image`` loader keys, updated by ``options``.
+    Reading options: the run recipe's ``task_options.image`` loader keys, updated by ``options``.
     """
     from ..config import DataConfig, RecipeError, recipe_from_dict
     from ..data.vision import load_image_classification

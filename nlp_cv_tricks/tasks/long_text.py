@@ -1,6 +1,6 @@
 """Long-document classification (``task: long-text-classification``): head / tail / head+tail truncation,
-chunk-and-pool, or a Longformer (converted on the fly from a BERT-style encoder), with typed options from
-``model.kwargs``."""
+chunk-and-pool, or a Longformer (converted on the fly from a BERT-style encoder), with typed options from the
+recipe's ``task_options`` (``model.kwargs``, their deprecated spelling, is still read)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Optional
 import torch
 from transformers import AutoConfig
 
-from ..config import RecipeError
+from ..config import RecipeError, normalize_task_options, split_task_options
 from ..data.long import HYPERPARTISAN_ARTICLES, LongformerCollator, load_hyperpartisan, make_truncation_fn
 from ..engine.task import CardModel, InferenceRequest
 from ..models.factory import build_classifier
@@ -29,8 +29,8 @@ HYPERPARTISAN_SPLITS = ("stratified", "paper")
 
 @dataclasses.dataclass
 class LongTextOptions:
-    """The options of ``task: long-text-classification``, read from a recipe's ``model.kwargs`` (unknown keys
-    and out-of-range values are errors that name the key). The same object drives training, ``eval``/``predict``
+    """The options of ``task: long-text-classification``, read from a recipe's ``task_options`` (unknown keys
+    and out-of-range values are errors that name the key; ``model.kwargs``, the deprecated spelling, is still read). The same object drives training, ``eval``/``predict``
     (:meth:`LongTextTask.saved_options` reads it back from a run's ``recipe.yaml``) and the model card."""
 
     strategy: str = "head"  # head | tail | head+tail | chunk_pool | longformer
@@ -47,7 +47,8 @@ class LongTextOptions:
 
     @classmethod
     def from_kwargs(cls, kwargs: Optional[dict], where: str = "model.kwargs") -> "LongTextOptions":
-        """Validated options from a ``model.kwargs`` mapping; ``where`` prefixes every error message."""
+        """Validated options from a mapping of them; ``where`` (the mapping's recipe key, ``task_options``) prefixes
+        every error message."""
         if kwargs is not None and not isinstance(kwargs, dict):
             raise RecipeError(f"{where} must be a mapping, got {type(kwargs).__name__} {kwargs!r}")
         kwargs = dict(kwargs or {})
@@ -65,7 +66,17 @@ class LongTextOptions:
 
     @classmethod
     def from_recipe(cls, recipe) -> "LongTextOptions":
-        return cls.from_kwargs(recipe.model.kwargs, where=f"{recipe.source or 'recipe'}: model.kwargs")
+        src = recipe.source or "recipe"
+        opts, rest = split_task_options(LongTextTask.name, recipe.task_options, recipe.model.kwargs, f"{src}: ")
+        if rest:  # the model takes no arguments: a key left in model.kwargs is no option
+            cls.from_kwargs(rest, where=f"{src}: model.kwargs")
+        return cls.from_kwargs(opts, where=f"{src}: task_options")
+
+    @classmethod
+    def from_saved_recipe(cls, recipe: dict, where: str) -> "LongTextOptions":
+        """The options of a saved recipe (a mapping, either spelling); ``where`` names it."""
+        recipe = normalize_task_options(recipe, f"{where}: ")
+        return cls.from_kwargs((recipe or {}).get("task_options"), where=f"{where}: task_options")
 
     def validate(self, where: str = "model.kwargs") -> None:
         def choice(key, allowed):
@@ -120,7 +131,7 @@ def prepare_long_text(recipe, accelerator) -> dict:
     test split is kept out of training) or files the text-classification reader understands (CSV/TSV/JSONL/...
     with ``data.text_column``). ``data.max_length`` is the model input length for ``head``/``tail``/``head+tail``
     (512 for BERT) and the document length read by ``chunk_pool``/``longformer`` (e.g. 4096; longer documents
-    are cut, and the number of dropped tokens is logged). Options live in ``model.kwargs`` (see
+    are cut, and the number of dropped tokens is logged). Options live in ``task_options`` (see
     :class:`LongTextOptions`).
     """
     from transformers import AutoTokenizer, LongformerForSequenceClassification
@@ -166,12 +177,12 @@ def prepare_long_text(recipe, accelerator) -> dict:
         src_type = AutoConfig.from_pretrained(path).model_type
         kw = dict(num_labels=len(names), id2label=id2label, label2id=label2id, **(mcfg.config_overrides or {}))
         if src_type == "longformer":
-            if "attention_window" in (mcfg.kwargs or {}):
+            if "attention_window" in split_task_options(recipe.task, recipe.task_options, mcfg.kwargs)[0]:
                 kw["attention_window"] = opts.attention_window
                 saved = AutoConfig.from_pretrained(path).attention_window
                 saved = saved[0] if isinstance(saved, (list, tuple)) and len(set(saved)) == 1 else saved
                 if saved != opts.attention_window:
-                    logger.warning("model.kwargs.attention_window=%s replaces the window %s saved with %s (drop the "
+                    logger.warning("task_options.attention_window=%s replaces the window %s saved with %s (drop the "
                                    "key to keep the converted model's)", opts.attention_window, saved, path)
             model = LongformerForSequenceClassification.from_pretrained(path, dtype=torch.float32, **kw)
             tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(mcfg.tokenizer or mcfg.name))
@@ -234,8 +245,7 @@ class LongTextTask(TextClassificationTask):
     @classmethod
     def saved_options(cls, recipe: dict, where: str) -> LongTextOptions:
         """The options a model was trained with, from its saved recipe (a mapping); ``where`` names it."""
-        return LongTextOptions.from_kwargs((recipe.get("model") or {}).get("kwargs"),
-                                           where=f"{where}: recipe.yaml model.kwargs")
+        return LongTextOptions.from_saved_recipe(recipe, f"{where}: recipe.yaml")
 
     @classmethod
     def preprocess_for_inference(cls, loaded: SavedTextModel, data, request: Optional[InferenceRequest] = None,
@@ -251,8 +261,7 @@ class LongTextTask(TextClassificationTask):
 
         facts = transformers_card_model(config, recipe)
         max_length = (recipe.get("data") or {}).get("max_length")
-        opts = LongTextOptions.from_kwargs((recipe.get("model") or {}).get("kwargs") or {},
-                                           where="recipe.yaml model.kwargs")
+        opts = LongTextOptions.from_saved_recipe(recipe, "recipe.yaml")
         s = opts.strategy
         if s == "chunk_pool":
             facts.inputs.append(f"whole documents, cut into chunks of {opts.chunk_size} tokens (specials included) "

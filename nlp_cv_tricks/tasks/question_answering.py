@@ -15,7 +15,8 @@ What it plugs into the trainer (:mod:`nlp_cv_tricks.engine.task` interface):
 * :func:`evaluate_qa_file` / :func:`predict_qa_file` — ``eval`` / ``predict`` on SQuAD files with a saved model
   (reached through :class:`QATask`'s saved-model methods; ``qa-eval`` / ``qa-predict`` are aliases of them).
 
-QA options live under ``model.kwargs`` of the recipe (the recipe format has no QA section), all optional:
+QA options live under ``task_options`` of the recipe (``model.kwargs``, their deprecated spelling, is still
+read), all optional:
 ``head`` (``linear`` | ``biattention`` | ``coattention``), ``head_hidden_size``, ``head_dropout``,
 ``num_modeling_layers``, ``doc_stride`` (128), ``max_query_length`` (64), ``n_best_size`` (20),
 ``max_answer_length`` (30), ``version_2_with_negative`` (false), ``null_score_diff_threshold`` (0.0),
@@ -43,7 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import RecipeError
+from ..config import RecipeError, normalize_task_options, split_task_options
 from ..engine.task import CardModel, EvalContext, InferenceRequest, Task
 from ..metrics.squad import squad_metrics
 from ..models.mrc_heads import HEADS, build_qa_model, register_auto_classes, span_loss
@@ -93,30 +94,34 @@ class QAOptions:
 
     @classmethod
     def from_recipe(cls, recipe) -> "QAOptions":
-        kwargs = dict(recipe.model.kwargs or {})
-        known = {f.name for f in dataclasses.fields(cls)} - {"max_length"}
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            near = difflib.get_close_matches(unknown[0], sorted(known), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else f" (known: {sorted(known)})"
-            raise RecipeError(f"{recipe.source or 'recipe'}: unknown question-answering option "
-                              f"model.kwargs.{unknown[0]}{hint}")
-        opts = cls(**kwargs, max_length=recipe.data.max_length)
-        opts.validate(recipe.source or "recipe")
+        """The options of a recipe's ``task_options`` (``model.kwargs``, the deprecated spelling, is still read);
+        an unknown key is an error naming it, the nearest option and the valid ones."""
+        src = recipe.source or "recipe"
+        opts, rest = split_task_options(QATask.name, recipe.task_options, recipe.model.kwargs, f"{src}: ")
+        known = sorted({f.name for f in dataclasses.fields(cls)} - {"max_length"})
+        for section, given in (("model.kwargs", rest or {}), ("task_options", opts)):
+            unknown = sorted(set(given) - set(known), key=str)
+            if unknown:
+                near = difflib.get_close_matches(str(unknown[0]), known, n=1)
+                hint = f"; did you mean {near[0]!r}?" if near else ""
+                raise RecipeError(f"{src}: unknown question-answering option {section}.{unknown[0]}{hint} "
+                                  f"(task_options keys: {', '.join(known)})")
+        opts = cls(**opts, max_length=recipe.data.max_length)
+        opts.validate(src)
         return opts
 
     def validate(self, where: str = "QA options") -> None:
         if self.head not in HEADS:
-            raise RecipeError(f"{where}: model.kwargs.head={self.head!r} is not one of {sorted(HEADS)}")
+            raise RecipeError(f"{where}: task_options.head={self.head!r} is not one of {sorted(HEADS)}")
         if self.qa_metric not in ("squad", "squad_v2", "cmrc2018"):
-            raise RecipeError(f"{where}: model.kwargs.qa_metric={self.qa_metric!r} is not one of "
+            raise RecipeError(f"{where}: task_options.qa_metric={self.qa_metric!r} is not one of "
                              f"['cmrc2018', 'squad', 'squad_v2']")
         if not 0 < self.doc_stride < self.max_length - self.max_query_length - 3:
-            raise RecipeError(f"{where}: model.kwargs.doc_stride={self.doc_stride} must be in (0, data.max_length - "
+            raise RecipeError(f"{where}: task_options.doc_stride={self.doc_stride} must be in (0, data.max_length - "
                              f"max_query_length - 3 = {self.max_length - self.max_query_length - 3})")
         if self.split_by_article is not None and (len(self.split_by_article) != 2
                                                   or any(int(x) < 1 for x in self.split_by_article)):
-            raise RecipeError(f"{where}: model.kwargs.split_by_article must be [n_train_articles, n_eval_articles]")
+            raise RecipeError(f"{where}: task_options.split_by_article must be [n_train_articles, n_eval_articles]")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -256,7 +261,7 @@ class QATask(Task):
         from ._card import transformers_card_model
 
         facts = transformers_card_model(config, recipe)
-        kwargs = (recipe.get("model") or {}).get("kwargs") or {}
+        kwargs = normalize_task_options(recipe).get("task_options") or {}
         qa = config.get("nct_qa") or {}
         length = qa.get("max_length") or (recipe.get("data") or {}).get("max_length")
         stride = qa.get("doc_stride", kwargs.get("doc_stride"))
@@ -380,7 +385,7 @@ def _load_splits(recipe, opts: QAOptions):
         raise ValueError(f"{recipe.source or 'recipe'}: question answering needs data.train_file or data.hub_name")
     if opts.split_by_article is not None:
         if dev is not None:
-            raise ValueError(f"{recipe.source or 'recipe'}: model.kwargs.split_by_article splits data.train_file; "
+            raise ValueError(f"{recipe.source or 'recipe'}: task_options.split_by_article splits data.train_file; "
                              f"do not also set data.dev_file")
         n_train, n_eval = (int(x) for x in opts.split_by_article)
         train, dev = split_by_article(train, n_train, n_eval, seed=opts.split_seed)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import yaml
 
-from ..config import DataConfig, Recipe
+from ..config import DataConfig, Recipe, check_task_option_keys
 from ..data.text import (_EXT_FORMATS, DataError, LabelMap, load_eval_file, longest_first, restore_order,
                          token_lengths, tokenize_dataset)
 from ..engine.task import CardModel, ClassificationTask, InferenceRequest
@@ -30,6 +30,8 @@ def build_text_classification(recipe: Recipe, accelerator) -> dict:
     from ..models.factory import build_classifier, check_model_name
 
     check_model_name(recipe.model.name)  # a mistyped built-in name fails before the data is read
+    # the task has no options of its own (the model's arguments are model.kwargs)
+    check_task_option_keys(recipe.task_options, (), recipe.task, f"{recipe.source}: " if recipe.source else "")
 
     with accelerator.main_process_first():
         splits = load_text_classification(recipe.data)

@@ -1,9 +1,11 @@
-"""Remedies for ``task: image-classification`` recipes (timm models; options in ``model.kwargs``)."""
+"""Remedies for ``task: image-classification`` recipes (timm models; the model's options in ``model.kwargs``, the
+task's in ``task_options``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ...config import normalize_task_options
 from .records import Diagnosis
 from .shared_remedies import _recipe_tricks, _stop_earlier, _train_longer
 
@@ -20,7 +22,7 @@ class _ImageRecipe:
     train: dict
     kw: dict
     margs: dict       # model.kwargs.model_args (timm constructor arguments)
-    image: dict       # model.kwargs.image (augmentation)
+    image: dict       # task_options.image (augmentation)
     name: str
     scratch: bool     # trained from scratch (no pretrained weights)
     lr: float
@@ -28,9 +30,11 @@ class _ImageRecipe:
 
     @classmethod
     def of(cls, r: dict) -> "_ImageRecipe":
+        r = normalize_task_options(r)  # a recipe of either spelling (model.kwargs.image is the deprecated one)
         model = r.get("model") or {}
         kw = model.get("kwargs") or {}
-        return cls(train=r.get("train") or {}, kw=kw, margs=kw.get("model_args") or {}, image=kw.get("image") or {},
+        image = (r.get("task_options") or {}).get("image") or {}
+        return cls(train=r.get("train") or {}, kw=kw, margs=kw.get("model_args") or {}, image=image,
                    name=str(model.get("name", "")).lower(),
                    scratch=bool(model.get("from_scratch")) or not (kw.get("pretrained") or kw.get("pretrained_file")),
                    lr=float((r.get("train") or {}).get("learning_rate", 1e-3)), tricks_in=_recipe_tricks(r))
@@ -41,7 +45,8 @@ def _flow(v) -> str:  # a YAML flow list for an override value
 
 
 def _image_remedies(diag: Diagnosis, r: dict, add, trick) -> None:
-    """Remedies for ``task: image-classification`` recipes (timm models; options in ``model.kwargs``).
+    """Remedies for ``task: image-classification`` recipes (timm models; options in ``model.kwargs`` and
+    ``task_options``).
 
     Underfitting: widen (``model_args.channels`` 2×) or deepen (``model_args.layers`` 2×) the timm model, train
     longer, less regularisation (drop rates, RandAugment, random erasing, mixup) and the activation
@@ -92,9 +97,9 @@ def _less_image_regularisation(o: _ImageRecipe, add) -> None:
     if float(kw.get("drop_rate") or 0) > 0:
         add(f"less dropout before the classifier (drop_rate {kw['drop_rate']} → 0)", "model.kwargs.drop_rate=0.0")
     if image.get("auto_augment"):
-        add(f"weaker augmentation: without RandAugment ({image['auto_augment']})", "model.kwargs.image.auto_augment=null")
+        add(f"weaker augmentation: without RandAugment ({image['auto_augment']})", "task_options.image.auto_augment=null")
     if float(image.get("re_prob") or 0) > 0:
-        add(f"weaker augmentation: no random erasing (re_prob {image['re_prob']} → 0)", "model.kwargs.image.re_prob=0.0")
+        add(f"weaker augmentation: no random erasing (re_prob {image['re_prob']} → 0)", "task_options.image.re_prob=0.0")
     if "mixup" in o.tricks_in:
         add("mixup/cutmix slows fitting on short schedules: compare without it", None,
             note="remove the mixup entry from tricks")
@@ -110,9 +115,9 @@ def _more_image_regularisation(o: _ImageRecipe, add, trick) -> None:
     add(f"stochastic depth (drop_path_rate {dp:g} → {min(dp + 0.1, 0.4):g}; Huang et al. 2016)",
         f"model.kwargs.drop_path_rate={min(dp + 0.1, 0.4):g}")
     if not image.get("auto_augment"):
-        add("RandAugment (Cubuk et al. 2020)", "model.kwargs.image.auto_augment=rand-m9-mstd0.5")
+        add("RandAugment (Cubuk et al. 2020)", "task_options.image.auto_augment=rand-m9-mstd0.5")
     if not float(image.get("re_prob") or 0):
-        add("random erasing (Zhong et al. 2020)", "model.kwargs.image.re_prob=0.25")
+        add("random erasing (Zhong et al. 2020)", "task_options.image.re_prob=0.25")
     trick("mixup/cutmix (Zhang et al. 2018; Yun et al. 2019) with timm's soft-target loss", "mixup",
           note="pays off on longer schedules")
     if "mixup" not in o.tricks_in:
