@@ -8,7 +8,8 @@ A run directory holds::
     recipe.yaml          the resolved recipe
     history.jsonl        one JSON object per logging/evaluation step
     logs/                tracker output (TensorBoard by default)
-    checkpoints/step_N/  accelerate.save_state + trainer_state.json (for exact resume)
+    checkpoints/step_N/  accelerate.save_state + trainer_state.json (for exact resume; the LR schedule's state
+                         is in it, engine/checkpoint.py)
     best/                the selected model: save_pretrained (safetensors) + tokenizer + recipe + metrics
     metrics.json         final summary
     .nlp_cv_tricks_run.json  the run manifest: what this run wrote (output.overwrite removes only that)
@@ -39,6 +40,7 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broa
 from ..config import Recipe, recipe_to_dict, save_recipe
 from ..utils.io import WriteError, atomic_write_text, json_default, writing
 from ..utils.progress import Progress
+from .checkpoint import load_scheduler_state, rebuild_scheduler_state, scheduler_state, without_pickled_objects
 from .events import Callback, Trick
 from .state import TrainState
 from .optimizer_factory import build_optimizer, build_scheduler, param_groups  # noqa: F401  (their home)
@@ -515,6 +517,7 @@ class Trainer:
             # the running training-loss average of the current logging interval, so history stays exact
             "loss_sum": self._interval_loss[0],
             "loss_count": self._interval_loss[1],
+            "lr_scheduler": scheduler_state(self.scheduler),  # plain numbers, read back without unpickling
             # what the run is trained with: a resume compares these with its own (engine/resume_check.py)
             "recipe": recipe_to_dict(self.recipe),
             "data_files": getattr(self, "_data_files", None) or {},
@@ -663,8 +666,8 @@ class Trainer:
         steps_per_epoch = math.ceil(len(train_dl) / cfg.gradient_accumulation_steps)
         total_steps = cfg.max_steps or steps_per_epoch * cfg.epochs
         num_epochs = math.ceil(total_steps / steps_per_epoch) if cfg.max_steps else cfg.epochs
+        # not registered with accelerator.register_for_checkpointing: its state goes into trainer_state.json
         self.scheduler = build_scheduler(optimizer, cfg, total_steps)
-        acc.register_for_checkpointing(self.scheduler)
         self.total_steps, self.steps_per_epoch = total_steps, steps_per_epoch
         # weight constraints of the model (e.g. Kim 2014's max-norm on TextCNN's classifier), after each update
         constrain = getattr(acc.unwrap_model(self.model), "apply_weight_constraints", None)
@@ -675,8 +678,9 @@ class Trainer:
         """Model, optimizer, scheduler and RNG states from the checkpoint; the position in the epoch, the running
         loss of the logging interval, the best metric and the plug-ins' states from ``trainer_state.json``."""
         acc, cfg = self.accelerator, self.cfg
-        try:
-            acc.load_state(str(resume_path))
+        try:  # an earlier version's pickled scheduler file is left unread (engine/checkpoint.py)
+            with without_pickled_objects(resume_path) as readable:
+                acc.load_state(str(readable), load_kwargs={"weights_only": True})  # optimizer.bin: tensors only
         except (RuntimeError, ValueError) as e:  # e.g. size mismatch: the model built now is not the checkpoint's
             if not any(m in str(e) for m in ("state_dict", "size mismatch", "parameter group")):
                 raise
@@ -688,6 +692,7 @@ class Trainer:
             with open(self.output_dir / RESUME_CHANGES_FILE, "a", encoding="utf-8") as f:
                 f.write(json.dumps(resume_change, default=json_default, ensure_ascii=False) + "\n")
         self.state.load_checkpoint_fields(state)
+        self._restore_scheduler(state)
         loop.start_epoch, loop.skip_batches = state["epoch"], state["batches_in_epoch"]
         loop.resumed_loss = (state.get("loss_sum", 0.0), state.get("loss_count", 0))
         before = state.get("total_steps")
@@ -706,6 +711,20 @@ class Trainer:
         if acc.is_main_process:
             logger.info("resumed from %s at step %d (epoch %d, batch %d)", resume_path, self.global_step,
                         loop.start_epoch, loop.skip_batches)
+
+    def _restore_scheduler(self, state: dict) -> None:
+        """The LR schedule's position from ``trainer_state.json``. A checkpoint of an earlier version kept it only
+        in the pickled ``custom_checkpoint_0.pkl``, which Accelerate reads with ``weights_only=False`` (a tampered
+        file could run code): it is not read; the state is computed from the step count and the optimizer's
+        restored rates instead (a ``LambdaLR``'s state is a function of its step count), which is the same."""
+        saved = state.get("lr_scheduler")
+        if saved is not None:
+            load_scheduler_state(self.scheduler, saved)
+            return
+        n = rebuild_scheduler_state(self.scheduler, self.optimizer, self.global_step)
+        if n != self.global_step and self.accelerator.is_main_process:
+            logger.info("checkpoint of an earlier version: the learning-rate schedule resumes at step %d of %d "
+                        "(optimizer steps skipped before the checkpoint)", n, self.global_step)
 
     def _start(self, loop: "_Loop", resuming: bool) -> None:
         """The plug-ins' ``on_fit_start``, the run's first files, the trackers, the progress display and the
