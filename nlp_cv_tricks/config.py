@@ -369,7 +369,11 @@ def _build(cls: type, data: Any, prefix: str, where: str) -> Any:
 
 def recipe_from_dict(data: dict, source: Optional[str] = None) -> Recipe:
     where = f"{source}: " if source else ""
-    r = _build(Recipe, normalize_task_options(data, where), "", where)
+    # a task option given both in task_options and in model.kwargs (its old spelling) is an error here; the Recipe
+    # keeps the spelling it was given (code may still edit model.kwargs): read its options through
+    # recipe_task_options, and recipe_to_dict / save_recipe write the new spelling
+    normalize_task_options(data, where)
+    r = _build(Recipe, data, "", where)
     r.source = source
     return r.validate()
 

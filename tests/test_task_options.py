@@ -76,7 +76,9 @@ def test_old_spelling_is_read_with_one_note_per_key(caplog):
     with caplog.at_level(logging.WARNING, logger="nlp_cv_tricks.config"):
         r = recipe_from_dict(raw, source="old.yaml")
         recipe_from_dict(raw, source="old.yaml")
-    assert r.task_options == {"strategy": "tail", "split_seed": 7} and r.model.kwargs == {}
+    assert config.recipe_task_options(r) == {"strategy": "tail", "split_seed": 7}
+    saved = recipe_to_dict(r)  # what a run saves: the new spelling
+    assert saved["task_options"] == {"strategy": "tail", "split_seed": 7} and saved["model"]["kwargs"] == {}
     notes = [m for m in caplog.messages if "deprecated" in m]
     assert len(notes) == 2, notes  # strategy and split_seed, once each
     assert "old.yaml: model.kwargs.strategy" in notes[0] and "task_options.strategy" in notes[0]
@@ -102,8 +104,8 @@ def test_model_arguments_stay_in_model_kwargs():
            "model": {"name": "resnet10t", "kwargs": {"drop_rate": 0.1, "freeze_stages": 1,
                                                      "image": {"input_size": 32}}}}
     r = recipe_from_dict(raw)
-    assert r.model.kwargs == {"drop_rate": 0.1}
-    assert r.task_options == {"freeze_stages": 1, "image": {"input_size": 32}}
+    assert recipe_to_dict(r)["model"]["kwargs"] == {"drop_rate": 0.1}
+    assert config.recipe_task_options(r) == {"freeze_stages": 1, "image": {"input_size": 32}}
     opts = ImageOptions.from_recipe(r)
     assert (opts.drop_rate, opts.freeze_stages, opts.image) == (0.1, 1, {"input_size": 32})
     # a model argument under task_options (or a task option's typo) is pointed to where it belongs

@@ -189,6 +189,8 @@ _TEXT_ONLY_DATA_KEYS = ("text_column", "text_pair_column", "max_length", "group_
 
 
 _SECTIONS = {"model.kwargs": MODEL_ARGS, "task_options": TASK_OPTIONS, "task_options.image": IMAGE_KWARGS}
+# the sections of the old spelling, all under model.kwargs (ImageOptions.from_kwargs)
+_LEGACY_SECTIONS = {"model.kwargs": MODEL_KWARGS, "model.kwargs.image": IMAGE_KWARGS}
 # first-class recipe keys users may put under model.kwargs / task_options(.image) by mistake
 _CORE_KEYS = {"gradient_checkpointing": "model.gradient_checkpointing", "from_scratch": "model.from_scratch",
               "label_names": "data.label_names", "max_train_samples": "data.max_train_samples",
@@ -205,17 +207,18 @@ def _check_keys(given: dict, valid: tuple, where: str, source: str = "") -> None
 
     if not isinstance(given, dict):
         raise ValueError(f"{source}{where} must be a mapping, got {type(given).__name__} {given!r}")
+    sections = _LEGACY_SECTIONS if where.startswith("model.kwargs") and valid != MODEL_ARGS else _SECTIONS
     for key in given:
         if key in valid:
             continue
-        section = where if where in _SECTIONS else None
-        other = [s for s, keys in _SECTIONS.items() if s != section and key in keys and section is not None]
+        section = where if where in sections else None
+        other = [s for s, keys in sections.items() if s != section and key in keys and section is not None]
         if other:
             hint = f"; it belongs under {other[0]} ({other[0]}.{key})"
         elif key in _CORE_KEYS:
             hint = f"; it is a recipe key of its own: {_CORE_KEYS[key]}"
         else:  # the closest key here, in the other section or among the first-class keys
-            pool = {k: f"{s}.{k}" for s, keys in _SECTIONS.items() if s != section for k in keys}
+            pool = {k: f"{s}.{k}" for s, keys in sections.items() if s != section for k in keys}
             pool.update({k: v for k, v in _CORE_KEYS.items() if " " not in v})
             pool.update({k: f"{where}.{k}" for k in valid})
             near = difflib.get_close_matches(str(key), list(pool), n=1, cutoff=0.6)
