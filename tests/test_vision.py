@@ -20,7 +20,8 @@ import nlp_cv_tricks.tasks.image_classification as vt  # noqa: E402
 from nlp_cv_tricks.tricks.mixup import MixupCutmix  # noqa: E402
 from nlp_cv_tricks.config import recipe_from_dict  # noqa: E402
 from nlp_cv_tricks.data.vision import (ImageDataError, build_transforms, check_images, image_collate,  # noqa: E402
-                                       load_image_classification, resolve_data_config, with_image_transform)
+                                       load_image_classification, resolve_data_config, set_augmentation_epoch,
+                                       with_image_transform)
 from nlp_cv_tricks.runner import build_trainer
 from nlp_cv_tricks.models.vision import (TimmImageClassifier, create_timm_classifier, freeze_stages,  # noqa: E402
                                          layer_decay_param_groups, load_timm_classifier)
@@ -88,6 +89,48 @@ def test_mnist_csv_transform_and_collate_shapes(mnist_small):
     cfg1 = resolve_data_config(gray, {**IMAGE_OPTS, "input_size": 28})
     one = with_image_transform(splits.dev, build_transforms(cfg1, IMAGE_OPTS), in_chans=1)
     assert image_collate([one[0], one[1]])["pixel_values"].shape == (2, 1, 28, 28)
+
+
+# every random source of the training transform: RandomResizedCrop (Python's random), flips (torch),
+# RandAugment (numpy's choice of operations, Python's random for their magnitudes), random erasing (random, torch)
+AUGMENT = {**IMAGE_OPTS, "scale": [0.3, 1.0], "ratio": [0.75, 1.33], "hflip": 0.5, "vflip": 0.5,
+           "auto_augment": "rand-m9-mstd0.5", "re_prob": 0.5}
+
+
+def test_train_augmentation_is_a_function_of_seed_epoch_and_example(mnist_small):
+    import random
+
+    splits = load_image_classification(_data_cfg(train_file=str(mnist_small)), {"dev_fraction": 0})
+    cfg = resolve_data_config(_tiny(), AUGMENT)
+
+    def view(seed, epoch):  # a new dataset instance and a new transform each time
+        ds = with_image_transform(splits.train, build_transforms(cfg, AUGMENT, is_training=True), seed=seed)
+        assert set_augmentation_epoch(ds, epoch)
+        return ds
+
+    rows = [5, 17, 300, 599]
+    torch.manual_seed(0), random.seed(0), np.random.seed(0)
+    before = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
+    a = torch.stack(view(7, 1)[rows]["pixel_values"])  # one batch
+    # fetching draws nothing from the global generators (the data loader fetches a batch ahead of a checkpoint)
+    assert torch.equal(torch.get_rng_state(), before[0]) and random.getstate() == before[1]
+    assert np.array_equal(np.random.get_state()[1], before[2])
+    # another instance, the rows one by one in another order: the same images
+    b = view(7, 1)
+    assert all(torch.equal(b[i]["pixel_values"], a[rows.index(i)]) for i in reversed(rows))
+    # the augmentation index follows the row through select (hard-case mining trains on a subset)
+    sub = b.select([599, 17])
+    assert torch.equal(sub[0]["pixel_values"], a[3]) and torch.equal(sub[1]["pixel_values"], a[1])
+    # another epoch or another run seed: other images, for every row
+    for other in (torch.stack(view(7, 2)[rows]["pixel_values"]), torch.stack(view(8, 1)[rows]["pixel_values"])):
+        assert all(not torch.equal(other[k], a[k]) for k in range(len(rows)))
+    # data-loader worker processes compute the same images
+    loader = torch.utils.data.DataLoader(view(7, 1).select(rows), batch_size=2, num_workers=2,
+                                         collate_fn=image_collate)
+    assert torch.equal(torch.cat([batch["pixel_values"] for batch in loader]), a)
+    # evaluation stays deterministic and has no index column
+    dev = with_image_transform(splits.train, build_transforms(cfg, AUGMENT, is_training=False))
+    assert "augment_index" not in dev.column_names and torch.equal(dev[3]["pixel_values"], dev[3]["pixel_values"])
 
 
 def test_randaugment_and_random_erasing_are_in_the_train_transform():
@@ -491,34 +534,43 @@ def test_unknown_vision_key_names_the_nearest_valid_key(section, key, expected):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(IMAGE))
+@pytest.mark.parametrize("name", ["plain", *sorted(IMAGE)])
 def test_image_tricks_resume_exactly(mnist_small, tmp_path, name):
     """Killed after a checkpoint and resumed: the same weights and history as the run that never stopped, for
-    every image-only trick of the table (tests/trick_cases.py); the text tricks: tests/test_trainer.py. The crop
-    is the whole image: a random crop draws its numbers when the data loader fetches a batch, one batch ahead of
-    the step a checkpoint is taken at, so a resumed run crops the next batch differently (and the torch numbers
-    it draws shift those of PGD's random start, off here)."""
+    every image-only trick of the table (tests/trick_cases.py; the text tricks: tests/test_trainer.py), with
+    random crops and flips, and PGD with its random start. The data loader fetches a batch ahead of the step a
+    checkpoint is taken at; the augmentation of an example depends only on (seed, epoch, example), so the
+    resumed run sees the same images and draws the same random numbers. ``plain`` (no trick) resumes in the
+    second epoch, whose augmentation differs from the first's."""
     import dataclasses
 
     from safetensors.torch import load_file
     from test_trainer import _Kill
 
+    tricks = IMAGE.get(name, [])
+    if name == "pixel_pgd":
+        tricks = [{"pixel_pgd": {**tricks[0]["pixel_pgd"], "random_start": True}}]
+    steps, save, kill = (14, 11, 13) if name == "plain" else (6, 3, 5)  # 10 batches an epoch
+
     def run(out, kill=None, resume=None):
-        r = _recipe(mnist_small, tmp_path / out, tricks=IMAGE[name], max_steps=6)
-        whole = {**r.model.kwargs, "image": {**IMAGE_OPTS, "scale": [1.0, 1.0], "ratio": [1.0, 1.0]}}
-        r = dataclasses.replace(r, model=dataclasses.replace(r.model, kwargs=whole), train=dataclasses.replace(r.train, save_steps=3, save_total_limit=None,
-                                                             eval_steps=2, eval_each_epoch=False, logging_steps=1,
-                                                             resume_from=resume),
+        r = _recipe(mnist_small, tmp_path / out, tricks=tricks, max_steps=steps)
+        augment = {**r.model.kwargs, "image": {**IMAGE_OPTS, "scale": [0.5, 1.0], "hflip": 0.5}}
+        r = dataclasses.replace(r, model=dataclasses.replace(r.model, kwargs=augment),
+                                train=dataclasses.replace(r.train, save_steps=save, save_total_limit=None,
+                                                          eval_steps=2, eval_each_epoch=False, logging_steps=1,
+                                                          resume_from=resume),
                                 output=dataclasses.replace(r.output, save_best=False, report=False))
         t = build_trainer(r)
         if kill is not None:
             t.tricks.append(_Kill(at=kill))
-        return t.fit()
+        return t, t.fit()
 
-    run("full")
+    t, _ = run("full")
+    if name == "plain":  # the trainer told the augmentation the epoch
+        assert t.train_dataset.format["format_kwargs"]["transform"].epoch == 1
     with pytest.raises(KeyboardInterrupt):
-        run("cut", kill=5)
-    assert run("cut", resume="latest").global_step == 6
+        run("cut", kill=kill)
+    assert run("cut", resume="latest")[1].global_step == steps
     a, b = (load_file(str(tmp_path / d / "run" / "final" / "model.safetensors")) for d in ("full", "cut"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name  # bit-identical
     rows = [[{k: v for k, v in json.loads(ln).items() if k != "train/seconds"}

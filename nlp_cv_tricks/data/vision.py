@@ -19,12 +19,17 @@ names logged, and listed in :attr:`ImageSplits.skipped`). Grayscale and palette 
 Transforms are timm's: ``resolve_data_config`` from the model (its ``pretrained_cfg``: input size, mean, std,
 interpolation, crop) overridden by the recipe, and ``create_transform`` with training augmentation
 (RandomResizedCrop, flips, RandAugment via ``auto_augment="rand-m9-mstd0.5"``, random erasing via ``re_prob``).
+The training augmentation of an example is a pure function of (run seed, epoch, example index): each image is
+transformed with torch's, numpy's and Python's global generators seeded from those three and put back afterwards
+(:class:`ImageTransform`), so fetching batches ahead, worker processes and several processes change nothing and
+a run resumed mid-epoch sees the images the uninterrupted run saw.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -43,6 +48,9 @@ __all__ = [
     "build_transforms",
     "resolve_data_config",
     "with_image_transform",
+    "ImageTransform",
+    "set_augmentation_epoch",
+    "AUGMENT_INDEX",
     "image_collate",
     "IMAGE_FORMATS",
 ]
@@ -437,25 +445,96 @@ def build_transforms(data_config: dict, opts: Optional[dict] = None, is_training
     return create_transform(**kwargs, is_training=is_training)
 
 
+AUGMENT_INDEX = "augment_index"  # the example's row in the training split: the seed of its augmentation
+
+
+def _item_seeds(seed: int, epoch: int, index: int) -> tuple[int, int, int]:
+    """Seeds of Python's, numpy's and torch's generators for (run seed, epoch, example index), mixed by numpy's
+    ``SeedSequence``; three different words, since numpy's and torch's Mersenne Twisters seeded with the same
+    32-bit number give the same stream."""
+    key = [int(seed) & 0xFFFFFFFFFFFFFFFF, int(epoch), int(index)]
+    py, np_seed, pt = np.random.SeedSequence(key).generate_state(3, np.uint64).tolist()
+    return py, np_seed & 0xFFFFFFFF, pt
+
+
+class ImageTransform:
+    """The ``set_transform`` function of an image dataset: ``pixel_values`` from the image column (converted to
+    ``mode`` first), the other columns passed through.
+
+    With a ``seed`` (training augmentation), example ``i`` of epoch ``e`` is transformed with the global
+    generators timm and torchvision draw from (torch's CPU generator: flips, random erasing; Python's ``random``:
+    RandomResizedCrop, RandAugment, random erasing; numpy's: RandAugment's choice of operations) seeded from
+    ``(seed, e, i)``, and their states are put back after each batch: fetching a batch draws nothing from the
+    run's random numbers, and the result depends neither on when nor in which process (data-loader worker,
+    distributed rank) it is fetched. ``i`` is read from the :data:`AUGMENT_INDEX` column, so it follows the row
+    through ``select``/``shuffle``; ``e`` is set by :meth:`set_epoch` (see :func:`set_augmentation_epoch`).
+    Without a seed the transform runs as is (evaluation: deterministic)."""
+
+    def __init__(self, transform: Callable, mode: str, image_column: str = "image", seed: Optional[int] = None):
+        self.transform, self.mode, self.image_column = transform, mode, image_column
+        self.seed = None if seed is None else int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __call__(self, batch: dict) -> dict:
+        out = {k: batch[k] for k in batch if k not in (self.image_column, AUGMENT_INDEX)}
+        if self.image_column not in batch:
+            return out
+        images = [_to_pil(img).convert(self.mode) for img in batch[self.image_column]]
+        if self.seed is None:
+            out["pixel_values"] = [self.transform(img) for img in images]
+            return out
+        if AUGMENT_INDEX not in batch:
+            raise KeyError(f"seeded image augmentation needs the {AUGMENT_INDEX!r} column next to "
+                           f"{self.image_column!r} (columns: {sorted(batch)}); keep it when selecting columns")
+        seeds = [_item_seeds(self.seed, self.epoch, i) for i in batch[AUGMENT_INDEX]]
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=[]):  # the CPU generator; CUDA's is not touched
+                pixels = []
+                for img, (py_seed, np_seed, torch_seed) in zip(images, seeds):
+                    random.seed(py_seed)
+                    np.random.seed(np_seed)
+                    torch.default_generator.manual_seed(torch_seed)
+                    pixels.append(self.transform(img))
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+        out["pixel_values"] = pixels
+        return out
+
+
 def with_image_transform(ds, transform: Callable, in_chans: int = 3, image_column: str = "image",
-                         keep_columns: Sequence[str] = ()):
+                         keep_columns: Sequence[str] = (), seed: Optional[int] = None):
     """Return ``ds`` with an on-the-fly transform producing ``pixel_values`` (C,H,W float tensors) and
     ``labels``; images are converted to RGB (or L for one-channel models) first, so grayscale and palette
-    images work with RGB models."""
+    images work with RGB models. With ``seed`` (training augmentation) each example's augmentation depends only
+    on (seed, epoch, its row in ``ds``): an :data:`AUGMENT_INDEX` column holds the row, and
+    :func:`set_augmentation_epoch` sets the epoch (see :class:`ImageTransform`)."""
     mode = "RGB" if in_chans == 3 else ("L" if in_chans == 1 else None)
     if mode is None:
         raise ValueError(f"images can feed 1- or 3-channel models, not in_chans={in_chans}")
-
-    def apply(batch: dict) -> dict:
-        out = {k: batch[k] for k in batch if k != image_column}
-        if image_column in batch:
-            out["pixel_values"] = [transform(_to_pil(img).convert(mode)) for img in batch[image_column]]
-        return out
-
     keep = [c for c in ds.column_names if c in (image_column, "labels", *keep_columns)]
     ds = ds.select_columns(keep)
-    ds.set_transform(apply)
+    if seed is not None:
+        ds = ds.add_column(AUGMENT_INDEX, np.arange(len(ds), dtype=np.int64))
+    ds.set_transform(ImageTransform(transform, mode, image_column, seed))
     return ds
+
+
+def set_augmentation_epoch(ds, epoch: int) -> bool:
+    """Tell the seeded augmentation of ``ds`` (made by :func:`with_image_transform`, or any ``set_transform``
+    function with a ``set_epoch`` method) the epoch about to be drawn; the training loop calls it before each
+    epoch (accelerate's ``DataLoader.set_epoch`` reaches a dataset only when its sampler takes no epoch). False
+    for a dataset without one (text, tensors): nothing to do."""
+    fmt = getattr(ds, "format", None)
+    fn = (fmt.get("format_kwargs") or {}).get("transform") if isinstance(fmt, dict) else None
+    if not hasattr(fn, "set_epoch"):
+        return False
+    fn.set_epoch(epoch)
+    return True
 
 
 def image_collate(examples: list[dict]) -> dict:

@@ -761,6 +761,11 @@ class Trainer:
         acc, cfg = self.accelerator, self.cfg
         loop.epoch = epoch
         loop.train_dl.set_epoch(epoch)
+        from ..data.vision import set_augmentation_epoch
+
+        # seeded image augmentation draws from (seed, epoch, example); accelerate's set_epoch above reaches the
+        # dataset only when the sampler takes no epoch, so the epoch is given to it here
+        set_augmentation_epoch(loop.train_dl.dataset, epoch)
         dl = loop.train_dl
         loop.batches_in_epoch = 0
         if epoch == loop.start_epoch and loop.skip_batches:
