@@ -39,11 +39,9 @@ __all__ = [
     "apply_overrides",
     "recipe_to_dict",
     "save_recipe",
-    "LEGACY_TASK_OPTIONS",
     "split_task_options",
-    "normalize_task_options",
+    "saved_task_options",
     "task_option_key",
-    "recipe_task_options",
     "check_task_option_keys",
 ]
 
@@ -369,20 +367,16 @@ def _build(cls: type, data: Any, prefix: str, where: str) -> Any:
 
 def recipe_from_dict(data: dict, source: Optional[str] = None) -> Recipe:
     where = f"{source}: " if source else ""
-    # a task option given both in task_options and in model.kwargs (its old spelling) is an error here; the Recipe
-    # keeps the spelling it was given (code may still edit model.kwargs): read its options through
-    # recipe_task_options, and recipe_to_dict / save_recipe write the new spelling
-    normalize_task_options(data, where)
     r = _build(Recipe, data, "", where)
+    _check_not_both(r.task_options, r.model.kwargs, where)
     r.source = source
     return r.validate()
 
 
 def recipe_to_dict(r: Recipe) -> dict:
-    """The recipe as a plain mapping (what ``save_recipe`` writes), task options in ``task_options``."""
     d = dataclasses.asdict(r)
     d.pop("source", None)
-    return normalize_task_options(d, _where(r))
+    return d
 
 
 # ---- overrides --------------------------------------------------------------------------------------------
@@ -407,13 +401,13 @@ def _leaf_type(parts: list[str]) -> Any:
 
 def apply_overrides(data: dict, overrides: list[str], where: str = "command line: ") -> dict:
     """Apply ``key=value`` / ``key+=value`` overrides to a raw recipe mapping (before typing)."""
-    data = copy.deepcopy(normalize_task_options(data))
+    data = copy.deepcopy(data)
     for item in overrides:
         if "=" not in item:
             raise RecipeError(f"{where}override {item!r} must look like key=value (e.g. train.learning_rate=3e-5)")
         key, _, raw = item.partition("=")
         append = key.endswith("+")
-        key = _legacy_override_key(key.rstrip("+").strip(), data)
+        key = _task_option_override(key.rstrip("+").strip(), data)
         parts = key.split(".")
         # dict-valued leaves (model.config_overrides.x, model.kwargs.x, task_options.x) may take sub-keys
         if key not in _all_keys() and not (
@@ -439,89 +433,92 @@ def apply_overrides(data: dict, overrides: list[str], where: str = "command line
     return data
 
 
-def task_option_key(key: str, task: str) -> str:
-    """A dotted recipe key in the current spelling: ``model.kwargs.<an option of task>`` (deprecated) →
-    ``task_options.<option>``; any other key as it is."""
+# ---- task options -----------------------------------------------------------------------------------------
+# A task's options (``task_options:``) are typed and checked by the task's own options dataclass
+# (``nlp_cv_tricks/tasks/``), which also names the options it read from ``model.kwargs`` before ``task_options``
+# existed: that spelling is still read (split_task_options), with a deprecation note once per key. Here, below the
+# tasks, the two spellings are matched by the key alone: an option named in one place and found in the other.
+
+def _model_kwargs(data: dict) -> Any:
+    model = data.get("model")
+    return model.get("kwargs") if isinstance(model, dict) else None
+
+
+def task_option_key(key: str, data: dict) -> str:
+    """``key`` (dotted) in the spelling of the recipe mapping ``data``: ``model.kwargs.<x>`` (the deprecated
+    spelling of a task option) → ``task_options.<x>`` when ``data`` has ``task_options.<x>``; any other key as
+    it is."""
     parts = key.split(".")
-    if len(parts) >= 3 and parts[:2] == ["model", "kwargs"] and parts[2] in LEGACY_TASK_OPTIONS.get(str(task), ()):
+    opts = data.get("task_options")
+    if len(parts) >= 3 and parts[:2] == ["model", "kwargs"] and isinstance(opts, dict) and parts[2] in opts:
         return ".".join(["task_options", *parts[2:]])
     return key
 
 
-def _legacy_override_key(key: str, data: dict) -> str:
-    task = str(data.get("task") or Recipe.task)
-    new = task_option_key(key, task)
+def _task_option_override(key: str, data: dict) -> str:
+    """The key an override writes: a task option lives in one place, whichever spelling names it (the recipe's
+    own spelling of it wins: an old-spelling recipe's option moves to ``task_options`` when one names it there)."""
+    new = task_option_key(key, data)
     if new != key:
-        _note_legacy(task, key.split(".")[2], "command line: ")
-    return new
+        _note_legacy(key.split(".")[2], "command line: ")
+        return new
+    parts = key.split(".")
+    kwargs = _model_kwargs(data)
+    if len(parts) >= 2 and parts[0] == "task_options" and isinstance(kwargs, dict) and parts[1] in kwargs:
+        opts = data.get("task_options") if isinstance(data.get("task_options"), dict) else {}
+        if parts[1] not in opts:
+            data["task_options"] = {**opts, parts[1]: kwargs.pop(parts[1])}
+    return key
 
 
-# ---- task options -----------------------------------------------------------------------------------------
-# A task's options (``task_options:``) are typed and checked by the task's own options dataclass
-# (``nlp_cv_tricks/tasks/``). Before ``task_options:`` existed, the built-in tasks read them from ``model.kwargs``;
-# the keys each one read there are listed here, once and for good, so that spelling keeps working (moved to
-# ``task_options`` with a deprecation note). It is a record of the old spelling, not a schema: an option added
-# to a task later has no old spelling and is not listed (tests/test_task_options.py checks each key is an option).
-LEGACY_TASK_OPTIONS: dict[str, tuple[str, ...]] = {
-    "long-text-classification": ("strategy", "head_tokens", "chunk_size", "chunk_overlap", "pooling",
-                                 "chunk_representation", "encoder_batch_size", "attention_window",
-                                 "global_on_question", "hyperpartisan_split", "split_seed"),
-    "question-answering": ("head", "head_hidden_size", "head_dropout", "num_modeling_layers", "mask_non_context",
-                           "doc_stride", "max_query_length", "n_best_size", "max_answer_length",
-                           "version_2_with_negative", "null_score_diff_threshold", "qa_metric", "split_by_article",
-                           "split_seed", "char_vocab_min_freq"),
-    "image-classification": ("image", "layer_decay", "freeze_stages"),
-}
 _NOTED: set = set()
 
 
-def _note_legacy(task: str, key: str, where: str) -> None:
-    if (task, key) not in _NOTED:  # once per key and process
-        _NOTED.add((task, key))
-        logger.warning("%smodel.kwargs.%s is an option of task %s: write it as task_options.%s (the model.kwargs "
-                       "spelling is deprecated and still read)", where, key, task, key)
+def _note_legacy(key: str, where: str) -> None:
+    if key not in _NOTED:  # once per key and process
+        _NOTED.add(key)
+        logger.warning("%smodel.kwargs.%s is a task option: write it as task_options.%s (the model.kwargs spelling "
+                       "is deprecated and still read)", where, key, key)
 
 
-def split_task_options(task: str, task_options: Any, model_kwargs: Any, where: str = "") -> tuple[dict, Any]:
-    """``(task options, model kwargs)``: the task options of ``task`` found in ``model_kwargs`` (the deprecated
-    spelling) moved into ``task_options``, with a note once per key. A key given in both places is an error
-    naming both."""
+def _check_not_both(task_options: Any, model_kwargs: Any, where: str) -> None:
+    if isinstance(task_options, dict) and isinstance(model_kwargs, dict):
+        for key in task_options:
+            if key in model_kwargs:
+                raise RecipeError(f"{where}task_options.{key} and model.kwargs.{key} are both set; model.kwargs.{key} "
+                                  f"is the deprecated spelling of task_options.{key}: keep task_options.{key}")
+
+
+def split_task_options(task_options: Any, model_kwargs: Any, legacy: typing.Iterable[str],
+                       where: str = "") -> tuple[dict, dict]:
+    """``(task options, model kwargs)``: the options named in ``legacy`` (those a task read from ``model.kwargs``
+    before ``task_options`` existed) found in ``model_kwargs`` moved into the task options, with a deprecation
+    note once per key. The same key in both places is an error naming both."""
     if task_options is None:
         task_options = {}
     if not isinstance(task_options, dict):
         raise RecipeError(f"{where}task_options must be a mapping of the task's options, got {task_options!r}")
-    legacy = LEGACY_TASK_OPTIONS.get(str(task), ())
-    if not isinstance(model_kwargs, dict) or not any(k in legacy for k in model_kwargs):
-        return dict(task_options), model_kwargs
+    if model_kwargs is None:
+        model_kwargs = {}
+    if not isinstance(model_kwargs, dict):
+        raise RecipeError(f"{where}model.kwargs must be a mapping, got {model_kwargs!r}")
+    _check_not_both(task_options, model_kwargs, where)
+    legacy = set(legacy)
     opts, kwargs = dict(task_options), {}
     for key, value in model_kwargs.items():
-        if key not in legacy:
+        if key in legacy:
+            _note_legacy(key, where)
+            opts[key] = value
+        else:
             kwargs[key] = value
-            continue
-        if key in opts:
-            raise RecipeError(f"{where}task_options.{key} and model.kwargs.{key} are both set; model.kwargs.{key} "
-                              f"is the deprecated spelling of task_options.{key}: keep task_options.{key}")
-        _note_legacy(str(task), key, where)
-        opts[key] = value
     return opts, kwargs
 
 
-def normalize_task_options(data: Any, where: str = "") -> Any:
-    """A raw recipe mapping (a recipe file, a run's ``recipe.yaml``) with its task options in ``task_options``
-    (a copy when any sat in ``model.kwargs``, the deprecated spelling); anything else is returned as is."""
-    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
-        return data
-    task = str(data.get("task") or Recipe.task)
-    opts, kwargs = split_task_options(task, data.get("task_options"), data["model"].get("kwargs"), where)
-    if kwargs is data["model"].get("kwargs"):
-        return data
-    return {**data, "task_options": opts, "model": {**data["model"], "kwargs": kwargs}}
-
-
-def recipe_task_options(recipe: Recipe) -> dict:
-    """The task options of ``recipe`` for its task's options dataclass (``model.kwargs`` spelling included)."""
-    opts, _ = split_task_options(recipe.task, recipe.task_options, recipe.model.kwargs, _where(recipe))
-    return opts
+def saved_task_options(recipe: Any, legacy: typing.Iterable[str], where: str = "") -> dict:
+    """The task options of a recipe mapping (a run's ``recipe.yaml``), either spelling (:func:`split_task_options`)."""
+    if not isinstance(recipe, dict):
+        return {}
+    return split_task_options(recipe.get("task_options"), _model_kwargs(recipe), legacy, where)[0]
 
 
 def check_task_option_keys(given: dict, known: typing.Iterable[str], task: str, where: str = "") -> None:
@@ -580,7 +577,7 @@ def load_recipe(path: Union[str, os.PathLike], overrides: Optional[list[str]] = 
         raise RecipeError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe must be a mapping of sections (data, model, train, tricks, output)")
-    data = apply_overrides(normalize_task_options(data, f"{path}: "), overrides or [])
+    data = apply_overrides(data, overrides or [])
     try:
         r = recipe_from_dict(data, source=str(path))
     except RecipeError as e:

@@ -11,10 +11,11 @@ import pytest
 import yaml
 
 from nlp_cv_tricks import config
-from nlp_cv_tricks.config import (LEGACY_TASK_OPTIONS, RecipeError, apply_overrides, load_recipe, recipe_from_dict,
-                                  recipe_to_dict, task_option_key)
+from nlp_cv_tricks.config import (RecipeError, apply_overrides, load_recipe, recipe_from_dict, recipe_to_dict,
+                                  split_task_options, task_option_key)
 from nlp_cv_tricks.engine.resume_check import recipe_changes
 from nlp_cv_tricks.tasks.image_classification import TASK_OPTIONS as IMAGE_TASK_OPTIONS
+from nlp_cv_tricks.tasks import image_classification as vt
 from nlp_cv_tricks.tasks.image_classification import ImageOptions
 from nlp_cv_tricks.tasks.long_text import LongTextOptions
 from nlp_cv_tricks.tasks.question_answering import QAOptions
@@ -22,6 +23,12 @@ from nlp_cv_tricks.tasks.question_answering import QAOptions
 RECIPES = sorted((Path(__file__).parents[1] / "recipes").glob("*.yaml"))
 OPTIONS = {"long-text-classification": LongTextOptions, "question-answering": QAOptions,
            "image-classification": ImageOptions}
+LEGACY = {"long-text-classification": LongTextOptions.LEGACY_KEYS, "question-answering": QAOptions.LEGACY_KEYS,
+          "image-classification": IMAGE_TASK_OPTIONS}  # the options each task read from model.kwargs before
+
+
+def _task_options(recipe):
+    return split_task_options(recipe.task_options, recipe.model.kwargs, LEGACY.get(recipe.task, ()))[0]
 
 
 @pytest.fixture(autouse=True)
@@ -49,12 +56,12 @@ def test_shipped_recipe_resolves_to_the_same_options_in_both_spellings(path, cap
     with caplog.at_level(logging.WARNING, logger="nlp_cv_tricks.config"):
         new = load_recipe(path)
     assert "deprecated" not in caplog.text  # the shipped recipes use the new spelling
-    legacy = set(LEGACY_TASK_OPTIONS.get(new.task, ()))
-    assert not legacy & set(new.model.kwargs), "a task option left in model.kwargs"
+    assert not set(LEGACY.get(new.task, ())) & set(new.model.kwargs), "a task option left in model.kwargs"
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     old = recipe_from_dict(_old_spelling(raw), source=str(path))
     assert _resolved(old) == _resolved(new)
-    assert recipe_to_dict(old) == recipe_to_dict(new)
+    assert old.model.kwargs == {**new.model.kwargs, **new.task_options}
+    assert recipe_changes(recipe_to_dict(old), new) == ({}, {})  # a run saved with the old spelling resumes
     if new.task in OPTIONS and raw.get("task_options"):
         assert new.task_options == raw["task_options"]
 
@@ -62,10 +69,10 @@ def test_shipped_recipe_resolves_to_the_same_options_in_both_spellings(path, cap
 def test_legacy_keys_are_options_of_their_task():
     long_fields = {f.name for f in dataclasses.fields(LongTextOptions)}
     qa_fields = {f.name for f in dataclasses.fields(QAOptions)} - {"max_length"}  # max_length is data.max_length
-    assert set(LEGACY_TASK_OPTIONS["long-text-classification"]) == long_fields
-    assert set(LEGACY_TASK_OPTIONS["question-answering"]) == qa_fields
-    assert set(LEGACY_TASK_OPTIONS["image-classification"]) == set(IMAGE_TASK_OPTIONS)
-    assert "text-classification" not in LEGACY_TASK_OPTIONS  # its model.kwargs are all model arguments
+    assert set(LongTextOptions.LEGACY_KEYS) == long_fields
+    assert set(QAOptions.LEGACY_KEYS) == qa_fields
+    assert set(IMAGE_TASK_OPTIONS) == {"image", "layer_decay", "freeze_stages"}
+    assert not set(IMAGE_TASK_OPTIONS) & set(vt.MODEL_ARGS)  # the timm model's arguments stay in model.kwargs
 
 
 LONG = {"task": "long-text-classification", "data": {"train_file": "x.csv"}}
@@ -75,20 +82,17 @@ def test_old_spelling_is_read_with_one_note_per_key(caplog):
     raw = {**LONG, "model": {"kwargs": {"strategy": "tail", "split_seed": 7}}}
     with caplog.at_level(logging.WARNING, logger="nlp_cv_tricks.config"):
         r = recipe_from_dict(raw, source="old.yaml")
-        recipe_from_dict(raw, source="old.yaml")
-    assert config.recipe_task_options(r) == {"strategy": "tail", "split_seed": 7}
-    saved = recipe_to_dict(r)  # what a run saves: the new spelling
-    assert saved["task_options"] == {"strategy": "tail", "split_seed": 7} and saved["model"]["kwargs"] == {}
+        assert LongTextOptions.from_recipe(r).strategy == "tail"
+        assert LongTextOptions.from_recipe(r).split_seed == 7
+    assert _task_options(r) == {"strategy": "tail", "split_seed": 7}
     notes = [m for m in caplog.messages if "deprecated" in m]
     assert len(notes) == 2, notes  # strategy and split_seed, once each
     assert "old.yaml: model.kwargs.strategy" in notes[0] and "task_options.strategy" in notes[0]
-    assert LongTextOptions.from_recipe(r).strategy == "tail"
     # a Recipe built in code with the old spelling reads the same
     built = config.Recipe(task="long-text-classification")
     built.model.kwargs = {"strategy": "head+tail", "head_tokens": 64}
     opts = LongTextOptions.from_recipe(built)
     assert (opts.strategy, opts.head_tokens) == ("head+tail", 64)
-    assert recipe_to_dict(built)["task_options"] == {"strategy": "head+tail", "head_tokens": 64}
 
 
 def test_an_option_in_both_places_is_an_error_naming_both():
@@ -104,8 +108,7 @@ def test_model_arguments_stay_in_model_kwargs():
            "model": {"name": "resnet10t", "kwargs": {"drop_rate": 0.1, "freeze_stages": 1,
                                                      "image": {"input_size": 32}}}}
     r = recipe_from_dict(raw)
-    assert recipe_to_dict(r)["model"]["kwargs"] == {"drop_rate": 0.1}
-    assert config.recipe_task_options(r) == {"freeze_stages": 1, "image": {"input_size": 32}}
+    assert _task_options(r) == {"freeze_stages": 1, "image": {"input_size": 32}}
     opts = ImageOptions.from_recipe(r)
     assert (opts.drop_rate, opts.freeze_stages, opts.image) == (0.1, 1, {"input_size": 32})
     # a model argument under task_options (or a task option's typo) is pointed to where it belongs
@@ -151,9 +154,10 @@ def test_overrides_take_either_spelling():
     old = _old_spelling(yaml.safe_load(path.read_text(encoding="utf-8")))
     data = apply_overrides(old, ["task_options.strategy=tail"])
     assert data["task_options"]["strategy"] == "tail" and "strategy" not in data["model"]["kwargs"]
-    assert task_option_key("model.kwargs.image.format", "image-classification") == "task_options.image.format"
-    assert task_option_key("model.kwargs.model_args", "image-classification") == "model.kwargs.model_args"
-    assert task_option_key("model.kwargs.strategy", "text-classification") == "model.kwargs.strategy"
+    image = {"task_options": {"image": {"input_size": 32}}, "model": {"kwargs": {"model_args": {}}}}
+    assert task_option_key("model.kwargs.image.format", image) == "task_options.image.format"
+    assert task_option_key("model.kwargs.model_args", image) == "model.kwargs.model_args"
+    assert task_option_key("model.kwargs.strategy", {}) == "model.kwargs.strategy"
 
 
 def test_ablate_varies_a_task_option():

@@ -35,7 +35,7 @@ from typing import Any, Optional
 
 import yaml
 
-from ..config import Recipe, RecipeError, normalize_task_options, recipe_to_dict
+from ..config import Recipe, RecipeError, recipe_to_dict
 from ..utils.io import sha256_file
 
 logger = logging.getLogger(__name__)
@@ -138,14 +138,34 @@ def _same_plugins(old: dict, new: dict) -> None:
             flat.pop("callbacks", None)
 
 
+def _same_spelling(a: dict, b: dict) -> tuple[dict, dict]:
+    """``a`` and ``b`` with each task option in the same place: one that ``model.kwargs`` holds in one recipe (its
+    deprecated spelling) and ``task_options`` in the other is moved to ``task_options``."""
+    def spots(d):
+        model = d.get("model") if isinstance(d.get("model"), dict) else {}
+        kw, opts = model.get("kwargs"), d.get("task_options")
+        return (kw if isinstance(kw, dict) else {}), (opts if isinstance(opts, dict) else {})
+
+    def moved(d, keys):
+        if not keys:
+            return d
+        kw, opts = spots(d)
+        return {**d, "model": {**d["model"], "kwargs": {k: v for k, v in kw.items() if k not in keys}},
+                "task_options": {**opts, **{k: kw[k] for k in keys}}}
+
+    (kwa, opa), (kwb, opb) = spots(a), spots(b)
+    return (moved(a, {k for k in kwa if k in opb and k not in opa}),
+            moved(b, {k for k in kwb if k in opa and k not in opb}))
+
+
 def recipe_changes(saved: dict, current: Recipe, saved_data: Optional[dict] = None,
                    current_data: Optional[dict] = None) -> tuple[dict, dict]:
     """``(refused, safe)``: each ``{key: (old, new)}``. Keys missing from ``saved`` (a recipe of an earlier
     version) count as their default value; task options count as the same in either spelling (``model.kwargs``,
     deprecated, or ``task_options``)."""
-    saved = normalize_task_options({k: v for k, v in saved.items() if k != "source"})
+    saved, now = _same_spelling({k: v for k, v in saved.items() if k != "source"}, recipe_to_dict(current))
     old = _flatten(_merge(recipe_to_dict(Recipe()), saved))
-    new = _flatten(normalize_task_options(recipe_to_dict(current)))
+    new = _flatten(now)
     _same_plugins(old, new)
     refused, safe = {}, {}
     for key in sorted(set(old) | set(new)):

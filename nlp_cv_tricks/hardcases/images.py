@@ -31,7 +31,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..config import Recipe, recipe_task_options
+from ..config import Recipe, split_task_options
 from ..utils.io import atomic_write_bytes
 
 __all__ = ["ImageSource", "is_image_recipe", "write_png", "fingerprint_dir"]
@@ -77,7 +77,10 @@ class ImageSource:
         if not is_image_recipe(recipe):
             raise ValueError(f"task {recipe.task!r} is not an image task")
         self.recipe = recipe
-        self.opts = dict(recipe_task_options(recipe).get("image") or {})
+        from ..tasks.image_classification import TASK_OPTIONS
+
+        task_options = split_task_options(recipe.task_options, recipe.model.kwargs, TASK_OPTIONS)[0]
+        self.opts = dict(task_options.get("image") or {})
         self._splits = None
 
     @property

@@ -105,7 +105,7 @@ class VersionStore:
         d = recipe_to_dict(self.recipe)
         for key, value in self.overrides(name).items():
             cur = d
-            parts = task_option_key(key, self.recipe.task).split(".")  # versions stored with model.kwargs.image
+            parts = task_option_key(key, d).split(".")  # versions stored with model.kwargs.image
             for part in parts[:-1]:
                 if not isinstance(cur.get(part), dict):
                     cur[part] = {}

@@ -33,7 +33,7 @@ from typing import Optional, Sequence, Union
 
 import torch.nn.functional as F
 
-from ..config import normalize_task_options, split_task_options
+from ..config import saved_task_options, split_task_options
 from ..data.vision import ImageDataError, build_transforms, resolve_data_config, with_image_transform
 from ..engine.losses import soft_target_cross_entropy
 from ..engine.task import CardModel, ClassificationTask, InferenceRequest
@@ -269,9 +269,7 @@ class ImageOptions:
     def from_recipe(cls, recipe) -> "ImageOptions":
         """Validated options of ``model.kwargs`` (the model's) and ``task_options`` (the task's)."""
         source = f"{recipe.source}: " if getattr(recipe, "source", None) else ""
-        task, kwargs = split_task_options(ImageClassificationTask.name, recipe.task_options, recipe.model.kwargs,
-                                          source)
-        kwargs = {} if kwargs is None else kwargs
+        task, kwargs = split_task_options(recipe.task_options, recipe.model.kwargs, TASK_OPTIONS, source)
         _check_keys(kwargs, MODEL_ARGS, "model.kwargs", source)
         _check_keys(task, TASK_OPTIONS, "task_options", source)
         _check_keys(task.get("image") or {}, IMAGE_KWARGS, "task_options.image", source)
@@ -282,7 +280,7 @@ class ImageOptions:
     @staticmethod
     def saved_image_options(recipe: dict) -> dict:
         """``task_options.image`` of a saved recipe (a mapping, either spelling)."""
-        return (normalize_task_options(recipe).get("task_options") or {}).get("image") or {}
+        return saved_task_options(recipe, TASK_OPTIONS).get("image") or {}
 
     def validate(self, source: str = "", task_section: str = "model.kwargs") -> None:
         def bad(key, value, expected):

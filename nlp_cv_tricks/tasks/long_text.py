@@ -8,12 +8,12 @@ import dataclasses
 import logging
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import ClassVar, Optional
 
 import torch
 from transformers import AutoConfig
 
-from ..config import RecipeError, normalize_task_options, split_task_options
+from ..config import RecipeError, saved_task_options, split_task_options
 from ..data.long import HYPERPARTISAN_ARTICLES, LongformerCollator, load_hyperpartisan, make_truncation_fn
 from ..engine.task import CardModel, InferenceRequest
 from ..models.factory import build_classifier
@@ -45,6 +45,11 @@ class LongTextOptions:
     hyperpartisan_split: str = "stratified"  # data.train_file = a Hyperpartisan directory: stratified | paper
     split_seed: int = 42  # seed of the stratified Hyperpartisan split (fixed across training seeds)
 
+    # the options read from model.kwargs before task_options existed (that spelling is still read): all of them
+    LEGACY_KEYS: ClassVar[tuple[str, ...]] = ("strategy", "head_tokens", "chunk_size", "chunk_overlap", "pooling",
+                                              "chunk_representation", "encoder_batch_size", "attention_window",
+                                              "global_on_question", "hyperpartisan_split", "split_seed")
+
     @classmethod
     def from_kwargs(cls, kwargs: Optional[dict], where: str = "model.kwargs") -> "LongTextOptions":
         """Validated options from a mapping of them; ``where`` (the mapping's recipe key, ``task_options``) prefixes
@@ -67,7 +72,7 @@ class LongTextOptions:
     @classmethod
     def from_recipe(cls, recipe) -> "LongTextOptions":
         src = recipe.source or "recipe"
-        opts, rest = split_task_options(LongTextTask.name, recipe.task_options, recipe.model.kwargs, f"{src}: ")
+        opts, rest = split_task_options(recipe.task_options, recipe.model.kwargs, cls.LEGACY_KEYS, f"{src}: ")
         if rest:  # the model takes no arguments: a key left in model.kwargs is no option
             cls.from_kwargs(rest, where=f"{src}: model.kwargs")
         return cls.from_kwargs(opts, where=f"{src}: task_options")
@@ -75,8 +80,8 @@ class LongTextOptions:
     @classmethod
     def from_saved_recipe(cls, recipe: dict, where: str) -> "LongTextOptions":
         """The options of a saved recipe (a mapping, either spelling); ``where`` names it."""
-        recipe = normalize_task_options(recipe, f"{where}: ")
-        return cls.from_kwargs((recipe or {}).get("task_options"), where=f"{where}: task_options")
+        return cls.from_kwargs(saved_task_options(recipe, cls.LEGACY_KEYS, f"{where}: "),
+                               where=f"{where}: task_options")
 
     def validate(self, where: str = "model.kwargs") -> None:
         def choice(key, allowed):
@@ -177,7 +182,7 @@ def prepare_long_text(recipe, accelerator) -> dict:
         src_type = AutoConfig.from_pretrained(path).model_type
         kw = dict(num_labels=len(names), id2label=id2label, label2id=label2id, **(mcfg.config_overrides or {}))
         if src_type == "longformer":
-            if "attention_window" in split_task_options(recipe.task, recipe.task_options, mcfg.kwargs)[0]:
+            if "attention_window" in split_task_options(recipe.task_options, mcfg.kwargs, opts.LEGACY_KEYS)[0]:
                 kw["attention_window"] = opts.attention_window
                 saved = AutoConfig.from_pretrained(path).attention_window
                 saved = saved[0] if isinstance(saved, (list, tuple)) and len(set(saved)) == 1 else saved

@@ -38,13 +38,13 @@ import difflib
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import RecipeError, normalize_task_options, split_task_options
+from ..config import RecipeError, saved_task_options, split_task_options
 from ..engine.task import CardModel, EvalContext, InferenceRequest, Task
 from ..metrics.squad import squad_metrics
 from ..models.mrc_heads import HEADS, build_qa_model, register_auto_classes, span_loss
@@ -92,12 +92,19 @@ class QAOptions:
     split_seed: int = 0
     char_vocab_min_freq: int = 1
 
+    # the options read from model.kwargs before task_options existed (that spelling is still read): all but
+    # max_length (data.max_length)
+    LEGACY_KEYS: ClassVar[tuple[str, ...]] = (
+        "head", "head_hidden_size", "head_dropout", "num_modeling_layers", "mask_non_context", "doc_stride",
+        "max_query_length", "n_best_size", "max_answer_length", "version_2_with_negative", "null_score_diff_threshold",
+        "qa_metric", "split_by_article", "split_seed", "char_vocab_min_freq")
+
     @classmethod
     def from_recipe(cls, recipe) -> "QAOptions":
         """The options of a recipe's ``task_options`` (``model.kwargs``, the deprecated spelling, is still read);
         an unknown key is an error naming it, the nearest option and the valid ones."""
         src = recipe.source or "recipe"
-        opts, rest = split_task_options(QATask.name, recipe.task_options, recipe.model.kwargs, f"{src}: ")
+        opts, rest = split_task_options(recipe.task_options, recipe.model.kwargs, cls.LEGACY_KEYS, f"{src}: ")
         known = sorted({f.name for f in dataclasses.fields(cls)} - {"max_length"})
         for section, given in (("model.kwargs", rest or {}), ("task_options", opts)):
             unknown = sorted(set(given) - set(known), key=str)
@@ -261,7 +268,7 @@ class QATask(Task):
         from ._card import transformers_card_model
 
         facts = transformers_card_model(config, recipe)
-        kwargs = normalize_task_options(recipe).get("task_options") or {}
+        kwargs = saved_task_options(recipe, QAOptions.LEGACY_KEYS)
         qa = config.get("nct_qa") or {}
         length = qa.get("max_length") or (recipe.get("data") or {}).get("max_length")
         stride = qa.get("doc_stride", kwargs.get("doc_stride"))

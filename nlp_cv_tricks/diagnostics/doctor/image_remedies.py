@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...config import normalize_task_options
 from .records import Diagnosis
 from .shared_remedies import _recipe_tricks, _stop_earlier, _train_longer
 
@@ -30,10 +29,10 @@ class _ImageRecipe:
 
     @classmethod
     def of(cls, r: dict) -> "_ImageRecipe":
-        r = normalize_task_options(r)  # a recipe of either spelling (model.kwargs.image is the deprecated one)
         model = r.get("model") or {}
         kw = model.get("kwargs") or {}
-        image = (r.get("task_options") or {}).get("image") or {}
+        # task_options.image, or model.kwargs.image: its deprecated spelling in a recipe saved before
+        image = (r.get("task_options") or {}).get("image") or kw.get("image") or {}
         return cls(train=r.get("train") or {}, kw=kw, margs=kw.get("model_args") or {}, image=image,
                    name=str(model.get("name", "")).lower(),
                    scratch=bool(model.get("from_scratch")) or not (kw.get("pretrained") or kw.get("pretrained_file")),
