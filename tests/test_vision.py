@@ -465,7 +465,7 @@ def test_vision_recipes_load():
         r = load_recipe(path)
         assert r.task == "image-classification"
         opts = vt.ImageOptions.from_recipe(r)
-        assert opts.image == (r.model.kwargs.get("image") or {})
+        assert opts.image == ({**r.model.kwargs, **r.task_options}.get("image") or {})  # either spelling
         assert opts.model_args == (r.model.kwargs.get("model_args") or {})
 
 
