@@ -13,7 +13,7 @@ import yaml
 from nlp_cv_tricks import config
 from nlp_cv_tricks.config import (RecipeError, apply_overrides, load_recipe, recipe_from_dict, recipe_to_dict,
                                   split_task_options, task_option_key)
-from nlp_cv_tricks.engine.resume_check import recipe_changes
+from nlp_cv_tricks.engine.resume_check import RESUME_CHANGES_FILE, ResumeError, recipe_changes
 from nlp_cv_tricks.tasks.image_classification import TASK_OPTIONS as IMAGE_TASK_OPTIONS
 from nlp_cv_tricks.tasks import image_classification as vt
 from nlp_cv_tricks.tasks.image_classification import ImageOptions
@@ -196,3 +196,40 @@ def test_doctor_remedies_name_the_new_key():
     assert {"task_options.image.re_prob=0.25", "task_options.image.auto_augment=rand-m9-mstd0.5"} <= {
         rx.override for rx in over}
     assert all(rx.available for rx in over if rx.override.startswith("task_options."))
+
+
+def test_a_run_saved_with_the_old_spelling_resumes_under_the_new_one(tmp_path):
+    """End to end: a long-text run written with model.kwargs (as earlier versions saved it) resumes from its
+    checkpoint under the recipe's task_options spelling without a recipe change."""
+    from conftest import shared_data
+
+    from nlp_cv_tricks.runner import build_trainer
+
+    def recipe(spelling: str, max_steps: int, resume=None, strategy="tail"):
+        opts = {"strategy": strategy, "split_seed": 3}
+        return recipe_from_dict({
+            "name": "t", "task": "long-text-classification",
+            "data": {"train_file": str(shared_data("hyperpartisan")), "max_length": 32, "max_train_samples": 8,
+                     "max_eval_samples": 4},
+            "model": {"name": "minilm-l6", **({"kwargs": opts} if spelling == "old" else {})},
+            **({"task_options": opts} if spelling == "new" else {}),
+            "train": {"max_steps": max_steps, "batch_size": 4, "eval_batch_size": 4, "progress_bar": False,
+                      "cpu": True, "save_steps": 1, "logging_steps": 1, "resume_from": resume},
+            "output": {"dir": str(tmp_path / "run"), "report_to": "none", "report": False},
+        })
+
+    first = build_trainer(recipe("old", 1)).fit()
+    saved = yaml.safe_load((tmp_path / "run" / "recipe.yaml").read_text(encoding="utf-8"))
+    assert saved["model"]["kwargs"]["strategy"] == "tail"  # the old spelling, as written
+    assert first.global_step == 1
+    with pytest.raises(ResumeError, match=r"task_options.strategy: 'tail' -> 'head'"):  # a real change is one
+        build_trainer(recipe("new", 2, resume="latest", strategy="head")).fit()
+    resumed = build_trainer(recipe("new", 2, resume="latest")).fit()
+    assert resumed.global_step == 2
+    import json
+
+    changes = [json.loads(line) for line in
+               (tmp_path / "run" / RESUME_CHANGES_FILE).read_text(encoding="utf-8").splitlines() if line.strip()]
+    keys = {k for c in changes for k in c["changes"]}
+    assert "train.max_steps" in keys  # the safe change this resume made, recorded
+    assert not [k for k in keys if k.startswith(("task_options", "model.kwargs"))], keys  # the spelling is none
