@@ -578,6 +578,63 @@ def test_image_tricks_resume_exactly(mnist_small, tmp_path, name):
     assert rows[0] == rows[1], name
 
 
+# a training run that writes (epoch, label, hash of the pixels) of every training image its process sees
+_SEEN_SCRIPT = """
+import hashlib, json, sys
+from nlp_cv_tricks.config import load_recipe
+from nlp_cv_tricks.engine.events import Trick
+from nlp_cv_tricks.runner import build_trainer
+
+
+class Seen(Trick):
+    rows = []
+
+    def on_micro_batch(self, state, view):
+        for x, y in zip(view.batch["pixel_values"], view.batch["labels"]):
+            self.rows.append([int(state.epoch), int(y), hashlib.md5(x.cpu().numpy().tobytes()).hexdigest()])
+
+
+t = build_trainer(load_recipe(sys.argv[1]))
+t.tricks.append(Seen())
+t.fit()
+with open(sys.argv[2] + f"_{t.accelerator.process_index}.json", "w") as f:
+    json.dump(Seen.rows, f)
+"""
+
+
+@pytest.mark.slow
+def test_ddp_processes_see_the_augmented_images_of_one_process(mnist_small, tmp_path):
+    """Two DDP processes (16 images each) see, over two epochs, the random crops and flips one process of 32
+    sees: an example's augmentation depends on (seed, epoch, example), not on the process reading it."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from nlp_cv_tricks.config import save_recipe
+
+    script = tmp_path / "seen.py"
+    script.write_text(_SEEN_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    seen = {}
+    for name, batch, launch in (("single", 32, [sys.executable]),
+                                ("ddp", 16, [str(Path(sys.executable).with_name("accelerate")), "launch",
+                                             "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                                             "--mixed_precision", "no", "--dynamo_backend", "no",
+                                             "--main_process_port", "29547"])):
+        r = _recipe(mnist_small, tmp_path / name, epochs=2)
+        r.model.kwargs["image"] = {**IMAGE_OPTS, "scale": [0.5, 1.0], "hflip": 0.5}
+        r.train.batch_size, r.train.eval_each_epoch, r.output.save_best = batch, False, False
+        save_recipe(r, tmp_path / f"{name}.yaml")
+        proc = subprocess.run([*launch, str(script), str(tmp_path / f"{name}.yaml"), str(tmp_path / name)],
+                              capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        seen[name] = [tuple(row) for f in sorted(tmp_path.glob(f"{name}_*.json")) for row in json.loads(f.read_text())]
+    single, ddp = seen["single"], seen["ddp"]
+    assert len(single) == 800 and len({h for _, _, h in single}) == 800  # 400 images, 2 epochs, no two alike
+    # DDP pads its last global batch with the first examples again (even batches): the same images, repeated
+    assert set(ddp) == set(single) and len(ddp) == 832
+
+
 def test_ema_resumes_after_the_run_directory_moved(mnist_small, tmp_path):
     import dataclasses
     import shutil
