@@ -170,7 +170,7 @@ def test_diagnose_image_run_and_image_remedies(image_run, tmp_path):
     over = prescribe(Diagnosis("overfitting", 300, {"onset_epoch": 2.5}, {}), recipe)
     runnable = {r.override for r in over if r.available}
     assert {"model.kwargs.drop_rate=0.2", "model.kwargs.drop_path_rate=0.1",
-            "model.kwargs.image.auto_augment=rand-m9-mstd0.5", "model.kwargs.image.re_prob=0.25",
+            "task_options.image.auto_augment=rand-m9-mstd0.5", "task_options.image.re_prob=0.25",
             "tricks+=mixup", "tricks+=label_smoothing", "train.epochs=3"} <= runnable
     assert not any("embedding" in r.why or "rdrop" in str(r.override) for r in over)  # text-only remedies
     under = prescribe(Diagnosis("underfitting", None, {}, {}), recipe)

@@ -188,7 +188,7 @@ def make_truncation_fn(
         raise ValueError(f"max_length={max_length} leaves no room for text after {n_special} special tokens")
     if strategy == "head+tail" and head_tokens >= max_length - n_special:
         raise ValueError(f"head+tail with head_tokens={head_tokens} keeps no tail within max_length={max_length} "
-                         f"({max_length - n_special} text tokens): lower model.kwargs.head_tokens or use 'head'")
+                         f"({max_length - n_special} text tokens): lower task_options.head_tokens or use 'head'")
 
     def fn(batch: dict) -> dict:
         if text_column not in batch:
