@@ -2,8 +2,9 @@
 
 A recipe has six sections — ``data``, ``model``, ``train``, ``tricks``, ``callbacks``, ``output`` — plus ``name``,
 ``task`` and ``task_options`` (the task's own options, typed and checked by the task's options dataclass in
-``nlp_cv_tricks/tasks/``; ``model.kwargs`` holds the model's constructor arguments only). Any key can be overridden on the command line as ``section.key=value`` (the value is parsed as YAML,
-then converted to the field's type, so ``train.learning_rate=3e-5`` is a float). Lists can be replaced
+``nlp_cv_tricks/tasks/``; ``model.kwargs`` holds the model's constructor arguments only). Any key can be
+overridden on the command line as ``section.key=value`` (the value is parsed as YAML, then converted to the
+field's type, so ``train.learning_rate=3e-5`` is a float). Lists can be replaced
 (``tricks=[fgm,rdrop]``) or extended (``tricks+=fgm``). An unknown or mistyped key is an error that names the
 key and the nearest valid one.
 """
