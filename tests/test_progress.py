@@ -143,7 +143,7 @@ def test_ablation_and_fold_mining_report_progress(monkeypatch, capsys, tmp_path,
         return ab.RunResult(variant.name, seed, 0.5, 0.5, "eval/accuracy", True, 0.1, 0.1, None, None, str(run_dir),
                             list(overrides))
 
-    monkeypatch.setattr(ab, "run_one", fake_run)
+    monkeypatch.setattr("nlp_cv_tricks.experiments.grid.run_one", fake_run)  # what run_grid calls
     ab.ablate(str(ROOT / "recipes/quickstart.yaml"), ["tricks=+fgm"], seeds=[1, 2], out_dir=tmp_path / "abl")
     err = capsys.readouterr().err
     assert [int(m) for m in re.findall(r"ablate: (\d)/4 runs", err)] == [1, 2, 3, 4] and "\r" not in err
