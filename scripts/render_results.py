@@ -228,7 +228,8 @@ ABL_NAMES = {"baseline": "recipe (dropout 0.5 before the classifier)", "model.kw
              "train.epochs=6": "2× longer: 6 epochs",
              "train.optimizer=adam train.learning_rate=0.0025": "Adam at the searched 0.0025",
              "train.optimizer=auto train.learning_rate=0.01": "Adagrad at the searched 0.01",
-             "tricks=+lr_halving": "halving on a plateau (`lr_halving`)"}
+             "tricks=+lr_halving": "halving on a plateau (`lr_halving`)",
+             "train.weight_decay=0": "no decay", "train.weight_decay=0.1": "decay 0.1"}
 
 
 def t_ablation(folder: str, data: str = "", base_name: str = "") -> str:
@@ -688,7 +689,11 @@ POWER = {
     5: lambda: [("SMS spam FastText, decay 0.1 − none, macro-F1", _wd("train.weight_decay=0.1", "eval/f1_macro"), 1.0, False),
                 ("SMS spam, decay 0.01 − none, macro-F1", _wd("train.weight_decay=0.01", "eval/f1_macro"), 1.0, False),
                 ("TREC TextCNN, decay 1e-4 − none, accuracy", _ep("trec_wd", "train.weight_decay=0.0001"), 1.0, False),
-                ("TREC, decay 1e-3 − none, accuracy", _ep("trec_wd", "train.weight_decay=0.001"), 1.0, False)],
+                ("TREC, decay 1e-3 − none, accuracy", _ep("trec_wd", "train.weight_decay=0.001"), 1.0, False),
+                ("MiniLM quick start, decay 0.01 (recipe) − none, accuracy",
+                 _abl("minilm_wd", "baseline", "train.weight_decay=0"), 1.0, False),
+                ("MiniLM, decay 0.1 − none", _abl("minilm_wd", "train.weight_decay=0.1", "train.weight_decay=0"), 1.0,
+                 False)],
     7: lambda: [("TREC, searched Adam 0.005 − recipe, accuracy at the best epoch",
                  _ep("trec_lr_vs_recipe", "train.optimizer=adam train.learning_rate=0.005"), 1.0, False),
                 ("SST-2 reduced TextCNN, searched Adam 0.0025 − recipe, accuracy",
@@ -810,6 +815,7 @@ RENDER = {
     "tips-adv-sweep-trec": lambda: t_ablation("trec_adv_sweep", base_name="plain"),
     "tips-adv-trec": lambda: t_ablation("trec_adv", base_name="plain"),
     "tips-underfit": t_underfit,
+    "tips-wd-minilm": lambda: t_ablation("minilm_wd", base_name="decay 0.01 (the recipe)"),
     "tips-lr-vs-recipe-more": lambda: t_stacked([("sst2_lr_vs_recipe", "SST-2, reduced TextCNN, 4 epochs",
                                                   "recipe: Adadelta, lr 1.0"),
                                                  ("thuc_lr_vs_recipe", "THUCNews, FastText, 5 epochs",
