@@ -229,7 +229,10 @@ ABL_NAMES = {"baseline": "recipe (dropout 0.5 before the classifier)", "model.kw
              "train.optimizer=adam train.learning_rate=0.0025": "Adam at the searched 0.0025",
              "train.optimizer=auto train.learning_rate=0.01": "Adagrad at the searched 0.01",
              "tricks=+lr_halving": "halving on a plateau (`lr_halving`)",
-             "train.weight_decay=0": "no decay", "train.weight_decay=0.1": "decay 0.1"}
+             "train.weight_decay=0": "no decay", "train.weight_decay=0.1": "decay 0.1",
+             "batch 200, lr 0.005": "batch 200, lr 0.005", "batch 200, lr 0.01 (sqrt)": "batch 200, lr 0.01 (√ rule)",
+             "batch 500, lr 0.005": "batch 500, lr 0.005",
+             "batch 500, lr 0.0158114 (sqrt)": "batch 500, lr 0.0158 (√ rule)"}
 
 
 def t_ablation(folder: str, data: str = "", base_name: str = "") -> str:
@@ -709,7 +712,11 @@ POWER = {
     10: lambda: [("THUCNews, batch 512 − 128 at lr 48, accuracy", _ep("thuc_bs", "batch 512, lr 48"), 1.0, True),
                  ("THUCNews, batch 32 at lr 12 − 128, accuracy", _ep("thuc_bs", "batch 32, lr 12 (linear)"), 1.0, True),
                  ("SMS spam, batch 256 − 64 at lr 0.01, macro-F1", _ep("sms_bs", "batch 256, lr 0.01"), 1.0, True),
-                 ("SMS spam, batch 32 − 64 at lr 0.01, macro-F1", _ep("sms_bs", "batch 32, lr 0.01"), 1.0, True)],
+                 ("SMS spam, batch 32 − 64 at lr 0.01, macro-F1", _ep("sms_bs", "batch 32, lr 0.01"), 1.0, True),
+                 ("TREC TextCNN, batch 500 − 50 at lr 0.005, accuracy", _abl("trec_bs", "batch 500, lr 0.005"), 1.0,
+                  True),
+                 ("TREC, batch 500 at the √-scaled 0.0158 − 50",
+                  _abl("trec_bs", "batch 500, lr 0.0158114 (sqrt)"), 1.0, True)],
     11: lambda: [("2.9% variant, spam-F1 selecting on F1 − on dev loss", _sel("hard_loss"), 1.0, False),
                  ("SMS spam 13%, the same", _sel("sms_loss"), 1.0, False)],
     13: lambda: [("THUCNews FastText, 10% of labels flipped, dev accuracy after one round − before",
@@ -815,6 +822,7 @@ RENDER = {
     "tips-adv-sweep-trec": lambda: t_ablation("trec_adv_sweep", base_name="plain"),
     "tips-adv-trec": lambda: t_ablation("trec_adv", base_name="plain"),
     "tips-underfit": t_underfit,
+    "tips-batch-trec": lambda: t_ablation("trec_bs", base_name="batch 50, lr 0.005 (the recipe's batch)"),
     "tips-wd-minilm": lambda: t_ablation("minilm_wd", base_name="decay 0.01 (the recipe)"),
     "tips-lr-vs-recipe-more": lambda: t_stacked([("sst2_lr_vs_recipe", "SST-2, reduced TextCNN, 4 epochs",
                                                   "recipe: Adadelta, lr 1.0"),
