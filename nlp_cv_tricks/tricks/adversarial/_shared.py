@@ -9,7 +9,9 @@ from typing import Optional
 
 import torch
 
-__all__ = ["sync_skipped_step"]
+from ...engine.events import Trick
+
+__all__ = ["sync_skipped_step", "HookedAttack"]
 
 
 def _finite(t: torch.Tensor) -> torch.Tensor:
@@ -85,3 +87,33 @@ def _adv_key(step, trick) -> str:
     tricks = getattr(step.state, "tricks", None) or []
     n = sum(1 for t in tricks if getattr(t, "adversarial", False))
     return "adv_loss" if n <= 1 else f"adv_loss/{trick.name}"
+
+
+class HookedAttack(Trick):
+    """The life of an attack's capture hook, shared by the embedding and pixel attacks: a subclass sets
+    ``self._hook`` in ``on_step_start``; after the clean backward :meth:`_attack` runs on it (a step without a hook
+    still joins the other processes' extra passes), and the hook is removed after every attack and at the end."""
+
+    extra_backward = True
+    adversarial = True  # logs its own adv_loss/<name> when several adversarial tricks run together
+    _hook = None
+
+    def _remove(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+    def after_backward(self, step) -> None:
+        if self._hook is None:
+            sync_skipped_step(step)
+            return
+        try:
+            self._attack(step, self._hook)
+        finally:
+            self._remove()
+
+    def on_fit_end(self, trainer) -> None:
+        self._remove()
+
+    def _attack(self, step, hook) -> None:
+        raise NotImplementedError

@@ -8,8 +8,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from ...engine.events import Trick
-from ._shared import _adv_key, _finite, _fold, _perturbation_grad, _positive, sync_skipped_step
+from ._shared import HookedAttack, _adv_key, _finite, _fold, _perturbation_grad, _positive
 
 __all__ = ["fgm_perturbation", "project_l2", "pgd_step", "freelb_init", "input_embeddings", "EmbeddingOutputHook",
            "FGM", "PGD", "FreeLB"]
@@ -174,11 +173,8 @@ def _check_norm(norm: str) -> str:
     return norm
 
 
-class _EmbeddingAdversarial(Trick):
+class _EmbeddingAdversarial(HookedAttack):
     """Registers the capture hook at step start, runs :meth:`_attack` after the clean backward, removes it."""
-
-    extra_backward = True
-    adversarial = True  # logs its own adv_loss/<name> when several adversarial tricks run together
 
     def __init__(self, module: Optional[str], adv_weight: float, start_step: int):
         self.module = module
@@ -188,27 +184,10 @@ class _EmbeddingAdversarial(Trick):
         self.start_step = int(start_step)
         self._hook: Optional[EmbeddingOutputHook] = None
 
-    def _remove(self) -> None:
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
-
     def on_step_start(self, step) -> None:
         self._remove()
         if step.global_step >= self.start_step:
             self._hook = EmbeddingOutputHook(input_embeddings(step.unwrapped_model, self.module))
-
-    def after_backward(self, step) -> None:
-        if self._hook is None:
-            sync_skipped_step(step)
-            return
-        try:
-            self._attack(step, self._hook)
-        finally:
-            self._remove()
-
-    def on_fit_end(self, trainer) -> None:
-        self._remove()
 
     def _first_direction(self, step, hook, out: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         g = hook.clean_grad(out.shape)

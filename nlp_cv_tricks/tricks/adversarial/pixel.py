@@ -7,8 +7,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from ...engine.events import Trick
-from ._shared import _adv_key, _finite, _fold, _perturbation_grad, _positive, sync_skipped_step
+from ._shared import HookedAttack, _adv_key, _finite, _fold, _perturbation_grad, _positive
 
 __all__ = ["fgsm_perturbation", "project_linf", "PixelFGSM", "PixelPGD"]
 
@@ -71,9 +70,7 @@ class _PixelHook:
         self.inputs, self.delta = [], None
 
 
-class _PixelAdversarial(Trick):
-    extra_backward = True
-    adversarial = True  # logs its own adv_loss/<name> when several adversarial tricks run together
+class _PixelAdversarial(HookedAttack):
 
     def __init__(self, epsilon: float, key: str, clamp, adv_weight: float, start_step: int):
         self.epsilon = _positive(f"{self.name}.epsilon", epsilon)
@@ -85,18 +82,10 @@ class _PixelAdversarial(Trick):
         self.start_step = int(start_step)
         self._hook: Optional[_PixelHook] = None
 
-    def _remove(self):
-        if self._hook is not None:
-            self._hook.remove()
-            self._hook = None
-
     def on_step_start(self, step):
         self._remove()
         if step.global_step >= self.start_step:
             self._hook = _PixelHook(step.unwrapped_model, self.key, self.clamp)
-
-    def on_fit_end(self, trainer):
-        self._remove()
 
     def _shape(self, step) -> torch.Size:
         x = step.batch.get(self.key) if isinstance(step.batch, dict) else None
@@ -104,15 +93,6 @@ class _PixelAdversarial(Trick):
             raise ValueError(f"{self.name}: the batch has no tensor {self.key!r} (keys: "
                              f"{sorted(step.batch) if isinstance(step.batch, dict) else type(step.batch).__name__})")
         return x.shape
-
-    def after_backward(self, step):
-        if self._hook is None:
-            sync_skipped_step(step)
-            return
-        try:
-            self._attack(step, self._hook)
-        finally:
-            self._remove()
 
     def _final_pass(self, step):
         with step.extra_pass(last=True):
