@@ -440,6 +440,12 @@ def test_build_baseline_errors(titles, id2label):
     assert att.config.pooling == "attention"
     dp, _ = build_baseline("dpcnn", {"embedding_dim": 8, "num_filters": 4}, {"max_length": 32}, titles, id2label)
     assert dp.config.num_blocks == 4  # 32 -> 16 -> 8 -> 4 -> 2, as the reference code
+    # vector keys set to null (how a command line drops the vectors a recipe names) are no keys
+    plain, _ = build_baseline("textrnn", {"embedding_dim": 8, "hidden_size": 4, "pretrained_vectors": None,
+                                          "vectors_vocab": None}, {}, titles, id2label)
+    assert plain.config.pretrained_vectors is None and plain.vector_report is None
+    with pytest.raises(ValueError, match="vectors_vocab/vectors_npz_key given without pretrained_vectors"):
+        build_baseline("textrnn", {"embedding_dim": 8, "vectors_vocab": "vocab.txt"}, {}, titles, id2label)
 
 
 def test_recipe_architecture_builder(titles, id2label):

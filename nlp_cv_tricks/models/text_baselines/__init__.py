@@ -225,7 +225,8 @@ def _split_vector_keys(key: str, cfg_cls: type, model_kwargs: dict, tokenizer_kw
         raise ValueError(f"build_baseline: unknown model.kwargs.tokenizer keys {bad_tok}"
                          + (f"; did you mean {near[0]!r}?" if near else "") + f" (accepted: {list(_TOKENIZER_KEYS)})")
     accepted = _config_params(cfg_cls) - {"vocab_size", "pad_token_id", "max_seq_length", "pretrained_vectors"}
-    vec = {k: model_kwargs.pop(k) for k in _VECTOR_KEYS if k in model_kwargs}
+    # a key set to null (``model.kwargs.pretrained_vectors=null`` on the command line) is no key
+    vec = {k: v for k in _VECTOR_KEYS if k in model_kwargs and (v := model_kwargs.pop(k)) is not None}
     bad = sorted(set(model_kwargs) - accepted - {"problem_type"})
     if bad:
         valid = sorted(accepted | set(_VECTOR_KEYS))
