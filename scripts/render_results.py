@@ -496,6 +496,62 @@ KIM_DATA = {"sst2": ("stsa.binary.train → stsa.binary.dev (sentences only): 6,
             "mr": ("seeded stratified 90/10 of rt-polarity.all: 9,595 → 1,067", 75.9)}
 
 
+HP_METHODS = {
+    "head512": "MiniLM head-512",
+    "headtail512": "MiniLM head+tail 128+382",
+    "chunkpool": "MiniLM chunk-and-pool (≤ 1,024 tokens; chunks of 512 overlapping by 128, mean of [CLS])",
+    "longformer": "MiniLM converted to Longformer (≤ 1,024 tokens, window 256)",
+    "fasttext": "FastText, word uni+bi-grams, whole text (≤ 4,096 words)",
+    "tfidf_lr": "TF-IDF (1–2-grams) + logistic regression (scikit-learn, C on dev)",
+}
+
+
+def _hp_settings(r: dict) -> str:
+    st = r["settings"]
+    if r["method"] == "tfidf_lr":
+        return f"C = {r['C']} (picked on dev)"
+    if r["method"] == "fasttext":
+        if st.get("batch") == 1:
+            return f"per-document SGD, lr {st['lr']:g}, {st['epochs']} epochs"
+        return f"batch 16, lr {st['lr']:g}, {st['epochs']} epochs"
+    batch = "batch 4 × 4 accumulated" if r["method"] == "longformer" else "batch 8"
+    mant, exp = f"{st['lr']:.0e}".split("e")
+    return f"lr {mant}e{int(exp)}, {st['epochs']:g} epochs, {batch}"
+
+
+def t_hyperpartisan(test_counts=(24, 41)) -> str:
+    """One row per recorded run of ``long_hyperpartisan.jsonl`` (method, settings, seed): dev macro-F1, test
+    accuracy with its Wilson interval, test macro-F1 with the bootstrap interval of the confusion matrix its scores
+    imply (``bench_long_hyperpartisan.macro_f1_ci``), and which setting each method's dev split picks (mean dev
+    macro-F1 over the seeds of a setting; a tie marks every tied setting)."""
+    from bench_long_hyperpartisan import METHODS, macro_f1_ci, wilson
+
+    recs = [json.loads(ln) for ln in (BENCH / "long_hyperpartisan.jsonl").read_text(encoding="utf-8").splitlines() if ln.strip()]
+    recs = [r for r in recs if not r["method"].startswith("_")]
+    setting = {}
+    for r in recs:
+        setting.setdefault((r["method"], _hp_settings(r)), []).append(r["best_dev"])
+    picked = {}
+    for (m, st), devs in setting.items():
+        picked.setdefault(m, []).append((round(float(np.mean(devs)), 6), st))
+    order = list(METHODS)
+    rows, named = [], set()
+    for r in sorted(recs, key=lambda r: (order.index(r["method"]), _hp_settings(r), r["seed"])):
+        st = _hp_settings(r)
+        top = max(d for d, _ in picked[r["method"]])
+        tied = [s for d, s in picked[r["method"]] if d == top]
+        sel = ("yes (tie)" if len(tied) > 1 else "yes") if st in tied else ""
+        lo, hi = wilson(r["test_accuracy"], sum(test_counts))
+        f1 = macro_f1_ci(r["test_accuracy"], r["test_f1_macro"], *test_counts)
+        f1_cell = f"{r['test_f1_macro']:.3f}" + (f" [{f1[0]:.2f}, {f1[1]:.2f}]" if f1 else "")
+        name = HP_METHODS[r["method"]] if r["method"] not in named else HP_METHODS[r["method"]].split(" (")[0]
+        named.add(r["method"])
+        rows.append([name, st, str(r["seed"]), f"{r['best_dev']:.3f}",
+                     f"{r['test_accuracy']:.3f} [{lo:.2f}, {hi:.2f}]", f1_cell, f"{r['train_seconds']:.0f}", sel])
+    return table(["method", "settings", "seed", "dev macro-F1", "test accuracy [95% CI]", "test macro-F1 [95% CI]",
+                  "train s", "picked on dev"], rows)
+
+
 def t_kim() -> str:
     runs = _json("baselines_kim.json")["kim"]
     rows = []
@@ -845,6 +901,7 @@ RENDER = {
     "hardcases-dev": t_hardcases_dev,
     "vision": t_vision,
     "baselines-kim": t_kim,
+    "long-hyperpartisan": t_hyperpartisan,
     "fasttext-loop": t_fasttext_loop,
     "predict-speed": t_predict,
     "baselines-thucnews": t_thucnews,
