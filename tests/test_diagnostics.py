@@ -440,6 +440,10 @@ def test_probe_measures_on_constructed_embeddings():
     assert noise["probe_acc"] < 0.7 and abs(noise["anisotropy"]) < 0.05 and abs(noise["spearman"]) < 0.1
     cone = probe_embeddings(rng.normal(size=(200, 16)) + 10.0, y)
     assert cone["anisotropy"] > 0.9 and cone["uniformity"] > noise["uniformity"]
+    # per-fold scores, on the same folds for every representation (so rows compare fold by fold)
+    assert len(r["probe_fold_accs"]) == r["probe_folds"] == 5
+    assert np.mean(r["probe_fold_accs"]) == pytest.approx(r["probe_acc"])
+    assert min(a - b for a, b in zip(r["probe_fold_accs"], noise["probe_fold_accs"])) > 0.1
     assert -4.0 <= noise["uniformity"] <= 0.0 and 0.0 <= noise["alignment"] <= 4.0
 
 

@@ -228,9 +228,11 @@ def probe_embeddings(emb: np.ndarray, labels: Sequence, pair_emb: Optional[np.nd
         scores = cross_val_score(clf, feats, y, cv=StratifiedKFold(k, shuffle=True, random_state=seed),
                                  scoring="accuracy")
         res["probe_acc"], res["probe_acc_std"], res["probe_folds"] = float(scores.mean()), float(scores.std()), k
+        # the same folds for every layer and pooling (same seed and labels): rows compare fold by fold
+        res["probe_fold_accs"] = [float(s) for s in scores]
     else:
         res["probe_acc"] = res["probe_acc_std"] = None
-        res["probe_folds"] = 0
+        res["probe_folds"], res["probe_fold_accs"] = 0, []
     return res
 
 
