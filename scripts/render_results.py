@@ -552,6 +552,26 @@ def t_hyperpartisan(test_counts=(24, 41)) -> str:
                   "train s", "picked on dev"], rows)
 
 
+def t_cls_probe() -> str:
+    """``probe-cls --json`` of the offline MiniLM on SST-2 dev: one row per layer and pooling."""
+    rows = []
+    for r in _json("cls_probe_minilm_sst2.json")["rows"]:
+        f = (lambda k, spec=".3f": "–" if r.get(k) is None else num(r[k], spec))
+        rows.append([str(r["layer"]), r["pooling"], f"{f('probe_acc')} ± {f('probe_acc_std')}", f("majority_acc"),
+                     f("anisotropy"), f("alignment"), f("uniformity"), f("spearman")])
+    return table(["layer", "pooling", "probe acc (± sd over folds)", "majority", "anisotropy", "alignment",
+                  "uniformity", "Spearman"], rows)
+
+
+def _cls_folds(pooling: str, other: str = "cls", layer: int = 6) -> dict:
+    """Paired statistics over the cross-validation folds (the same folds for every row) of two poolings."""
+    rows = {r["pooling"]: r for r in _json("cls_probe_minilm_sst2.json")["rows"] if r["layer"] == layer}
+    a, b = rows[pooling]["probe_fold_accs"], rows[other]["probe_fold_accs"]
+    st = paired(a, b)
+    st["seeds"], st["unit"] = list(range(1, len(a) + 1)), "folds"
+    return st
+
+
 def t_kim() -> str:
     runs = _json("baselines_kim.json")["kim"]
     rows = []
@@ -777,6 +797,8 @@ POWER = {
                  ("SMS spam 13%, the same", _sel("sms_loss"), 1.0, False)],
     13: lambda: [("THUCNews FastText, 10% of labels flipped, dev accuracy after one round − before",
                   _hardcases(), 1.0, False)],
+    17: lambda: [("last layer of the offline MiniLM on SST-2 dev, linear probe on mean pooling − on [CLS], accuracy",
+                  _cls_folds("mean"), 1.0, False)],
     18: lambda: [("SMS spam TextCNN, LayerNorm − BatchNorm, macro-F1",
                   _ep("sms_norm", "baseline", "model.kwargs.norm=batch"), 1.0, False),
                  ("TREC, LayerNorm − BatchNorm, accuracy", _ep("trec_norm", "baseline", "model.kwargs.norm=batch"),
@@ -840,7 +862,7 @@ def power_rows():
 def t_power() -> str:
     rows = []
     for tip, label, st, claim, two in power_rows():
-        rows.append([str(tip), label, str(st["n"]), pts(st["delta"]),
+        rows.append([str(tip), label, str(st["n"]) + (" folds" if st.get("unit") == "folds" else ""), pts(st["delta"]),
                      f"[{pts(st['ci_low'])}, {pts(st['ci_high'])}]", num(100 * st["sd_diff"], ".2f"),
                      num(100 * st["mde80"], ".2f"), ("±" if two else "+") + f"{claim:g}", reading(st, claim, two)])
     return table(["tip", "comparison (Δ: what the tip claims, positive)", "seeds", "Δ (points)", "95% t-interval",
@@ -856,6 +878,10 @@ def tip_power(tip: int) -> str:
         parts.append(f"{label}: Δ {pts(st['delta'])} [{pts(st['ci_low'])}, {pts(st['ci_high'])}], "
                      f"sd {num(100 * st['sd_diff'], '.2f')}, MDE {num(100 * st['mde80'], '.2f')} "
                      f"({reading(st, claim, two)})")
+    if all(st.get("unit") == "folds" for _, st, _, _ in POWER[tip]()):
+        return (f"*Power* ({len(seeds)} cross-validation folds of one checkpoint, paired; points; sd = fold-to-fold "
+                f"sd of the paired Δ; MDE at 80% power; the folds share training data, so the interval is, if anything, "
+                f"too narrow): " + "; ".join(parts) + ".")
     return (f"*Power* ({seeds_text(seeds)}, paired; points; sd = seed-to-seed sd of the paired Δ; "
             f"MDE at 80% power): " + "; ".join(parts) + ".")
 
@@ -902,6 +928,7 @@ RENDER = {
     "vision": t_vision,
     "baselines-kim": t_kim,
     "long-hyperpartisan": t_hyperpartisan,
+    "cls-probe": t_cls_probe,
     "fasttext-loop": t_fasttext_loop,
     "predict-speed": t_predict,
     "baselines-thucnews": t_thucnews,
