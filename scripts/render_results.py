@@ -572,6 +572,43 @@ def _cls_folds(pooling: str, other: str = "cls", layer: int = 6) -> dict:
     return st
 
 
+def t_overhead() -> str:
+    """``bench_tricks.py --part overhead``: median step time of each trick inside the real trainer."""
+    rows = []
+    for r in _json("tricks.json")["overhead"]["rows"]:
+        goal = "–" if r["goal"] is None else f"≤ {r['goal']:.2f}×"
+        met = "–" if r["meets_goal"] is None else ("yes" if r["meets_goal"] else "no")
+        rows.append([r["variant"], f"{r['median_ms']:.0f}", f"{r['ratio']:.2f}×", goal, met])
+    return table(["variant", "median step (ms)", "ratio to plain", "goal", "met"], rows)
+
+
+def t_abl_summaries(rel: str, name: str) -> str:
+    """An ablation kept in a ``bench_tricks.py`` record, as ``ablate`` prints it (the package's own table)."""
+    from nlp_cv_tricks.experiments.tables import markdown_table
+    from nlp_cv_tricks.experiments.stats import VariantSummary
+
+    summaries = [VariantSummary(**d) for d in _json(rel)["ablations"][name]["summaries"]]
+    return markdown_table(summaries, "eval/accuracy (best)").split("\n\n")[0].rstrip("\n")
+
+
+TRICK_NAMES = {"baseline": "baseline", "tricks=+fgm": "FGM", "tricks=+pgd": "PGD (K=3)",
+               "tricks=+freelb": "FreeLB (K=3)", "tricks=+rdrop": "R-Drop", "tricks=+focal_loss": "focal loss"}
+
+
+def t_minilm54() -> str:
+    """The 54-step MiniLM ablation of ``tricks_minilm_ablate.json`` with each seed's value."""
+    rows = []
+    for d in _json("tricks_minilm_ablate.json")["ablations"]["quickstart"]["summaries"]:
+        base = d["delta"] is None
+        rows.append([TRICK_NAMES.get(d["name"], d["name"]), msd(d["values"]),
+                     ", ".join(f"{v:.4f}" for v in d["values"]),
+                     "–" if base else num(d["delta"], ".4f", True),
+                     "–" if base else f"[{num(d['ci_low'], '.4f', True)}, {num(d['ci_high'], '.4f', True)}]",
+                     "–" if base else f"{d['p_value']:.2f}", f"{d['seconds']:.1f}", f"{d['peak_mem_mb']:.0f}"])
+    return table(["variant", "eval/accuracy mean ± std", "per seed (42, 43, 44)", "Δ vs baseline", "95% CI of Δ",
+                  "p (paired t)", "time/run (s)", "peak RSS (MB)"], rows)
+
+
 def t_kim() -> str:
     runs = _json("baselines_kim.json")["kim"]
     rows = []
@@ -929,6 +966,9 @@ RENDER = {
     "baselines-kim": t_kim,
     "long-hyperpartisan": t_hyperpartisan,
     "cls-probe": t_cls_probe,
+    "tricks-overhead": t_overhead,
+    "tricks-textcnn-1epoch": lambda: t_abl_summaries("tricks.json", "sst2_textcnn"),
+    "tricks-minilm-54": t_minilm54,
     "fasttext-loop": t_fasttext_loop,
     "predict-speed": t_predict,
     "baselines-thucnews": t_thucnews,
