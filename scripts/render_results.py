@@ -609,6 +609,27 @@ def t_minilm54() -> str:
                   "p (paired t)", "time/run (s)", "peak RSS (MB)"], rows)
 
 
+RAY_RUNS = (("ray_grid_first.json", "1"), ("ray_grid.json", "2"), ("ray_grid_quiet.json", "3"))
+
+
+def t_ray() -> str:
+    """``bench_ray_grid.py`` records: the same 4-run grid run locally and on a local Ray, with the machine's
+    parallel capacity measured before each grid."""
+    rows = []
+    for rel, run in RAY_RUNS:
+        d = _json(rel)
+        loc, ray = d["results"]["local"], d["results"]["ray"]
+        cap = ("–" if loc.get("capacity_before") is None
+               else f"{loc['capacity_before']['capacity']:.2f} / {ray['capacity_before']['capacity']:.2f}")
+        train = [[r["train_seconds"] for r in g["runs"]] for g in (loc, ray)]
+        rows.append([f"{run} (`benchmarks/{rel}`)", f"{loc['wall_seconds']:.1f}", f"{ray['wall_seconds']:.1f}",
+                     f"{d['ratio_ray_over_local']:.2f}×", cap,
+                     " → ".join(f"{min(t):.0f}–{max(t):.0f}" for t in train), "yes" if d["same_metrics"] else "no",
+                     f"{d['load_before'][0]:.1f}"])
+    return table(["run", "local wall (s)", "Ray wall (s)", "Ray / local", "capacity before local / before Ray",
+                  "train s per run, local → Ray", "per-seed metrics equal", "load average before"], rows)
+
+
 def t_kim() -> str:
     runs = _json("baselines_kim.json")["kim"]
     rows = []
@@ -969,6 +990,7 @@ RENDER = {
     "tricks-overhead": t_overhead,
     "tricks-textcnn-1epoch": lambda: t_abl_summaries("tricks.json", "sst2_textcnn"),
     "tricks-minilm-54": t_minilm54,
+    "ray-grid": t_ray,
     "fasttext-loop": t_fasttext_loop,
     "predict-speed": t_predict,
     "baselines-thucnews": t_thucnews,
