@@ -630,6 +630,57 @@ def t_ray() -> str:
                   "train s per run, local → Ray", "per-seed metrics equal", "load average before"], rows)
 
 
+def _jsonl(rel: str) -> list[dict]:
+    return [json.loads(ln) for ln in (BENCH / rel).read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
+def _med(xs) -> float:
+    return float(np.median(list(xs)))
+
+
+def t_ft_e2e(rel: str) -> str:
+    """``bench_fasttext_e2e.py`` pairs: the medians of wall, CPU and peak RSS of the official fastText and of our
+    ``train`` (and of an earlier checkout, when the record has one), with the per-pair ratios."""
+    recs = _jsonl(rel)
+    runs = ["ours"] + (["before"] if "before" in recs[0] else [])
+    names = {"ours": "`train`", "before": "`train` before"}
+    head = [f"median of {len(recs)} pairs", "official fastText"]
+    for n in runs:
+        head += [names[n], f"{names[n]} / official"]
+    rows = []
+    for key, label, spec in (("wall_s", "wall, s", ".2f"), ("cpu_s", "CPU, s", ".2f"),
+                             ("peak_rss_mb", "peak RSS, MB", ",.0f")):
+        row = [label, format(_med(r["official"][key] for r in recs), spec)]
+        for n in runs:
+            ratios = [r[n][key] / r["official"][key] for r in recs]
+            row += [format(_med(r[n][key] for r in recs), spec),
+                    f"**{_med(ratios):.2f}×** ({' / '.join(f'{x:.2f}' for x in ratios)})"]
+        rows.append(row)
+    rows.append(["dev accuracy", f"{recs[0]['official']['dev_acc']:.4f}"]
+                + [c for n in runs for c in (f"{recs[0][n]['dev_acc']:.4f}", "")])
+    return table(head, rows)
+
+
+FT_PHASES = ("startup_s", "data_s", "model_s", "train_s", "eval_s", "save_s", "report_s")
+
+
+def t_ft_phases(rel: str) -> str:
+    """The phase breakdown of ``bench_fasttext_e2e.py`` (medians over the pairs, seconds)."""
+    recs = _jsonl(rel)
+    runs = ["ours"] + (["before"] if "before" in recs[0] else [])
+    off = {"startup_s": "startup_s", "data_s": "data_s", "train_s": "train_s", "eval_s": "eval_s"}
+    head = ["phase"] + [f"{'now' if n == 'ours' else 'before'}, {u}" for n in runs for u in ("CPU", "wall")]
+    rows = []
+    for ph in FT_PHASES:
+        row = [ph[:-2].replace("startup", "start-up")]
+        for n in runs:
+            row += [f"{_med(r[n]['breakdown_cpu'][ph] for r in recs):.2f}",
+                    f"{_med(r[n]['breakdown'][ph] for r in recs):.2f}"]
+        row.append(f"{_med(r['official'][off[ph]] for r in recs):.2f}" if ph in off else "–")
+        rows.append(row)
+    return table(head + ["official, wall"], rows)
+
+
 def t_kim() -> str:
     runs = _json("baselines_kim.json")["kim"]
     rows = []
@@ -991,6 +1042,10 @@ RENDER = {
     "tricks-textcnn-1epoch": lambda: t_abl_summaries("tricks.json", "sst2_textcnn"),
     "tricks-minilm-54": t_minilm54,
     "ray-grid": t_ray,
+    "fasttext-e2e-shared": lambda: t_ft_e2e("fasttext_e2e.jsonl"),
+    "fasttext-e2e-shared-phases": lambda: t_ft_phases("fasttext_e2e.jsonl"),
+    "fasttext-e2e-quiet": lambda: t_ft_e2e("fasttext_e2e_quiet.jsonl"),
+    "fasttext-e2e-quiet-phases": lambda: t_ft_phases("fasttext_e2e_quiet.jsonl"),
     "fasttext-loop": t_fasttext_loop,
     "predict-speed": t_predict,
     "baselines-thucnews": t_thucnews,
