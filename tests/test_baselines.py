@@ -142,6 +142,28 @@ def test_norm_and_embedding_dropout_options(name, norm, titles, id2label):
         assert torch.equal(model(**batch).logits, model(**batch).logits)
 
 
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_batchnorm_trains_on_a_batch_of_one_text(name, titles, id2label):
+    """A last training batch of one text gives pooled features with one value per channel: BatchNorm uses its
+    running statistics there (as in evaluation, not updating them) instead of torch's error ending the run."""
+    model, tok = _build(name, titles, id2label, norm="batch", dropout=0.0)
+    one = tok(titles[:1], padding=True, return_tensors="pt")
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    before = [m.running_mean.clone() for m in bns]
+    model.train()
+    out = model(**one, labels=torch.tensor([0]))
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    model.eval()
+    with torch.no_grad():
+        ref = model(**one).logits
+    if name in ("fasttext", "textrnn", "textrnn_att"):  # norm on pooled features only: running statistics
+        assert all(m.running_mean.equal(b) for m, b in zip(bns, before))
+        assert torch.allclose(out.logits.detach(), ref, atol=1e-6)
+    else:  # per-position features of one text of several tokens: batch statistics, updated
+        assert not all(m.running_mean.equal(b) for m, b in zip(bns, before))
+
+
 def test_embedding_output_hook_changes_logits(titles, id2label):
     """What FGM/PGD do: perturb the output of get_input_embeddings() through a forward hook."""
     for name in ("textcnn", "fasttext", "textrnn"):

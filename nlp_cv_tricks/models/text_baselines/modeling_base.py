@@ -117,7 +117,11 @@ class _FeatureNorm(nn.Module):
 
     BatchNorm on per-position features (TextCNN/DPCNN feature maps, TextRCNN states) takes its batch statistics
     over padded positions too; LayerNorm normalises each position on its own and is unaffected by padding (the
-    tip: LayerNorm for sequence features, BatchNorm otherwise)."""
+    tip: LayerNorm for sequence features, BatchNorm otherwise).
+
+    A training batch with one value per channel (a last batch of one text, pooled features) has no batch
+    statistics: BatchNorm normalises it with its running statistics and leaves them unchanged, instead of
+    torch's error ending the run."""
 
     def __init__(self, kind: str, channels: int, channels_last: bool = False):
         super().__init__()
@@ -131,11 +135,20 @@ class _FeatureNorm(nn.Module):
             self.norm = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kind == "batch" and self.training and x.numel() == self.norm.num_features:
+            return self._running_stats(x)
         if self.kind == "none" or x.dim() == 2:
             return self.norm(x)
         if self.kind == "batch":
             return self.norm(x.transpose(1, 2)).transpose(1, 2) if self.channels_last else self.norm(x)
         return self.norm(x) if self.channels_last else self.norm(x.transpose(1, 2)).transpose(1, 2)
+
+    def _running_stats(self, x: torch.Tensor) -> torch.Tensor:
+        """BatchNorm of ``x`` with the running statistics (not updated), as in evaluation."""
+        bn, turn = self.norm, self.channels_last and x.dim() == 3
+        y = nn.functional.batch_norm(x.transpose(1, 2) if turn else x, bn.running_mean, bn.running_var, bn.weight,
+                                     bn.bias, training=False, eps=bn.eps)
+        return y.transpose(1, 2) if turn else y
 
 
 class _BaselinePreTrainedModel(PreTrainedModel):
