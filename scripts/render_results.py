@@ -193,15 +193,25 @@ def t_selection() -> str:
                   "Δ F1 spam, by F1 − by loss [95% CI] (sd, MDE)"], rows)
 
 
+NORM_RUNS = (  # model (where the norm sits), data, folder, where the no-norm runs are (folder, variant)
+    ("TextCNN (per-position features)", "TREC (accuracy)", "trec_norm", ("trec_init", "baseline")),
+    ("TextCNN (per-position features)", "SMS spam (macro-F1)", "sms_norm", None),
+    ("TextRNN (pooled features)", "TREC (accuracy)", "trec_rnn_norm", ("trec_rnn_norm", "model.kwargs.norm=none")),
+    ("TextRNN (pooled features)", "SMS spam (macro-F1)", "sms_rnn_norm", ("sms_rnn_norm", "model.kwargs.norm=none")),
+)
+
+
 def t_norm() -> str:
     rows = []
-    for data, folder, none in (("TREC (accuracy)", "trec_norm", "trec_init"), ("SMS spam (macro-F1)", "sms_norm", None)):
+    for model, data, folder, none in NORM_RUNS:
+        if not (TIPS / folder / "epochs.json").is_file():
+            continue
         e = epochs(folder)
         ln, bn = e["baseline"], e["model.kwargs.norm=batch"]
-        no = msd(values(epochs(none)["baseline"], best)) if none else "–"
-        rows.append([data, no, msd(values(ln, best)), msd(values(bn, best)), delta_cell(pair(bn, ln, best)),
+        no = msd(values(epochs(none[0])[none[1]], best)) if none else "–"
+        rows.append([model, data, no, msd(values(ln, best)), msd(values(bn, best)), delta_cell(pair(bn, ln, best)),
                      delta_cell(pair(bn, ln, at_epoch(1)), power=False)])
-    return table(["data (metric)", "no norm", "LayerNorm", "BatchNorm",
+    return table(["model (norm on)", "data (metric)", "no norm", "LayerNorm", "BatchNorm",
                   "BatchNorm − LayerNorm at the best epoch [95% CI] (sd, MDE)", "at epoch 1 [95% CI]"], rows)
 
 
@@ -265,6 +275,55 @@ def _abl(folder: str, v: str, b: str = "baseline"):
     return pair(runs[v], runs[b])
 
 
+OPT_NAMES = {"adagrad": "Adagrad", "adam": "Adam", "sparse_adam": "SparseAdam", "sgd": "SGD", "auto": "Adagrad"}
+
+
+def opt_label(v: str) -> str:
+    """``train.optimizer=adagrad train.learning_rate=0.2`` -> ``Adagrad, lr 0.2``."""
+    kv = dict(part.split("=", 1) for part in v.split())
+    return f"{OPT_NAMES.get(kv.get('train.optimizer'), kv.get('train.optimizer'))}, lr {kv.get('train.learning_rate')}"
+
+
+OPT_RUNS = (  # folder, data and model, metric, baseline label, keep the baseline row
+    ("thuc_opt", "THUCNews FastText (sparse bag)", "accuracy", "SGD, lr 48, linear decay (recipe)", True),
+    ("thuc_opt_sparse_adam", "THUCNews FastText (sparse bag)", "accuracy", "", False),
+    ("sms_opt", "SMS spam FastText (dense, `sparse: false`)", "macro-F1", "Adam, lr 0.01 (recipe)", True),
+    ("trec_opt", "TREC reduced TextCNN (dense)", "accuracy", "Adam, lr 0.005 (searched, tip 7)", True),
+)
+
+
+def t_optimizers() -> str:
+    """Tip 8: each optimizer and rate against the recipe's, paired by seed."""
+    rows = []
+    for folder, data, metric, base_name, keep in OPT_RUNS:
+        if not (TIPS / folder / "ablation.json").is_file():
+            continue
+        runs = ablation(f"tips/{folder}/ablation.json")
+        base = runs["baseline"]
+        for v, d in runs.items():
+            if v == "baseline" and not keep:
+                continue
+            rows.append([data, metric, base_name if v == "baseline" else opt_label(v), msd(values(d)), str(len(d)),
+                         "–" if v == "baseline" else delta_cell(pair(d, base))])
+    return table(["data and model", "dev metric", "optimizer", "best dev metric, mean ± sd", "seeds",
+                  "Δ vs the recipe's optimizer [95% CI] (sd, MDE)"], rows)
+
+
+def _best_opt(folder: str, prefix: str) -> str:
+    """The variant of ``folder`` starting with ``prefix`` with the best mean dev metric (the rate picked on dev)."""
+    runs = ablation(f"tips/{folder}/ablation.json")
+    return max((v for v in runs if v.startswith(prefix)), key=lambda v: float(np.mean(values(runs[v]))))
+
+
+def _opt_pair(folder: str, a: str, b: str, other: str = "") -> dict:
+    """Paired stats of variant ``a`` − ``b`` (names or ``best:PREFIX``), ``b`` possibly from folder ``other``."""
+    ra = ablation(f"tips/{folder}/ablation.json")
+    rb = ablation(f"tips/{other or folder}/ablation.json")
+    a = _best_opt(folder, a[5:]) if a.startswith("best:") else a
+    b = _best_opt(other or folder, b[5:]) if b.startswith("best:") else b
+    return pair(ra[a], rb[b])
+
+
 def t_lr_vs_recipe() -> str:
     e = epochs("trec_lr_vs_recipe")
     base, adam = e["baseline"], e["train.optimizer=adam train.learning_rate=0.005"]
@@ -324,6 +383,30 @@ def t_batch() -> str:
                          delta_cell(pair(d, base, at_epoch(1)), power=False)])
     return table(["data", "batch", "rate", "best, mean ± sd", "Δ best [95% CI] (sd, MDE)",
                   "Δ after epoch 1 [95% CI]"], rows)
+
+
+MINILM_BATCH = (  # folder, variant, batch, rate
+    ("minilm_bs128", "baseline", "128", "5e-5"),
+    ("minilm_bs512", "baseline", "512", "5e-5"),
+    ("minilm_bs512", "train.learning_rate=2.0e-4", "512", "2e-4 (√ rule)"),
+)
+
+
+def _minilm_bs(folder: str, v: str) -> dict:
+    return ablation(f"tips/{folder}/ablation.json")[v]
+
+
+def t_batch_minilm() -> str:
+    """MiniLM quick start (one epoch) at larger batches, paired by seed against the recipe's batch 32."""
+    base = ablation("ablate_quickstart_minilm/ablation.json")["baseline"]
+    rows = [["32 (recipe)", "5e-5", "217", msd(values(base)), "–"]]
+    for folder, v, batch, rate in MINILM_BATCH:
+        if not (TIPS / folder / "ablation.json").is_file():
+            continue
+        d = _minilm_bs(folder, v)
+        rows.append([batch, rate, str(-(-6920 // int(batch))), msd(values(d)), delta_cell(pair(d, base))])
+    return table(["batch", "rate", "steps", "best dev accuracy, mean ± sd", "Δ vs batch 32 [95% CI] (sd, MDE)"],
+                 rows)
 
 
 TSNE_SETS = (("mnist", "MNIST"), ("trec_minilm", "TREC, MiniLM"))
@@ -911,7 +994,11 @@ POWER = {
     18: lambda: [("SMS spam TextCNN, LayerNorm − BatchNorm, macro-F1",
                   _ep("sms_norm", "baseline", "model.kwargs.norm=batch"), 1.0, False),
                  ("TREC, LayerNorm − BatchNorm, accuracy", _ep("trec_norm", "baseline", "model.kwargs.norm=batch"),
-                  1.0, False)],
+                  1.0, False),
+                 ("TREC TextRNN (norm on pooled features), BatchNorm − LayerNorm, accuracy",
+                  _ep("trec_rnn_norm", "model.kwargs.norm=batch"), 1.0, False),
+                 ("SMS spam TextRNN, BatchNorm − LayerNorm, macro-F1",
+                  _ep("sms_rnn_norm", "model.kwargs.norm=batch"), 1.0, False)],
     21: lambda: [("TREC TextCNN, Xavier − N(0, 0.02) after epoch 1, accuracy",
                   _ep("trec_init", "baseline", "model.kwargs.init=normal", at_epoch(1)), 1.0, False),
                  ("TREC, truncated normal − Xavier after epoch 1",
@@ -1042,6 +1129,8 @@ RENDER = {
     "tricks-textcnn-1epoch": lambda: t_abl_summaries("tricks.json", "sst2_textcnn"),
     "tricks-minilm-54": t_minilm54,
     "ray-grid": t_ray,
+    "tips-optimizers": t_optimizers,
+    "tips-batch-minilm": t_batch_minilm,
     "fasttext-e2e-shared": lambda: t_ft_e2e("fasttext_e2e.jsonl"),
     "fasttext-e2e-shared-phases": lambda: t_ft_phases("fasttext_e2e.jsonl"),
     "fasttext-e2e-quiet": lambda: t_ft_e2e("fasttext_e2e_quiet.jsonl"),
