@@ -242,7 +242,52 @@ def test_trainer_uses_sparse_row_adagrad_for_sparse_models():
     assert type(build_optimizer(dense, cfg)) is torch.optim.Adagrad
 
 
-@pytest.mark.parametrize("optimizer", ["adagrad", "sgd"])
+def test_sparse_adam_updates_a_sparse_bag_and_its_dense_classifier():
+    """torch's SparseAdam refuses FastText (a sparse bag next to a dense classifier); SparseDenseAdam gives the bag
+    SparseAdam's update and the classifier Adam's (every row of its gradient is non-zero)."""
+    from nlp_cv_tricks.config import TrainConfig
+    from nlp_cv_tricks.engine.optim import SparseDenseAdam
+    from nlp_cv_tricks.engine.trainer import build_optimizer
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.EmbeddingBag(40, 5, mode="mean", sparse=True), torch.nn.Linear(5, 3))
+    ids, offsets = _bags(1)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+
+    def loss_of(m):
+        return torch.nn.functional.cross_entropy(m[1](m[0](ids, offsets)), y)
+
+    ref_bag, ref_lin = [type(m)(*a, **k) for m, a, k in ((model[0], (40, 5), {"mode": "mean", "sparse": True}),
+                                                         (model[1], (5, 3), {}))]
+    ref_bag.load_state_dict(model[0].state_dict())
+    ref_lin.load_state_dict(model[1].state_dict())
+    ref = torch.nn.Sequential(ref_bag, ref_lin)
+    with pytest.raises(RuntimeError, match="dense gradients"):
+        loss_of(ref).backward()
+        torch.optim.SparseAdam(list(ref.parameters()), lr=0.1).step()
+    ref.zero_grad(set_to_none=True)
+    opt = build_optimizer(model, TrainConfig(optimizer="sparse_adam", learning_rate=0.1, weight_decay=0.0))
+    assert type(opt) is SparseDenseAdam
+    start = model[0].weight.detach().clone()
+    sparse_ref = torch.optim.SparseAdam(list(ref_bag.parameters()), lr=0.1)
+    dense_ref = torch.optim.Adam(list(ref_lin.parameters()), lr=0.1)
+    for _ in range(3):
+        for m, o in ((model, (opt,)), (ref, (sparse_ref, dense_ref))):
+            for x in o:
+                x.zero_grad(set_to_none=True)
+            loss_of(m).backward()
+            for x in o:
+                x.step()
+    touched = torch.zeros(40, dtype=torch.bool)
+    touched[ids] = True
+    assert torch.allclose(model[0].weight, ref_bag.weight, atol=1e-6)
+    assert (model[0].weight[touched] != start[touched]).all(dim=1).all()  # the rows of the batch moved
+    assert torch.equal(model[0].weight[~touched], start[~touched])  # the others did not
+    assert torch.allclose(model[1].weight, ref_lin.weight, atol=1e-5)
+    assert torch.allclose(model[1].bias, ref_lin.bias, atol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "sgd", "sparse_adam"])
 def test_fasttext_kill_and_resume_with_sparse_row_optimizers(optimizer, tiny_bert, toy_data, tmp_path):
     """A FastText run with SparseRowAdagrad/SparseRowSGD killed mid-epoch and resumed from its checkpoint ends
     with the weights of the uninterrupted run: the optimizer state (Adagrad's step and squared sums) round-trips."""
@@ -253,7 +298,8 @@ def test_fasttext_kill_and_resume_with_sparse_row_optimizers(optimizer, tiny_ber
               "train.momentum=0", "train.weight_decay=0", "train.learning_rate=0.5", "train.max_grad_norm=null",
               "train.epochs=2", "train.save_steps=5", "train.save_total_limit=null", "output.save_best=false"]
     t, _ = fit(tiny_bert, toy_data, tmp_path / "full", *common)
-    assert type(t.optimizer.optimizer).__name__ == ("SparseRowAdagrad" if optimizer == "adagrad" else "SparseRowSGD")
+    assert type(t.optimizer.optimizer).__name__ == {"adagrad": "SparseRowAdagrad", "sgd": "SparseRowSGD",
+                                                    "sparse_adam": "SparseDenseAdam"}[optimizer]
     with pytest.raises(KeyboardInterrupt):
         fit(tiny_bert, toy_data, tmp_path / "crash", *common, tricks=[_Kill(at=13)])
     _, res = fit(tiny_bert, toy_data, tmp_path / "crash", *common, "train.resume_from=latest")

@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-__all__ = ["SparseRowAdagrad", "SparseRowSGD", "fast_sparse_available"]
+__all__ = ["SparseDenseAdam", "SparseRowAdagrad", "SparseRowSGD", "fast_sparse_available"]
 
 _KERNEL = None  # the compiled row updates by name, or False when numba is missing
 _DTYPES = (torch.float32, torch.float64)
@@ -278,3 +278,18 @@ class SparseRowAdagrad(_SparseRowsMixin, torch.optim.Adagrad):
             # nothing a user can act on (the gradient came from autograd)
             warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly disabled")
             _base_step(torch.optim.Adagrad, self)
+
+
+class SparseDenseAdam(torch.optim.SparseAdam):
+    """``torch.optim.SparseAdam`` for a model whose sparse embedding sits next to dense layers (FastText's bag and
+    its classifier). torch's SparseAdam refuses dense gradients; here a dense gradient is handed over row-sparse
+    (``to_sparse(1)``), so every parameter gets SparseAdam's update: Adam's, restricted to the rows whose gradient
+    is not all zero (for a dense layer, every row in practice). Moments and steps are SparseAdam's state, saved and
+    resumed as torch's."""
+
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None and not p.grad.is_sparse:
+                    p.grad = p.grad.to_sparse(1)
+        return super().step(closure)

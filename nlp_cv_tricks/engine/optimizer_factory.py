@@ -93,9 +93,11 @@ def build_optimizer(model: torch.nn.Module, cfg) -> torch.optim.Optimizer:
         raise ValueError(f"train.optimizer={name!r} cannot update sparse gradients (the model has sparse embeddings, "
                          "e.g. FastText's sparse: true): use train.optimizer=auto (Adagrad), sgd with "
                          "train.momentum=0 or sparse_adam, or set model.kwargs.sparse=false")
-    if name == "sparse_adam":
-        return torch.optim.SparseAdam([p for p in model.parameters() if p.requires_grad], lr=lr,
-                                      betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
+    if name == "sparse_adam":  # SparseAdam for the sparse rows, the same masked Adam for the dense layers
+        from .optim import SparseDenseAdam
+
+        return SparseDenseAdam([p for p in model.parameters() if p.requires_grad], lr=lr,
+                               betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_epsilon)
     # a model may bring its own groups (e.g. layer-wise LR decay of timm models: each group has its own lr)
     hook = getattr(model, "optimizer_param_groups", None)
     groups = hook(cfg.weight_decay, lr) if callable(hook) else param_groups(model, cfg.weight_decay)
