@@ -324,6 +324,29 @@ def _opt_pair(folder: str, a: str, b: str, other: str = "") -> dict:
     return pair(ra[a], rb[b])
 
 
+MODEL_NAMES = {"baseline": "TextCNN (recipe, 3 epochs)", "recipe=thucnews_fasttext": "FastText (recipe, 5 epochs)",
+               "recipe=thucnews_dpcnn": "DPCNN (recipe, 3 epochs)"}
+
+
+def t_models() -> str:
+    """Tip 26: the THUCNews TextCNN, FastText and DPCNN recipes over seeds, paired against TextCNN, with the time
+    of a run."""
+    rec = _json("tips/thuc_models/ablation.json")
+    runs = ablation("tips/thuc_models/ablation.json")
+    secs: dict = {}
+    for r in rec["runs"]:
+        if r.get("error") is None:
+            secs.setdefault(r["variant"], []).append(r["seconds"])
+    base = runs["baseline"]
+    rows = []
+    for v, d in runs.items():
+        rows.append([MODEL_NAMES.get(v, v), msd(values(d)), str(len(d)),
+                     "–" if v == "baseline" else delta_cell(pair(d, base)), f"{np.median(secs[v]):.0f}",
+                     f"{np.median(secs[v]) / np.median(secs['baseline']):.2f}×"])
+    return table(["model", "dev accuracy (best), mean ± sd", "seeds", "Δ vs TextCNN [95% CI] (sd, MDE)",
+                  "s per run (median)", "× TextCNN's time"], rows)
+
+
 def t_lr_vs_recipe() -> str:
     e = epochs("trec_lr_vs_recipe")
     base, adam = e["baseline"], e["train.optimizer=adam train.learning_rate=0.005"]
@@ -1027,6 +1050,9 @@ POWER = {
                  ("2.9%, γ=5, PR-AUC", _imb("hard_loss", "tricks=+focal_loss{gamma: 5}", "eval/pr_auc"), 1.0, False)],
     29: lambda: [("XQuAD-en 40/8 articles, bi-attention − linear head, F1", _mrc("biattention"), 1.0, False),
                  ("co-attention − linear, F1", _mrc("coattention"), 1.0, False)],
+    26: lambda: [("THUCNews, FastText − TextCNN (each recipe), accuracy",
+                  _abl("thuc_models", "recipe=thucnews_fasttext"), 1.0, True),
+                 ("THUCNews, DPCNN − TextCNN", _abl("thuc_models", "recipe=thucnews_dpcnn"), 1.0, True)],
     27: lambda: [("TREC/MiniLM vectors, PCA first − t-SNE alone, 10-NN agreement", _tsne_pair("trec_minilm", "knn_2d"),
                   1.0, False),
                  ("MNIST, the same", _tsne_pair("mnist", "knn_2d"), 1.0, False)],
@@ -1139,6 +1165,7 @@ RENDER = {
     "tricks-minilm-54": t_minilm54,
     "ray-grid": t_ray,
     "tips-optimizers": t_optimizers,
+    "tips-models": t_models,
     "tips-batch-minilm": t_batch_minilm,
     "fasttext-e2e-shared": lambda: t_ft_e2e("fasttext_e2e.jsonl"),
     "fasttext-e2e-shared-phases": lambda: t_ft_phases("fasttext_e2e.jsonl"),
