@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import os
 import random
+import signal
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,20 @@ def shared_data(rel: str = "") -> Path:
     if REQUIRE_SHARED:
         pytest.fail(f"{why}; NLP_CV_TRICKS_REQUIRE_SHARED is set, so it must exist", pytrace=False)
     pytest.skip(why)
+
+
+def sigint_default_in_child() -> None:
+    """``preexec_fn`` of a child that must take Ctrl-C: a suite started as a background job of a shell (``cmd &``,
+    ``nohup``) inherits SIGINT ignored, and a Python child would ignore the test's SIGINT too."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def sigint_default():
+    """Python's own Ctrl-C handler for the test, whatever the suite inherited (a background job ignores SIGINT)."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
 
 
 def pytest_addoption(parser):

@@ -20,7 +20,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, sigint_default_in_child
 from nlp_cv_tricks import ablate as ab
 from nlp_cv_tricks.utils.executors import ExecutorError, Job, RayExecutor, make_executor
 from nlp_cv_tricks.utils.optional import MissingExtraError
@@ -174,7 +174,7 @@ def test_an_interrupted_grid_runs_only_its_missing_runs_again(ray_cluster, toy_d
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "nlp_cv_tricks.cli", "ablate", *args, "--executor", "ray",
                              "--ray-address", address], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default_in_child)
     try:
         deadline = time.time() + 300
         while not list(out.glob(f"runs/*/*/{ab.RESULT_FILE}")) and proc.poll() is None and time.time() < deadline:

@@ -18,7 +18,7 @@ import pytest
 from nlp_cv_tricks.cli import main
 from nlp_cv_tricks.engine.run_lock import LOCK_NAME, RunLock, RunLockedError, live_holder
 
-from conftest import ROOT
+from conftest import ROOT, sigint_default_in_child
 
 PY = sys.executable
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "NLP_CV_TRICKS_PROGRESS": "off"}
@@ -318,7 +318,8 @@ def test_ctrl_c_during_training_is_one_line_with_the_resume_command(tiny_bert, t
     out = tmp_path / "run"
     args = _common(tiny_bert, toy_data, out, "train.save_steps=5", "train.max_steps=100000", "train.logging_steps=5")
     proc = subprocess.Popen([PY, "-c", "import sys; from nlp_cv_tricks.cli import main; sys.exit(main(sys.argv[1:]))",
-                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT)
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT,
+                            preexec_fn=sigint_default_in_child)
     try:
         deadline = time.time() + 300
         # the first checkpoint (step 5): older ones are pruned (save_total_limit), so any step_N counts
@@ -347,7 +348,7 @@ def test_ctrl_c_during_training_is_one_line_with_the_resume_command(tiny_bert, t
 
 
 @pytest.mark.parametrize("presses", [1, 2, 0])
-def test_second_ctrl_c_stops_at_once(tiny_bert, toy_data, tmp_path, monkeypatch, capsys, presses):
+def test_second_ctrl_c_stops_at_once(tiny_bert, toy_data, tmp_path, monkeypatch, capsys, presses, sigint_default):
     """Ctrl-C at step 3 (checkpoints every 2 steps): once, a checkpoint is saved at step 3; twice, the run stops
     at once and the checkpoint of step 2 is the one to resume from. (0: once, without train.save_steps: it stops
     at once, and says there is nothing to resume.)"""
