@@ -487,6 +487,35 @@ def t_quickstart() -> str:
                   "× baseline time", "peak RSS (MB)"], rows)
 
 
+# seeds 42-44 of the quick-start ablation, then further seeds of the same command in their own records
+MINILM_MORE = ("tips/minilm_tricks_4546/ablation_rdrop_fgm.json", "tips/minilm_tricks_4546/ablation_pgd.json")
+
+
+def minilm_tricks() -> dict:
+    """{variant: {seed: best dev accuracy}} of the quick-start tricks over every recorded seed."""
+    runs = ablation("ablate_quickstart_minilm/ablation.json")
+    for rel in MINILM_MORE:
+        if (BENCH / rel).is_file():
+            for v, d in ablation(rel).items():
+                for seed, x in d.items():
+                    runs.setdefault(v, {}).setdefault(seed, x)
+    return runs
+
+
+def t_quickstart_seeds() -> str:
+    """The quick-start tricks over all recorded seeds, paired against the plain run of the same seed."""
+    runs = minilm_tricks()
+    base = runs["baseline"]
+    seeds = sorted(base)
+    rows = []
+    for v, d in runs.items():
+        rows.append([QS_NAMES.get(v, v), str(len(d)), msd(values(d)),
+                     " / ".join(f"{d[s]:.4f}" if s in d else "–" for s in seeds),
+                     "–" if v == "baseline" else delta_cell(pair(d, base))])
+    return table(["variant", "seeds", "dev accuracy (best), mean ± sd", "seeds " + " / ".join(map(str, seeds)),
+                  "Δ vs baseline [95% t-interval] (sd, MDE)"], rows)
+
+
 # --------------------------------------------------------------------------------------------- other sections
 def t_trainer() -> str:
     rows = [[r["loop"], f"{r['median_ms']:.1f}", f"{r['p10_ms']:.1f}–{r['p90_ms']:.1f}", f"{r['ratio']:.3f}"]
@@ -565,6 +594,15 @@ def t_hardcases_rankings() -> str:
     rows = [[names.get(k, k), f"{v['precision']['mean']:.3f} ± {v['precision']['std']:.3f}",
              f"{v['recall']['mean']:.3f} ± {v['recall']['std']:.3f}"] for k, v in agg.items()]
     return table(["ranking", "precision@10%", "recall@10%"], rows)
+
+
+def t_hardcases_budgets() -> str:
+    """Precision and recall of the mined ranking at several budgets (mean of the seeds of the THUCNews record)."""
+    runs = _json("hardcases_thucnews.json")["runs"]
+    budgets = list(runs[0]["ours_at_budget"])
+    rows = [[f"{k} (mean of {len(runs)} seeds)"] + [f"{np.mean([r['ours_at_budget'][b][k] for r in runs]):.3f}"
+                                                   for b in budgets] for k in ("precision", "recall")]
+    return table(["budget"] + [f"{float(b):.0%}" for b in budgets], rows)
 
 
 def t_hardcases_dev() -> str:
@@ -955,7 +993,7 @@ def _mrc(head: str) -> dict:
 
 
 def _qs(v):
-    runs = ablation("ablate_quickstart_minilm/ablation.json")
+    runs = minilm_tricks()
     return pair(runs[v], runs["baseline"])
 
 
@@ -1150,12 +1188,14 @@ RENDER = {
     "tips-tsne-paired": t_tsne_paired,
     "tips-power": t_power,
     "tricks-quickstart": t_quickstart,
+    "tricks-quickstart-seeds": t_quickstart_seeds,
     "trainer-step": t_trainer,
     "integrations-step": t_integrations,
     "import-time": t_import_time,
     "long-memory": t_long_memory,
     "hardcases-rankings": t_hardcases_rankings,
     "hardcases-dev": t_hardcases_dev,
+    "hardcases-budgets": t_hardcases_budgets,
     "vision": t_vision,
     "baselines-kim": t_kim,
     "long-hyperpartisan": t_hyperpartisan,
