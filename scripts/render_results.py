@@ -539,6 +539,22 @@ def t_integrations() -> str:
     return table(["pair", "base s/step", "new s/step", "new / base (median)", "ratios of the 3 pairs", "goal"], rows)
 
 
+def t_integrations_accuracy() -> str:
+    """The ``transformers.Trainer`` example's runs at the quick-start budget beside the package trainer's seeds
+    42-44 of the same recipe."""
+    rows = []
+    for r in _json("integrations_quickstart.json")["runs"]:
+        rows.append(["`transformers.Trainer` + `TricksTrainer`", "FGM" if r["tricks"] == ["fgm"] else "none",
+                     str(r["seed"]), f"{r['dev_accuracy_best']:.4f}"])
+    rows.sort(key=lambda row: row[1] != "none")
+    runs = ablation("ablate_quickstart_minilm/ablation.json")
+    for v, name in (("baseline", "none"), ("tricks=+fgm", "FGM")):
+        d = {s: runs[v][s] for s in (42, 43, 44)}
+        rows.append(["the package's trainer", name, " / ".join(map(str, d)),
+                     " / ".join(f"{x:.4f}" for x in d.values()) + f" ({msd(list(d.values()))})"])
+    return table(["loop", "tricks", "seed", "dev accuracy (best of the evaluations)"], rows)
+
+
 def t_import_time() -> str:
     before, after = _json("import_time_before.json")["seconds"], _json("import_time.json")["seconds"]
     med = {k: float(np.median(v)) for k, v in before.items()}, {k: float(np.median(v)) for k, v in after.items()}
@@ -1191,6 +1207,7 @@ RENDER = {
     "tricks-quickstart-seeds": t_quickstart_seeds,
     "trainer-step": t_trainer,
     "integrations-step": t_integrations,
+    "integrations-accuracy": t_integrations_accuracy,
     "import-time": t_import_time,
     "long-memory": t_long_memory,
     "hardcases-rankings": t_hardcases_rankings,
