@@ -1008,6 +1008,10 @@ def _mrc(head: str) -> dict:
     return pair(out[head], out["linear"])
 
 
+def _mbs(v):
+    return pair(_minilm_bs("minilm_bs512", v), ablation("ablate_quickstart_minilm/ablation.json")["baseline"])
+
+
 def _qs(v):
     runs = minilm_tricks()
     return pair(runs[v], runs["baseline"])
@@ -1070,7 +1074,9 @@ POWER = {
                  ("TREC TextCNN, batch 500 − 50 at lr 0.005, accuracy", _abl("trec_bs", "batch 500, lr 0.005"), 1.0,
                   True),
                  ("TREC, batch 500 at the √-scaled 0.0158 − 50",
-                  _abl("trec_bs", "batch 500, lr 0.0158114 (sqrt)"), 1.0, True)],
+                  _abl("trec_bs", "batch 500, lr 0.0158114 (sqrt)"), 1.0, True),
+                 ("MiniLM quick start, batch 512 − 32 at lr 5e-5, accuracy", _mbs("baseline"), 1.0, True),
+                 ("MiniLM, batch 512 at the √-scaled 2e-4 − 32", _mbs("train.learning_rate=2.0e-4"), 1.0, True)],
     11: lambda: [("2.9% variant, spam-F1 selecting on F1 − on dev loss", _sel("hard_loss"), 1.0, False),
                  ("SMS spam 13%, the same", _sel("sms_loss"), 1.0, False)],
     13: lambda: [("THUCNews FastText, 10% of labels flipped, dev accuracy after one round − before",
