@@ -352,7 +352,15 @@ class RayExecutor(Executor):
                     self._refs[self._submit(task, job)] = (job, attempt + 1)
 
     def _cancel(self) -> None:
-        for ref in list(self._refs):
+        refs = list(self._refs)
+        if refs:
+            # let replies already on their way land first: force-cancelling a task whose reply is in flight can
+            # abort Ray itself (task_manager "Tried to complete task that was not pending", Ray 2.60)
+            try:
+                _, refs = self._ray.wait(refs, num_returns=len(refs), timeout=0.5)
+            except Exception:
+                pass
+        for ref in refs:
             try:
                 self._ray.cancel(ref, force=True)
             except Exception:  # already finished or gone
