@@ -80,6 +80,11 @@ def _read(rel: str):
     return json.loads((BENCH / rel).read_text(encoding="utf-8"))
 
 
+def _jsonl(rel: str) -> list[dict]:
+    """A JSON-lines record under ``benchmarks/``, one dict per non-empty line."""
+    return [json.loads(ln) for ln in (BENCH / rel).read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
 def _json(rel: str):
     """A record under ``benchmarks/`` (read once per process; each caller gets its own copy)."""
     return copy.deepcopy(_read(rel))
@@ -415,10 +420,6 @@ MINILM_BATCH = (  # folder, variant, batch, rate
 )
 
 
-def _minilm_bs(folder: str, v: str) -> dict:
-    return ablation(f"tips/{folder}/ablation.json")[v]
-
-
 def t_batch_minilm() -> str:
     """MiniLM quick start (one epoch) at larger batches, paired by seed against the recipe's batch 32."""
     base = ablation("ablate_quickstart_minilm/ablation.json")["baseline"]
@@ -426,7 +427,7 @@ def t_batch_minilm() -> str:
     for folder, v, batch, rate in MINILM_BATCH:
         if not (TIPS / folder / "ablation.json").is_file():
             continue
-        d = _minilm_bs(folder, v)
+        d = ablation(f"tips/{folder}/ablation.json")[v]
         rows.append([batch, rate, str(-(-6920 // int(batch))), msd(values(d)), delta_cell(pair(d, base))])
     return table(["batch", "rate", "steps", "best dev accuracy, mean ± sd", "Δ vs batch 32 [95% CI] (sd, MDE)"],
                  rows)
@@ -686,8 +687,7 @@ def t_hyperpartisan(test_counts=(24, 41)) -> str:
     macro-F1 over the seeds of a setting; a tie marks every tied setting)."""
     from bench_long_hyperpartisan import METHODS, macro_f1_ci, wilson
 
-    recs = [json.loads(ln) for ln in (BENCH / "long_hyperpartisan.jsonl").read_text(encoding="utf-8").splitlines() if ln.strip()]
-    recs = [r for r in recs if not r["method"].startswith("_")]
+    recs = [r for r in _jsonl("long_hyperpartisan.jsonl") if not r["method"].startswith("_")]
     setting = {}
     for r in recs:
         setting.setdefault((r["method"], _hp_settings(r)), []).append(r["best_dev"])
@@ -790,10 +790,6 @@ def t_ray() -> str:
                   "train s per run, local → Ray", "per-seed metrics equal", "load average before"], rows)
 
 
-def _jsonl(rel: str) -> list[dict]:
-    return [json.loads(ln) for ln in (BENCH / rel).read_text(encoding="utf-8").splitlines() if ln.strip()]
-
-
 def _med(xs) -> float:
     return float(np.median(list(xs)))
 
@@ -828,7 +824,7 @@ def t_ft_phases(rel: str) -> str:
     """The phase breakdown of ``bench_fasttext_e2e.py`` (medians over the pairs, seconds)."""
     recs = _jsonl(rel)
     runs = ["ours"] + (["before"] if "before" in recs[0] else [])
-    off = {"startup_s": "startup_s", "data_s": "data_s", "train_s": "train_s", "eval_s": "eval_s"}
+    official = ("startup_s", "data_s", "train_s", "eval_s")  # the phases the official run times
     head = ["phase"] + [f"{'now' if n == 'ours' else 'before'}, {u}" for n in runs for u in ("CPU", "wall")]
     rows = []
     for ph in FT_PHASES:
@@ -836,7 +832,7 @@ def t_ft_phases(rel: str) -> str:
         for n in runs:
             row += [f"{_med(r[n]['breakdown_cpu'][ph] for r in recs):.2f}",
                     f"{_med(r[n]['breakdown'][ph] for r in recs):.2f}"]
-        row.append(f"{_med(r['official'][off[ph]] for r in recs):.2f}" if ph in off else "–")
+        row.append(f"{_med(r['official'][ph] for r in recs):.2f}" if ph in official else "–")
         rows.append(row)
     return table(head + ["official, wall"], rows)
 
@@ -1009,7 +1005,8 @@ def _mrc(head: str) -> dict:
 
 
 def _mbs(v):
-    return pair(_minilm_bs("minilm_bs512", v), ablation("ablate_quickstart_minilm/ablation.json")["baseline"])
+    base = ablation("ablate_quickstart_minilm/ablation.json")["baseline"]
+    return pair(ablation("tips/minilm_bs512/ablation.json")[v], base)
 
 
 def _qs(v):
