@@ -22,7 +22,7 @@ from nlp_cv_tricks.data.vocab import (  # noqa: E402
     read_vectors,
 )
 from nlp_cv_tricks.engine.optimizer_factory import create_optimizer  # noqa: E402
-from nlp_cv_tricks.models.text_baselines.modeling_fasttext import fasttext_features, hashed_ngram_ids  # noqa: E402
+from nlp_cv_tricks.models.text_baselines.layers_fasttext import fasttext_features, hashed_ngram_ids  # noqa: E402
 from nlp_cv_tricks.models.text_baselines import (  # noqa: E402
     BASELINES,
     FastTextConfig,
@@ -629,7 +629,7 @@ def test_kim_recipes_build_the_paper_setting(name, n_train, n_dev, n_labels, tmp
 # FastText speed path: flat bags, no padding_idx, SGD
 # ---------------------------------------------------------------------------------------------------------------
 def test_fasttext_flat_bags_equal_padded_features():
-    from nlp_cv_tricks.models.text_baselines.modeling_fasttext import fasttext_bags
+    from nlp_cv_tricks.models.text_baselines.layers_fasttext import fasttext_bags
 
     g = torch.Generator().manual_seed(0)
     for _ in range(30):

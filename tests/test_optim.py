@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from nlp_cv_tricks.engine import optim as nct_optim
-from nlp_cv_tricks.models.text_baselines.modeling_fasttext import _FastTextBag
+from nlp_cv_tricks.models.text_baselines.layers_fasttext import _FastTextBag
 from nlp_cv_tricks.engine.optim import SparseRowSGD, fast_sparse_available
 
 needs_numba = pytest.mark.skipif(not fast_sparse_available(), reason="numba is not installed")

@@ -61,15 +61,23 @@ def _load_without_package(model_dir: Path, auto: str, inputs, tmp_path: Path) ->
 def _assert_standalone(model_dir: Path, module_file: str, auto: str) -> None:
     code = (model_dir / module_file).read_text(encoding="utf-8")
     assert "import nlp_cv_tricks" not in code and "from nlp_cv_tricks" not in code
-    # the only relative import is the shared base, saved beside it (and itself imports no package code)
-    relative = [line for line in code.splitlines() if line.startswith("from .")]
-    assert all(line.startswith("from .modeling_base import") for line in relative), relative
-    if relative:
-        base = (model_dir / "modeling_base.py").read_text(encoding="utf-8").splitlines()
-        assert not [line for line in base if line.startswith(("from .", "from nlp_cv_tricks", "import nlp_cv_tricks"))]
+    # every relative import is a file saved beside it, none of which imports package code
+    seen, todo = set(), [module_file]
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        lines = (model_dir / name).read_text(encoding="utf-8").splitlines()
+        assert not [ln for ln in lines if ln.startswith(("from nlp_cv_tricks", "import nlp_cv_tricks", "from .."))]
+        for ln in lines:
+            if ln.startswith("from ."):
+                dep = ln.split()[1][1:] + ".py"
+                assert (model_dir / dep).is_file(), (name, ln)
+                if dep not in seen:
+                    todo.append(dep)
     auto_map = json.loads((model_dir / "config.json").read_text())["auto_map"]
     stem = module_file[:-3]
-    assert auto_map["AutoConfig"].startswith(stem + ".") and auto_map[auto].startswith(stem + ".")
+    assert auto_map[auto].startswith(stem + ".")
+    assert auto_map["AutoConfig"].split(".")[0] + ".py" in seen
 
 
 TEXTS = ["the movie was good", "awful plot really", "a very nice film and a great story", "sad"]
@@ -186,8 +194,8 @@ def test_a_model_saved_without_modeling_code_still_loads_through_the_package(toy
     cfg = json.loads((out / "config.json").read_text())
     cfg.pop("auto_map")
     (out / "config.json").write_text(json.dumps(cfg))
-    (out / "modeling_textcnn.py").unlink()
-    (out / "modeling_base.py").unlink()
+    for name in ("modeling_textcnn.py", "modeling_base.py", "layers_textcnn.py", "layers_base.py"):
+        (out / name).unlink()
     (out / "recipe.yaml").write_text("data:\n  max_length: 16\n")
     import nlp_cv_tricks
 

@@ -17,7 +17,7 @@ Levels:
 fastText-style features (Joulin et al. 2016, "Bag of Tricks for Efficient Text Classification"): a text is the
 bag of its unigrams plus its word n-grams, each n-gram hashed into one of ``bucket`` rows. The unigrams come from
 the tokenizer; the n-gram ids are computed from the unigram ids inside the model
-(:func:`nlp_cv_tricks.models.text_baselines.modeling_fasttext.hashed_ngram_ids`, called by
+(:func:`nlp_cv_tricks.models.text_baselines.layers_fasttext.hashed_ngram_ids`, called by
 :class:`~nlp_cv_tricks.models.text_baselines.FastTextForSequenceClassification`), so the saved tokenizer stays a
 standard ``tokenizer.json`` and ``model(**tokenizer(texts))`` works anywhere. Hashing ids instead of strings is
 what the reference PyTorch port does too (``biGramHash``/``triGramHash`` in 649453932's ``utils_fasttext.py``);

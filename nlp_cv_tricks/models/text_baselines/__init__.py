@@ -5,11 +5,12 @@ Each model is a :class:`transformers.PreTrainedModel` with its own :class:`trans
 (``model_type`` ``nct-textcnn``, ``nct-fasttext``, ``nct-dpcnn``, ``nct-textrnn``, ``nct-textrcnn``), saves as
 safetensors with ``save_pretrained``, and -- after :func:`register_auto_classes` (called by the package's
 loaders, or ``nlp_cv_tricks.register_auto_classes()``) -- loads with
-``AutoModelForSequenceClassification.from_pretrained(dir)``. The configs and modules live in self-contained files,
-one family each (``modeling_textcnn.py``, ``modeling_fasttext.py``, ``modeling_dpcnn.py``, ``modeling_textrnn.py``,
-``modeling_textrcnn.py``, sharing ``modeling_base.py``; torch and transformers only), saved next to each model with
-an ``auto_map``: without this package, ``AutoModelForSequenceClassification.from_pretrained(dir,
-trust_remote_code=True)`` loads it.
+``AutoModelForSequenceClassification.from_pretrained(dir)``. Each family lives in two self-contained files (torch
+and transformers only): ``layers_<family>.py`` holds its config and layers (sharing ``layers_base.py``),
+``modeling_<family>.py`` puts the layers on ``PreTrainedModel`` (sharing ``modeling_base.py``); all four are saved
+next to each model with an ``auto_map``: without this package, ``AutoModelForSequenceClassification.from_pretrained(dir,
+trust_remote_code=True)`` loads it. The recipes train the same layers as a plain ``nn.Module`` (``modules.py``),
+which saves the same files without importing ``transformers.modeling_utils``.
 
 Common behaviour, so that the generic trainer and the tricks can drive them like any HF classifier:
 
@@ -45,15 +46,28 @@ from transformers import PretrainedConfig
 
 from ...data.vocab import build_tokenizer, load_pretrained_vectors
 from ..baseline_names import BASELINE_ALIASES
-from .modeling_base import TextBaselineConfig  # noqa: F401  (re-exported: each family lives in its own file)
-from .modeling_dpcnn import DPCNNConfig, DPCNNForSequenceClassification  # noqa: F401
-from .modeling_fasttext import FastTextConfig, FastTextForSequenceClassification  # noqa: F401
-from .modeling_textcnn import TextCNNConfig, TextCNNForSequenceClassification  # noqa: F401
-from .modeling_textrcnn import TextRCNNConfig, TextRCNNForSequenceClassification  # noqa: F401
-from .modeling_textrnn import TextRNNConfig, TextRNNForSequenceClassification  # noqa: F401
+from .layers_base import TextBaselineConfig  # noqa: F401  (re-exported: each family lives in its own files)
+from .layers_dpcnn import DPCNNConfig
+from .layers_fasttext import FastTextConfig, FastTextLayers
+from .layers_textcnn import TextCNNConfig
+from .layers_textrcnn import TextRCNNConfig
+from .layers_textrnn import TextRNNConfig
+from .modules import DPCNNModule, FastTextModule, TextCNNModule, TextRCNNModule, TextRNNModule
 
-MODEL_CLASSES = [TextCNNForSequenceClassification, FastTextForSequenceClassification, DPCNNForSequenceClassification,
-                 TextRNNForSequenceClassification, TextRCNNForSequenceClassification]
+# the PreTrainedModel classes (modeling_<family>.py) import transformers.modeling_utils (~2 s): loaded on first use
+_PRETRAINED = {"TextCNNForSequenceClassification": "textcnn", "FastTextForSequenceClassification": "fasttext",
+               "DPCNNForSequenceClassification": "dpcnn", "TextRNNForSequenceClassification": "textrnn",
+               "TextRCNNForSequenceClassification": "textrcnn"}
+
+
+def __getattr__(name: str):
+    if name in _PRETRAINED:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.modeling_{_PRETRAINED[name]}"), name)
+    if name == "MODEL_CLASSES":
+        return [__getattr__(n) for n in _PRETRAINED]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = [
     "TextBaselineConfig",
@@ -68,6 +82,7 @@ __all__ = [
     "TextRNNForSequenceClassification",
     "TextRCNNForSequenceClassification",
     "BASELINES",
+    "MODEL_CLASSES",
     "register_auto_classes",
     "build_baseline",
     "preferred_optimizer",
@@ -81,14 +96,15 @@ logger = logging.getLogger(__name__)
 # =============================================================================================================
 # registry, Auto* registration, builder, optimizer hint
 # =============================================================================================================
-#: name -> (config class, model class, config defaults that define the variant)
+#: name -> (config class, ``nn.Module`` class (``modules.py``; its ``pretrained_class_name`` is the
+#: ``PreTrainedModel``), config defaults that define the variant)
 BASELINES: dict[str, tuple[type, type, dict]] = {
-    "textcnn": (TextCNNConfig, TextCNNForSequenceClassification, {}),
-    "fasttext": (FastTextConfig, FastTextForSequenceClassification, {}),
-    "dpcnn": (DPCNNConfig, DPCNNForSequenceClassification, {}),
-    "textrnn": (TextRNNConfig, TextRNNForSequenceClassification, {}),
-    "textrnn_att": (TextRNNConfig, TextRNNForSequenceClassification, {"pooling": "attention"}),
-    "textrcnn": (TextRCNNConfig, TextRCNNForSequenceClassification, {}),
+    "textcnn": (TextCNNConfig, TextCNNModule, {}),
+    "fasttext": (FastTextConfig, FastTextModule, {}),
+    "dpcnn": (DPCNNConfig, DPCNNModule, {}),
+    "textrnn": (TextRNNConfig, TextRNNModule, {}),
+    "textrnn_att": (TextRNNConfig, TextRNNModule, {"pooling": "attention"}),
+    "textrcnn": (TextRCNNConfig, TextRCNNModule, {}),
 }
 
 
@@ -100,7 +116,8 @@ def register_auto_classes() -> None:
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    for model_cls in MODEL_CLASSES:
+    for name in _PRETRAINED:
+        model_cls = __getattr__(name)
         cfg_cls = model_cls.config_class
         AutoConfig.register(cfg_cls.model_type, cfg_cls, exist_ok=True)
         AutoModelForSequenceClassification.register(cfg_cls, model_cls, exist_ok=True)
@@ -149,6 +166,7 @@ def build_baseline(
     tokenizer_kwargs: Optional[dict] = None,
     train_texts: Optional[list[str]] = None,
     id2label: Optional[dict] = None,
+    pretrained_model: bool = True,
 ):
     """Build a baseline from scratch: train its tokenizer on ``train_texts``, create the model, and load
     pretrained vectors when ``model_kwargs`` names them.
@@ -172,6 +190,10 @@ def build_baseline(
             :func:`nlp_cv_tricks.data.vocab.build_tokenizer`.
         train_texts: the training texts (the vocabulary is built from them only).
         id2label: ``{id: label name}``; gives ``num_labels``.
+        pretrained_model: True: the family's ``transformers.PreTrainedModel`` (``TextCNNForSequenceClassification``,
+            ...); False: the same network as a plain ``nn.Module`` (:mod:`.modules`: same parameters, init and
+            forward; ``save_pretrained`` writes the same files, loaded back as the ``PreTrainedModel``), which
+            spares the ~2 s import of ``transformers.modeling_utils`` -- what the recipes' trainer builds.
 
     Returns:
         ``(model, tokenizer)``; ``model.config.pretrained_vectors`` holds the vector report (coverage) when
@@ -184,7 +206,8 @@ def build_baseline(
     key = BASELINE_ALIASES.get(key, key)
     if key not in BASELINES:
         raise ValueError(f"unknown baseline {name!r}; choose one of {sorted(BASELINES)}")
-    cfg_cls, model_cls, variant = BASELINES[key]
+    cfg_cls, module_cls, variant = BASELINES[key]
+    model_cls = __getattr__(module_cls.pretrained_class_name) if pretrained_model else module_cls
     model_kwargs = dict(model_kwargs or {})
     tokenizer_kwargs = dict(tokenizer_kwargs or {})
     if not train_texts:
@@ -293,7 +316,7 @@ def preferred_optimizer(model: nn.Module) -> dict:
         decay must stay 0 with sparse gradients (torch refuses it).
     """
     m = getattr(model, "module", model)  # DDP
-    if isinstance(m, FastTextForSequenceClassification) and m.preferred_optimizer() == "adagrad":
+    if isinstance(m, FastTextLayers) and m.preferred_optimizer() == "adagrad":
         return {
             "name": "adagrad",
             "lr": 0.2,
@@ -330,7 +353,7 @@ def architecture_builder(name: str) -> Callable:
     def builder(model_cfg, train_texts, id2label):
         mk, tk = _split_recipe_kwargs(name, getattr(model_cfg, "kwargs", None),
                                       getattr(model_cfg, "config_overrides", None))
-        return build_baseline(name, mk, tk, list(train_texts), id2label)
+        return build_baseline(name, mk, tk, list(train_texts), id2label, pretrained_model=False)
 
     builder.__name__ = f"build_{name}"
     return builder

@@ -1,85 +1,27 @@
-"""TextRCNN (Lai et al. 2015) as a self-contained Hugging Face model.
+"""TextRCNN (Lai et al. 2015) as a self-contained Hugging Face model: the layers of ``layers_textrcnn.py`` on
+``transformers.PreTrainedModel``.
 
-Imports only ``torch``, ``transformers`` and its sibling ``modeling_base``: it is copied next to every saved model
-of this family (``register_for_auto_class`` writes an ``auto_map``), so the model loads without this package::
+Imports only ``torch``, ``transformers`` and its siblings ``layers_textrcnn`` and ``modeling_base``: it is copied next
+to every saved model of this family (``register_for_auto_class`` writes an ``auto_map``), so the model loads
+without this package::
 
     AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True)
 """
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-
-from .modeling_base import TextBaselineConfig, _BaselinePreTrainedModel, _FeatureNorm, _masked_max, _run_rnn
+from .layers_textrcnn import TextRCNNConfig, TextRCNNLayers
+from .modeling_base import _BaselinePreTrainedModel
 
 __all__ = ["TextRCNNConfig", "TextRCNNForSequenceClassification"]
 
 
-class TextRCNNConfig(TextBaselineConfig):
-    """TextRCNN (Lai et al. 2015, "Recurrent Convolutional Neural Networks for Text Classification").
-
-    Args:
-        rnn_type: ``"lstm"`` or ``"gru"``; hidden_size: per direction (reference: 256); num_layers: 1.
-        latent_size: size of the ``tanh(W [left; word; right])`` layer before max-pooling (paper: 100).
-    """
-
-    model_type = "nct-textrcnn"
-
-    def __init__(
-        self, rnn_type: str = "lstm", hidden_size: int = 256, num_layers: int = 1, latent_size: int = 100, **kwargs
-    ):
-        if rnn_type not in ("lstm", "gru"):
-            raise ValueError(f"TextRCNNConfig: rnn_type must be 'lstm' or 'gru', got {rnn_type!r}")
-        self.rnn_type = rnn_type
-        self.hidden_size = int(hidden_size)
-        self.num_layers = int(num_layers)
-        self.latent_size = int(latent_size)
-        super().__init__(**kwargs)
-
-
-# =============================================================================================================
-# shared pieces
-# =============================================================================================================
-
-
-class TextRCNNForSequenceClassification(_BaselinePreTrainedModel):
-    """Lai et al. (2015) RCNN: a bidirectional RNN gives each word a left and a right context; ``[left; word;
-    right]`` goes through ``tanh(W . + b)`` (``latent_size``), then max-pooling over time, dropout and a linear
-    classifier. (As in common implementations the context at position i is the RNN state *including* word i.)
-
-    Expected effect: THUCNews reference 91.54, the best of the non-BERT baselines there. Cost: one BiRNN layer plus
-    a per-position linear layer.
-    """
+class TextRCNNForSequenceClassification(TextRCNNLayers, _BaselinePreTrainedModel):
+    """TextRCNN as a ``PreTrainedModel`` (the network: :class:`TextRCNNLayers`)."""
 
     config_class = TextRCNNConfig
     base_model_prefix = "textrcnn"
 
-    def __init__(self, config: TextRCNNConfig):
-        super().__init__(config)
-        self.embeddings = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
-        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
-        rnn_cls = nn.LSTM if config.rnn_type == "lstm" else nn.GRU
-        self.rnn = rnn_cls(
-            config.embedding_dim, config.hidden_size, num_layers=config.num_layers, bidirectional=True, batch_first=True
-        )
-        self.latent = nn.Linear(2 * config.hidden_size + config.embedding_dim, config.latent_size)
-        self.norm = _FeatureNorm(config.norm, config.latent_size, channels_last=True)
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(config.latent_size, config.num_labels)
-        self.post_init()
-        self._apply_freeze()
 
-    def features(self, input_ids=None, attention_mask=None, inputs_embeds=None) -> torch.Tensor:
-        x = self._embed(input_ids, inputs_embeds)
-        mask = self._mask(input_ids, attention_mask, x)
-        x = self.embedding_dropout(x)
-        out, _ = _run_rnn(self.rnn, x, mask)
-        H = self.config.hidden_size
-        y = torch.tanh(self.norm(self.latent(torch.cat([out[..., :H], x, out[..., H:]], dim=-1))))  # (B, L, latent)
-        return _masked_max(y, mask.unsqueeze(-1), dim=1)
-
-
-# saved models carry this file (and modeling_base.py) and an auto_map
-TextRCNNForSequenceClassification.config_class.register_for_auto_class()
+# saved models carry this file (and the files it imports) and an auto_map
 TextRCNNForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
