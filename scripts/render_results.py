@@ -467,7 +467,7 @@ def t_tsne_paired() -> str:
 
 
 QS_NAMES = {"baseline": "baseline", "tricks=+fgm": "FGM", "tricks=+pgd": "PGD (K=3)", "tricks=+rdrop": "R-Drop",
-            "tricks=+label_smoothing": "label smoothing"}
+            "tricks=+label_smoothing": "label smoothing", "tricks=+embedding_dropout{p: 0.1}": "embedding dropout 0.1"}
 
 
 def t_quickstart() -> str:
@@ -488,33 +488,48 @@ def t_quickstart() -> str:
                   "× baseline time", "peak RSS (MB)"], rows)
 
 
-# seeds 42-44 of the quick-start ablation, then further seeds of the same command in their own records
-MINILM_MORE = ("tips/minilm_tricks_4546/ablation_rdrop_fgm.json", "tips/minilm_tricks_4546/ablation_pgd.json")
+# the quick-start tricks: seeds 42-44 of the quick-start ablation, then further seeds of the same command in records
+# of their own; each run of a variant is paired with the plain run of the same seed in the same record
+MINILM_RECORDS = ("ablate_quickstart_minilm/ablation.json", "tips/minilm_tricks_4546/ablation_rdrop_fgm.json",
+                  "tips/minilm_tricks_4546/ablation_pgd.json")
+MINILM_EMBDROP = "tips/minilm_embdrop/ablation.json"
 
 
-def minilm_tricks() -> dict:
-    """{variant: {seed: best dev accuracy}} of the quick-start tricks over every recorded seed."""
-    runs = ablation("ablate_quickstart_minilm/ablation.json")
-    for rel in MINILM_MORE:
-        if (BENCH / rel).is_file():
-            for v, d in ablation(rel).items():
-                for seed, x in d.items():
-                    runs.setdefault(v, {}).setdefault(seed, x)
-    return runs
+def minilm_tricks(records=MINILM_RECORDS) -> dict:
+    """{variant: {seed: (best dev accuracy, its record's plain run at that seed)}} over every recorded seed (the
+    first record that has a seed gives it)."""
+    out: dict = {}
+    for rel in records:
+        if not (BENCH / rel).is_file():
+            continue
+        runs = ablation(rel)
+        base = runs.get("baseline", {})
+        for v, d in runs.items():
+            for seed, x in d.items():
+                if seed in base:
+                    out.setdefault(v, {}).setdefault(seed, (x, base[seed]))
+    return out
 
 
-def t_quickstart_seeds() -> str:
-    """The quick-start tricks over all recorded seeds, paired against the plain run of the same seed."""
-    runs = minilm_tricks()
-    base = runs["baseline"]
-    seeds = sorted(base)
+def _qs_pair(d: dict) -> dict:
+    return pair({s: x for s, (x, _) in d.items()}, {s: b for s, (_, b) in d.items()})
+
+
+def t_quickstart_seeds(records=MINILM_RECORDS) -> str:
+    """The quick-start tricks over all recorded seeds, each run paired with the plain run of its own record."""
+    runs = minilm_tricks(records)
+    seeds = sorted(runs["baseline"])
     rows = []
     for v, d in runs.items():
-        rows.append([QS_NAMES.get(v, v), str(len(d)), msd(values(d)),
-                     " / ".join(f"{d[s]:.4f}" if s in d else "–" for s in seeds),
-                     "–" if v == "baseline" else delta_cell(pair(d, base))])
+        rows.append([QS_NAMES.get(v, v), str(len(d)), msd([d[s][0] for s in sorted(d)]),
+                     " / ".join(f"{d[s][0]:.4f}" if s in d else "–" for s in seeds),
+                     "–" if v == "baseline" else delta_cell(_qs_pair(d))])
     return table(["variant", "seeds", "dev accuracy (best), mean ± sd", "seeds " + " / ".join(map(str, seeds)),
                   "Δ vs baseline [95% t-interval] (sd, MDE)"], rows)
+
+
+def t_quickstart_embdrop() -> str:
+    return t_quickstart_seeds((MINILM_EMBDROP,))
 
 
 # --------------------------------------------------------------------------------------------- other sections
@@ -1009,9 +1024,8 @@ def _mbs(v):
     return pair(ablation("tips/minilm_bs512/ablation.json")[v], base)
 
 
-def _qs(v):
-    runs = minilm_tricks()
-    return pair(runs[v], runs["baseline"])
+def _qs(v, records=MINILM_RECORDS):
+    return _qs_pair(minilm_tricks(records)[v])
 
 
 def _tsne_pair(key, k):
@@ -1030,6 +1044,9 @@ POWER = {
                  False),
                 ("TREC, 2× longer − as is", _abl("trec_underfit", "train.epochs=6"), 1.0, False)],
     3: lambda: [("MiniLM quick start, R-Drop − plain, accuracy", _qs("tricks=+rdrop"), 1.0, False),
+                *([("MiniLM quick start, embedding dropout 0.1 − plain, accuracy",
+                    _qs("tricks=+embedding_dropout{p: 0.1}", (MINILM_EMBDROP,)), 1.0, False)]
+                  if (BENCH / MINILM_EMBDROP).is_file() else []),
                 ("TREC reduced TextCNN, dropout 0.5 − none, accuracy",
                  _abl("trec_dropout", "baseline", "model.kwargs.dropout=0"), 1.0, False),
                 ("TREC, + embedding dropout 0.2", _abl("trec_dropout", "model.kwargs.embedding_dropout=0.2"), 1.0,
@@ -1208,6 +1225,7 @@ RENDER = {
     "tips-power": t_power,
     "tricks-quickstart": t_quickstart,
     "tricks-quickstart-seeds": t_quickstart_seeds,
+    "tricks-quickstart-embdrop": t_quickstart_embdrop,
     "trainer-step": t_trainer,
     "integrations-step": t_integrations,
     "integrations-accuracy": t_integrations_accuracy,
