@@ -205,8 +205,10 @@ def _worker_main(argv: Sequence[str]) -> int:
             rest.append(a)
     if not result or not rest:
         raise SystemExit("usage: python -m nlp_cv_tricks.ablate _worker --result FILE RECIPE [key=value ...]")
+    from .utils.gc_policy import tune_for_a_command
     from .utils.logs import setup_logging
 
+    tune_for_a_command()
     setup_logging()
     fields = _train_in_process(rest[0], rest[1:])
     if fields.pop("is_main", True):

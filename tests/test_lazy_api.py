@@ -161,3 +161,19 @@ def test_architectures_load_on_use():
     """)
     assert {"textcnn", "fasttext", "dpcnn"} <= set(r["names"])
     assert r["before"] is False and r["ok"] is True and r["hub"] is False
+
+
+def test_a_command_raises_the_collector_threshold_and_a_library_import_does_not():
+    r = _run("""
+        import gc, json
+        import nlp_cv_tricks
+        from nlp_cv_tricks.models.text_baselines import build_baseline
+        library = gc.get_threshold()
+        from nlp_cv_tricks.cli import main
+        rc = main(["train", "no_such_recipe.yaml"])  # a command that gets past parsing, then refuses the file
+        command = gc.get_threshold()
+        main(["train", "no_such_recipe.yaml"])
+        print(json.dumps({"library": library, "command": command, "again": gc.get_threshold(), "rc": rc}))
+    """)
+    assert r["library"] == [700, 10, 10], r  # CPython's default: a program importing the package keeps its own
+    assert r["command"] == [10_000, 10, 10] and r["again"] == r["command"] and r["rc"] == 2, r

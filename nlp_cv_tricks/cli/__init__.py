@@ -370,16 +370,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     argv = _progress_options(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser(_verb_of(argv) or "")
     args = parse_args_with_overrides(parser, argv)  # --help and errors exit here, before transformers is imported
+    from ..utils.gc_policy import tune_for_a_command
+
+    tune_for_a_command()
     done = _recipe_names(args)
     if done is not None:
         return done
     _setup_logging()
-    # at exit, the interpreter's final garbage collection walks every object torch, transformers and datasets made
-    # (1.6 s of CPU after a FastText training); frozen objects are skipped (the process ends: nothing is lost)
-    import atexit
-    import gc
-
-    atexit.register(gc.freeze)
     from ..utils.progress import quiet_library_bars, resolve_mode
 
     if resolve_mode() != "bar":
