@@ -467,7 +467,8 @@ def t_tsne_paired() -> str:
 
 
 QS_NAMES = {"baseline": "baseline", "tricks=+fgm": "FGM", "tricks=+pgd": "PGD (K=3)", "tricks=+rdrop": "R-Drop",
-            "tricks=+label_smoothing": "label smoothing", "tricks=+embedding_dropout{p: 0.1}": "embedding dropout 0.1"}
+            "tricks=+label_smoothing": "label smoothing", "tricks=+embedding_dropout{p: 0.1}": "embedding dropout 0.1",
+            "model.config_overrides.hidden_dropout_prob=0.0": "no hidden dropout (0.0)"}
 
 
 def t_quickstart() -> str:
@@ -493,6 +494,7 @@ def t_quickstart() -> str:
 MINILM_RECORDS = ("ablate_quickstart_minilm/ablation.json", "tips/minilm_tricks_4546/ablation_rdrop_fgm.json",
                   "tips/minilm_tricks_4546/ablation_pgd.json")
 MINILM_EMBDROP = "tips/minilm_embdrop/ablation.json"
+MINILM_HIDDEN_DROPOUT = "tips/minilm_hidden_dropout/ablation.json"
 
 
 def minilm_tricks(records=MINILM_RECORDS) -> dict:
@@ -530,6 +532,10 @@ def t_quickstart_seeds(records=MINILM_RECORDS) -> str:
 
 def t_quickstart_embdrop() -> str:
     return t_quickstart_seeds((MINILM_EMBDROP,))
+
+
+def t_quickstart_hidden_dropout() -> str:
+    return t_quickstart_seeds((MINILM_HIDDEN_DROPOUT,))
 
 
 # --------------------------------------------------------------------------------------------- other sections
@@ -1028,6 +1034,12 @@ def _qs(v, records=MINILM_RECORDS):
     return _qs_pair(minilm_tricks(records)[v])
 
 
+def _qs_hidden_dropout():
+    """The encoder's hidden dropout (0.1, the recipe) − none: the plain run against the variant without it."""
+    d = minilm_tricks((MINILM_HIDDEN_DROPOUT,))["model.config_overrides.hidden_dropout_prob=0.0"]
+    return pair({s: b for s, (_, b) in d.items()}, {s: x for s, (x, _) in d.items()})
+
+
 def _tsne_pair(key, k):
     runs = _tsne()
     return pair(runs[key]["pca50"], runs[key]["tsne_only"], lambda x: x[k])
@@ -1046,6 +1058,8 @@ POWER = {
     3: lambda: [("MiniLM quick start, R-Drop − plain, accuracy", _qs("tricks=+rdrop"), 1.0, False),
                 ("MiniLM quick start, embedding dropout 0.1 − plain, accuracy",
                  _qs("tricks=+embedding_dropout{p: 0.1}", (MINILM_EMBDROP,)), 1.0, False),
+                ("MiniLM quick start, hidden dropout 0.1 (the encoder's) − none, accuracy", _qs_hidden_dropout(), 1.0,
+                 False),
                 ("TREC reduced TextCNN, dropout 0.5 − none, accuracy",
                  _abl("trec_dropout", "baseline", "model.kwargs.dropout=0"), 1.0, False),
                 ("TREC, + embedding dropout 0.2", _abl("trec_dropout", "model.kwargs.embedding_dropout=0.2"), 1.0,
@@ -1225,6 +1239,7 @@ RENDER = {
     "tricks-quickstart": t_quickstart,
     "tricks-quickstart-seeds": t_quickstart_seeds,
     "tricks-quickstart-embdrop": t_quickstart_embdrop,
+    "tricks-quickstart-hidden-dropout": t_quickstart_hidden_dropout,
     "trainer-step": t_trainer,
     "integrations-step": t_integrations,
     "integrations-accuracy": t_integrations_accuracy,
