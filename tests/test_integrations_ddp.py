@@ -63,6 +63,10 @@ WORKER = textwrap.dedent('''
         result[name] = counter.calls
     if trainer.accelerator.is_main_process:
         (out / "calls.json").write_text(json.dumps(result))
+    # transformers.Trainer leaves the process group up; tearing gloo down at interpreter exit instead can abort a
+    # rank ("terminate called without an active exception", seen once in CI)
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 ''')
 
 
