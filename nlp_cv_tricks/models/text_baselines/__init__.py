@@ -52,12 +52,11 @@ from .layers_fasttext import FastTextConfig, FastTextLayers
 from .layers_textcnn import TextCNNConfig
 from .layers_textrcnn import TextRCNNConfig
 from .layers_textrnn import TextRNNConfig
+from .modules import MODULE_CLASSES as _MODULES
 from .modules import DPCNNModule, FastTextModule, TextCNNModule, TextRCNNModule, TextRNNModule
 
 # the PreTrainedModel classes (modeling_<family>.py) import transformers.modeling_utils (~2 s): loaded on first use
-_PRETRAINED = {"TextCNNForSequenceClassification": "textcnn", "FastTextForSequenceClassification": "fasttext",
-               "DPCNNForSequenceClassification": "dpcnn", "TextRNNForSequenceClassification": "textrnn",
-               "TextRCNNForSequenceClassification": "textrcnn"}
+_PRETRAINED = {m.pretrained_class_name: m.family for m in _MODULES}
 
 
 def __getattr__(name: str):

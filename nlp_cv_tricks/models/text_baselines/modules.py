@@ -102,8 +102,7 @@ class BaselineModule(nn.Module):
     def to_pretrained_model(self):
         """The family's ``PreTrainedModel`` with this module's config and weights (imports
         ``transformers.modeling_utils``)."""
-        module = importlib.import_module(f"{__package__}.modeling_{self.family}")
-        cls = getattr(module, self.pretrained_class_name)
+        cls = getattr(importlib.import_module(f"{__package__}.modeling_{self.family}"), self.pretrained_class_name)
         with torch.random.fork_rng(devices=[]):  # its init draws are overwritten: leave the caller's RNG as it was
             model = cls(self.config)
         model.load_state_dict(self.state_dict())
