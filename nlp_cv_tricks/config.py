@@ -151,6 +151,10 @@ class TrainConfig:
     nonfinite: str = "error"
     cpu: bool = False
     progress_bar: bool = True
+    # which loop trains: "auto" = the compiled FastText loop when the recipe is one it runs (FastText, plain SGD,
+    # no tricks: engine/compiled_loop.py) and numba is installed, else the trainer; "trainer"; "compiled" (an error
+    # naming the options it cannot run)
+    engine: str = "auto"
 
 
 @dataclass
@@ -194,6 +198,7 @@ _CHOICES = {
                            "polynomial"},
     "train.mixed_precision": {"no", "bf16", "fp16"},
     "train.nonfinite": {"error", "skip"},
+    "train.engine": {"auto", "trainer", "compiled"},
     "output.report_to": {"tensorboard", "none", "wandb", "mlflow", "comet_ml", "aim", "all"},
 }
 
@@ -378,6 +383,22 @@ def recipe_to_dict(r: Recipe) -> dict:
     d = dataclasses.asdict(r)
     d.pop("source", None)
     return d
+
+
+def flat_recipe(r: Recipe) -> dict:
+    """The recipe as ``{"section.key": value}`` (lists as JSON text): what trackers record as a run's settings."""
+    import json
+
+    def flatten(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flatten(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v if not isinstance(v, list) else json.dumps(v)
+        return out
+
+    return flatten(recipe_to_dict(r))
 
 
 # ---- overrides --------------------------------------------------------------------------------------------

@@ -6,6 +6,12 @@
 (:class:`nlp_cv_tricks.report.run_report.RunReport`) into the engine's
 :class:`~nlp_cv_tricks.engine.trainer.Trainer`, which runs the objects it is handed; :func:`train` also runs it.
 This is where names become objects.
+
+:func:`choose_engine` picks the loop: a FastText recipe that the compiled loop runs as the trainer would (plain
+SGD, no tricks: :func:`nlp_cv_tricks.tasks.fasttext_compiled.compiled_fasttext_reasons`) trains there with
+``train.engine: auto`` (the default) -- the same run directory and model, several times faster end to end, since
+neither torch nor Accelerate is imported; :func:`train_compiled` runs it. The trainer's imports are made inside the
+functions that need them, so choosing costs nothing.
 """
 
 from __future__ import annotations
@@ -14,17 +20,18 @@ import logging
 import os
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
-from accelerate.utils import set_seed
+from datetime import datetime
+from typing import TYPE_CHECKING
 
-from .callbacks.registry import CALLBACKS, build_callbacks
-from .config import Recipe, load_recipe
-from .engine.events import Callback, Trick, check_plugins
-from .engine.trainer import FitResult, Trainer, make_accelerator
-from .tasks import build_task_components
-from .tricks.registry import TRICKS
+from .config import Recipe, RecipeError, load_recipe
+from .engine.result import FitResult
 from .utils.registry import UnknownNameError, parse_spec
 
-__all__ = ["build_trainer", "train", "build_plugins", "build_tricks", "build_callbacks"]
+if TYPE_CHECKING:
+    from .engine.trainer import Trainer
+
+__all__ = ["build_trainer", "train", "build_plugins", "build_tricks", "build_callbacks", "choose_engine",
+           "train_compiled"]
 
 logger = logging.getLogger(__name__)
 _NOTED: set[str] = set()
@@ -33,6 +40,10 @@ _NOTED: set[str] = set()
 def _build_listed(spec: Any, where: str):
     """One entry of a recipe's ``tricks:`` list: a trick, or an observer listed there by a recipe written before
     ``callbacks:`` existed (it still runs, in its place, with a one-line note)."""
+    from .callbacks.registry import CALLBACKS
+    from .engine.events import Callback, Trick
+    from .tricks.registry import TRICKS
+
     if isinstance(spec, (Trick, Callback)):
         return spec
     name, _ = parse_spec(spec, where, "trick")
@@ -47,9 +58,18 @@ def _build_listed(spec: Any, where: str):
     raise UnknownNameError(TRICKS.unknown_message(name, where, known=TRICKS.names() + CALLBACKS.names()))
 
 
+def build_callbacks(specs: Iterable[Any] | None, where: str = "callbacks") -> list:
+    """The observers of a recipe's ``callbacks:`` list (:func:`nlp_cv_tricks.callbacks.registry.build_callbacks`)."""
+    from .callbacks.registry import build_callbacks as build
+
+    return build(specs, where)
+
+
 def build_tricks(specs: Iterable[Any] | None, where: str = "tricks") -> list:
     """The plug-ins of a recipe's ``tricks:`` list, in order: tricks (and, deprecated, observers listed there);
     ready Trick/Callback objects are taken as they are. A name appears once; at most one replaces the loss."""
+    from .engine.events import check_plugins
+
     return check_plugins([_build_listed(s, f"{where}[{i}]") for i, s in enumerate(specs or [])], where)
 
 
@@ -57,6 +77,8 @@ def build_plugins(recipe: Recipe, extra: Sequence[Any] = (), report: Optional[bo
     """Every plug-in of a run, in the order the trainer calls them (and checkpoints their state): the recipe's
     ``tricks``, its ``callbacks``, the ready objects of ``extra``, then the end-of-run report when ``report``
     (default: ``recipe.output.report``)."""
+    from .engine.events import check_plugins
+
     plugins = build_tricks(recipe.tricks) + build_callbacks(recipe.callbacks) + list(extra)
     if recipe.output.report if report is None else report:
         from .report.run_report import RunReport
@@ -67,13 +89,18 @@ def build_plugins(recipe: Recipe, extra: Sequence[Any] = (), report: Optional[bo
 
 def build_trainer(recipe: Union[Recipe, str, os.PathLike], overrides: Sequence[str] = (),
                   output_dir: Optional[str] = None, accelerator=None, plugins: Optional[list] = None, *,
-                  seed: Optional[int] = None, adapt: Optional[Callable[[dict, list], dict]] = None) -> Trainer:
+                  seed: Optional[int] = None, adapt: Optional[Callable[[dict, list], dict]] = None) -> "Trainer":
     """Load and validate the data, build the model and tokenizer, tokenize: everything before step one.
     ``recipe`` is a :class:`Recipe` or a YAML path (then ``overrides`` are ``section.key=value`` strings);
     ``accelerator`` an Accelerator of your own (default: the run's, from the recipe); ``plugins`` extra ready
     Trick/Callback objects run after the recipe's; ``seed`` the seed set before the model is built (default
     ``train.seed``); ``adapt(components, plugins)`` returns the task's components (datasets, task, model,
     collator, ...) as the Trainer gets them: the hard-case mining trains on some rows, wraps the task."""
+    from accelerate.utils import set_seed
+
+    from .engine.trainer import Trainer, make_accelerator
+    from .tasks import build_task_components
+
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, list(overrides))
     elif overrides:
@@ -87,7 +114,53 @@ def build_trainer(recipe: Union[Recipe, str, os.PathLike], overrides: Sequence[s
     return Trainer(recipe, accelerator=accelerator, output_dir=accelerator.project_dir, tricks=tricks, **components)
 
 
+def choose_engine(recipe: Recipe) -> str:
+    """``"compiled"`` or ``"trainer"``: the loop that trains ``recipe`` (``train.engine``; ``auto`` takes the
+    compiled FastText loop when it runs the recipe as the trainer would). ``train.engine=compiled`` for a recipe it
+    cannot run is a :class:`RecipeError` naming the options in the way."""
+    engine = recipe.train.engine
+    if engine == "trainer":
+        return "trainer"
+    from .tasks.fasttext_compiled import compiled_fasttext_reasons
+
+    reasons = compiled_fasttext_reasons(recipe)
+    if not reasons:
+        return "compiled"
+    if engine == "compiled":
+        where = f"{recipe.source}: " if recipe.source else ""
+        raise RecipeError(f"{where}train.engine=compiled cannot run this recipe ({'; '.join(reasons)}); it trains "
+                          "FastText text classification with plain SGD and no tricks. Use train.engine=auto or "
+                          "trainer")
+    if recipe.model.name.lower().strip() in ("fasttext", "fast_text"):
+        logger.info("FastText trained by the trainer, not the compiled loop: %s", "; ".join(reasons))
+    return "trainer"
+
+
+def train_compiled(recipe: Recipe, output_dir: Optional[str] = None) -> FitResult:
+    """Train ``recipe`` (one :func:`choose_engine` sends to ``"compiled"``) with the compiled FastText loop: the same
+    data checks, run directory, history, ``best/`` and end-of-run report as the trainer."""
+    from .engine.compiled_loop import CompiledLoop
+    from .tasks.fasttext_compiled import build_compiled_fasttext
+
+    if output_dir is None:
+        output_dir = recipe.output.dir.format(name=recipe.name, timestamp=datetime.now().strftime("%Y%m%d-%H%M%S"))
+    model, dev_labels, names = build_compiled_fasttext(recipe)
+    hooks = []
+    if recipe.output.report:
+        from .report import write_run_report
+
+        hooks.append(lambda record_output, out, result: write_run_report(record_output, out))
+    return CompiledLoop(recipe, model, output_dir, dev_labels, names, end_hooks=hooks).fit()
+
+
 def train(recipe: Union[Recipe, str, os.PathLike], overrides: Sequence[str] = (),
           output_dir: Optional[str] = None) -> FitResult:
-    """:func:`build_trainer` then ``fit()``: the run directory, the best model and its metrics."""
-    return build_trainer(recipe, overrides, output_dir).fit()
+    """Train ``recipe`` with the loop :func:`choose_engine` picks (the trainer: :func:`build_trainer` then
+    ``fit()``): the run directory, the best model and its metrics."""
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe, list(overrides))
+    elif overrides:
+        raise ValueError("overrides apply to a recipe file; change the Recipe object itself instead")
+    if choose_engine(recipe) == "compiled":
+        return train_compiled(recipe, output_dir)
+    return build_trainer(recipe, output_dir=output_dir).fit()

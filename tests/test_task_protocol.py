@@ -173,3 +173,13 @@ def test_train_prints_how_to_load_and_evaluate_each_task():
                          "                model = AutoModelForImageClassification.from_pretrained('r/best')",
                          "or evaluate   : nlp-cv-tricks eval r/best --data IMAGES"]
     assert task_type("long-text-classification").cli_summary("r/best")[-1].endswith("--data FILE")
+
+
+def test_builtin_modalities_are_the_classes():
+    """task_modality answers for built-in tasks from a table (the run report asks without importing torch); the
+    table is what the Task classes say."""
+    from nlp_cv_tricks.tasks import _BUILTIN_MODALITY, BUILTIN_TASK_TYPES, TASK_TYPES
+
+    assert set(_BUILTIN_MODALITY) == set(BUILTIN_TASK_TYPES)
+    for name, modality in _BUILTIN_MODALITY.items():
+        assert TASK_TYPES.get(name).modality == modality, name

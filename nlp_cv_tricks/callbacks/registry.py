@@ -12,10 +12,12 @@ Third-party callbacks: the entry point group ``nlp_cv_tricks.callbacks`` (``name
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from ..engine.events import Callback, check_plugins
 from ..utils.registry import PluginTable
+
+if TYPE_CHECKING:  # the table itself imports no torch: the run doctor reads the names
+    from ..engine.events import Callback
 
 __all__ = ["CALLBACKS", "BUILTIN_CALLBACKS", "register_callback", "available_callbacks", "build_callback",
            "build_callbacks"]
@@ -31,7 +33,7 @@ ENTRY_POINT_GROUP = "nlp_cv_tricks.callbacks"
 CALLBACKS = PluginTable("callback", BUILTIN_CALLBACKS, entry_point_group=ENTRY_POINT_GROUP)
 
 
-def register_callback(name: str) -> Callable[[type[Callback]], type[Callback]]:
+def register_callback(name: str) -> "Callable[[type[Callback]], type[Callback]]":
     """Class decorator: make a callback available to recipes under ``name``."""
     return CALLBACKS.register_class(name)
 
@@ -44,6 +46,8 @@ def available_callbacks() -> list[str]:
 def build_callback(spec: Any, where: str = "callbacks") -> Callback:
     """A callback from a recipe spec (a name, or a one-key mapping name -> options); a ready instance is taken
     as it is."""
+    from ..engine.events import Callback
+
     if isinstance(spec, Callback):
         return spec
     return CALLBACKS.build(spec, where)
@@ -51,4 +55,6 @@ def build_callback(spec: Any, where: str = "callbacks") -> Callback:
 
 def build_callbacks(specs: Iterable[Any] | None, where: str = "callbacks") -> list[Callback]:
     """Build the callbacks of a recipe, in order; a name appears once."""
+    from ..engine.events import check_plugins
+
     return check_plugins([build_callback(s, f"{where}[{i}]") for i, s in enumerate(specs or [])], where)

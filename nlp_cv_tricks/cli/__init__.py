@@ -52,26 +52,39 @@ def _setup_logging() -> None:
 
 def train_main(recipe_path: str, overrides: list[str]):
     from ..config import load_recipe
-    from ..runner import build_trainer
+    from ..runner import choose_engine
 
     recipe = load_recipe(recipe_path, overrides)
+    if choose_engine(recipe) == "compiled":  # FastText: the compiled loop (no torch, no Accelerate)
+        from ..engine.result import load_lines
+        from ..runner import train_compiled
+
+        result = train_compiled(recipe)
+        metric = recipe.train.metric if recipe.train.metric.startswith("eval/") else f"eval/{recipe.train.metric}"
+        _print_result(result, metric, load_lines(result.model_dir))
+        return result
+    from ..runner import build_trainer
+
     trainer = build_trainer(recipe)
     result = trainer.fit()
-    if trainer.accelerator.is_main_process:
-        key = trainer.state.metric_key  # the run's public state
-        print()
-        print(f"run directory : {result.output_dir}")
-        if result.best_metric is not None:
-            print(f"best {key:<9}: {result.best_metric:.4f} (step {result.best_step} of {result.global_step})")
-        acc = result.metrics.get("eval/accuracy")
-        if acc is not None:
-            print(f"dev accuracy  : {acc:.4f} (last evaluation)")
-        print(f"train time    : {result.train_seconds:.1f} s")
-        print(f"model saved to: {result.model_dir}")
-        for line in trainer.task.cli_summary(result.model_dir):  # how to load it, how to evaluate it
-            print(line)
+    if trainer.accelerator.is_main_process:  # the run's public state; the task says how to load its model
+        _print_result(result, trainer.state.metric_key, trainer.task.cli_summary(result.model_dir))
     trainer.accelerator.end_training()  # end of the script: release the process group
     return result
+
+
+def _print_result(result, key: str, load_lines: list[str]) -> None:
+    print()
+    print(f"run directory : {result.output_dir}")
+    if result.best_metric is not None:
+        print(f"best {key:<9}: {result.best_metric:.4f} (step {result.best_step} of {result.global_step})")
+    acc = result.metrics.get("eval/accuracy")
+    if acc is not None:
+        print(f"dev accuracy  : {acc:.4f} (last evaluation)")
+    print(f"train time    : {result.train_seconds:.1f} s")
+    print(f"model saved to: {result.model_dir}")
+    for line in load_lines:  # how to load it, how to evaluate it
+        print(line)
 
 
 def _resume_command(args) -> str:
@@ -382,7 +395,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if resolve_mode() != "bar":
         quiet_library_bars()
     from ..config import RecipeError
-    from ..data.text import DataError
+    from ..data.errors import DataError
     from ..utils.io import WriteError
     from ..utils.optional import MissingExtraError
 

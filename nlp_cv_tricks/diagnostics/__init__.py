@@ -12,15 +12,31 @@
 Heavy libraries (scikit-learn, scipy, matplotlib, transformers) are imported only where they are used.
 """
 
-from ._io import DiagnosticsError, load_history
-from .doctor import Diagnosis, Remedy, Thresholds, diagnose, diagnose_run, format_diagnosis, prescribe
-from ..callbacks.imbalance_watch import ImbalanceWatch, imbalance_signal, minority_labels
-from ..callbacks.layer_report import (LayerReportTrick, activation_stats, gradient_norms, layer_report,
-                                      parameter_stats, save_layer_report, tensor_stats)
-from ..callbacks.train_eval import TrainEval
-from .plots import pca_tsne, plot_embeddings, sample_per_class
-from .probes import POOLINGS, probe_cls, probe_embeddings, pooled_layers
-from .textdata import LabelledTexts, read_labelled_texts
+# names -> the module that defines them; imported on first use (PEP 562), so the run report can read the doctor
+# without loading torch through the callbacks
+_HOMES = {
+    "DiagnosticsError": "._io", "load_history": "._io",
+    "Diagnosis": ".doctor", "Remedy": ".doctor", "Thresholds": ".doctor", "diagnose": ".doctor",
+    "diagnose_run": ".doctor", "format_diagnosis": ".doctor", "prescribe": ".doctor",
+    "ImbalanceWatch": "..callbacks.imbalance_watch", "imbalance_signal": "..callbacks.imbalance_watch",
+    "minority_labels": "..callbacks.imbalance_watch",
+    "LayerReportTrick": "..callbacks.layer_report", "activation_stats": "..callbacks.layer_report",
+    "gradient_norms": "..callbacks.layer_report", "layer_report": "..callbacks.layer_report",
+    "parameter_stats": "..callbacks.layer_report", "save_layer_report": "..callbacks.layer_report",
+    "tensor_stats": "..callbacks.layer_report", "TrainEval": "..callbacks.train_eval",
+    "pca_tsne": ".plots", "plot_embeddings": ".plots", "sample_per_class": ".plots",
+    "POOLINGS": ".probes", "probe_cls": ".probes", "probe_embeddings": ".probes", "pooled_layers": ".probes",
+    "LabelledTexts": ".textdata", "read_labelled_texts": ".textdata",
+}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        import importlib
+
+        return getattr(importlib.import_module(_HOMES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DiagnosticsError", "load_history", "Diagnosis", "Remedy", "Thresholds", "diagnose", "diagnose_run",

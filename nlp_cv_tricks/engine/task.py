@@ -19,7 +19,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..metrics.classification import classification_metrics
+from ..metrics.classification import classification_metric_names, classification_metrics
+from .result import load_lines
 
 __all__ = ["Task", "ClassificationTask", "EvalContext", "InferenceRequest", "CardModel"]
 
@@ -189,14 +190,7 @@ class Task:
     @classmethod
     def cli_summary(cls, model_dir: Any) -> list[str]:
         """The lines ``train`` prints after the run: how to load the saved model, and the ``eval`` command."""
-        tok = cls.uses_tokenizer
-        lines = ["load it with  : import nlp_cv_tricks; nlp_cv_tricks.register_auto_classes()",
-                 f"                from transformers import {cls.auto_class}" + (", AutoTokenizer" if tok else ""),
-                 f"                model = {cls.auto_class}.from_pretrained({model_dir!r})"]
-        if tok:
-            lines.append(f"                tokenizer = AutoTokenizer.from_pretrained({model_dir!r})")
-        lines.append(f"or evaluate   : nlp-cv-tricks eval {model_dir} --data {cls.eval_data_hint}")
-        return lines
+        return load_lines(model_dir, cls.auto_class, cls.uses_tokenizer, cls.eval_data_hint)
 
 
 class ClassificationTask(Task):
@@ -221,8 +215,4 @@ class ClassificationTask(Task):
         return out
 
     def metric_names(self) -> Optional[set[str]]:
-        names = {"accuracy", "f1_macro", "f1_micro", "f1_weighted", "precision_macro", "recall_macro", "auc",
-                 "pr_auc", "loss", "n"}
-        for label in self.label_names or []:
-            names |= {f"{m}/{label}" for m in ("precision", "recall", "f1", "support")}
-        return names
+        return classification_metric_names(self.label_names)

@@ -37,8 +37,8 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list, set_seed
 
-from ..config import Recipe, recipe_to_dict, save_recipe
-from ..utils.io import WriteError, atomic_write_text, json_default, writing
+from ..config import Recipe, flat_recipe, recipe_to_dict, save_recipe
+from ..utils.io import WriteError, atomic_write_text, json_default, replace_dir, writing
 from ..utils.progress import Progress
 from .checkpoint import load_scheduler_state, rebuild_scheduler_state, scheduler_state, without_pickled_objects
 from .events import Callback, Trick
@@ -49,28 +49,13 @@ from .run_lock import RunLock, RunLockedError
 from .run_manifest import RunDirError, prepare_run_dir, remove_stale_temp_files
 from .run_stop import InterruptGuard, TrainingInterrupted, TrainingWriteError
 from .passes import run_passes
+from .result import FitResult, NonFiniteLossError
 from .step import StepContext
 from .task import ClassificationTask, EvalContext, Task
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["Trainer", "FitResult", "NonFiniteLossError", "make_accelerator", "build_optimizer", "build_scheduler"]
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; training stops instead of going on silently."""
-
-
-@dataclass
-class FitResult:
-    output_dir: str
-    model_dir: Optional[str]
-    best_metric: Optional[float]
-    best_step: Optional[int]
-    global_step: int
-    metrics: dict
-    train_seconds: float
-    stopped_early: bool = False
 
 
 def _other_accelerator() -> bool:
@@ -465,32 +450,19 @@ class Trainer:
             if directory.resolve().parent == self.output_dir.resolve():
                 for name in (directory.name, directory.name + ".tmp", directory.name + ".old"):
                     self.record_output(name, "tree")
-            tmp = directory.with_name(directory.name + ".tmp")
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            try:  # a failed write (disk full, file too large) leaves the previous model in place
-                with writing(directory, f"the model (step {step})"):
-                    model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
-                    if self.tokenizer is not None:
-                        self.tokenizer.save_pretrained(tmp)
-                    save_recipe(self.recipe, tmp / "recipe.yaml")
-                    # what the model card reports: how far training had got when these weights were saved
-                    atomic_write_text(tmp / "training_summary.json",
-                                      json.dumps(summary, indent=2, default=json_default))
-                    if metrics is not None:
-                        atomic_write_text(tmp / "eval_metrics.json", json.dumps(
-                            {"step": step, **metrics}, indent=2, default=json_default))
-            except WriteError as e:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise WriteError(directory, e.reason, e.what) from e
-            old = directory.with_name(directory.name + ".old")
-            if directory.exists():
-                if old.exists():
-                    shutil.rmtree(old)
-                os.replace(directory, old)
-            os.replace(tmp, directory)
-            if old.exists():
-                shutil.rmtree(old)
+            def fill(tmp: Path) -> None:
+                model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+                if self.tokenizer is not None:
+                    self.tokenizer.save_pretrained(tmp)
+                save_recipe(self.recipe, tmp / "recipe.yaml")
+                # what the model card reports: how far training had got when these weights were saved
+                atomic_write_text(tmp / "training_summary.json", json.dumps(summary, indent=2, default=json_default))
+                if metrics is not None:
+                    atomic_write_text(tmp / "eval_metrics.json", json.dumps(
+                        {"step": step, **metrics}, indent=2, default=json_default))
+
+            # a failed write (disk full, file too large) leaves the previous model in place
+            replace_dir(directory, fill, f"the model (step {step})")
         self.accelerator.wait_for_everyone()
 
     def _training_summary(self) -> dict:
@@ -741,7 +713,7 @@ class Trainer:
         if not acc.trackers and acc.log_with:
             if acc.is_main_process:
                 self.record_output("logs/nlp-cv-tricks", "tree")
-            flat = _flatten(recipe_to_dict(self.recipe))
+            flat = flat_recipe(self.recipe)
             acc.init_trackers("nlp-cv-tricks", config={k: v for k, v in flat.items()
                                                        if isinstance(v, (int, float, str, bool))})
         loop.bar = Progress(total=loop.total_steps, initial=self.global_step, desc="train", unit="step",
@@ -955,12 +927,3 @@ def _list_checkpoints(output_dir: Path) -> list[Path]:
              and (p / "trainer_state.json").is_file()]
     return [p for _, p in sorted(found)]
 
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v if not isinstance(v, list) else json.dumps(v)
-    return out

@@ -16,6 +16,20 @@ import numpy as np
 __all__ = ["classification_metrics", "softmax", "confusion_matrix", "binary_roc_auc", "binary_average_precision"]
 
 
+# what classification_metrics returns (and the loss the task adds), besides the per-class "<metric>/<label>" values
+METRIC_NAMES = ("accuracy", "f1_macro", "f1_micro", "f1_weighted", "precision_macro", "recall_macro", "auc", "pr_auc",
+                "loss", "n")
+
+
+def classification_metric_names(label_names: Optional[Sequence[str]] = None) -> set[str]:
+    """The metric names of a classification evaluation: :data:`METRIC_NAMES` and, per label, ``precision/<label>``,
+    ``recall/<label>``, ``f1/<label>`` and ``support/<label>``."""
+    names = set(METRIC_NAMES)
+    for label in label_names or []:
+        names |= {f"{m}/{label}" for m in ("precision", "recall", "f1", "support")}
+    return names
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(z)

@@ -28,7 +28,7 @@ from .errors import ReportError
 from .page import FILES_DIR, REPORT_FILE
 
 __all__ = ["write_report", "detect_kind", "ReportError", "KINDS", "REPORT_FILE", "FILES_DIR",
-           "report_after_training"]
+           "report_after_training", "write_run_report"]
 
 
 def report_after_training(run_dir) -> str:
@@ -39,3 +39,16 @@ def report_after_training(run_dir) -> str:
     res = write_report(run_dir, log=logging.getLogger(__name__).debug)
     logging.getLogger(__name__).info("report: %s (%.1f s)", res["html"], res["seconds"])
     return res["html"]
+
+
+def write_run_report(record_output, output_dir) -> None:
+    """``report.html`` and ``report_files/`` at the end of a run, recorded first in its manifest through
+    ``record_output(rel, kind)``; any failure is a warning, never a failed run."""
+    import logging
+
+    try:
+        record_output("report.html", "file")
+        record_output("report_files", "tree")
+        report_after_training(output_dir)
+    except Exception as e:
+        logging.getLogger(__name__).warning("report.html not written: %s", e)

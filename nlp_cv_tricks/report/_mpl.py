@@ -28,6 +28,9 @@ def render_png(fig) -> bytes:
     plt = pyplot()
     buf = io.BytesIO()
     try:
+        # the figures lay themselves out (tight_layout) before they are rendered; a layout engine left on the
+        # figure (tight_layout leaves a placeholder one) makes savefig lay out and draw it once more first
+        fig.set_layout_engine(None)
         fig.savefig(buf, format="png", dpi=DPI)
     finally:
         plt.close(fig)

@@ -20,13 +20,8 @@ class RunReport(Callback):
     name = "run_report"
 
     def on_run_end(self, state, result) -> None:
-        if not state.accelerator.is_main_process:
-            return
-        try:
-            state.record_output("report.html", "file")
-            state.record_output("report_files", "tree")
-            from . import report_after_training
+        if state.accelerator.is_main_process:
+            from . import write_run_report
 
-            report_after_training(state.output_dir)
-        except Exception as e:
-            logger.warning("report.html not written: %s", e)
+            write_run_report(state.record_output, state.output_dir)
+

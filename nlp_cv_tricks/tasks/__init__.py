@@ -45,6 +45,9 @@ BUILTIN_TASK_TYPES = {
 }
 assert set(BUILTIN_TASK_TYPES) == set(BUILTIN_TASKS)
 TASK_TYPES = LazyRegistry("task", BUILTIN_TASK_TYPES, entry_point_group="nlp_cv_tricks.task_types")
+# the ``modality`` of the built-in Task classes (tests/test_task_protocol.py checks it against the classes)
+_BUILTIN_MODALITY = {"text-classification": "text", "long-text-classification": "text", "question-answering": "text",
+                     "image-classification": "image"}
 # a saved model without a recipe naming its task: the classes that recognise their models, asked in this order
 # (a model none of them recognises is a text classifier)
 _RECOGNIZING = ("question-answering", "image-classification")
@@ -70,7 +73,9 @@ def task_type(name: str):
 
 def task_modality(name: str) -> str:
     """What one example of the task ``name`` is: ``"text"`` or ``"image"`` (``"text"`` for a task without a
-    registered class)."""
+    registered class). A built-in task's answer needs no import of its class (the run report asks it)."""
+    if name in _BUILTIN_MODALITY and TASK_TYPES.target_of(name) == BUILTIN_TASK_TYPES[name]:
+        return _BUILTIN_MODALITY[name]
     return TASK_TYPES.get(name).modality if name in TASK_TYPES else "text"
 
 

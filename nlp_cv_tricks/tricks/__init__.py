@@ -8,13 +8,28 @@ norm parameters excluded) is re-exported from the optimizer factory the trainer 
 """
 
 from .registry import available_tricks, build_trick, build_tricks, register_trick
-from .adversarial import AWP, FGM, PGD, FreeLB, PixelFGSM, PixelPGD
-from .init import Init, reinit_
-from .label_smoothing import LabelSmoothing
-from .losses import ClassWeights, FocalLoss, class_weights_from_counts, focal_loss, weighted_cross_entropy
-from .lr import LRHalving, halving_values, scale_lr_
-from .rdrop import RDrop, rdrop_kl, symmetric_kl
-from .regularization import EmbeddingDropout, decay_parameter_groups, no_decay_parameter_names
+
+# the tricks themselves: name -> module, imported on first use (PEP 562), so reading the table (the run doctor's
+# remedies) loads no torch
+_HOMES = {
+    **dict.fromkeys(("AWP", "FGM", "PGD", "FreeLB", "PixelFGSM", "PixelPGD"), ".adversarial"),
+    **dict.fromkeys(("Init", "reinit_"), ".init"),
+    "LabelSmoothing": ".label_smoothing",
+    **dict.fromkeys(("ClassWeights", "FocalLoss", "class_weights_from_counts", "focal_loss", "weighted_cross_entropy"),
+                    ".losses"),
+    **dict.fromkeys(("LRHalving", "halving_values", "scale_lr_"), ".lr"),
+    **dict.fromkeys(("RDrop", "rdrop_kl", "symmetric_kl"), ".rdrop"),
+    **dict.fromkeys(("EmbeddingDropout", "decay_parameter_groups", "no_decay_parameter_names"), ".regularization"),
+}
+
+
+def __getattr__(name: str):
+    if name in _HOMES:
+        import importlib
+
+        return getattr(importlib.import_module(_HOMES[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "available_tricks", "build_trick", "build_tricks", "register_trick",

@@ -13,10 +13,12 @@ A recipe's ``tricks`` list holds names or one-key mappings of name → options::
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from ..engine.events import Trick, check_plugins
 from ..utils.registry import PluginTable
+
+if TYPE_CHECKING:  # the table itself imports no torch: the run doctor reads the names
+    from ..engine.events import Trick
 
 __all__ = ["TRICKS", "BUILTIN_TRICKS", "register_trick", "available_tricks", "build_trick", "build_tricks"]
 
@@ -41,7 +43,7 @@ ENTRY_POINT_GROUP = "nlp_cv_tricks.tricks"
 TRICKS = PluginTable("trick", BUILTIN_TRICKS, entry_point_group=ENTRY_POINT_GROUP)
 
 
-def register_trick(name: str) -> Callable[[type[Trick]], type[Trick]]:
+def register_trick(name: str) -> "Callable[[type[Trick]], type[Trick]]":
     """Class decorator: make a trick available to recipes under ``name``."""
     return TRICKS.register_class(name)
 
@@ -54,6 +56,8 @@ def available_tricks() -> list[str]:
 def build_trick(spec: Any, where: str = "tricks") -> Trick:
     """A trick from a recipe spec (a name, or a one-key mapping name -> options); a ready instance is taken as
     it is."""
+    from ..engine.events import Trick
+
     if isinstance(spec, Trick):
         return spec
     return TRICKS.build(spec, where)
@@ -61,4 +65,6 @@ def build_trick(spec: Any, where: str = "tricks") -> Trick:
 
 def build_tricks(specs: Iterable[Any] | None, where: str = "tricks") -> list[Trick]:
     """Build the tricks of a recipe, in order; a name appears once, at most one replaces the criterion."""
+    from ..engine.events import check_plugins
+
     return check_plugins([build_trick(s, f"{where}[{i}]") for i, s in enumerate(specs or [])], where)

@@ -12,7 +12,7 @@ import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Union
+from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
 PathLike = Union[str, os.PathLike]
 
@@ -170,3 +170,34 @@ def sha256_file(path: PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def replace_dir(directory: PathLike, fill: Callable[[Path], None], what: Optional[str] = None) -> Path:
+    """Write a directory whole: ``fill(tmp)`` writes the content into ``<directory>.tmp``, which then replaces
+    ``directory`` (the old one moved to ``<directory>.old`` and removed after the swap), so a crash or a failed
+    write never leaves a half-written directory where the previous one was. A write failure the user can fix is a
+    :class:`WriteError` naming ``directory`` (and ``what`` it is); the temporary directory is removed."""
+    import shutil
+
+    directory = Path(directory)
+    tmp = directory.with_name(directory.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        with writing(directory, what):
+            fill(tmp)
+    except WriteError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise WriteError(directory, e.reason, e.what) from e
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = directory.with_name(directory.name + ".old")
+    if directory.exists():
+        if old.exists():
+            shutil.rmtree(old)
+        os.replace(directory, old)
+    os.replace(tmp, directory)
+    if old.exists():
+        shutil.rmtree(old)
+    return directory

@@ -10,10 +10,10 @@ def setup_logging() -> None:
                         datefmt="%H:%M:%S")
     for noisy in ("transformers", "datasets", "accelerate", "huggingface_hub", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
-        import transformers
+    from .import_hooks import when_imported
 
+    def quiet(transformers) -> None:
         transformers.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()  # per-file load/save bars; the trainer has its own
-    except ImportError:  # pragma: no cover
-        pass
+
+    when_imported("transformers", quiet)  # when a command imports it (a FastText run never does)

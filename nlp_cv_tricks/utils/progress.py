@@ -59,13 +59,12 @@ def resolve_mode(stream: Optional[TextIO] = None) -> str:
 def quiet_library_bars() -> None:
     """Switch off the progress bars of ``datasets`` (``map``, downloads), ``transformers`` and ``huggingface_hub``
     (file loads and uploads); their carriage-return updates would otherwise end up in log files."""
-    for module, fn in (("datasets", "disable_progress_bars"), ("huggingface_hub.utils", "disable_progress_bars"),
-                       ("transformers.utils.logging", "disable_progress_bar")):
-        try:
-            mod = __import__(module, fromlist=[fn])
-        except ImportError:  # pragma: no cover - optional in some environments
-            continue
-        getattr(mod, fn)()
+    from .import_hooks import when_imported
+
+    # each when its library is imported (importing them here would cost ~1 s to a command that needs none)
+    when_imported("datasets", lambda m: m.disable_progress_bars())
+    when_imported("huggingface_hub", lambda m: __import__("huggingface_hub.utils", fromlist=["x"]).disable_progress_bars())
+    when_imported("transformers", lambda m: __import__("transformers.utils.logging", fromlist=["x"]).disable_progress_bar())
 
 
 def _fmt_seconds(s: float) -> str:

@@ -58,6 +58,11 @@ class LazyRegistry:
             self._targets[name] = obj
             self._loaded[name] = obj
 
+    def target_of(self, name: str) -> Any:
+        """What ``name`` is registered as (a ``"module:attr"`` string or the object), without importing it."""
+        self._read_entry_points()
+        return self._targets.get(name)
+
     def names(self) -> list[str]:
         self._read_entry_points()
         return sorted(self._targets)

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from ...callbacks.imbalance_watch import FLAG_KEY, imbalance_signal
+from ...metrics.imbalance import FLAG_KEY, imbalance_signal
 from .._io import DiagnosticsError, load_history
 from .records import Diagnosis, Thresholds
 from .series import _edge, _first_nonfinite, _primary_metric, _series, _slope, _smooth
@@ -113,7 +113,7 @@ def _imbalance_findings(records: Sequence[dict], minority: Optional[Sequence[str
             imb_events.append({"step": s, "key": FLAG_KEY, "before": None, "after": 1, "drop": None})
     imbalanced = bool(imb_events)
     if imbalanced and not minority and evals:
-        from ...callbacks.imbalance_watch import minority_labels
+        from ...metrics.imbalance import minority_labels
 
         last = evals[-1]
         logged = [k for k in last if k.startswith("eval/support/")]

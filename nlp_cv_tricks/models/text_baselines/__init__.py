@@ -44,7 +44,7 @@ from typing import Callable, Optional
 from torch import nn
 from transformers import PretrainedConfig
 
-from ...data.vocab import build_tokenizer, load_pretrained_vectors
+from ...data.vocab import build_tokenizer, detect_level, load_pretrained_vectors
 from ..baseline_names import BASELINE_ALIASES
 from .layers_base import TextBaselineConfig  # noqa: F401  (re-exported: each family lives in its own files)
 from .layers_dpcnn import DPCNNConfig
@@ -136,11 +136,7 @@ _TOKENIZER_KEYS = ("level", "max_vocab_size", "min_freq", "lowercase", "unicode_
                    "keep_whitespace", "max_length")
 
 
-def _detect_level(texts: list[str]) -> str:
-    sample = "".join(texts[:2000])
-    cjk = sum(1 for ch in sample if "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff")
-    letters = sum(1 for ch in sample if not ch.isspace())
-    return "char" if letters and cjk / letters > 0.3 else "word"
+_detect_level = detect_level
 
 
 def _as_text_list(texts) -> list:
