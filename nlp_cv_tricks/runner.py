@@ -147,8 +147,9 @@ def train_compiled(recipe: Recipe, output_dir: Optional[str] = None) -> FitResul
     model, dev_labels, names = build_compiled_fasttext(recipe)
     hooks = []
     if recipe.output.report:
-        from .report import write_run_report
+        from .report import prefetch_report_libraries, write_run_report
 
+        prefetch_report_libraries()  # on another core while the compiled loop (no GIL) trains
         hooks.append(lambda record_output, out, result: write_run_report(record_output, out))
     return CompiledLoop(recipe, model, output_dir, dev_labels, names, end_hooks=hooks).fit()
 

@@ -266,3 +266,27 @@ def test_a_failed_write_is_one_sentence(thuc, tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err and "best" in err and "space" in err.lower()
     assert not (tmp_path / "r" / "best.tmp").exists()
+
+
+def test_flat_char_ids_are_the_lookups():
+    """The numpy lookup of a character tokenizer's ids gives char_lookup's ids (the trainer's tokenization),
+    texts with a line break or an added token's first character included (those go through the Rust tokenizer)."""
+    import itertools
+
+    from tokenizers import Tokenizer
+
+    from nlp_cv_tricks.data.encode import char_ids_flat, char_lookup
+    from nlp_cv_tricks.data.vocab import build_tokenizer_backend
+
+    texts = [ln.rsplit("\t", 1)[0] for ln in (FIXTURE / "train.first300.txt").read_text(encoding="utf-8").splitlines()]
+    tok = build_tokenizer_backend(texts[:200], "char", max_vocab_size=300)
+    bt = Tokenizer.from_str(tok.to_str())
+    bt.enable_truncation(12)
+    probe = texts + ["a\nb[PAD]c", "x[UNK]" * 5, "[", "😀x中 ", "\U0010ffff", "  "]
+    for max_length in (12, None):
+        if max_length is None:
+            bt.no_truncation()
+        flat, offsets = char_ids_flat(tok, probe, max_length, bt)
+        ids = char_lookup(tok, ["input_ids"])(probe, max_length, bt)["input_ids"]
+        assert np.diff(offsets).tolist() == [len(x) for x in ids]
+        assert flat.tolist() == list(itertools.chain.from_iterable(ids))

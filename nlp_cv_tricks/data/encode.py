@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Optional
 
-__all__ = ["backend_encoder", "char_lookup"]
+__all__ = ["backend_encoder", "char_lookup", "char_ids_flat"]
 
 
 def backend_encoder(tokenizer, max_length: Optional[int]):
@@ -56,12 +56,10 @@ _PLAIN_TEMPLATE = [{"Sequence": {"id": "A", "type_id": 0}}]
 _LINE_BREAKS = set("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
-def char_lookup(backend, names):
-    """For a character-level ``WordLevel`` tokenizer without normalizer or special tokens around the text (what
-    :func:`~nlp_cv_tricks.data.vocab.build_tokenizer` makes with ``level="char"``): ``lookup(texts, max_length,
-    bt)``, one dictionary look-up per character (45k THUCNews titles: 0.15 s instead of 1.2 s of ``encode_batch``).
-    Texts with a line break or an added token's first character go through ``bt`` (the Rust tokenizer); None for
-    any other tokenizer."""
+def _char_vocab(backend, names=("input_ids",)) -> Optional[tuple[dict, int, set]]:
+    """``(vocab, unk id, characters that need the Rust tokenizer)`` of a character-level ``WordLevel`` tokenizer
+    without normalizer or special tokens around the text (what :func:`~nlp_cv_tricks.data.vocab.build_tokenizer`
+    makes with ``level="char"``); None for any other tokenizer."""
     try:
         spec = json.loads(backend.to_str())
     except Exception:  # pragma: no cover
@@ -78,6 +76,18 @@ def char_lookup(backend, names):
     if unk is None:
         return None
     special = _LINE_BREAKS | {t["content"][:1] for t in spec.get("added_tokens") or [] if t.get("content")}
+    return vocab, unk, special
+
+
+def char_lookup(backend, names):
+    """For a character-level tokenizer (:func:`_char_vocab`): ``lookup(texts, max_length, bt)``, one dictionary
+    look-up per character (45k THUCNews titles: 0.15 s instead of 1.2 s of ``encode_batch``). Texts with a line
+    break or an added token's first character go through ``bt`` (the Rust tokenizer); None for any other
+    tokenizer."""
+    found = _char_vocab(backend, names)
+    if found is None:
+        return None
+    vocab, unk, special = found
     get = vocab.get
 
     def lookup(texts, max_length, bt):
@@ -95,3 +105,46 @@ def char_lookup(backend, names):
 
     return lookup
 
+
+def char_ids_flat(backend, texts, max_length: Optional[int], bt):
+    """The ids :func:`char_lookup` gives, as one flat ``int64`` array and ``offsets`` (``len(texts) + 1``): the
+    characters of all texts looked up at once with numpy (45k THUCNews titles: 0.03 s instead of 0.2 s), the few
+    texts with a line break or an added token's first character through ``bt`` (the Rust tokenizer, truncating).
+    None when the tokenizer is not character-level (then use ``bt`` for all)."""
+    import numpy as np
+
+    found = _char_vocab(backend)
+    if found is None:
+        return None
+    vocab, unk, special = found
+    if not all(isinstance(t, str) for t in texts):
+        return None
+    cut = [t[:max_length] if max_length else t for t in texts]
+    joined = "".join(cut)
+    present = [c for c in special if c in joined]  # one scan of all the text per character, usually none
+    rust = [i for i, t in enumerate(cut) if any(c in t for c in present)] if present else []
+    skip = set(rust)
+    plain = cut if not rust else [("" if i in skip else t) for i, t in enumerate(cut)]
+    try:
+        points = np.frombuffer(("".join(plain) if rust else joined).encode("utf-32-le"), dtype=np.uint32)
+    except UnicodeEncodeError:  # a lone surrogate
+        return None
+    # a table from code point to id (characters above the vocabulary's highest are unknown)
+    chars = {ord(k): v for k, v in vocab.items() if len(k) == 1}
+    table = np.full(max(chars, default=0) + 2, unk, dtype=np.int64)
+    table[list(chars)] = list(chars.values())
+    flat = table[np.minimum(points, len(table) - 1)]
+    lengths = np.fromiter(map(len, plain), dtype=np.int64, count=len(plain))
+    if rust:
+        encoded = {i: e.ids for i, e in zip(rust, bt.encode_batch([texts[i] for i in rust]))}
+        starts = np.concatenate([[0], np.cumsum(lengths)])
+        pieces = []
+        prev = 0
+        for i in rust:
+            pieces += [flat[starts[prev]:starts[i]], np.asarray(encoded[i], dtype=np.int64)]
+            prev = i + 1
+        flat = np.concatenate(pieces + [flat[starts[prev]:]])
+        lengths[rust] = [len(encoded[i]) for i in rust]
+    offsets = np.zeros(len(cut) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return flat, offsets

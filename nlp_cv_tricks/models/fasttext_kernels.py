@@ -164,12 +164,16 @@ def _logits(emb, weight, bias, bag, bag_offsets):  # pragma: no cover - compiled
 
 
 _COMPILED: Optional[dict] = None
+# the sums over the embedding dimension may be reordered (vectorised); no flag that assumes values are finite, so
+# a non-finite loss is still seen
+FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 
 def _compiled() -> Optional[dict]:
     global _COMPILED
     if _COMPILED is None:
-        fns = {name: njit(fn) for name, fn in (("bags", _bags), ("train", _train_steps), ("logits", _logits))}
+        fns = {"bags": njit(_bags), "train": njit(_train_steps, fastmath=FASTMATH),
+               "logits": njit(_logits, fastmath=FASTMATH)}
         _COMPILED = fns if all(fns.values()) else {}
     return _COMPILED or None
 

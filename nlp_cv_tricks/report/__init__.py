@@ -28,7 +28,7 @@ from .errors import ReportError
 from .page import FILES_DIR, REPORT_FILE
 
 __all__ = ["write_report", "detect_kind", "ReportError", "KINDS", "REPORT_FILE", "FILES_DIR",
-           "report_after_training", "write_run_report"]
+           "report_after_training", "write_run_report", "prefetch_report_libraries"]
 
 
 def report_after_training(run_dir) -> str:
@@ -52,3 +52,24 @@ def write_run_report(record_output, output_dir) -> None:
         report_after_training(output_dir)
     except Exception as e:
         logging.getLogger(__name__).warning("report.html not written: %s", e)
+
+
+def prefetch_report_libraries():
+    """Start importing what the run report draws with (matplotlib on Agg, scipy.special for the doctor's trend
+    test) in a daemon thread, and return the thread: while a loop that releases the GIL trains (the compiled
+    FastText loop), the ~0.5 s of imports take another core instead of the end of the run. A failure there is
+    silent; the report imports (and reports) for itself."""
+    import threading
+
+    def load() -> None:
+        try:
+            from ._mpl import pyplot
+
+            pyplot()
+            import scipy.special  # noqa: F401
+        except Exception:  # noqa: BLE001 - the report itself says what is missing
+            pass
+
+    thread = threading.Thread(target=load, name="nct-report-imports", daemon=True)
+    thread.start()
+    return thread

@@ -149,13 +149,16 @@ def _encode(tokenizer, texts: list, max_length: Optional[int]) -> tuple[np.ndarr
     (per character by dictionary for a character tokenizer, else the Rust tokenizer)."""
     from tokenizers import Tokenizer
 
-    from ..data.encode import char_lookup
+    from ..data.encode import char_ids_flat, char_lookup
 
     bt = Tokenizer.from_str(tokenizer.to_str())
     bt.no_padding()
     if max_length:
         bt.enable_truncation(int(max_length), stride=0, strategy="longest_first", direction="right")
-    lookup = char_lookup(tokenizer, ["input_ids", "attention_mask"])
+    flat = char_ids_flat(tokenizer, texts, max_length, bt)
+    if flat is not None:
+        return flat
+    lookup = char_lookup(tokenizer, ["input_ids"])
     if lookup is not None:
         ids = lookup(texts, max_length, bt)["input_ids"]
     else:

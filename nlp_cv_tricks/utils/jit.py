@@ -28,13 +28,14 @@ def numba_module():
     return _NUMBA
 
 
-def njit(fn: Callable) -> Optional[Callable]:
+def njit(fn: Callable, **options) -> Optional[Callable]:
     """``fn`` compiled by numba (cached on disk where numba can write, else compiled in each process), or None
-    without numba. Compilation itself happens at the first call."""
+    without numba. Compilation itself happens at the first call. ``options`` go to ``numba.njit`` (e.g.
+    ``fastmath``)."""
     numba = numba_module()
     if not numba:
         return None
     try:
-        return numba.njit(cache=True, nogil=True)(fn)
+        return numba.njit(cache=True, nogil=True, **options)(fn)
     except RuntimeError:  # no writable cache location
-        return numba.njit(nogil=True)(fn)
+        return numba.njit(nogil=True, **options)(fn)
