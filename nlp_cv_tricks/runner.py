@@ -145,12 +145,18 @@ def train_compiled(recipe: Recipe, output_dir: Optional[str] = None) -> FitResul
     if output_dir is None:
         output_dir = recipe.output.dir.format(name=recipe.name, timestamp=datetime.now().strftime("%Y%m%d-%H%M%S"))
     model, dev_labels, names = build_compiled_fasttext(recipe)
-    hooks = []
+    hooks, later = [], ["safetensors.numpy"]
     if recipe.output.report:
-        from .report import prefetch_report_libraries, write_run_report
+        from .report import REPORT_LIBRARIES, write_run_report
 
-        prefetch_report_libraries()  # on another core while the compiled loop (no GIL) trains
+        later += REPORT_LIBRARIES
         hooks.append(lambda record_output, out, result: write_run_report(record_output, out))
+    if recipe.output.report_to == "tensorboard":
+        later += ["nlp_cv_tricks.utils.tensorboard_events", "tensorboard.summary.writer.event_file_writer",
+                  "tensorboard.compat.proto.event_pb2", "tensorboard.compat.proto.summary_pb2"]
+    from .utils.import_hooks import prefetch_imports
+
+    prefetch_imports(later)  # what the end of the run needs, on another core while the loop (no GIL) trains
     return CompiledLoop(recipe, model, output_dir, dev_labels, names, end_hooks=hooks).fit()
 
 

@@ -28,7 +28,12 @@ from .errors import ReportError
 from .page import FILES_DIR, REPORT_FILE
 
 __all__ = ["write_report", "detect_kind", "ReportError", "KINDS", "REPORT_FILE", "FILES_DIR",
-           "report_after_training", "write_run_report", "prefetch_report_libraries"]
+           "report_after_training", "write_run_report", "REPORT_LIBRARIES"]
+
+
+# what the run report draws and tests with (matplotlib, scipy.special for the doctor's trend test)
+REPORT_LIBRARIES = ("matplotlib.pyplot", "scipy.special", "nlp_cv_tricks.report.run_figures",
+                    "nlp_cv_tricks.report.doctor_figures", "nlp_cv_tricks.diagnostics.doctor")
 
 
 def report_after_training(run_dir) -> str:
@@ -53,23 +58,3 @@ def write_run_report(record_output, output_dir) -> None:
     except Exception as e:
         logging.getLogger(__name__).warning("report.html not written: %s", e)
 
-
-def prefetch_report_libraries():
-    """Start importing what the run report draws with (matplotlib on Agg, scipy.special for the doctor's trend
-    test) in a daemon thread, and return the thread: while a loop that releases the GIL trains (the compiled
-    FastText loop), the ~0.5 s of imports take another core instead of the end of the run. A failure there is
-    silent; the report imports (and reports) for itself."""
-    import threading
-
-    def load() -> None:
-        try:
-            from ._mpl import pyplot
-
-            pyplot()
-            import scipy.special  # noqa: F401
-        except Exception:  # noqa: BLE001 - the report itself says what is missing
-            pass
-
-    thread = threading.Thread(target=load, name="nct-report-imports", daemon=True)
-    thread.start()
-    return thread

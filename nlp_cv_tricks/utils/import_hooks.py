@@ -1,6 +1,7 @@
 """Run a function when a module is first imported (or at once if it already is): the command line quiets the
 logging and progress bars of transformers, datasets and huggingface_hub this way, without importing them itself
-(transformers alone takes ~0.5 s, and a FastText run needs none of them)."""
+(transformers alone takes ~0.5 s, and a FastText run needs none of them); and modules a run will need at its end
+imported early, in a thread, while a loop that releases the GIL trains."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 import threading
 from typing import Callable
 
-__all__ = ["when_imported"]
+__all__ = ["when_imported", "prefetch_imports"]
 
 _PENDING: dict[str, list[Callable]] = {}
 _LOCK = threading.Lock()
@@ -60,3 +61,21 @@ def when_imported(name: str, fn: Callable) -> None:
         _PENDING.setdefault(name, []).append(fn)
         if _FINDER not in sys.meta_path:
             sys.meta_path.insert(0, _FINDER)
+
+
+def prefetch_imports(names) -> threading.Thread:
+    """Import the modules ``names`` in a daemon thread (returned, started): while the main thread runs compiled
+    code that releases the GIL (the compiled FastText loop), the imports take another core instead of the end of
+    the run. A module that fails to import is skipped silently; its user imports it again and reports."""
+    import importlib
+
+    def load() -> None:
+        for name in names:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - the code that needs it says what is missing
+                pass
+
+    thread = threading.Thread(target=load, name="nct-prefetch-imports", daemon=True)
+    thread.start()
+    return thread
