@@ -838,6 +838,20 @@ def t_ft_e2e(rel: str) -> str:
     return table(head, rows)
 
 
+def t_ft_engines() -> str:
+    """``bench_fasttext_engines.py``: the compiled loop and the trainer on the FastText recipe over seeds."""
+    runs = _json("fasttext_engines.json")["runs"]
+    rows = []
+    for engine in ("compiled", "trainer"):
+        rs = sorted((r for r in runs if r["engine"] == engine), key=lambda r: r["seed"])
+        acc = [r["dev_acc"] for r in rs]
+        rows.append([f"`train.engine={engine}`", " / ".join(f"{a:.4f}" for a in acc), f"**{msd(acc, '.4f')}**",
+                     f"{_med(r['wall_s'] for r in rs):.1f}", f"{_med(r['peak_rss_mb'] for r in rs):,.0f}"])
+    seeds = sorted({r["seed"] for r in runs})
+    return table(["loop", f"dev accuracy, seeds {', '.join(map(str, seeds))}", "mean ± sd", "wall s (median)",
+                  "peak RSS MB (median)"], rows)
+
+
 FT_PHASES = ("startup_s", "data_s", "model_s", "train_s", "eval_s", "save_s", "report_s")
 
 
@@ -1261,6 +1275,9 @@ RENDER = {
     "tips-batch-minilm": t_batch_minilm,
     "fasttext-e2e-shared": lambda: t_ft_e2e("fasttext_e2e.jsonl"),
     "fasttext-e2e-shared-phases": lambda: t_ft_phases("fasttext_e2e.jsonl"),
+    "fasttext-e2e-compiled": lambda: t_ft_e2e("fasttext_e2e_compiled.jsonl"),
+    "fasttext-e2e-compiled-phases": lambda: t_ft_phases("fasttext_e2e_compiled.jsonl"),
+    "fasttext-engines": t_ft_engines,
     "fasttext-e2e-quiet": lambda: t_ft_e2e("fasttext_e2e_quiet.jsonl"),
     "fasttext-e2e-quiet-phases": lambda: t_ft_phases("fasttext_e2e_quiet.jsonl"),
     "fasttext-loop": t_fasttext_loop,
