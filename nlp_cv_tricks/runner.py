@@ -156,8 +156,9 @@ def train_compiled(recipe: Recipe, output_dir: Optional[str] = None) -> FitResul
                   "tensorboard.compat.proto.event_pb2", "tensorboard.compat.proto.summary_pb2"]
     from .utils.import_hooks import prefetch_imports
 
-    prefetch_imports(later)  # what the end of the run needs, on another core while the loop (no GIL) trains
-    return CompiledLoop(recipe, model, output_dir, dev_labels, names, end_hooks=hooks).fit()
+    loading = prefetch_imports(later)  # what the end of the run needs, on another core while the loop (no GIL) trains
+    return CompiledLoop(recipe, model, output_dir, dev_labels, names, end_hooks=hooks,
+                        imports_done=loading.join).fit()
 
 
 def train(recipe: Union[Recipe, str, os.PathLike], overrides: Sequence[str] = (),

@@ -234,7 +234,8 @@ def test_engine_choice(thuc):
     assert choose_engine(load_recipe(recipe, [])) == "compiled"
     for override in ("tricks=[fgm]", "train.optimizer=adagrad", "train.momentum=0.9", "train.save_steps=10",
                      "model.kwargs.hidden_size=16", "train.engine=trainer", "train.max_grad_norm=1.0",
-                     "train.metric=f1/finance", "train.mixed_precision=bf16"):
+                     "train.metric=f1/finance", "train.mixed_precision=bf16", "data.group_by_length=true",
+                     "train.gradient_accumulation_steps=2", "train.eval_steps=5", "model.kwargs.init=kaiming"):
         assert choose_engine(load_recipe(recipe, [override])) == "trainer", override
     with pytest.raises(RecipeError, match="tricks"):
         choose_engine(load_recipe(recipe, ["train.engine=compiled", "tricks=[fgm]"]))
@@ -290,3 +291,43 @@ def test_flat_char_ids_are_the_lookups():
         ids = char_lookup(tok, ["input_ids"])(probe, max_length, bt)["input_ids"]
         assert np.diff(offsets).tolist() == [len(x) for x in ids]
         assert flat.tolist() == list(itertools.chain.from_iterable(ids))
+
+
+def test_a_live_run_folder_is_refused_and_ctrl_c_is_one_line(thuc, tmp_path, monkeypatch, capsys):
+    """The compiled loop keeps the trainer's run-directory rules: a folder a live training holds is refused (nothing
+    written), and a Ctrl-C stops with one line naming the step, with best/ written from the best evaluation."""
+    from test_run_lock import _holder
+
+    from nlp_cv_tricks.tasks import fasttext_compiled
+
+    out = tmp_path / "held"
+    out.mkdir()
+    holder = _holder(out)
+    try:
+        args = ["train", str(thuc / "fasttext.yaml"), f"output.dir={out}", "output.report_to=none",
+                "train.progress_bar=false", "output.report=false"]
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"PID {holder.pid}" in err and "in use" in err
+        assert sorted(p.name for p in out.iterdir()) == [".nlp_cv_tricks.lock"]
+    finally:
+        holder.kill()
+        holder.wait()
+
+    calls = {"n": 0}
+    real = fasttext_compiled.CompiledFastText.train_steps
+
+    def interrupted(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 5:  # in the second epoch (15 steps an epoch; chunks end at multiples of 7: 7, 14, 15, 21)
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(fasttext_compiled.CompiledFastText, "train_steps", interrupted)
+    run = tmp_path / "stopped"
+    assert main(["train", str(thuc / "fasttext.yaml"), f"output.dir={run}", "output.report_to=none",
+                 "train.progress_bar=false", "output.report=false"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "interrupted (Ctrl-C) at step 21 of 75" in err, err
+    assert "best/ from step 15" in err
+    assert json.loads((run / "best" / "eval_metrics.json").read_text())["step"] == 15

@@ -85,6 +85,8 @@ def compiled_loop_reasons(recipe: Recipe) -> list[str]:
     metric = cfg.metric[len("eval/"):] if cfg.metric.startswith("eval/") else cfg.metric
     if metric not in METRIC_NAMES:  # per-class metrics and mistyped names: the trainer checks them against the labels
         out.append(f"train.metric={cfg.metric!r}")
+    if recipe.data.group_by_length:  # the trainer's batches are then grouped by length
+        out.append("data.group_by_length")
     if recipe.tricks:
         out.append("tricks")
     if recipe.callbacks:
@@ -123,15 +125,18 @@ class CompiledLoop:
     """Train a :class:`CompiledModel` under ``recipe`` into ``output_dir``. ``eval_labels``: the dev labels (None:
     no evaluation, the final weights are the model); ``label_names`` name the classes in the metrics;
     ``end_hooks``: called as ``hook(record_output, output_dir, result)`` after ``metrics.json`` (the end-of-run
-    report)."""
+    report); ``imports_done``: waits for modules imported in another thread while the loop trains (called before
+    anything is saved: two threads importing one module at once can see it half-initialised)."""
 
     def __init__(self, recipe: Recipe, model: CompiledModel, output_dir: str, eval_labels: Optional[np.ndarray],
-                 label_names: Sequence[str], end_hooks: Sequence[Callable] = ()):
+                 label_names: Sequence[str], end_hooks: Sequence[Callable] = (),
+                 imports_done: Callable[[], None] = lambda: None):
         self.recipe, self.cfg, self.model = recipe, recipe.train, model
         self.output_dir = Path(output_dir)
         self.eval_labels = None if eval_labels is None else np.asarray(eval_labels, dtype=np.int64)
         self.label_names = list(label_names)
         self.end_hooks = list(end_hooks)
+        self.imports_done = imports_done
         self.metric_key = self.cfg.metric if "/" in self.cfg.metric and self.cfg.metric.startswith("eval/") \
             else f"eval/{self.cfg.metric}"
         self.greater_is_better = (self.cfg.greater_is_better if self.cfg.greater_is_better is not None
@@ -167,6 +172,7 @@ class CompiledLoop:
                 "batch_size": self.cfg.batch_size, "gradient_accumulation_steps": 1, "num_processes": 1}
 
     def _save(self, directory: Path, weights: dict, metrics: Optional[dict], step: int, summary: dict) -> None:
+        self.imports_done()
         for name in (directory.name, directory.name + ".tmp", directory.name + ".old"):
             self.record_output(name, "tree")
 
@@ -304,6 +310,7 @@ class CompiledLoop:
         return self._finish(train_seconds)
 
     def _finish(self, train_seconds: float) -> FitResult:
+        self.imports_done()
         self._write_kept_best()
         model_dir = self.output_dir / "best"
         if not (self.recipe.output.save_best and self.best_step is not None and model_dir.is_dir()):
