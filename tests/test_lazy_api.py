@@ -177,3 +177,19 @@ def test_a_command_raises_the_collector_threshold_and_a_library_import_does_not(
     """)
     assert r["library"] == [700, 10, 10], r  # CPython's default: a program importing the package keeps its own
     assert r["command"] == [10_000, 10, 10] and r["again"] == r["command"] and r["rc"] == 2, r
+
+
+def test_when_imported_runs_after_the_import_or_at_once(tmp_path):
+    """The command line quiets libraries when they are imported, not by importing them: the callback runs once the
+    module has executed (or at once for a module already imported), and a module never imported costs nothing."""
+    import subprocess
+    import sys
+
+    (tmp_path / "late_mod.py").write_text("VALUE = 41\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from nlp_cv_tricks.utils.import_hooks import when_imported; "
+            "seen = []; when_imported('late_mod', lambda m: seen.append(m.VALUE + 1)); "
+            "when_imported('never_imported_mod', lambda m: seen.append('no')); "
+            "assert seen == [] and 'late_mod' not in sys.modules; import late_mod; assert seen == [42], seen; "
+            "when_imported('os', lambda m: seen.append(m.__name__)); assert seen == [42, 'os'], seen")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr

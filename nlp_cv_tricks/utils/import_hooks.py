@@ -6,7 +6,6 @@ imported early, in a thread, while a loop that releases the GIL trains."""
 from __future__ import annotations
 
 import importlib.abc
-import importlib.machinery
 import sys
 import threading
 from typing import Callable
@@ -33,8 +32,8 @@ class _Finder(importlib.abc.MetaPathFinder):
         else:
             return None
         loader = spec.loader
-        if loader is None or not hasattr(loader, "exec_module"):
-            return spec
+        if loader is None or isinstance(loader, type) or not hasattr(loader, "exec_module"):
+            return spec  # a loader shared by many modules (a class, as the built-in importers) is left alone
         original = loader.exec_module
 
         def exec_module(module):
