@@ -278,7 +278,9 @@ def test_best_model_history_and_metrics_write_failures(tiny_bert, toy_data, run,
         f = real_open(path, mode, *a, **k)
         return Full(f) if str(path).endswith("history.jsonl") and "a" in mode else f
 
-    monkeypatch.setattr(trainer_mod, "open", fake_open, raising=False)
+    import nlp_cv_tricks.utils.io as io_mod  # where history lines are appended (append_json_line)
+
+    monkeypatch.setattr(io_mod, "open", fake_open, raising=False)
     assert main(resume + ["train.logging_steps=1", "train.max_steps=5"]) == 2
     line = _one_line(capsys.readouterr().err)
     assert f"could not write the training history {run / 'history.jsonl'}" in line, line

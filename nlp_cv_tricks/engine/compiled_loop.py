@@ -26,7 +26,7 @@ import numpy as np
 
 from ..config import Recipe, TrainConfig, flat_recipe, save_recipe
 from ..metrics.classification import METRIC_NAMES, classification_metrics
-from ..utils.io import WriteError, atomic_write_text, json_default, replace_dir, writing
+from ..utils.io import WriteError, append_json_line, atomic_write_text, json_default, replace_dir
 from ..utils.progress import Progress
 from .result import FitResult, NonFiniteLossError
 from .run_lock import RunLock
@@ -154,15 +154,7 @@ class CompiledLoop:
     def _log(self, record: dict) -> None:
         record = {k: v for k, v in record.items() if v is not None}
         self.record_output("history.jsonl", "file")
-        with writing(self.history_path, "the training history"), open(self.history_path, "a",
-                                                                       encoding="utf-8") as f:
-            end = f.tell()
-            try:
-                f.write(json.dumps(record, default=json_default) + "\n")
-                f.flush()
-            except OSError:
-                f.truncate(end)  # no cut-off line is left behind
-                raise
+        append_json_line(self.history_path, record, "the training history")
         self._rows.append(record)
 
     def _summary(self) -> dict:

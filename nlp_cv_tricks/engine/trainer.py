@@ -38,7 +38,7 @@ from accelerate import Accelerator, PartialState
 from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, broadcast_object_list, set_seed
 
 from ..config import Recipe, flat_recipe, recipe_to_dict, save_recipe
-from ..utils.io import WriteError, atomic_write_text, json_default, replace_dir, writing
+from ..utils.io import WriteError, append_json_line, atomic_write_text, json_default, replace_dir, writing
 from ..utils.progress import Progress
 from .checkpoint import load_scheduler_state, rebuild_scheduler_state, scheduler_state, without_pickled_objects
 from .events import Callback, Trick
@@ -335,15 +335,7 @@ class Trainer:
         record = {k: v for k, v in record.items() if v is not None}
         if self.accelerator.is_main_process:
             self.record_output("history.jsonl", "file")
-            with writing(self.history_path, "the training history"), open(self.history_path, "a",
-                                                                           encoding="utf-8") as f:
-                end = f.tell()
-                try:
-                    f.write(json.dumps(record, default=json_default) + "\n")
-                    f.flush()
-                except OSError:
-                    f.truncate(end)  # no cut-off line is left behind
-                    raise
+            append_json_line(self.history_path, record, "the training history")
         scalars = {k: v for k, v in record.items() if isinstance(v, (int, float)) and k not in ("step",)}
         if self.accelerator.trackers:
             self.accelerator.log(scalars, step=record.get("step", self.global_step))

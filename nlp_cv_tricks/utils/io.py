@@ -201,3 +201,16 @@ def replace_dir(directory: PathLike, fill: Callable[[Path], None], what: Optiona
     if old.exists():
         shutil.rmtree(old)
     return directory
+
+
+def append_json_line(path: PathLike, record: dict, what: Optional[str] = None) -> None:
+    """Append ``record`` to the JSON-lines file ``path`` as one line, flushed; a failed write (a full disk) truncates
+    the file back, so no cut-off line is left behind, and is a :class:`WriteError` naming ``path`` (and ``what``)."""
+    with writing(path, what), open(path, "a", encoding="utf-8") as f:
+        end = f.tell()
+        try:
+            f.write(json.dumps(record, default=json_default) + "\n")
+            f.flush()
+        except OSError:
+            f.truncate(end)
+            raise
