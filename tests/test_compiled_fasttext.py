@@ -381,3 +381,30 @@ def test_a_history_line_that_does_not_fit_leaves_none_cut_off(thuc, tmp_path, mo
     assert len(err.splitlines()) == 1 and f"could not write the training history {out / 'history.jsonl'}" in err
     rows = [json.loads(ln) for ln in (out / "history.jsonl").read_text().splitlines()]
     assert len(rows) == 2
+
+
+def test_csv_data_max_steps_and_no_evaluation(thuc, tmp_path):
+    """A CSV file goes through the trainer's reader (the same label map); max_steps stops inside an epoch and
+    evaluates there, as the trainer does; without evaluation the final weights are the model (final/)."""
+    import csv
+
+    for split in ("train", "dev"):
+        rows = [ln.rsplit("\t", 1) for ln in (thuc / f"{split}.txt").read_text(encoding="utf-8").splitlines()]
+        with open(tmp_path / f"{split}.csv", "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["text", "label"])
+            w.writerows(rows)
+    base = ["train", str(thuc / "fasttext.yaml"), f"data.train_file={tmp_path / 'train.csv'}",
+            f"data.dev_file={tmp_path / 'dev.csv'}", "data.format=auto",
+            "output.report_to=none", "train.progress_bar=false", "output.report=false"]
+    assert main(base + [f"output.dir={tmp_path / 'a'}", "train.max_steps=20"]) == 0
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["engine"] == "compiled"
+    hist = [json.loads(ln) for ln in (tmp_path / "a" / "history.jsonl").read_text().splitlines()]
+    evals = [r for r in hist if "eval/accuracy" in r]
+    assert [r["step"] for r in evals] == [15, 20] and evals[-1]["epoch"] == pytest.approx(1 + 5 / 15, abs=1e-4)
+    config = json.loads((tmp_path / "a" / "best" / "config.json").read_text())
+    assert config["nct_raw_labels"] == [str(i) for i in range(10)] and config["id2label"]["0"] == "finance"
+    assert main(base + [f"output.dir={tmp_path / 'b'}", "train.eval_each_epoch=false"]) == 0
+    metrics = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert metrics["best_metric"] is None and metrics["model_dir"].endswith("final")
+    assert (tmp_path / "b" / "final" / "model.safetensors").is_file() and not (tmp_path / "b" / "best").exists()
