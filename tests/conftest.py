@@ -155,3 +155,48 @@ def write_csv_rows(p, rows: list[dict]):
         w.writeheader()
         w.writerows(rows)
     return p
+
+
+def full_history_open(from_call: int = 1):
+    """An ``open`` for ``nlp_cv_tricks.utils.io`` (where history lines are appended) under which the
+    ``from_call``-th and later appends to a ``history.jsonl`` write 7 characters and then fail as on a full file
+    system (EFBIG); every other file opens as usual."""
+    import builtins
+    import errno
+
+    real_open = builtins.open
+    calls = {"n": 0}
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def tell(self):
+            return self.f.tell()
+
+        def truncate(self, n):
+            return self.f.truncate(n)
+
+        def write(self, text):
+            self.f.write(text[:7])
+            self.f.flush()
+            raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
+
+        def flush(self):
+            self.f.flush()
+
+    def fake_open(path, mode="r", *a, **k):
+        f = real_open(path, mode, *a, **k)
+        if str(path).endswith("history.jsonl") and "a" in mode:
+            calls["n"] += 1
+            if calls["n"] >= from_call:
+                return Full(f)
+        return f
+
+    return fake_open

@@ -336,44 +336,11 @@ def test_a_live_run_folder_is_refused_and_ctrl_c_is_one_line(thuc, tmp_path, mon
 def test_a_history_line_that_does_not_fit_leaves_none_cut_off(thuc, tmp_path, monkeypatch, capsys):
     """The history is appended through the same writer as the trainer's: a line that does not fit is one sentence
     and leaves the file as it was."""
-    import errno
-    import os
+    from conftest import full_history_open
 
     import nlp_cv_tricks.utils.io as io_mod
 
-    real_open = open
-    calls = {"n": 0}
-
-    class Full:
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def tell(self):
-            return self.f.tell()
-
-        def truncate(self, n):
-            return self.f.truncate(n)
-
-        def write(self, text):
-            self.f.write(text[:7])
-            self.f.flush()
-            raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
-
-    def fake_open(path, mode="r", *a, **k):
-        f = real_open(path, mode, *a, **k)
-        if str(path).endswith("history.jsonl") and "a" in mode:
-            calls["n"] += 1
-            if calls["n"] == 3:
-                return Full(f)
-        return f
-
-    monkeypatch.setattr(io_mod, "open", fake_open, raising=False)
+    monkeypatch.setattr(io_mod, "open", full_history_open(from_call=3), raising=False)
     out = tmp_path / "r"
     assert main(["train", str(thuc / "fasttext.yaml"), f"output.dir={out}", "output.report_to=none",
                  "train.progress_bar=false", "output.report=false"]) == 2

@@ -18,7 +18,7 @@ import pytest
 from nlp_cv_tricks.cli import main
 from nlp_cv_tricks.engine.run_lock import LOCK_NAME, RunLock, RunLockedError, live_holder
 
-from conftest import ROOT, sigint_default_in_child
+from conftest import ROOT, full_history_open, sigint_default_in_child
 
 PY = sys.executable
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "NLP_CV_TRICKS_PROGRESS": "off"}
@@ -248,39 +248,9 @@ def test_best_model_history_and_metrics_write_failures(tiny_bert, toy_data, run,
 
     # history.jsonl: the appended line does not fit; no cut-off line is left
     hist_before = (run / "history.jsonl").read_bytes()
-    real_open = open
-
-    class Full:
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def tell(self):
-            return self.f.tell()
-
-        def truncate(self, n):
-            return self.f.truncate(n)
-
-        def write(self, text):
-            self.f.write(text[:7])
-            self.f.flush()
-            raise OSError(errno.EFBIG, os.strerror(errno.EFBIG))
-
-        def flush(self):
-            self.f.flush()
-
-    def fake_open(path, mode="r", *a, **k):
-        f = real_open(path, mode, *a, **k)
-        return Full(f) if str(path).endswith("history.jsonl") and "a" in mode else f
-
     import nlp_cv_tricks.utils.io as io_mod  # where history lines are appended (append_json_line)
 
-    monkeypatch.setattr(io_mod, "open", fake_open, raising=False)
+    monkeypatch.setattr(io_mod, "open", full_history_open(), raising=False)
     assert main(resume + ["train.logging_steps=1", "train.max_steps=5"]) == 2
     line = _one_line(capsys.readouterr().err)
     assert f"could not write the training history {run / 'history.jsonl'}" in line, line

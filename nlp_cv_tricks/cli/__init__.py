@@ -56,12 +56,11 @@ def train_main(recipe_path: str, overrides: list[str]):
 
     recipe = load_recipe(recipe_path, overrides)
     if choose_engine(recipe) == "compiled":  # FastText: the compiled loop (no torch, no Accelerate)
-        from ..engine.result import load_lines
+        from ..engine.result import load_lines, metric_key
         from ..runner import train_compiled
 
         result = train_compiled(recipe)
-        metric = recipe.train.metric if recipe.train.metric.startswith("eval/") else f"eval/{recipe.train.metric}"
-        _print_result(result, metric, load_lines(result.model_dir))
+        _print_result(result, metric_key(recipe.train), load_lines(result.model_dir))
         return result
     from ..runner import build_trainer
 

@@ -28,7 +28,7 @@ from ..config import Recipe, TrainConfig, flat_recipe, save_recipe
 from ..metrics.classification import METRIC_NAMES, classification_metrics
 from ..utils.io import WriteError, append_json_line, atomic_write_text, json_default, replace_dir
 from ..utils.progress import Progress
-from .result import FitResult, NonFiniteLossError
+from .result import FitResult, NonFiniteLossError, greater_is_better, metric_key
 from .run_lock import RunLock
 from .run_manifest import prepare_run_dir
 from .run_stop import TrainingInterrupted, TrainingWriteError
@@ -137,10 +137,7 @@ class CompiledLoop:
         self.label_names = list(label_names)
         self.end_hooks = list(end_hooks)
         self.imports_done = imports_done
-        self.metric_key = self.cfg.metric if "/" in self.cfg.metric and self.cfg.metric.startswith("eval/") \
-            else f"eval/{self.cfg.metric}"
-        self.greater_is_better = (self.cfg.greater_is_better if self.cfg.greater_is_better is not None
-                                  else not self.cfg.metric.endswith("loss"))
+        self.metric_key, self.greater_is_better = metric_key(self.cfg), greater_is_better(self.cfg)
         self.history_path = self.output_dir / "history.jsonl"
         self.global_step, self.best_metric, self.best_step, self.bad_evals = 0, None, None, 0
         self.should_stop, self.metrics = False, {}

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-__all__ = ["FitResult", "NonFiniteLossError", "load_lines"]
+__all__ = ["FitResult", "NonFiniteLossError", "load_lines", "metric_key", "greater_is_better"]
 
 
 class NonFiniteLossError(RuntimeError):
@@ -36,3 +36,16 @@ def load_lines(model_dir, auto_class: str = "AutoModelForSequenceClassification"
         lines.append(f"                tokenizer = AutoTokenizer.from_pretrained({model_dir!r})")
     lines.append(f"or evaluate   : nlp-cv-tricks eval {model_dir} --data {eval_data_hint}")
     return lines
+
+
+def metric_key(train_cfg) -> str:
+    """The history key of ``train.metric``: a name with ``/`` as it is, else under ``eval/``."""
+    m = train_cfg.metric
+    return m if "/" in m else f"eval/{m}"
+
+
+def greater_is_better(train_cfg) -> bool:
+    """``train.greater_is_better``, or (unset) True unless the metric is a loss."""
+    if train_cfg.greater_is_better is not None:
+        return train_cfg.greater_is_better
+    return not train_cfg.metric.endswith("loss")

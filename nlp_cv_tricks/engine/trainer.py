@@ -49,7 +49,7 @@ from .run_lock import RunLock, RunLockedError
 from .run_manifest import RunDirError, prepare_run_dir, remove_stale_temp_files
 from .run_stop import InterruptGuard, TrainingInterrupted, TrainingWriteError
 from .passes import run_passes
-from .result import FitResult, NonFiniteLossError
+from .result import FitResult, NonFiniteLossError, greater_is_better, metric_key
 from .step import StepContext
 from .task import ClassificationTask, EvalContext, Task
 
@@ -361,13 +361,10 @@ class Trainer:
         return {f"{prefix}/{k}": v for k, v in metrics.items()}
 
     def _metric_key(self) -> str:
-        m = self.cfg.metric
-        return m if "/" in m else f"eval/{m}"
+        return metric_key(self.cfg)
 
     def _greater_is_better(self) -> bool:
-        if self.cfg.greater_is_better is not None:
-            return self.cfg.greater_is_better
-        return not self.cfg.metric.endswith("loss")
+        return greater_is_better(self.cfg)
 
     def _after_eval(self, metrics: dict, epoch: float) -> None:
         for trick in self.tricks:

@@ -25,7 +25,7 @@ import numpy as np
 from ..config import Recipe
 from ..engine.compiled_loop import compiled_loop_reasons
 from ..models import fasttext_kernels as K
-from ..models.baseline_names import BASELINE_ALIASES
+from ..models.baseline_names import BASELINE_ALIASES, TOKENIZER_KEYS
 
 __all__ = ["compiled_fasttext_reasons", "CompiledFastText", "build_compiled_fasttext"]
 
@@ -34,8 +34,6 @@ logger = logging.getLogger(__name__)
 # model.kwargs the compiled model runs as the trainer's FastText does (the value each must have, None: any)
 _KWARGS = {"embedding_dim": None, "word_ngrams": None, "bucket": None, "sparse": None, "tokenizer": None,
            "hidden_size": 0, "dropout": 0.0, "embedding_dropout": 0.0, "norm": "none", "freeze_embeddings": False}
-_TOKENIZER_KEYS = ("level", "max_vocab_size", "min_freq", "lowercase", "unicode_normalization", "split",
-                   "keep_whitespace", "max_length")
 # config.json of the FastText config class (text_baselines/layers_fasttext.py, layers_base.py) for what the compiled
 # model trains: the fields it writes with their defaults (tests/test_compiled_fasttext.py checks the file is the
 # trainer's)
@@ -59,7 +57,7 @@ def compiled_fasttext_reasons(recipe: Recipe) -> list[str]:
         elif _KWARGS[k] is not None and v != _KWARGS[k]:
             out.append(f"model.kwargs.{k}={v!r}")
     tok = kwargs.get("tokenizer") or {}
-    if not isinstance(tok, dict) or set(tok) - set(_TOKENIZER_KEYS):
+    if not isinstance(tok, dict) or set(tok) - set(TOKENIZER_KEYS):
         out.append("model.kwargs.tokenizer")
     if recipe.model.config_overrides or recipe.model.tokenizer or recipe.model.from_scratch:
         out.append("model.config_overrides/tokenizer/from_scratch")

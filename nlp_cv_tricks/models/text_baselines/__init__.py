@@ -46,6 +46,7 @@ from transformers import PretrainedConfig
 
 from ...data.vocab import build_tokenizer, detect_level, load_pretrained_vectors
 from ..baseline_names import BASELINE_ALIASES
+from ..baseline_names import TOKENIZER_KEYS as _TOKENIZER_KEYS
 from .layers_base import TextBaselineConfig  # noqa: F401  (re-exported: each family lives in its own files)
 from .layers_dpcnn import DPCNNConfig
 from .layers_fasttext import FastTextConfig, FastTextLayers
@@ -132,8 +133,6 @@ def _config_params(cfg_cls: type) -> set[str]:
 
 
 _VECTOR_KEYS = ("pretrained_vectors", "vectors_vocab", "vectors_npz_key", "vectors_lowercase_fallback", "vectors_seed")
-_TOKENIZER_KEYS = ("level", "max_vocab_size", "min_freq", "lowercase", "unicode_normalization", "split",
-                   "keep_whitespace", "max_length")
 
 
 _detect_level = detect_level
